@@ -1,0 +1,222 @@
+/* lumen.h: the public C API of Lumen, an inference engine for GGUF language models.
+ *
+ * Conventions:
+ * - Handles are opaque; whoever creates one frees it; every *_free accepts NULL.
+ * - Functions that can fail return lm_status; on failure lm_last_error() gives a
+ *   message naming the file, tensor, field or parameter at fault (per thread).
+ * - Functions that fill a caller's buffer return the number of bytes/items written,
+ *   or the negated size needed when the buffer is too small.
+ */
+#ifndef LUMEN_H
+#define LUMEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LM_API_VERSION 1
+#define LM_VERSION_STRING "0.1.0"
+
+/* Status codes: one table generates the enum and the messages. */
+#define LM_STATUS_TABLE(X)                                                                    \
+    X(OK, 0, "success")                                                                       \
+    X(ERR_INVALID_ARG, 1, "invalid argument")                                                 \
+    X(ERR_IO, 2, "I/O error")                                                                 \
+    X(ERR_FORMAT, 3, "malformed GGUF file")                                                   \
+    X(ERR_UNSUPPORTED, 4, "unsupported feature")                                              \
+    X(ERR_NOMEM, 5, "out of memory")                                                          \
+    X(ERR_MODEL, 6, "invalid model")                                                          \
+    X(ERR_CONTEXT_FULL, 7, "context is full")                                                 \
+    X(ERR_BACKEND, 8, "backend error")                                                        \
+    X(ERR_LIMIT, 9, "resource limit exceeded")                                                \
+    X(ERR_INTERRUPTED, 10, "interrupted")                                                     \
+    X(ERR_TOKENIZER, 11, "tokenizer error")
+
+typedef enum lm_status {
+#define LM_X_ENUM(name, code, msg) LM_##name = code,
+    LM_STATUS_TABLE(LM_X_ENUM)
+#undef LM_X_ENUM
+} lm_status;
+
+/* Short fixed text for a status code. */
+const char *lm_status_str(lm_status s);
+/* Detail of the last failure on this thread ("" if none). */
+const char *lm_last_error(void);
+
+/* Logging: by default warnings and errors go to stderr. */
+typedef enum lm_log_level { LM_LOG_DEBUG, LM_LOG_INFO, LM_LOG_WARN, LM_LOG_ERROR } lm_log_level;
+typedef void (*lm_log_fn)(lm_log_level level, const char *msg, void *user);
+void lm_log_set(lm_log_fn fn, void *user, lm_log_level min_level);
+
+/* ---- model ---------------------------------------------------------------------------- */
+
+typedef struct lm_model lm_model;
+typedef struct lm_context lm_context;
+typedef struct lm_sampler lm_sampler;
+
+typedef struct lm_model_params {
+    const char *backend; /* "cpu" (default; NULL means cpu) */
+    int32_t n_threads;   /* CPU threads; 0 = number of cores */
+    bool vocab_only;     /* load metadata and tokenizer only, no weights */
+    size_t max_memory;   /* refuse models needing more bytes than this; 0 = device's */
+} lm_model_params;
+
+lm_model_params lm_model_default_params(void);
+lm_status lm_model_load(const char *path, const lm_model_params *params, lm_model **out);
+void lm_model_free(lm_model *model);
+
+int32_t lm_model_n_vocab(const lm_model *model);
+int32_t lm_model_n_ctx_train(const lm_model *model);
+int32_t lm_model_n_embd(const lm_model *model);
+int32_t lm_model_n_layer(const lm_model *model);
+/* Bytes of weights held by the backend. */
+uint64_t lm_model_size(const lm_model *model);
+/* Architecture name as in general.architecture, e.g. "llama". */
+const char *lm_model_arch(const lm_model *model);
+/* One-line description ("llama 135M Q4_1 ..."); returns length or -needed. */
+int32_t lm_model_desc(const lm_model *model, char *buf, size_t size);
+
+/* Metadata and tensor table (for `lumen info`). Values are rendered as text; long arrays
+ * are abbreviated. Return length written or -needed; -1 on a bad index. */
+int32_t lm_model_meta_count(const lm_model *model);
+int32_t lm_model_meta_key(const lm_model *model, int32_t i, char *buf, size_t size);
+int32_t lm_model_meta_value(const lm_model *model, int32_t i, char *buf, size_t size);
+
+typedef struct lm_tensor_desc {
+    const char *name;
+    const char *type; /* "Q4_1", "F32", ... */
+    int32_t n_dims;
+    int64_t ne[4];
+    uint64_t n_bytes;
+} lm_tensor_desc;
+int32_t lm_model_tensor_count(const lm_model *model);
+lm_status lm_model_tensor_info(const lm_model *model, int32_t i, lm_tensor_desc *out);
+
+/* ---- tokens --------------------------------------------------------------------------- */
+
+typedef int32_t lm_token;
+#define LM_TOKEN_NULL (-1)
+
+lm_token lm_token_bos(const lm_model *model); /* LM_TOKEN_NULL if none */
+lm_token lm_token_eos(const lm_model *model);
+/* True for tokens that end generation (EOS, EOT, <|im_end|>, ...). */
+bool lm_token_is_eog(const lm_model *model, lm_token token);
+/* True if the model wants BOS prepended when add_special is set. */
+bool lm_model_add_bos(const lm_model *model);
+
+/* Tokenize len bytes of text. add_special: add BOS/EOS as the model asks. parse_special:
+ * recognise special/control token texts (e.g. "<|im_start|>") as single tokens.
+ * Returns the number of tokens, or -needed when n_max is too small. */
+int32_t lm_tokenize(const lm_model *model, const char *text, int32_t len, lm_token *tokens,
+                    int32_t n_max, bool add_special, bool parse_special);
+/* Bytes of one token (may be a partial UTF-8 sequence). special: render control tokens.
+ * Returns bytes written or -needed. */
+int32_t lm_token_to_piece(const lm_model *model, lm_token token, char *buf, int32_t size,
+                          bool special);
+/* Concatenated bytes of tokens. Returns bytes written or -needed. */
+int32_t lm_detokenize(const lm_model *model, const lm_token *tokens, int32_t n, char *buf,
+                      int32_t size, bool special);
+
+/* ---- chat templates ------------------------------------------------------------------- */
+
+typedef struct lm_chat_message {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+} lm_chat_message;
+
+/* Render messages with a template. tmpl: a known template name ("chatml", ...) or NULL
+ * to recognise it from the model's tokenizer.chat_template. add_assistant: open an
+ * assistant turn at the end. Returns bytes written (excluding NUL) or -needed; on an
+ * unknown template name returns INT32_MIN and sets lm_last_error(). */
+int32_t lm_chat_apply(const lm_model *model, const char *tmpl, const lm_chat_message *msgs,
+                      size_t n_msgs, bool add_assistant, char *buf, int32_t size);
+/* Names of the templates Lumen knows, NULL-terminated. */
+const char *const *lm_chat_templates(void);
+
+/* ---- context and decoding ------------------------------------------------------------- */
+
+typedef struct lm_context_params {
+    int32_t n_ctx;     /* positions per sequence; 0 = min(model's training context, 4096) */
+    int32_t n_batch;   /* max tokens per lm_decode call */
+    int32_t n_seq_max; /* sequences with their own KV slot */
+    int32_t n_threads; /* 0 = model's */
+} lm_context_params;
+
+lm_context_params lm_context_default_params(void);
+lm_status lm_context_create(lm_model *model, const lm_context_params *params, lm_context **out);
+void lm_context_free(lm_context *ctx);
+int32_t lm_context_n_ctx(const lm_context *ctx);
+
+/* A batch of tokens from one or more sequences. Within a sequence, positions must continue
+ * that sequence's KV cache (pos == current length, then +1 for each further token). */
+typedef struct lm_batch {
+    int32_t n_tokens;
+    const lm_token *token;
+    const int32_t *pos;    /* NULL: continue each sequence from its current length */
+    const int32_t *seq_id; /* NULL: all in sequence 0 */
+    const int8_t *logits;  /* NULL: logits for the last token only */
+} lm_batch;
+
+/* Convenience: a single-sequence batch (sequence 0, positions continue). */
+lm_batch lm_batch_simple(const lm_token *tokens, int32_t n);
+
+/* Run the model over a batch. Errors: LM_ERR_CONTEXT_FULL when a sequence would exceed
+ * n_ctx, LM_ERR_INVALID_ARG for bad ids/positions, LM_ERR_INTERRUPTED on abort. The KV
+ * cache is unchanged when decode fails before computing. */
+lm_status lm_decode(lm_context *ctx, const lm_batch *batch);
+/* Logits of the i-th token that asked for them in the last batch (i < 0: from the end). */
+const float *lm_get_logits(lm_context *ctx, int32_t i);
+/* Tokens currently cached for a sequence. */
+int32_t lm_kv_seq_len(const lm_context *ctx, int32_t seq_id);
+/* Drop positions >= p0 of a sequence (p0 = 0 clears it). */
+lm_status lm_kv_seq_trim(lm_context *ctx, int32_t seq_id, int32_t p0);
+/* Copy the first n positions of sequence src into dst (prefix reuse). */
+lm_status lm_kv_seq_copy(lm_context *ctx, int32_t src, int32_t dst, int32_t n);
+
+/* Abort: decode polls fn between layers; a true return stops it with LM_ERR_INTERRUPTED. */
+typedef bool (*lm_abort_fn)(void *user);
+void lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *user);
+
+/* Timings of this context since creation or the last reset. */
+typedef struct lm_perf {
+    double t_load_ms;
+    double t_prefill_ms;
+    int64_t n_prefill;
+    double t_decode_ms;
+    int64_t n_decode;
+} lm_perf;
+lm_perf lm_context_perf(const lm_context *ctx);
+void lm_context_perf_reset(lm_context *ctx);
+
+/* ---- sampling ------------------------------------------------------------------------- */
+
+typedef struct lm_sampler_params {
+    float temperature;      /* <= 0: greedy */
+    int32_t top_k;          /* <= 0: off */
+    float top_p;            /* >= 1: off */
+    float min_p;            /* <= 0: off */
+    float repeat_penalty;   /* 1: off */
+    int32_t penalty_last_n; /* tokens considered for penalties; 0: off, -1: all accepted */
+    float frequency_penalty;
+    float presence_penalty;
+    uint64_t seed;
+} lm_sampler_params;
+
+lm_sampler_params lm_sampler_default_params(void);
+lm_status lm_sampler_create(const lm_sampler_params *params, int32_t n_vocab, lm_sampler **out);
+void lm_sampler_free(lm_sampler *s);
+/* Pick a token from logits (n_vocab floats; not modified). */
+lm_token lm_sampler_sample(lm_sampler *s, const float *logits);
+/* Record a token of the sequence (prompt or generated) for the penalties. */
+void lm_sampler_accept(lm_sampler *s, lm_token token);
+/* Forget accepted tokens and reseed. */
+void lm_sampler_reset(lm_sampler *s, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,148 @@
+/* The device-abstraction layer: a backend is a table of function pointers plus its state.
+ * The runtime never sees CUDA or Vulkan types. The CPU backend's plain C ops are the
+ * oracle every other backend is tested against. */
+#ifndef LM_BACKEND_H
+#define LM_BACKEND_H
+
+#include "lumen.h"
+#include "../kernels/common/lm_types.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LM_BACKEND_INTERFACE_VERSION 1
+
+typedef struct lm_backend lm_backend;
+typedef struct lm_buffer lm_buffer; /* opaque, owned by a backend */
+
+/* A view into a buffer, as in GGUF: ne[0] is the innermost (contiguous) dimension; nb[i]
+ * is the byte stride of dimension i. For block types nb[0] is the block size and rows
+ * (dimension 1) are contiguous runs of ne[0]/blck blocks. */
+typedef struct lm_tensor {
+    lm_buffer *buf;
+    size_t offset; /* bytes from the buffer's start */
+    lm_type type;
+    int64_t ne[4];
+    size_t nb[4];
+} lm_tensor;
+
+/* Fill nb[] for a contiguous tensor of the given type and shape. */
+void lm_tensor_init(lm_tensor *t, lm_buffer *buf, size_t offset, lm_type type, int64_t ne0,
+                    int64_t ne1, int64_t ne2, int64_t ne3);
+/* Total bytes of a contiguous tensor. */
+size_t lm_tensor_nbytes(const lm_tensor *t);
+int64_t lm_tensor_nelements(const lm_tensor *t);
+
+typedef enum lm_rope_mode {
+    LM_ROPE_NORMAL = 0, /* rotate pairs (2i, 2i+1): GGUF llama layout */
+    LM_ROPE_NEOX = 2,   /* rotate pairs (i, i + n_rot/2) */
+} lm_rope_mode;
+
+typedef struct lm_rope_params {
+    lm_rope_mode mode;
+    int32_t n_rot;     /* dimensions rotated (<= head size); the rest pass through */
+    float freq_base;   /* theta */
+    float freq_scale;  /* linear position scaling (1 = none) */
+    const float *freq_factors; /* host pointer, n_rot/2 divisors (Llama-3 scaling) or NULL */
+} lm_rope_params;
+
+typedef struct lm_attn_params {
+    float scale;     /* usually 1/sqrt(head_dim) */
+    int32_t window;  /* sliding window (0 = full causal) */
+    float softcap;   /* 0 = none; else softcap * tanh(s / softcap) on scores */
+} lm_attn_params;
+
+typedef struct lm_backend_ops {
+    int version; /* LM_BACKEND_INTERFACE_VERSION */
+    const char *name;
+
+    void (*destroy)(lm_backend *be);
+    /* Human-readable device name. */
+    const char *(*device_name)(lm_backend *be);
+    /* Bytes the device can hold (free memory); 0 = unknown. */
+    size_t (*device_memory)(lm_backend *be);
+
+    /* Buffers. alloc fails with LM_ERR_NOMEM and a message naming the size. */
+    lm_status (*buffer_alloc)(lm_backend *be, size_t size, lm_buffer **out);
+    void (*buffer_free)(lm_backend *be, lm_buffer *buf);
+    lm_status (*upload)(lm_backend *be, lm_buffer *buf, size_t offset, const void *src,
+                        size_t n);
+    lm_status (*download)(lm_backend *be, const lm_buffer *buf, size_t offset, void *dst,
+                          size_t n);
+    /* Optional (may be NULL): wrap host memory (e.g. the mmapped file) without copying. */
+    lm_status (*buffer_wrap_host)(lm_backend *be, const void *ptr, size_t size,
+                                  lm_buffer **out);
+
+    /* Recording. CPU runs ops as they are called; GPUs record between begin and end and
+     * submit at end; sync waits for completion. */
+    lm_status (*begin)(lm_backend *be);
+    lm_status (*end)(lm_backend *be);
+    lm_status (*sync)(lm_backend *be);
+
+    /* ---- ops: dst is preallocated, f32 unless stated ---- */
+
+    /* dst[:, i] = dequant(src[:, ids[i]]); src [ne0, rows] any computable type, ids I32
+     * [n], dst F32 [ne0, n]. */
+    lm_status (*get_rows)(lm_backend *be, const lm_tensor *src, const lm_tensor *ids,
+                          lm_tensor *dst);
+    /* dst[:, j] = x[:, j] / sqrt(mean(x[:, j]^2) + eps) * w; w F32 [ne0] (NULL: no w). */
+    lm_status (*rms_norm)(lm_backend *be, const lm_tensor *x, const lm_tensor *w, float eps,
+                          lm_tensor *dst);
+    /* dst[n, m] = sum_k W[k, n] * x[k, m]: W [K, N] any computable type, x F32 [K, M],
+     * dst F32 [N, M]. */
+    lm_status (*mul_mat)(lm_backend *be, const lm_tensor *w, const lm_tensor *x,
+                         lm_tensor *dst);
+    /* In place on x F32 [head_dim, n_head, n_tok]; pos I32 [n_tok]. */
+    lm_status (*rope)(lm_backend *be, lm_tensor *x, const lm_tensor *pos,
+                      const lm_rope_params *p);
+    /* Store k, v F32 [head_dim, n_kv_head, n_tok] into caches [head_dim, n_kv_head, n_ctx,
+     * n_seq] (F16 or F32) at (pos[i], seq[i]). */
+    lm_status (*kv_store)(lm_backend *be, const lm_tensor *k, const lm_tensor *v,
+                          lm_tensor *k_cache, lm_tensor *v_cache, const lm_tensor *pos,
+                          const lm_tensor *seq);
+    /* Causal GQA attention: q F32 [head_dim, n_head, n_tok]; token i of sequence seq[i]
+     * attends to cache positions max(0, pos[i]-window+1) .. pos[i] of that sequence.
+     * dst F32 [head_dim, n_head, n_tok]. Must not materialise the full score matrix. */
+    lm_status (*attention)(lm_backend *be, const lm_tensor *q, const lm_tensor *k_cache,
+                           const lm_tensor *v_cache, const lm_tensor *pos,
+                           const lm_tensor *seq, const lm_attn_params *p, lm_tensor *dst);
+    /* dst = silu(gate) * up */
+    lm_status (*swiglu)(lm_backend *be, const lm_tensor *gate, const lm_tensor *up,
+                        lm_tensor *dst);
+    /* dst = gelu_tanh(gate) * up */
+    lm_status (*geglu)(lm_backend *be, const lm_tensor *gate, const lm_tensor *up,
+                       lm_tensor *dst);
+    /* dst = a + b; b may broadcast along dims where b->ne[i] == 1. */
+    lm_status (*add)(lm_backend *be, const lm_tensor *a, const lm_tensor *b, lm_tensor *dst);
+    /* dst = a * b elementwise, with the same broadcast rule. */
+    lm_status (*mul)(lm_backend *be, const lm_tensor *a, const lm_tensor *b, lm_tensor *dst);
+    /* dst = x * s */
+    lm_status (*scale)(lm_backend *be, const lm_tensor *x, float s, lm_tensor *dst);
+    /* dst I32 [n_cols] = argmax over ne0 of each column of x F32 [ne0, n_cols]. */
+    lm_status (*argmax)(lm_backend *be, const lm_tensor *x, lm_tensor *dst);
+    /* dst = contiguous copy of src (same shape; F32 <-> F16 conversion allowed). */
+    lm_status (*copy)(lm_backend *be, const lm_tensor *src, lm_tensor *dst);
+} lm_backend_ops;
+
+struct lm_backend {
+    const lm_backend_ops *ops;
+    void *ctx; /* backend state */
+};
+
+typedef struct lm_backend_config {
+    int32_t n_threads; /* CPU: 0 = cores */
+    int32_t device;    /* GPU index */
+} lm_backend_config;
+
+/* Registry: create a backend by name ("cpu", later "cuda", "vulkan"). */
+lm_status lm_backend_create(const char *name, const lm_backend_config *cfg, lm_backend **out);
+void lm_backend_destroy(lm_backend *be);
+/* Names of the backends compiled in, NULL-terminated. */
+const char *const *lm_backend_names(void);
+
+/* The CPU backend (kernels/cpu). */
+lm_status lm_cpu_backend_create(const lm_backend_config *cfg, lm_backend **out);
+/* Host pointer of a CPU buffer (CPU backend only; for tests and the runtime). */
+void *lm_cpu_buffer_ptr(lm_buffer *buf);
+
+#endif

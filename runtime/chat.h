@@ -1,0 +1,13 @@
+/* Chat templates of the common model families, rendered in C (no Jinja engine). */
+#ifndef LM_CHAT_H
+#define LM_CHAT_H
+
+#include "lumen.h"
+
+/* Known template name for a model's tokenizer.chat_template (NULL if not recognised). */
+const char *lm_chat_detect(const char *model_template);
+/* Render with template `name`; contract as lm_chat_apply. */
+int32_t lm_chat_render(const char *name, const lm_chat_message *msgs, size_t n_msgs,
+                       bool add_assistant, char *buf, int32_t size);
+
+#endif

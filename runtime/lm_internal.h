@@ -1,0 +1,52 @@
+/* Private helpers shared by the runtime: errors, allocation, overflow checks. */
+#ifndef LM_INTERNAL_H
+#define LM_INTERNAL_H
+
+#include "lumen.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* All allocation goes through these so a user build can swap the allocator. */
+#ifndef LM_MALLOC
+#define LM_MALLOC(n)     malloc(n)
+#define LM_CALLOC(n, s)  calloc((n), (s))
+#define LM_REALLOC(p, n) realloc((p), (n))
+#define LM_FREE(p)       free(p)
+#endif
+
+/* Record a failure: sets the thread's lm_last_error() text and returns s. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+lm_status lm__error(lm_status s, const char *fmt, ...);
+lm_status lm__verror(lm_status s, const char *fmt, va_list ap);
+/* Prefix the current error message with context ("loading x.gguf: ..."). */
+void lm__error_prefix(const char *prefix);
+void lm__clear_error(void);
+
+void lm__log(lm_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+#define LM_TRY(expr)                                                                          \
+    do {                                                                                      \
+        lm_status lm__s = (expr);                                                             \
+        if (lm__s != LM_OK) return lm__s;                                                     \
+    } while (0)
+
+/* Overflow-checked size arithmetic: return false on overflow. */
+static inline int lm__mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline int lm__add_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* Monotonic clock in milliseconds. */
+double lm__time_ms(void);
+
+#endif

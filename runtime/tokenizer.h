@@ -1,0 +1,32 @@
+/* Tokenizers: GPT-2 style byte-level BPE (PCRE2 pre-tokenizer chosen by
+ * tokenizer.ggml.pre) and, later, SentencePiece-style. Loaded from GGUF metadata. */
+#ifndef LM_TOKENIZER_H
+#define LM_TOKENIZER_H
+
+#include "gguf.h"
+#include "lumen.h"
+
+typedef struct lm_vocab lm_vocab;
+
+/* Read tokenizer.ggml.* from g (everything it needs is copied: g may be closed after).
+ * Errors name the missing or malformed key. */
+lm_status lm_vocab_load(const lm_gguf *g, lm_vocab **out);
+void lm_vocab_free(lm_vocab *v);
+
+int32_t lm_vocab_n_tokens(const lm_vocab *v);
+lm_token lm_vocab_bos(const lm_vocab *v);
+lm_token lm_vocab_eos(const lm_vocab *v);
+bool lm_vocab_add_bos(const lm_vocab *v);
+bool lm_vocab_is_eog(const lm_vocab *v, lm_token t);
+/* tokenizer.chat_template or NULL. */
+const char *lm_vocab_chat_template(const lm_vocab *v);
+
+/* Same contracts as lm_tokenize / lm_token_to_piece / lm_detokenize in lumen.h. */
+int32_t lm_vocab_tokenize(const lm_vocab *v, const char *text, int32_t len, lm_token *out,
+                          int32_t n_max, bool add_special, bool parse_special);
+int32_t lm_vocab_token_to_piece(const lm_vocab *v, lm_token t, char *buf, int32_t size,
+                                bool special);
+int32_t lm_vocab_detokenize(const lm_vocab *v, const lm_token *tokens, int32_t n, char *buf,
+                            int32_t size, bool special);
+
+#endif
