@@ -1,0 +1,41 @@
+/* A context: KV cache slots per sequence, scratch tensors, and the logits of the last
+ * batch. Everything is allocated at creation; nothing per token. */
+#ifndef LM_CONTEXT_H
+#define LM_CONTEXT_H
+
+#include "model.h"
+
+/* Called after each layer with the hidden state x [n_embd, n_tok] (for `lumen verify`). */
+typedef void (*lm_layer_hook)(int layer, const lm_tensor *x, void *user);
+
+typedef struct lm_scratch {
+    lm_tensor x, xn, q, k, v, att, o, g, u, xs, logits; /* F32, ne[1] = n_batch */
+    lm_tensor ids, pos, seq, out_idx;                   /* I32 [n_batch] */
+} lm_scratch;
+
+struct lm_context {
+    lm_model *model;
+    lm_backend *be;
+    int32_t n_ctx, n_batch, n_seq;
+    lm_buffer *kv_buf, *scratch_buf;
+    lm_tensor *k_cache, *v_cache; /* per layer: F16 [head_dim, n_head_kv, n_ctx, n_seq] */
+    lm_scratch s;
+    int32_t *seq_len;   /* host: cached positions per sequence */
+    int32_t *seq_saved; /* seq_len before the running decode, restored if it fails */
+    int32_t *batch_pos; /* [2 * batch_cap]: positions then sequence ids of a batch */
+    int32_t batch_cap;
+    float *logits;      /* host: [n_out][n_vocab] of the last batch */
+    int32_t n_logits;   /* rows of logits valid */
+    int32_t *host_i32;  /* staging for ids/pos/seq/out_idx: 4 * n_batch */
+    lm_abort_fn abort_fn;
+    void *abort_user;
+    lm_layer_hook hook;
+    void *hook_user;
+    lm_perf perf;
+};
+
+/* Run the layers over n_tok tokens whose ids/pos/seq are in the scratch, and compute
+ * logits for the n_out rows listed in out_idx into s.logits. */
+lm_status lm_forward(lm_context *c, int32_t n_tok, int32_t n_out);
+
+#endif

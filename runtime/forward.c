@@ -1,0 +1,114 @@
+/* The transformer forward pass, written once in terms of backend ops. Architecture
+ * differences are fields of lm_hparams / lm_arch, not copies of this loop. */
+#include "context.h"
+
+#include "lm_internal.h"
+
+#include <math.h>
+
+/* A contiguous view of scratch tensor t with a new shape (same buffer and offset). */
+static lm_tensor lm__view(const lm_tensor *t, int64_t ne0, int64_t ne1, int64_t ne2) {
+    lm_tensor v;
+    lm_tensor_init(&v, t->buf, t->offset, t->type, ne0, ne1, ne2, 1);
+    return v;
+}
+
+static lm_status lm__attention_block(lm_context *c, const lm_layer *L, int il, int32_t T) {
+    const lm_hparams *hp = &c->model->hp;
+    const lm_backend_ops *op = c->be->ops;
+    lm_backend *be = c->be;
+    lm_scratch *s = &c->s;
+    int64_t hd = hp->head_dim, nq = hd * hp->n_head, nkv = hd * hp->n_head_kv;
+
+    /* x [n_embd, T] -> xn [n_embd, T] */
+    lm_tensor x = lm__view(&s->x, hp->n_embd, T, 1), xn = lm__view(&s->xn, hp->n_embd, T, 1);
+    LM_TRY(op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &xn));
+
+    /* xn -> q [nq, T], k [nkv, T], v [nkv, T] */
+    lm_tensor q = lm__view(&s->q, nq, T, 1), k = lm__view(&s->k, nkv, T, 1),
+              v = lm__view(&s->v, nkv, T, 1);
+    LM_TRY(op->mul_mat(be, &L->wq, &xn, &q));
+    LM_TRY(op->mul_mat(be, &L->wk, &xn, &k));
+    LM_TRY(op->mul_mat(be, &L->wv, &xn, &v));
+    if (hp->arch->qkv_bias) {
+        LM_TRY(op->add(be, &q, &L->bq, &q));
+        LM_TRY(op->add(be, &k, &L->bk, &k));
+        LM_TRY(op->add(be, &v, &L->bv, &v));
+    }
+
+    /* rotate q, k as [hd, heads, T] by each token's position */
+    lm_tensor q3 = lm__view(&s->q, hd, hp->n_head, T), k3 = lm__view(&s->k, hd, hp->n_head_kv, T),
+              v3 = lm__view(&s->v, hd, hp->n_head_kv, T);
+    lm_tensor pos = lm__view(&s->pos, T, 1, 1), seq = lm__view(&s->seq, T, 1, 1);
+    lm_rope_params rp = {.mode = hp->arch->rope_mode,
+                         .n_rot = hp->n_rot,
+                         .freq_base = hp->rope_base,
+                         .freq_scale = hp->rope_scale,
+                         .freq_factors = NULL};
+    LM_TRY(op->rope(be, &q3, &pos, &rp));
+    LM_TRY(op->rope(be, &k3, &pos, &rp));
+
+    /* k, v -> cache slots (pos, seq); q attends over its sequence's cache */
+    LM_TRY(op->kv_store(be, &k3, &v3, &c->k_cache[il], &c->v_cache[il], &pos, &seq));
+    lm_tensor att = lm__view(&s->att, hd, hp->n_head, T);
+    lm_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .window = 0, .softcap = 0.0f};
+    LM_TRY(op->attention(be, &q3, &c->k_cache[il], &c->v_cache[il], &pos, &seq, &ap, &att));
+
+    /* att [nq, T] -> o [n_embd, T]; x += o */
+    lm_tensor att2 = lm__view(&s->att, nq, T, 1), o = lm__view(&s->o, hp->n_embd, T, 1);
+    LM_TRY(op->mul_mat(be, &L->wo, &att2, &o));
+    return op->add(be, &x, &o, &x);
+}
+
+static lm_status lm__ffn_block(lm_context *c, const lm_layer *L, int32_t T) {
+    const lm_hparams *hp = &c->model->hp;
+    const lm_backend_ops *op = c->be->ops;
+    lm_backend *be = c->be;
+    lm_scratch *s = &c->s;
+
+    /* x -> xn -> gate, up [n_ff, T] -> silu(gate) * up -> down [n_embd, T]; x += down */
+    lm_tensor x = lm__view(&s->x, hp->n_embd, T, 1), xn = lm__view(&s->xn, hp->n_embd, T, 1);
+    LM_TRY(op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &xn));
+    lm_tensor g = lm__view(&s->g, hp->n_ff, T, 1), u = lm__view(&s->u, hp->n_ff, T, 1);
+    LM_TRY(op->mul_mat(be, &L->w_gate, &xn, &g));
+    LM_TRY(op->mul_mat(be, &L->w_up, &xn, &u));
+    LM_TRY(op->swiglu(be, &g, &u, &g));
+    lm_tensor o = lm__view(&s->o, hp->n_embd, T, 1);
+    LM_TRY(op->mul_mat(be, &L->w_down, &g, &o));
+    return op->add(be, &x, &o, &x);
+}
+
+lm_status lm_forward(lm_context *c, int32_t T, int32_t n_out) {
+    const lm_model *m = c->model;
+    const lm_hparams *hp = &m->hp;
+    const lm_backend_ops *op = c->be->ops;
+    lm_backend *be = c->be;
+    lm_scratch *s = &c->s;
+
+    LM_TRY(op->begin(be));
+    /* token ids [T] -> x [n_embd, T] */
+    lm_tensor ids = lm__view(&s->ids, T, 1, 1), x = lm__view(&s->x, hp->n_embd, T, 1);
+    LM_TRY(op->get_rows(be, &m->tok_embd, &ids, &x));
+
+    for (int il = 0; il < hp->n_layer; il++) {
+        if (c->abort_fn && c->abort_fn(c->abort_user))
+            return lm__error(LM_ERR_INTERRUPTED, "decode interrupted at layer %d", il);
+        LM_TRY(lm__attention_block(c, &m->layers[il], il, T));
+        LM_TRY(lm__ffn_block(c, &m->layers[il], T));
+        if (c->hook) {
+            LM_TRY(op->sync(be));
+            c->hook(il, &x, c->hook_user);
+        }
+    }
+
+    /* final norm, keep the rows that want logits: xs [n_embd, n_out] -> logits [n_vocab,
+     * n_out] */
+    lm_tensor xn = lm__view(&s->xn, hp->n_embd, T, 1);
+    LM_TRY(op->rms_norm(be, &x, &m->out_norm, hp->rms_eps, &xn));
+    lm_tensor oi = lm__view(&s->out_idx, n_out, 1, 1), xs = lm__view(&s->xs, hp->n_embd, n_out, 1);
+    LM_TRY(op->get_rows(be, &xn, &oi, &xs));
+    lm_tensor logits = lm__view(&s->logits, hp->n_vocab, n_out, 1);
+    LM_TRY(op->mul_mat(be, &m->output, &xs, &logits));
+    LM_TRY(op->end(be));
+    return op->sync(be);
+}

@@ -1,0 +1,321 @@
+/* Model loading: architecture table, hyper-parameters, tensor checks, weights onto a
+ * backend. Every check happens before the backend sees a byte. */
+#include "model.h"
+
+#include "lm_internal.h"
+#include "quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const lm_arch lm__archs[] = {
+    {"llama", LM_ROPE_NORMAL, false},
+    {"mistral", LM_ROPE_NORMAL, false},
+};
+
+const lm_arch *lm_arch_find(const char *name) {
+    for (size_t i = 0; i < sizeof lm__archs / sizeof lm__archs[0]; i++)
+        if (strcmp(lm__archs[i].name, name) == 0) return &lm__archs[i];
+    return NULL;
+}
+
+/* ---- hyper-parameters ----------------------------------------------------------------- */
+
+static lm_status lm__hp_u32(const lm_gguf *g, const char *arch, const char *suffix,
+                            bool required, uint32_t dflt, uint32_t lo, uint32_t hi,
+                            int32_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    uint32_t v = dflt;
+    if (lm_gguf_find_key(g, key) >= 0 || required) LM_TRY(lm_gguf_get_u32(g, key, &v));
+    if (v < lo || v > hi)
+        return lm__error(LM_ERR_MODEL, "hyper-parameter %s = %u is out of range [%u, %u]", key,
+                         v, lo, hi);
+    *out = (int32_t)v;
+    return LM_OK;
+}
+
+static lm_status lm__hp_f32(const lm_gguf *g, const char *arch, const char *suffix, float dflt,
+                            float lo, float hi, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    float v = dflt;
+    if (lm_gguf_find_key(g, key) >= 0) LM_TRY(lm_gguf_get_f32(g, key, &v));
+    if (!(v >= lo && v <= hi))
+        return lm__error(LM_ERR_MODEL, "hyper-parameter %s = %g is out of range [%g, %g]", key,
+                         (double)v, (double)lo, (double)hi);
+    *out = v;
+    return LM_OK;
+}
+
+static lm_status lm__hp_rope_scaling(const lm_gguf *g, const char *a, lm_hparams *hp) {
+    char key[128];
+    hp->rope_scale = 1.0f;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    lm_gguf_str type = {0, NULL};
+    if (lm_gguf_find_key(g, key) < 0) return LM_OK;
+    LM_TRY(lm_gguf_get_str(g, key, &type));
+    if (lm_gguf_str_eq(type, "none")) return LM_OK;
+    if (!lm_gguf_str_eq(type, "linear"))
+        return lm__error(LM_ERR_UNSUPPORTED, "%s = '%.*s' is not supported yet", key,
+                         (int)(type.len > 32 ? 32 : type.len), type.data);
+    float factor = 1.0f;
+    LM_TRY(lm__hp_f32(g, a, "rope.scaling.factor", 1.0f, 1e-3f, 1e3f, &factor));
+    hp->rope_scale = 1.0f / factor;
+    return LM_OK;
+}
+
+lm_status lm_hparams_load(const lm_gguf *g, lm_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    lm_gguf_str arch_s;
+    LM_TRY(lm_gguf_get_str(g, "general.architecture", &arch_s));
+    char a[64];
+    if (arch_s.len == 0 || arch_s.len >= sizeof a)
+        return lm__error(LM_ERR_MODEL, "general.architecture has a bad length (%llu)",
+                         (unsigned long long)arch_s.len);
+    memcpy(a, arch_s.data, arch_s.len);
+    a[arch_s.len] = '\0';
+    hp->arch = lm_arch_find(a);
+    if (!hp->arch)
+        return lm__error(LM_ERR_UNSUPPORTED, "architecture '%s' is not supported", a);
+
+    LM_TRY(lm__hp_u32(g, a, "context_length", true, 0, 1, 1u << 24, &hp->n_ctx_train));
+    LM_TRY(lm__hp_u32(g, a, "embedding_length", true, 0, 1, 1u << 16, &hp->n_embd));
+    LM_TRY(lm__hp_u32(g, a, "block_count", true, 0, 1, LM_MAX_LAYERS, &hp->n_layer));
+    LM_TRY(lm__hp_u32(g, a, "feed_forward_length", true, 0, 1, 1u << 20, &hp->n_ff));
+    LM_TRY(lm__hp_u32(g, a, "attention.head_count", true, 0, 1, 1024, &hp->n_head));
+    LM_TRY(lm__hp_u32(g, a, "attention.head_count_kv", false, (uint32_t)hp->n_head, 1,
+                      (uint32_t)hp->n_head, &hp->n_head_kv));
+    if (hp->n_head % hp->n_head_kv != 0)
+        return lm__error(LM_ERR_MODEL,
+                         "%s.attention.head_count (%d) is not a multiple of head_count_kv (%d)",
+                         a, hp->n_head, hp->n_head_kv);
+    if (hp->n_embd % hp->n_head != 0)
+        return lm__error(LM_ERR_MODEL,
+                         "%s.embedding_length (%d) is not a multiple of head_count (%d)", a,
+                         hp->n_embd, hp->n_head);
+    LM_TRY(lm__hp_u32(g, a, "attention.key_length", false, (uint32_t)(hp->n_embd / hp->n_head),
+                      2, 4096, &hp->head_dim));
+    if (hp->head_dim % 2)
+        return lm__error(LM_ERR_MODEL, "%s head size %d is odd", a, hp->head_dim);
+    LM_TRY(lm__hp_u32(g, a, "rope.dimension_count", false, (uint32_t)hp->head_dim, 2,
+                      (uint32_t)hp->head_dim, &hp->n_rot));
+    if (hp->n_rot % 2)
+        return lm__error(LM_ERR_MODEL, "%s.rope.dimension_count (%d) is odd", a, hp->n_rot);
+    LM_TRY(lm__hp_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 1e-12f, 1.0f,
+                      &hp->rms_eps));
+    LM_TRY(lm__hp_f32(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base));
+    LM_TRY(lm__hp_rope_scaling(g, a, hp));
+    uint32_t nv = 0;
+    char key[128];
+    snprintf(key, sizeof key, "%s.vocab_size", a);
+    if (lm_gguf_find_key(g, key) >= 0) {
+        LM_TRY(lm_gguf_get_u32(g, key, &nv));
+        if (nv == 0 || nv > (1u << 24))
+            return lm__error(LM_ERR_MODEL, "%s = %u is out of range", key, nv);
+    }
+    hp->n_vocab = (int32_t)nv; /* 0: taken from token_embd.weight */
+    return LM_OK;
+}
+
+/* ---- tensors -------------------------------------------------------------------------- */
+
+static void lm__shape_str(const int64_t *ne, int n, char *buf, size_t size) {
+    size_t off = 0;
+    off += (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < n && off < size; i++)
+        off += (size_t)snprintf(buf + off, size - off, "%s%lld", i ? ", " : "",
+                                (long long)ne[i]);
+    if (off < size) snprintf(buf + off, size - off, "]");
+}
+
+/* Find a tensor, check its shape (ne1 = 0: 1-D) and type, and make a view of it. */
+static lm_status lm__bind(lm_model *m, const char *name, int64_t ne0, int64_t ne1,
+                          bool optional, lm_tensor *out) {
+    const lm_gguf_tensor *t = lm_gguf_find_tensor(m->gguf, name);
+    memset(out, 0, sizeof *out);
+    if (!t) {
+        if (optional) return LM_OK;
+        return lm__error(LM_ERR_MODEL, "tensor '%s' is missing", name);
+    }
+    int64_t want[2] = {ne0, ne1 ? ne1 : 1};
+    bool ok = t->ne[0] == want[0] && t->ne[1] == want[1] && t->ne[2] == 1 && t->ne[3] == 1;
+    if (!ok) {
+        char hs[96], ws[64];
+        lm__shape_str(t->ne, (int)t->n_dims, hs, sizeof hs);
+        lm__shape_str(want, ne1 ? 2 : 1, ws, sizeof ws);
+        return lm__error(LM_ERR_MODEL,
+                         "tensor '%s' has shape %s, but the hyper-parameters need %s", name, hs,
+                         ws);
+    }
+    if (!lm_type_computable(t->type))
+        return lm__error(LM_ERR_UNSUPPORTED, "tensor '%s' has type %s, which Lumen cannot "
+                         "compute yet", name, lm_type_get(t->type).name);
+    if (ne1 == 0 && t->type != LM_TYPE_F32)
+        return lm__error(LM_ERR_MODEL, "tensor '%s' has type %s, expected F32", name,
+                         lm_type_get(t->type).name);
+    lm_tensor_init(out, m->weights, (size_t)t->offset, t->type, want[0], want[1], 1, 1);
+    return LM_OK;
+}
+
+static lm_status lm__bind_layer(lm_model *m, int il) {
+    const lm_hparams *hp = &m->hp;
+    lm_layer *L = &m->layers[il];
+    int64_t nq = (int64_t)hp->n_head * hp->head_dim, nkv = (int64_t)hp->n_head_kv * hp->head_dim;
+    char n[96];
+#define LM_BIND(field, suffix, ne0, ne1, opt)                                                 \
+    snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                           \
+    LM_TRY(lm__bind(m, n, ne0, ne1, opt, &L->field))
+    LM_BIND(attn_norm, "attn_norm.weight", hp->n_embd, 0, false);
+    LM_BIND(wq, "attn_q.weight", hp->n_embd, nq, false);
+    LM_BIND(wk, "attn_k.weight", hp->n_embd, nkv, false);
+    LM_BIND(wv, "attn_v.weight", hp->n_embd, nkv, false);
+    LM_BIND(wo, "attn_output.weight", nq, hp->n_embd, false);
+    LM_BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 0, false);
+    LM_BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, false);
+    LM_BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff, false);
+    LM_BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd, false);
+    if (hp->arch->qkv_bias) {
+        LM_BIND(bq, "attn_q.bias", nq, 0, false);
+        LM_BIND(bk, "attn_k.bias", nkv, 0, false);
+        LM_BIND(bv, "attn_v.bias", nkv, 0, false);
+    }
+#undef LM_BIND
+    return LM_OK;
+}
+
+static lm_status lm__bind_all(lm_model *m) {
+    lm_hparams *hp = &m->hp;
+    const lm_gguf_tensor *te = lm_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!te) return lm__error(LM_ERR_MODEL, "tensor 'token_embd.weight' is missing");
+    if (hp->n_vocab == 0) hp->n_vocab = (int32_t)te->ne[1];
+    if (te->ne[1] != hp->n_vocab || te->ne[1] > (1 << 24))
+        return lm__error(LM_ERR_MODEL, "tensor 'token_embd.weight' has %lld rows, but the "
+                         "vocabulary has %d tokens", (long long)te->ne[1], hp->n_vocab);
+    LM_TRY(lm__bind(m, "token_embd.weight", hp->n_embd, hp->n_vocab, false, &m->tok_embd));
+    LM_TRY(lm__bind(m, "output_norm.weight", hp->n_embd, 0, false, &m->out_norm));
+    LM_TRY(lm__bind(m, "output.weight", hp->n_embd, hp->n_vocab, true, &m->output));
+    if (m->output.ne[0] == 0) m->output = m->tok_embd; /* tied embeddings */
+    m->layers = LM_CALLOC((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return lm__error(LM_ERR_NOMEM, "cannot allocate %d layers", hp->n_layer);
+    for (int il = 0; il < hp->n_layer; il++) LM_TRY(lm__bind_layer(m, il));
+    return LM_OK;
+}
+
+/* ---- weights onto the backend --------------------------------------------------------- */
+
+/* The tensor data section: from the first tensor's data to the end of the file. */
+static void lm__data_section(const lm_gguf *g, const char **base, size_t *size) {
+    *base = NULL;
+    *size = 0;
+    int64_t n = lm_gguf_n_tensors(g);
+    if (n == 0) return;
+    const lm_gguf_tensor *t0 = lm_gguf_tensor_at(g, 0);
+    const char *start = (const char *)t0->data - t0->offset;
+    uint64_t end = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const lm_gguf_tensor *t = lm_gguf_tensor_at(g, i);
+        if (t->offset + t->n_bytes > end) end = t->offset + t->n_bytes;
+    }
+    *base = start;
+    *size = (size_t)end;
+}
+
+static lm_status lm__load_weights(lm_model *m, size_t max_memory) {
+    const char *base;
+    size_t size;
+    lm__data_section(m->gguf, &base, &size);
+    m->n_weight_bytes = size;
+    size_t avail = m->be->ops->device_memory ? m->be->ops->device_memory(m->be) : 0;
+    if (max_memory && (avail == 0 || max_memory < avail)) avail = max_memory;
+    if (avail && size > avail)
+        return lm__error(LM_ERR_NOMEM,
+                         "the model needs %.1f MiB of weights but the %s device has %.1f MiB "
+                         "available",
+                         size / 1048576.0, m->be->ops->name, avail / 1048576.0);
+    if (size == 0) size = 1;
+    if (m->be->ops->buffer_wrap_host)
+        return m->be->ops->buffer_wrap_host(m->be, base, size, &m->weights);
+    LM_TRY(m->be->ops->buffer_alloc(m->be, size, &m->weights));
+    return m->be->ops->upload(m->be, m->weights, 0, base, size);
+}
+
+static void lm__ftype_name(lm_model *m) {
+    /* The most common weight type among 2-D tensors names the file's type. */
+    int counts[LM_TYPE_COUNT] = {0};
+    for (int64_t i = 0; i < lm_gguf_n_tensors(m->gguf); i++) {
+        const lm_gguf_tensor *t = lm_gguf_tensor_at(m->gguf, i);
+        if (t->n_dims >= 2 && (int)t->type < LM_TYPE_COUNT) counts[t->type]++;
+    }
+    int best = 0;
+    for (int i = 1; i < LM_TYPE_COUNT; i++)
+        if (counts[i] > counts[best]) best = i;
+    const char *name = lm_type_get((uint32_t)best).name;
+    snprintf(m->ftype_name, sizeof m->ftype_name, "%s", name ? name : "?");
+}
+
+lm_model_params lm_model_default_params(void) {
+    lm_model_params p = {.backend = NULL, .n_threads = 0, .vocab_only = false, .max_memory = 0};
+    return p;
+}
+
+static lm_status lm__model_load(lm_model *m, const char *path, const lm_model_params *p) {
+    LM_TRY(lm_gguf_open(path, &m->gguf));
+    LM_TRY(lm_hparams_load(m->gguf, &m->hp));
+    LM_TRY(lm_vocab_load(m->gguf, &m->vocab));
+    int32_t nv = lm_vocab_n_tokens(m->vocab);
+    if (m->hp.n_vocab && m->hp.n_vocab != nv)
+        return lm__error(LM_ERR_MODEL, "vocab_size is %d but tokenizer.ggml.tokens has %d",
+                         m->hp.n_vocab, nv);
+    m->hp.n_vocab = nv;
+    lm__ftype_name(m);
+    if (p->vocab_only) return LM_OK;
+    lm_backend_config cfg = {.n_threads = p->n_threads, .device = 0};
+    LM_TRY(lm_backend_create(p->backend ? p->backend : "cpu", &cfg, &m->be));
+    /* Shapes are checked against a NULL buffer first: nothing is loaded before all pass. */
+    LM_TRY(lm__bind_all(m));
+    LM_TRY(lm__load_weights(m, p->max_memory));
+    lm_tensor *all[] = {&m->tok_embd, &m->out_norm, &m->output};
+    for (size_t i = 0; i < 3; i++) all[i]->buf = m->weights;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        lm_tensor *t = (lm_tensor *)&m->layers[il];
+        for (size_t k = 0; k < sizeof(lm_layer) / sizeof(lm_tensor); k++) t[k].buf = m->weights;
+    }
+    return LM_OK;
+}
+
+lm_status lm_model_load(const char *path, const lm_model_params *params, lm_model **out) {
+    if (!path || !out) return lm__error(LM_ERR_INVALID_ARG, "lm_model_load: NULL argument");
+    *out = NULL;
+    lm_model_params p = params ? *params : lm_model_default_params();
+    double t0 = lm__time_ms();
+    lm_model *m = LM_CALLOC(1, sizeof *m);
+    if (!m) return lm__error(LM_ERR_NOMEM, "cannot allocate the model");
+    m->n_threads = p.n_threads;
+    m->path = LM_MALLOC(strlen(path) + 1);
+    if (m->path) strcpy(m->path, path);
+    lm_status s = m->path ? lm__model_load(m, path, &p)
+                          : lm__error(LM_ERR_NOMEM, "cannot allocate the path");
+    if (s != LM_OK) {
+        if (strncmp(lm_last_error(), path, strlen(path)) != 0) lm__error_prefix(path);
+        lm_model_free(m);
+        return s;
+    }
+    m->t_load_ms = lm__time_ms() - t0;
+    *out = m;
+    return LM_OK;
+}
+
+void lm_model_free(lm_model *m) {
+    if (!m) return;
+    if (m->be) {
+        if (m->weights) m->be->ops->buffer_free(m->be, m->weights);
+        lm_backend_destroy(m->be);
+    }
+    LM_FREE(m->layers);
+    lm_vocab_free(m->vocab);
+    lm_gguf_close(m->gguf);
+    LM_FREE(m->path);
+    LM_FREE(m);
+}

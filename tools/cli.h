@@ -1,0 +1,75 @@
+/* The lumen CLI: shared option parsing and helpers. Uses include/lumen.h only. */
+#ifndef LM_CLI_H
+#define LM_CLI_H
+
+#include "lumen.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LM_DEFAULT_MODEL_FILE "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+/* Which options a command accepts (so --help lists exactly those). */
+enum {
+    CLI_MODEL = 1 << 0,
+    CLI_PROMPT = 1 << 1,
+    CLI_GEN = 1 << 2,    /* -n, sampling options, --seed */
+    CLI_THREADS = 1 << 3,
+    CLI_CTX = 1 << 4,
+    CLI_QUIET = 1 << 5,
+    CLI_CHAT = 1 << 6,   /* --template, --system */
+    CLI_TOKENIZE = 1 << 7,
+};
+
+typedef struct cli_opts {
+    const char *model;
+    const char *prompt;
+    int32_t n_predict;
+    lm_sampler_params sp;
+    bool seed_set;
+    int32_t threads;
+    int32_t ctx;
+    bool quiet;
+    const char *chat_template;
+    const char *system;
+    bool ids_only;
+    bool no_special;
+} cli_opts;
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    const char *usage;
+    unsigned flags;
+    int (*run)(const cli_opts *o);
+} cli_command;
+
+/* Parse argv after the command name; prints help and returns 0 for --help (*done = true),
+ * prints an error and returns 1 for bad options. */
+int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *done);
+void cli_print_help(const cli_command *cmd);
+/* Load the model named by -m, $LUMEN_MODEL or the default; prints the error and returns
+ * NULL on failure. */
+lm_model *cli_load_model(const cli_opts *o, bool vocab_only);
+/* Print "lumen: <status>: <detail>" to stderr. */
+void cli_error(lm_status s);
+
+/* Ctrl-C: the first press asks generation to stop; a second one exits. */
+void cli_install_sigint(void);
+bool cli_interrupted(void);
+void cli_clear_interrupt(void);
+bool cli_abort_cb(void *user);
+
+/* Generate up to n tokens after the context's current state; streams pieces to stdout.
+ * out/n_out (optional) collect the generated tokens. Returns LM_OK, or the error. */
+lm_status cli_generate(lm_context *ctx, const lm_model *m, lm_sampler *smp, int32_t n,
+                       lm_token *out, int32_t *n_out, bool stream);
+/* Print load and speed figures to stderr. */
+void cli_print_perf(const lm_context *ctx);
+
+int cmd_run(const cli_opts *o);
+int cmd_chat(const cli_opts *o);
+int cmd_info(const cli_opts *o);
+int cmd_tokenize(const cli_opts *o);
+
+#endif

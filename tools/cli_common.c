@@ -1,0 +1,268 @@
+/* Option parsing, model discovery, Ctrl-C handling and the generation loop shared by the
+ * CLI commands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void cli_error(lm_status s) {
+    const char *detail = lm_last_error();
+    if (detail && *detail)
+        fprintf(stderr, "lumen: error: %s\n", detail);
+    else
+        fprintf(stderr, "lumen: error: %s\n", lm_status_str(s));
+}
+
+/* ---- options -------------------------------------------------------------------------- */
+
+typedef struct cli_optdef {
+    const char *lng;
+    char shrt;
+    unsigned group;
+    const char *arg;
+    const char *help;
+} cli_optdef;
+
+static const cli_optdef cli_optdefs[] = {
+    {"model", 'm', CLI_MODEL, "FILE",
+     "GGUF model (default: $LUMEN_MODEL, then models/" LM_DEFAULT_MODEL_FILE ")"},
+    {"prompt", 'p', CLI_PROMPT, "TEXT", "prompt text"},
+    {"n-predict", 'n', CLI_GEN, "N", "tokens to generate (default 128; -1 = until the end)"},
+    {"temp", 0, CLI_GEN, "T", "temperature; 0 = greedy (default 0.8)"},
+    {"top-k", 0, CLI_GEN, "K", "keep the K most likely tokens; 0 = off (default 40)"},
+    {"top-p", 0, CLI_GEN, "P", "nucleus sampling; 1 = off (default 0.95)"},
+    {"min-p", 0, CLI_GEN, "P", "drop tokens below P x the top probability (default 0.05)"},
+    {"repeat-penalty", 0, CLI_GEN, "R", "penalise repeated tokens; 1 = off (default 1)"},
+    {"repeat-last-n", 0, CLI_GEN, "N", "tokens the penalties look back on (default 64)"},
+    {"frequency-penalty", 0, CLI_GEN, "F", "subtract F x count (default 0)"},
+    {"presence-penalty", 0, CLI_GEN, "F", "subtract F once a token appeared (default 0)"},
+    {"seed", 0, CLI_GEN, "N", "random seed (default: from the clock)"},
+    {"threads", 't', CLI_THREADS, "N", "CPU threads (default: all cores)"},
+    {"ctx", 'c', CLI_CTX, "N", "context size in tokens (default: min(training, 4096))"},
+    {"quiet", 'q', CLI_QUIET, NULL, "do not print load time and speed to stderr"},
+    {"template", 0, CLI_CHAT, "NAME", "chat template (default: recognised from the model)"},
+    {"system", 's', CLI_CHAT, "TEXT", "system message"},
+    {"ids", 0, CLI_TOKENIZE, NULL, "print only the token ids"},
+    {"no-special", 0, CLI_TOKENIZE, NULL, "treat special-token text as plain text"},
+};
+#define CLI_N_OPTDEFS (sizeof cli_optdefs / sizeof cli_optdefs[0])
+
+void cli_print_help(const cli_command *cmd) {
+    printf("usage: lumen %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->usage, cmd->summary);
+    for (size_t i = 0; i < CLI_N_OPTDEFS; i++) {
+        const cli_optdef *d = &cli_optdefs[i];
+        if (!(cmd->flags & d->group)) continue;
+        char left[64];
+        if (d->shrt)
+            snprintf(left, sizeof left, "-%c, --%s%s%s", d->shrt, d->lng, d->arg ? " " : "",
+                     d->arg ? d->arg : "");
+        else
+            snprintf(left, sizeof left, "    --%s%s%s", d->lng, d->arg ? " " : "",
+                     d->arg ? d->arg : "");
+        printf("  %-28s %s\n", left, d->help);
+    }
+    printf("  %-28s %s\n", "-h, --help", "show this help");
+}
+
+static int cli_num(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "lumen: error: --%s expects a number in [%g, %g], got '%s'\n", opt, lo,
+                hi, s);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int cli_set(cli_opts *o, const char *name, const char *val) {
+    double v = 0;
+#define NUM(lo, hi)                                                                           \
+    if (cli_num(name, val, lo, hi, &v)) return 1
+    if (!strcmp(name, "model")) o->model = val;
+    else if (!strcmp(name, "prompt")) o->prompt = val;
+    else if (!strcmp(name, "n-predict")) { NUM(-1, 1e9); o->n_predict = (int32_t)v; }
+    else if (!strcmp(name, "temp")) { NUM(0, 100); o->sp.temperature = (float)v; }
+    else if (!strcmp(name, "top-k")) { NUM(0, 1e9); o->sp.top_k = (int32_t)v; }
+    else if (!strcmp(name, "top-p")) { NUM(0, 1); o->sp.top_p = (float)v; }
+    else if (!strcmp(name, "min-p")) { NUM(0, 1); o->sp.min_p = (float)v; }
+    else if (!strcmp(name, "repeat-penalty")) { NUM(0, 100); o->sp.repeat_penalty = (float)v; }
+    else if (!strcmp(name, "repeat-last-n")) { NUM(-1, 1e9); o->sp.penalty_last_n = (int32_t)v; }
+    else if (!strcmp(name, "frequency-penalty")) { NUM(-100, 100); o->sp.frequency_penalty = (float)v; }
+    else if (!strcmp(name, "presence-penalty")) { NUM(-100, 100); o->sp.presence_penalty = (float)v; }
+    else if (!strcmp(name, "seed")) { NUM(0, 1.8e19); o->sp.seed = (uint64_t)v; o->seed_set = true; }
+    else if (!strcmp(name, "threads")) { NUM(1, 1024); o->threads = (int32_t)v; }
+    else if (!strcmp(name, "ctx")) { NUM(1, 1 << 24); o->ctx = (int32_t)v; }
+    else if (!strcmp(name, "template")) o->chat_template = val;
+    else if (!strcmp(name, "system")) o->system = val;
+#undef NUM
+    return 0;
+}
+
+static void cli_defaults(cli_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = 128;
+    o->sp = lm_sampler_default_params();
+}
+
+static const cli_optdef *cli_find(const cli_command *cmd, const char *arg, bool *is_short) {
+    for (size_t i = 0; i < CLI_N_OPTDEFS; i++) {
+        const cli_optdef *d = &cli_optdefs[i];
+        if (!(cmd->flags & d->group)) continue;
+        if (arg[1] == '-' && !strcmp(arg + 2, d->lng)) {
+            *is_short = false;
+            return d;
+        }
+        if (arg[1] != '-' && d->shrt && arg[1] == d->shrt && arg[2] == '\0') {
+            *is_short = true;
+            return d;
+        }
+    }
+    return NULL;
+}
+
+int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *done) {
+    cli_defaults(o);
+    *done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_print_help(cmd);
+            *done = true;
+            return 0;
+        }
+        bool is_short;
+        const cli_optdef *d = a[0] == '-' && a[1] ? cli_find(cmd, a, &is_short) : NULL;
+        if (!d) {
+            fprintf(stderr, "lumen %s: error: unknown option '%s' (see lumen %s --help)\n",
+                    cmd->name, a, cmd->name);
+            return 1;
+        }
+        if (!d->arg) {
+            if (!strcmp(d->lng, "quiet")) o->quiet = true;
+            if (!strcmp(d->lng, "ids")) o->ids_only = true;
+            if (!strcmp(d->lng, "no-special")) o->no_special = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "lumen %s: error: option '%s' needs a value (%s)\n", cmd->name, a,
+                    d->arg);
+            return 1;
+        }
+        if (cli_set(o, d->lng, argv[++i])) return 1;
+    }
+    if (!o->seed_set) o->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    return 0;
+}
+
+/* ---- model discovery ------------------------------------------------------------------ */
+
+static const char *cli_default_model(void) {
+    const char *env = getenv("LUMEN_MODEL");
+    if (env && *env) return env;
+    static const char *candidates[] = {
+        "models/" LM_DEFAULT_MODEL_FILE,
+        LM_SOURCE_DIR "/models/" LM_DEFAULT_MODEL_FILE,
+    };
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+        if (access(candidates[i], R_OK) == 0) return candidates[i];
+    return NULL;
+}
+
+lm_model *cli_load_model(const cli_opts *o, bool vocab_only) {
+    const char *path = o->model ? o->model : cli_default_model();
+    if (!path) {
+        fprintf(stderr, "lumen: error: no model given (-m FILE) and the default model "
+                        "models/" LM_DEFAULT_MODEL_FILE " was not found; run scripts/setup.sh "
+                        "to fetch it\n");
+        return NULL;
+    }
+    lm_model_params mp = lm_model_default_params();
+    mp.n_threads = o->threads;
+    mp.vocab_only = vocab_only;
+    lm_model *m = NULL;
+    lm_status s = lm_model_load(path, &mp, &m);
+    if (s != LM_OK) {
+        cli_error(s);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---- Ctrl-C --------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t cli_sigint_count;
+
+static void cli_on_sigint(int sig) {
+    (void)sig;
+    if (++cli_sigint_count >= 2) _exit(130);
+}
+
+void cli_install_sigint(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cli_on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+bool cli_interrupted(void) { return cli_sigint_count > 0; }
+void cli_clear_interrupt(void) { cli_sigint_count = 0; }
+bool cli_abort_cb(void *user) {
+    (void)user;
+    return cli_interrupted();
+}
+
+/* ---- generation ----------------------------------------------------------------------- */
+
+lm_status cli_generate(lm_context *ctx, const lm_model *m, lm_sampler *smp, int32_t n,
+                       lm_token *out, int32_t *n_out, bool stream) {
+    char piece[256];
+    int32_t made = 0;
+    lm_status s = LM_OK;
+    for (int32_t i = 0; n < 0 || i < n; i++) {
+        if (cli_interrupted()) break;
+        const float *logits = lm_get_logits(ctx, -1);
+        if (!logits) return LM_ERR_INVALID_ARG;
+        lm_token t = lm_sampler_sample(smp, logits);
+        if (lm_token_is_eog(m, t)) break;
+        lm_sampler_accept(smp, t);
+        if (out) out[made] = t;
+        made++;
+        if (stream) {
+            int32_t len = lm_token_to_piece(m, t, piece, sizeof piece, false);
+            if (len > 0) {
+                fwrite(piece, 1, (size_t)len, stdout);
+                fflush(stdout);
+            }
+        }
+        if (lm_kv_seq_len(ctx, 0) >= lm_context_n_ctx(ctx)) {
+            fprintf(stderr, "\nlumen: warning: context full (%d tokens); stopping\n",
+                    lm_context_n_ctx(ctx));
+            break;
+        }
+        lm_batch b = lm_batch_simple(&t, 1);
+        s = lm_decode(ctx, &b);
+        if (s != LM_OK) break;
+    }
+    if (n_out) *n_out = made;
+    if (s == LM_ERR_INTERRUPTED) s = LM_OK;
+    return s;
+}
+
+void cli_print_perf(const lm_context *ctx) {
+    lm_perf p = lm_context_perf(ctx);
+    fprintf(stderr, "\nlumen: load %.0f ms | prefill %lld tokens in %.0f ms (%.1f tok/s) | "
+                    "decode %lld tokens in %.0f ms (%.1f tok/s)\n",
+            p.t_load_ms, (long long)p.n_prefill, p.t_prefill_ms,
+            p.t_prefill_ms > 0 ? p.n_prefill * 1e3 / p.t_prefill_ms : 0.0, (long long)p.n_decode,
+            p.t_decode_ms, p.t_decode_ms > 0 ? p.n_decode * 1e3 / p.t_decode_ms : 0.0);
+}

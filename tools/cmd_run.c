@@ -1,0 +1,81 @@
+/* lumen run: prompt -> completion, streamed to stdout. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tokenize text into a malloc'd array (the size is asked for first). */
+static lm_token *tokenize_alloc(const lm_model *m, const char *text, bool add_special,
+                                int32_t *n) {
+    int32_t len = (int32_t)strlen(text);
+    int32_t need = lm_tokenize(m, text, len, NULL, 0, add_special, true);
+    if (need == INT32_MIN) return NULL;
+    if (need < 0) need = -need;
+    lm_token *toks = malloc(((size_t)need + 1) * sizeof *toks);
+    if (!toks) return NULL;
+    *n = lm_tokenize(m, text, len, toks, need + 1, add_special, true);
+    if (*n < 0) {
+        free(toks);
+        return NULL;
+    }
+    return toks;
+}
+
+int cmd_run(const cli_opts *o) {
+    if (!o->prompt) {
+        fprintf(stderr, "lumen run: error: no prompt given (-p TEXT)\n");
+        return 1;
+    }
+    lm_model *m = cli_load_model(o, false);
+    if (!m) return 1;
+    int rc = 1;
+    lm_context *ctx = NULL;
+    lm_sampler *smp = NULL;
+    int32_t n_tok = 0;
+    lm_token *toks = tokenize_alloc(m, o->prompt, true, &n_tok);
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = o->ctx;
+    cp.n_threads = o->threads;
+    lm_status s;
+    if (!toks) {
+        cli_error(LM_ERR_TOKENIZER);
+        goto done;
+    }
+    if (n_tok == 0) {
+        fprintf(stderr, "lumen run: error: the prompt is empty\n");
+        goto done;
+    }
+    if ((s = lm_context_create(m, &cp, &ctx)) != LM_OK ||
+        (s = lm_sampler_create(&o->sp, lm_model_n_vocab(m), &smp)) != LM_OK) {
+        cli_error(s);
+        goto done;
+    }
+    if (n_tok > lm_context_n_ctx(ctx)) {
+        fprintf(stderr, "lumen run: error: the prompt is %d tokens but the context holds %d "
+                        "(--ctx)\n", n_tok, lm_context_n_ctx(ctx));
+        goto done;
+    }
+    cli_install_sigint();
+    lm_context_set_abort(ctx, cli_abort_cb, NULL);
+    for (int32_t i = 0; i < n_tok; i++) lm_sampler_accept(smp, toks[i]);
+    fputs(o->prompt, stdout);
+    fflush(stdout);
+    lm_batch b = lm_batch_simple(toks, n_tok);
+    s = lm_decode(ctx, &b);
+    if (s == LM_OK) s = cli_generate(ctx, m, smp, o->n_predict, NULL, NULL, true);
+    fputc('\n', stdout);
+    if (s != LM_OK && s != LM_ERR_INTERRUPTED) {
+        cli_error(s);
+        goto done;
+    }
+    if (cli_interrupted()) fprintf(stderr, "lumen: interrupted\n");
+    if (!o->quiet) cli_print_perf(ctx);
+    rc = 0;
+done:
+    free(toks);
+    lm_sampler_free(smp);
+    lm_context_free(ctx);
+    lm_model_free(m);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* lumen: the command-line front end. Uses include/lumen.h only. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"run", "Complete a prompt and stream the text to stdout.", "-p TEXT [options]",
+     CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET, cmd_run},
+    {"chat", "Chat with the model, one message per line on stdin; /exit quits.", "[options]",
+     CLI_MODEL | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT, cmd_chat},
+    {"info", "Show a model's metadata, hyper-parameters and tensors.", "[-m FILE]", CLI_MODEL,
+     cmd_info},
+    {"tokenize", "Show the token ids and pieces of a text.", "-p TEXT [options]",
+     CLI_MODEL | CLI_PROMPT | CLI_TOKENIZE, cmd_tokenize},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "lumen %s: run GGUF language models\n\nusage: lumen COMMAND [options]\n\n"
+               "commands:\n", LM_VERSION_STRING);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'lumen COMMAND --help' lists a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("lumen %s (API %d)\n", LM_VERSION_STRING, LM_API_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        cli_opts o;
+        bool done;
+        if (cli_parse(&commands[i], argc - 2, argv + 2, &o, &done)) return 1;
+        if (done) return 0;
+        return commands[i].run(&o);
+    }
+    fprintf(stderr, "lumen: error: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 1;
+}
