@@ -19,6 +19,7 @@ enum {
     CLI_QUIET = 1 << 5,
     CLI_CHAT = 1 << 6,   /* --template, --system */
     CLI_TOKENIZE = 1 << 7,
+    CLI_RUN_CHAT = 1 << 8, /* --chat */
 };
 
 typedef struct cli_opts {
@@ -34,6 +35,7 @@ typedef struct cli_opts {
     const char *system;
     bool ids_only;
     bool no_special;
+    bool as_chat;
 } cli_opts;
 
 typedef struct cli_command {

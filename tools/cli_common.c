@@ -48,6 +48,7 @@ static const cli_optdef cli_optdefs[] = {
     {"quiet", 'q', CLI_QUIET, NULL, "do not print load time and speed to stderr"},
     {"template", 0, CLI_CHAT, "NAME", "chat template (default: recognised from the model)"},
     {"system", 's', CLI_CHAT, "TEXT", "system message"},
+    {"chat", 0, CLI_RUN_CHAT, NULL, "send the prompt as a user message through the chat template"},
     {"ids", 0, CLI_TOKENIZE, NULL, "print only the token ids"},
     {"no-special", 0, CLI_TOKENIZE, NULL, "treat special-token text as plain text"},
 };
@@ -150,6 +151,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *
             if (!strcmp(d->lng, "quiet")) o->quiet = true;
             if (!strcmp(d->lng, "ids")) o->ids_only = true;
             if (!strcmp(d->lng, "no-special")) o->no_special = true;
+            if (!strcmp(d->lng, "chat")) o->as_chat = true;
             continue;
         }
         if (i + 1 >= argc) {

@@ -22,6 +22,23 @@ static lm_token *tokenize_alloc(const lm_model *m, const char *text, bool add_sp
     return toks;
 }
 
+/* The prompt as a user turn (after an optional system message) in the chat template. */
+static char *chat_wrap(const lm_model *m, const cli_opts *o) {
+    lm_chat_message msgs[2];
+    size_t n = 0;
+    if (o->system) msgs[n++] = (lm_chat_message){"system", o->system};
+    msgs[n++] = (lm_chat_message){"user", o->prompt};
+    int32_t need = lm_chat_apply(m, o->chat_template, msgs, n, true, NULL, 0);
+    if (need == INT32_MIN) return NULL;
+    if (need < 0) need = -need;
+    char *text = malloc((size_t)need + 1);
+    if (text && lm_chat_apply(m, o->chat_template, msgs, n, true, text, need + 1) < 0) {
+        free(text);
+        text = NULL;
+    }
+    return text;
+}
+
 int cmd_run(const cli_opts *o) {
     if (!o->prompt) {
         fprintf(stderr, "lumen run: error: no prompt given (-p TEXT)\n");
@@ -33,7 +50,13 @@ int cmd_run(const cli_opts *o) {
     lm_context *ctx = NULL;
     lm_sampler *smp = NULL;
     int32_t n_tok = 0;
-    lm_token *toks = tokenize_alloc(m, o->prompt, true, &n_tok);
+    char *wrapped = o->as_chat ? chat_wrap(m, o) : NULL;
+    if (o->as_chat && !wrapped) {
+        cli_error(LM_ERR_UNSUPPORTED);
+        lm_model_free(m);
+        return 1;
+    }
+    lm_token *toks = tokenize_alloc(m, wrapped ? wrapped : o->prompt, true, &n_tok);
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = o->ctx;
     cp.n_threads = o->threads;
@@ -59,8 +82,10 @@ int cmd_run(const cli_opts *o) {
     cli_install_sigint();
     lm_context_set_abort(ctx, cli_abort_cb, NULL);
     for (int32_t i = 0; i < n_tok; i++) lm_sampler_accept(smp, toks[i]);
-    fputs(o->prompt, stdout);
-    fflush(stdout);
+    if (!o->as_chat) {
+        fputs(o->prompt, stdout);
+        fflush(stdout);
+    }
     lm_batch b = lm_batch_simple(toks, n_tok);
     s = lm_decode(ctx, &b);
     if (s == LM_OK) s = cli_generate(ctx, m, smp, o->n_predict, NULL, NULL, true);
@@ -73,6 +98,7 @@ int cmd_run(const cli_opts *o) {
     if (!o->quiet) cli_print_perf(ctx);
     rc = 0;
 done:
+    free(wrapped);
     free(toks);
     lm_sampler_free(smp);
     lm_context_free(ctx);

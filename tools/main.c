@@ -6,7 +6,9 @@
 
 static const cli_command commands[] = {
     {"run", "Complete a prompt and stream the text to stdout.", "-p TEXT [options]",
-     CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET, cmd_run},
+     CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT |
+         CLI_RUN_CHAT,
+     cmd_run},
     {"chat", "Chat with the model, one message per line on stdin; /exit quits.", "[options]",
      CLI_MODEL | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT, cmd_chat},
     {"info", "Show a model's metadata, hyper-parameters and tensors.", "[-m FILE]", CLI_MODEL,
