@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Second command of the README: set up, then run the whole test suite:
+#   1. release build (warnings are errors under CI=true) and every Criterion suite
+#   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. every libFuzzer target for a bounded time (LUMEN_FUZZ_SECONDS, default 30)
+# LUMEN_SKIP_ASAN=1 / LUMEN_SKIP_FUZZ=1 skip steps 2 / 3 for a quick local run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --no-build
+
+say() { printf '\033[1m[test]\033[0m %s\n' "$*" >&2; }
+jobs=$(nproc)
+t0=$(date +%s)
+
+say "release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+say "unit and end-to-end suites (release)"
+(cd build && ctest --output-on-failure --timeout 900)
+
+if [ "${LUMEN_SKIP_ASAN:-0}" != 1 ]; then
+    say "sanitizer build (ASan + UBSan)"
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUMEN_SANITIZE=ON >/dev/null
+    cmake --build build-asan -j"$jobs"
+    say "suites under ASan + UBSan"
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --output-on-failure --timeout 1500)
+fi
+
+if [ "${LUMEN_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
+    say "fuzzers, ${LUMEN_FUZZ_SECONDS:-30} s each"
+    scripts/fuzz.sh "${LUMEN_FUZZ_SECONDS:-30}"
+fi
+say "all done in $(( $(date +%s) - t0 )) s"
