@@ -77,11 +77,14 @@ typedef struct lm_gguf_limits {
     uint64_t max_kv;      /* default 1 << 20 */
     uint64_t max_tensors; /* default 1 << 20 */
     uint64_t max_string;  /* default 1 << 28 bytes */
-    uint32_t max_depth;   /* nested arrays, default 8 */
+    uint32_t max_depth;   /* levels of nested arrays, default 8, at most 64 */
 } lm_gguf_limits;
 
-/* Open and validate a file (mmap). Errors: LM_ERR_IO (cannot open/map), LM_ERR_FORMAT
- * (any structural fault; the message names the field and offset), LM_ERR_LIMIT. */
+/* Open and validate a file (mmap). Errors: LM_ERR_IO (cannot open/stat/map, not a regular
+ * file), LM_ERR_FORMAT (any structural fault, an empty file and GGUF v1 included; the
+ * message names the file, key or tensor, the field and its offset), LM_ERR_LIMIT (a count,
+ * string length or nesting depth over lm_gguf_limits), LM_ERR_NOMEM. Error messages start
+ * with the path ("<memory>" for lm_gguf_open_memory). */
 lm_status lm_gguf_open(const char *path, lm_gguf **out);
 /* Parse bytes already in memory (not copied: they must outlive the handle). */
 lm_status lm_gguf_open_memory(const void *data, size_t size, const lm_gguf_limits *limits,
@@ -92,6 +95,8 @@ uint32_t lm_gguf_version(const lm_gguf *g);
 uint32_t lm_gguf_alignment(const lm_gguf *g);
 size_t lm_gguf_file_size(const lm_gguf *g);
 const char *lm_gguf_path(const lm_gguf *g); /* "<memory>" for open_memory */
+/* File offset of the data section (aligned; tensor offsets are relative to it). */
+uint64_t lm_gguf_data_offset(const lm_gguf *g);
 
 int64_t lm_gguf_n_kv(const lm_gguf *g);
 const lm_gguf_kv *lm_gguf_kv_at(const lm_gguf *g, int64_t i);
@@ -106,7 +111,11 @@ lm_status lm_gguf_get_i64(const lm_gguf *g, const char *key, int64_t *out);
 lm_status lm_gguf_get_f32(const lm_gguf *g, const char *key, float *out); /* ints too */
 lm_status lm_gguf_get_bool(const lm_gguf *g, const char *key, bool *out);
 lm_status lm_gguf_get_str(const lm_gguf *g, const char *key, lm_gguf_str *out);
-/* Array element access; elements of scalar arrays converted like the getters above. */
+/* Array access: *arr is the array value itself (items[] for STRING/ARRAY elements, or
+ * lm_gguf_arr_f64/_i64 for scalars). elem_type must match the stored element type, except
+ * that any integer element type is accepted for an integer elem_type when every element fits
+ * it, and integers and floats are accepted for FLOAT32/FLOAT64. LM_GGUF_TYPE_COUNT accepts
+ * any element type. */
 lm_status lm_gguf_get_arr(const lm_gguf *g, const char *key, lm_gguf_type elem_type,
                           uint64_t *n, const lm_gguf_value **arr);
 /* Read element i of a scalar array as double / int64 (caller checked the type). */
@@ -119,10 +128,14 @@ const lm_gguf_tensor *lm_gguf_find_tensor(const lm_gguf *g, const char *name);
 
 /* Compare a file string with a C string. */
 bool lm_gguf_str_eq(lm_gguf_str s, const char *c);
-/* Render a value as text into buf (arrays abbreviated after max_items); returns length or
- * -needed like snprintf's contract. */
+/* Render a value as text into buf (arrays abbreviated after max_items: "[1, 2, ... (n
+ * items)]", strings quoted with control characters escaped). Returns the length written, or
+ * when it does not fit, -(length + 1) (the bytes needed, NUL included); buf then holds a
+ * truncated, NUL-terminated prefix (buf may be NULL when size is 0). */
 int32_t lm_gguf_value_to_text(const lm_gguf_value *v, size_t max_items, char *buf, size_t size);
 const char *lm_gguf_type_name(lm_gguf_type t);
+/* Bytes of one scalar value of type t; 0 for STRING, ARRAY and unknown types. */
+size_t lm_gguf_type_size(lm_gguf_type t);
 
 /* ---- writer --------------------------------------------------------------------------- */
 
@@ -130,6 +143,7 @@ typedef struct lm_gguf_writer lm_gguf_writer;
 
 lm_status lm_gguf_writer_create(uint32_t version, lm_gguf_writer **out);
 void lm_gguf_writer_free(lm_gguf_writer *w);
+/* Sets (or updates) the general.alignment key; a nonzero power of two. */
 lm_status lm_gguf_writer_set_alignment(lm_gguf_writer *w, uint32_t alignment);
 /* Add a key with a value; the value (strings, arrays, nested items) is deep-copied. */
 lm_status lm_gguf_writer_add_kv(lm_gguf_writer *w, const char *key, const lm_gguf_value *v);
@@ -144,8 +158,9 @@ lm_status lm_gguf_writer_add_i32_arr(lm_gguf_writer *w, const char *key, const i
                                      uint64_t n);
 lm_status lm_gguf_writer_add_f32_arr(lm_gguf_writer *w, const char *key, const float *v,
                                      uint64_t n);
-/* Add a tensor; data (n_bytes derived from type and ne) is copied. ne[i] for i >= n_dims
- * ignored. */
+/* Add a tensor; data (n_bytes derived from type and ne) is copied; NULL data gives zeros.
+ * ne[i] for i >= n_dims ignored. Tensors are laid out in the order added, each at a multiple
+ * of the alignment, zero-padded (the last one too, as ggml does). */
 lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_type type,
                                     uint32_t n_dims, const int64_t *ne, const void *data);
 /* Serialise to a file, or to a malloc'd buffer the caller frees with free(). */
