@@ -248,14 +248,14 @@ static lm_status lm__rd(lm__gp *g, size_t n, const char *what, const uint8_t **o
 }
 
 static lm_status lm__rd_u32(lm__gp *g, const char *what, uint32_t *out) {
-    const uint8_t *b;
+    const uint8_t *b = NULL;
     LM_TRY(lm__rd(g, 4, what, &b));
     memcpy(out, b, 4);
     return LM_OK;
 }
 
 static lm_status lm__rd_u64(lm__gp *g, const char *what, uint64_t *out) {
-    const uint8_t *b;
+    const uint8_t *b = NULL;
     LM_TRY(lm__rd(g, 8, what, &b));
     memcpy(out, b, 8);
     return LM_OK;
@@ -263,7 +263,7 @@ static lm_status lm__rd_u64(lm__gp *g, const char *what, uint64_t *out) {
 
 static lm_status lm__rd_str(lm__gp *g, const char *what, lm_gguf_str *out) {
     size_t at = g->pos;
-    uint64_t len;
+    uint64_t len = 0;
     LM_TRY(lm__rd_u64(g, what, &len));
     if (len > lm__left(g)) {
         return lm__fail(g, LM_ERR_FORMAT, at, "%s length %" PRIu64 " exceeds remaining %zu bytes",
@@ -281,7 +281,7 @@ static lm_status lm__rd_str(lm__gp *g, const char *what, lm_gguf_str *out) {
 
 static lm_status lm__rd_type(lm__gp *g, const char *what, lm_gguf_type *out) {
     size_t at = g->pos;
-    uint32_t t;
+    uint32_t t = 0;
     LM_TRY(lm__rd_u32(g, what, &t));
     if (t >= LM_GGUF_TYPE_COUNT)
         return lm__fail(g, LM_ERR_FORMAT, at, "unknown %s %" PRIu32, what, t);
@@ -297,7 +297,7 @@ static lm_status lm__parse_value(lm__gp *g, lm_gguf_type type, lm_gguf_value *v)
     if (type == LM_GGUF_STRING) return lm__rd_str(g, "string", &v->v.str);
     if (type == LM_GGUF_ARRAY) return lm__parse_array(g, v);
     size_t at = g->pos;
-    const uint8_t *b;
+    const uint8_t *b = NULL;
     LM_TRY(lm__rd(g, lm_gguf_type_size(type), lm__type_names[type], &b));
     if (type == LM_GGUF_BOOL && b[0] > 1)
         return lm__fail(g, LM_ERR_FORMAT, at, "bool value %u is not 0 or 1", b[0]);
@@ -331,9 +331,9 @@ static lm_status lm__parse_scalar_array(lm__gp *g, lm_gguf_value *v, size_t at) 
 /* Array header (element type, count) and elements; g->depth is this array's nesting. */
 static lm_status lm__parse_array(lm__gp *g, lm_gguf_value *v) {
     size_t at = g->pos;
-    lm_gguf_type et;
+    lm_gguf_type et = LM_GGUF_UINT8;
     LM_TRY(lm__rd_type(g, "array element type", &et));
-    uint64_t n;
+    uint64_t n = 0;
     LM_TRY(lm__rd_u64(g, "array count", &n));
     v->v.arr.type = et;
     v->v.arr.n = 0;
@@ -433,7 +433,7 @@ static lm_status lm__parse_kv(lm__gp *g, int64_t i, lm_gguf_kv *kv) {
     if (kv->key.len == 0) return lm__fail(g, LM_ERR_FORMAT, at, "empty key");
     snprintf(g->ctx, sizeof g->ctx, "key #%" PRId64 " '%s'", i,
              lm__show(kv->key, name, sizeof name));
-    lm_gguf_type t;
+    lm_gguf_type t = LM_GGUF_UINT8;
     LM_TRY(lm__rd_type(g, "value type", &t));
     g->depth = 0;
     return lm__parse_value(g, t, &kv->value);
@@ -504,7 +504,7 @@ static lm_status lm__parse_shape(lm__gp *g, lm_gguf_tensor *t) {
     for (uint32_t d = 0; d < LM_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
         at = g->pos;
-        uint64_t u;
+        uint64_t u = 0;
         LM_TRY(lm__rd_u64(g, "ne", &u));
         t->ne[d] = (int64_t)u;
         /* ggml allows ne == 0, but an empty tensor has no data for anyone to use and would
@@ -520,7 +520,7 @@ static lm_status lm__parse_shape(lm__gp *g, lm_gguf_tensor *t) {
         }
     }
     at = g->pos;
-    uint32_t type;
+    uint32_t type = 0;
     LM_TRY(lm__rd_u32(g, "tensor type", &type));
     lm_type_traits tt = lm_type_get(type);
     if (!tt.name) return lm__fail(g, LM_ERR_FORMAT, at, "unknown tensor type %" PRIu32, type);
@@ -657,7 +657,7 @@ static lm_status lm__parse(lm_gguf *f, const lm_gguf_limits *limits) {
     if (!g.lim.max_string) g.lim.max_string = 1u << 28;
     if (!g.lim.max_depth) g.lim.max_depth = 8;
     if (g.lim.max_depth > LM__GGUF_DEPTH_CAP) g.lim.max_depth = LM__GGUF_DEPTH_CAP;
-    uint64_t n_tensors, n_kv;
+    uint64_t n_tensors = 0, n_kv = 0;
     LM_TRY(lm__parse_header(&g, f, &n_tensors, &n_kv));
     LM_TRY(lm__alloc_tables(f, n_tensors, n_kv));
     LM_TRY(lm__parse_kvs(&g, f));
