@@ -3,12 +3,17 @@
  * Pipeline of lm_vocab_tokenize:
  *   1. special/control token texts are cut out whole (parse_special, longest first);
  *   2. each remaining fragment is split into well-formed UTF-8 runs and invalid bytes;
- *      an invalid byte becomes a word of its own (byte-level BPE has a token for every
- *      byte), so detokenize(tokenize(s)) == s for any bytes, valid UTF-8 or not;
+ *      an invalid byte becomes a word of its own (a byte-level vocab has a token for
+ *      nearly every byte), so invalid UTF-8 round trips too, instead of becoming U+FFFD;
  *   3. valid runs go through the pre-tokenizer's regex stages (PCRE2, UTF + UCP); each
  *      stage splits every piece of the previous one, keeping the gaps between matches;
  *   4. each final piece (word) is mapped byte -> GPT-2 unicode -> initial token ids and
  *      merged by rank (a heap of adjacent pairs, lowest rank then leftmost first).
+ *
+ * Round trip: detokenize(tokenize(s)) == s with the bytes the vocab has no token for
+ * removed; for most vocabs that is none. SmolLM2 lacks 21 (0x04, 0x06, ..., 0xF5..0xFF):
+ * they are dropped, as HF's BPE without an unk token drops them (the GGUF's unknown id is
+ * <|endoftext|>, which must not appear in the middle of a prompt).
  *
  * Unknown tokenizer.ggml.pre names log a warning and use the GPT-2 regex: most BPE
  * models are close to it and refusing the model would be worse than a small drift.
@@ -649,7 +654,6 @@ static lm__pair lm__heap_pop(lm__tok_state *st) {
 static void lm__try_pair(lm__tok_state *st, int32_t left) {
     if (left < 0 || st->syms[left].next < 0) return;
     int32_t a = st->syms[left].id, b = st->syms[st->syms[left].next].id;
-    if (a < 0 || b < 0) return;
     const lm__merge_slot *m = lm__merge_find(st->v, a, b);
     if (m) lm__heap_push(st, (lm__pair){m->rank, left, a, b});
 }
@@ -693,14 +697,17 @@ static void lm__bpe_word(lm__tok_state *st, const char *w, size_t n) {
         }
         st->syms = s, st->syms_cap = n;
     }
+    /* Bytes without a token are skipped, so their neighbours may merge: what HF's BPE
+     * without unk does (SmolLM2's vocab lacks e.g. 0x04 and 0xF5..0xFF). */
+    int32_t m = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t id = v->byte_tok[(uint8_t)w[i]];
-        st->syms[i] =
-            (lm__sym){id >= 0 ? id : v->unk, (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1};
+        if (id >= 0) st->syms[m] = (lm__sym){id, m - 1, m + 1}, m++;
     }
-    lm__merge_word(st, (int32_t)n);
-    for (int32_t i = 0; i >= 0 && n > 0; i = st->syms[i].next)
-        if (st->syms[i].id >= 0) lm__emit(st, st->syms[i].id); /* no token, no unk: dropped */
+    if (m == 0) return;
+    st->syms[m - 1].next = -1;
+    lm__merge_word(st, m);
+    for (int32_t i = 0; i >= 0; i = st->syms[i].next) lm__emit(st, st->syms[i].id);
 }
 
 /* Split s[0..n) with regex stage k (matches and the gaps between them are pieces) and

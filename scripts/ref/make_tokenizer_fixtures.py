@@ -62,6 +62,8 @@ PROMPTS = [
     (False, "tabs\tand\r\nCRLF lines\r\n"),
     (True, "<|endoftext|>text<repo_name>x<file_sep> y <|im_end|>"),
     (False, "https://example.com/path?q=1&r=2#frag"),
+    # bytes the vocab lacks (0x04, 0x06, the 0xF1 lead byte) are dropped by HF's BPE
+    (False, "ctrl\x04.\x06. x\U00050000y!"),
 ]
 
 
@@ -93,7 +95,8 @@ def main():
     lines = ["# SmolLM2 tokenizer reference ids: made by scripts/ref/make_tokenizer_fixtures.py"]
     for special, text in PROMPTS:
         ids = tok.encode(text, add_special_tokens=False).ids
-        assert tok.decode(ids, skip_special_tokens=False) == text
+        if "\x04" not in text:
+            assert tok.decode(ids, skip_special_tokens=False) == text
         if special:
             lines.append("# special")
         lines.append(text.encode("utf-8").hex() + "\t" + " ".join(str(i) for i in ids))
