@@ -267,17 +267,18 @@ static int32_t lm__all(lm_sampler *s) {
     return s->n_vocab;
 }
 
-/* Step 5: logits -> probabilities of (v - max) / temp over c[0..n). */
-static void lm__softmax(lm__cand *c, int32_t n, float temp) {
-    float max = c[0].v;
-    for (int32_t i = 1; i < n; i++) max = c[i].v > max ? c[i].v : max;
-    double sum = 0.0;
+/* Step 5: logits -> probabilities of (v - max) / temp over c[0..n); max is the largest
+ * logit (known from step 1). Four partial sums: one is a serial add chain. */
+static void lm__softmax(lm__cand *c, int32_t n, float max, float temp) {
+    const float inv_t = 1.0f / temp;
+    double sum[4] = {0.0, 0.0, 0.0, 0.0};
     for (int32_t i = 0; i < n; i++) {
         /* subtract before scaling: FLT_MAX / temp would overflow */
-        c[i].v = expf((c[i].v - max) / temp);
-        sum += c[i].v;
+        c[i].v = expf((c[i].v - max) * inv_t);
+        sum[i & 3] += c[i].v;
     }
-    for (int32_t i = 0; i < n; i++) c[i].v = (float)(c[i].v / sum);
+    const float inv = (float)(1.0 / (sum[0] + sum[1] + sum[2] + sum[3]));
+    for (int32_t i = 0; i < n; i++) c[i].v *= inv;
 }
 
 /* Partition c[lo..hi) around a median-of-three pivot: better ones first. Returns the
@@ -290,10 +291,28 @@ static int32_t lm__partition(lm__cand *c, int32_t lo, int32_t hi) {
     lm__swap(&c[mid], &c[last]); /* the median is the pivot, parked at the end */
     lm__cand piv = c[last];
     int32_t store = lo;
-    for (int32_t i = lo; i < last; i++)
-        if (lm__before(c[i], piv)) lm__swap(&c[i], &c[store++]);
+    for (int32_t i = lo; i < last; i++) { /* branch-free Lomuto: the test is a coin flip */
+        lm__cand x = c[i];
+        bool b = lm__before(x, piv);
+        c[i] = c[store];
+        c[store] = x;
+        store += b;
+    }
     lm__swap(&c[store], &c[last]);
     return store;
+}
+
+/* Tokens with p < (1 - top_p) / n together hold less than 1 - top_p, so the others form
+ * a best-first prefix with mass > top_p, which contains the nucleus: drop the rest in one
+ * cheap pass (most of a real vocabulary) before the quickselect. */
+static int32_t lm__top_p_prefilter(lm__cand *c, int32_t n, float p) {
+    float t = (float)((1.0 - (double)p) / n * 0.999); /* margin for rounding */
+    int32_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        c[m] = c[i];
+        m += c[i].v >= t;
+    }
+    return m > 0 ? m : n; /* cannot happen (the best has p >= 1/n); be safe */
 }
 
 /* Step 6: top-p. A token is kept when the mass of the tokens ranked before it is < p,
@@ -301,6 +320,7 @@ static int32_t lm__partition(lm__cand *c, int32_t lo, int32_t hi) {
  * Quickselect on mass finds that set in expected O(n) without sorting; the kept tokens
  * end in c[0..m), unordered. */
 static int32_t lm__top_p(lm__cand *c, int32_t n, float p) {
+    n = lm__top_p_prefilter(c, n, p);
     int32_t lo = 0, hi = n; /* c[0..lo) kept, c[hi..n) dropped, c[lo..hi) undecided */
     double need = p;        /* mass the undecided part must still supply */
     while (hi - lo > 1) {
@@ -357,7 +377,7 @@ lm_token lm_sampler_sample(lm_sampler *s, const float *logits) {
     if (p->temperature <= 0.0f || s->work[best] == -INFINITY) return best;
 
     int32_t n = p->top_k > 0 && p->top_k < s->n_vocab ? lm__top_k(s, p->top_k) : lm__all(s);
-    lm__softmax(s->cand, n, p->temperature);
+    lm__softmax(s->cand, n, s->work[best], p->temperature);
     if (p->top_p < 1.0f) n = lm__top_p(s->cand, n, p->top_p);
     if (p->min_p > 0.0f) {
         int32_t m = lm__min_p(s->cand, n, p->min_p);

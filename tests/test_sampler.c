@@ -238,39 +238,52 @@ Test(sampler, min_p_drops_below_fraction_of_max) {
     lm_sampler_free(s);
 }
 
-/* Large random vocabulary, no top-k: every draw lies in the nucleus computed directly. */
-Test(sampler, top_p_large_vocab_stays_in_nucleus) {
+static const double *g_pr; /* for by_prob_desc */
+static int by_prob_desc(const void *a, const void *b) {
+    double pa = g_pr[*(const int *)a], pb = g_pr[*(const int *)b];
+    return pa < pb ? 1 : pa > pb ? -1 : 0;
+}
+
+/* Random logits over n tokens, top_p with no top-k: draws stay in the nucleus computed
+ * directly (sorted in double); with check_all, every nucleus token expected >= 30 times
+ * in the draws is seen, so the kept set is exactly the nucleus. */
+static void check_nucleus(int n, float scale, float top_p, int draws, bool check_all) {
     lm_test_rng r = {lm_test_seed()};
-    const int n = 49152;
     float *x = malloc(n * sizeof *x);
     double *pr = malloc(n * sizeof *pr), *l = malloc(n * sizeof *l);
-    lm_test_fill_normal(&r, x, n, 4.0f);
-    for (int i = 0; i < n; i++) l[i] = x[i];
+    int *order = malloc(n * sizeof *order), *in = calloc(n, sizeof *in),
+        *seen = calloc(n, sizeof *seen);
+    lm_test_fill_normal(&r, x, n, scale);
+    for (int i = 0; i < n; i++) l[i] = x[i], order[i] = i;
     softmax_ref(l, NULL, n, 1.0, pr);
+    g_pr = pr;
+    qsort(order, n, sizeof *order, by_prob_desc);
+    double cum = 0, mass = 0;
+    for (int i = 0; i < n && cum < top_p; i++) cum += pr[order[i]], in[order[i]] = 1;
+    mass = cum;
     lm_sampler_params p = no_truncation(1.0f);
-    p.top_p = 0.9f;
+    p.top_p = top_p;
     p.seed = lm_test_rng_u64(&r);
-    /* bisect the nucleus threshold: hi ends at the smallest probability kept */
-    double lo = 0, hi = 1;
-    for (int it = 0; it < 100; it++) {
-        double t = (lo + hi) / 2, mass = 0;
-        for (int i = 0; i < n; i++)
-            if (pr[i] > t) mass += pr[i];
-        if (mass >= p.top_p)
-            lo = t;
-        else
-            hi = t;
-    }
     lm_sampler *s = make(&p, n);
-    for (int d = 0; d < 2000; d++) {
+    for (int d = 0; d < draws; d++) {
         lm_token t = lm_sampler_sample(s, x);
-        cr_assert(pr[t] >= hi * 0.999, "token %d (p %.3g) outside the nucleus (t %.3g)", t, pr[t],
-                  hi);
+        cr_assert(t >= 0 && t < n && in[t], "token %d (p %.3g) outside the nucleus", t, pr[t]);
+        seen[t] = 1;
     }
+    for (int i = 0; check_all && i < n; i++)
+        if (in[i] && pr[i] / mass * draws >= 30)
+            cr_assert(seen[i], "nucleus token %d (p %.3g) never drawn", i, pr[i]);
     lm_sampler_free(s);
-    free(x);
-    free(pr);
-    free(l);
+    free(x), free(pr), free(l), free(order), free(in), free(seen);
+}
+
+Test(sampler, top_p_large_vocab_stays_in_nucleus) {
+    check_nucleus(49152, 4.0f, 0.9f, 2000, false);
+}
+
+Test(sampler, top_p_keeps_exactly_the_nucleus) {
+    check_nucleus(300, 2.0f, 0.5f, 20000, true);
+    check_nucleus(1000, 1.0f, 0.8f, 50000, true);
 }
 
 /* ---- penalties ---------------------------------------------------------------------------- */
