@@ -90,7 +90,7 @@ static int lm__ref_prompt(lm__ref_parser *p, char *s) {
 }
 
 static int lm__ref_ids(lm__ref_parser *p, char *s) {
-    int32_t n;
+    int32_t n = 0;
     if (lm__ref_int(p, &s, &n)) return -1;
     if (n <= 0 || n > 1 << 20) return lm__ref_fail(p, "bad token count %d", (int)n);
     if (!(p->cur->ids = malloc((size_t)n * sizeof *p->cur->ids)))
