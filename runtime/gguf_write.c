@@ -302,9 +302,10 @@ typedef struct lm__wout {
 } lm__wout;
 
 static void lm__w(lm__wout *o, const void *p, size_t n) {
+    if (n == 0) return; /* empty strings and arrays may have NULL data */
     if (o->buf)
         memcpy(o->buf + o->pos, p, n);
-    else if (o->fp && !o->failed && n && fwrite(p, 1, n, o->fp) != n)
+    else if (o->fp && !o->failed && fwrite(p, 1, n, o->fp) != n)
         o->failed = true;
     o->pos += n;
 }
