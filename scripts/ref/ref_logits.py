@@ -21,6 +21,7 @@ heads (GQA: query head h uses KV head h // 3), head_dim 64, FFN 1536 (SwiGLU), R
 
 Fixture format (text; '#' lines are comments; values are %.6g):
 
+    n_vocab <n>                      once, first
     probes <64 token ids>            once, chosen with a fixed seed, same for all prompts
     prompt <prompt bytes as hex>     starts a record
     ids <n> <token ids>
@@ -33,6 +34,9 @@ What is compared: the logits at the LAST prompt position after prefilling the pr
 token ids (which a test can also use to check Lumen's tokenizer). Lumen computes in f32
 from the same quantized weights, so differences come from rounding only; the end-to-end
 test states its tolerance.
+The script checks that the France prompt's greedy token decodes to " Paris" and prints
+the top-5 per prompt and the time taken. (A NeoX-pairing variant of RoPE gives clearly
+lower likelihoods on plain English prompts, which supports the normal pairing above.)
 """
 
 import argparse
