@@ -14,6 +14,28 @@ static volatile uint8_t sink;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+/* Every getter on one key: conversions and their errors must be safe for any value. */
+static void touch_getters(const lm_gguf *g, const char *key) {
+    uint32_t u;
+    int64_t i;
+    float f;
+    bool b;
+    lm_gguf_str s;
+    uint64_t n;
+    const lm_gguf_value *arr;
+    lm_gguf_get_u32(g, key, &u);
+    lm_gguf_get_i64(g, key, &i);
+    lm_gguf_get_f32(g, key, &f);
+    lm_gguf_get_bool(g, key, &b);
+    lm_gguf_get_str(g, key, &s);
+    lm_gguf_get_arr(g, key, LM_GGUF_INT32, &n, &arr);
+    if (lm_gguf_get_arr(g, key, LM_GGUF_TYPE_COUNT, &n, &arr) != LM_OK) return;
+    for (uint64_t k = 0; k < n && k < 64; k++) {
+        sink ^= (uint8_t)lm_gguf_arr_i64(arr, k);
+        sink ^= (uint8_t)(lm_gguf_arr_f64(arr, k) != 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_gguf *g = NULL;
     /* Small limits keep one input's memory bounded; the checks are the same. */
@@ -28,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             memcpy(buf, kv->key.data, kv->key.len);
             buf[kv->key.len] = '\0';
             if (lm_gguf_find_key(g, buf) != i) __builtin_trap();
+            touch_getters(g, buf);
         }
     }
     for (int64_t i = 0; i < lm_gguf_n_tensors(g); i++) {

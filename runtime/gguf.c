@@ -898,7 +898,13 @@ int64_t lm_gguf_arr_i64(const lm_gguf_value *arr, uint64_t i) {
         return 0;
     size_t es = lm_gguf_type_size(arr->v.arr.type);
     lm__decode_scalar(arr->v.arr.type, (const uint8_t *)arr->v.arr.raw + i * es, &e);
-    if (lm__is_float(e.type)) return (int64_t)e.v.f64;
+    if (lm__is_float(e.type)) {
+        /* out-of-range float -> int is undefined: saturate, NaN reads 0 */
+        if (e.v.f64 != e.v.f64) return 0;
+        if (e.v.f64 >= 9223372036854775807.0) return INT64_MAX;
+        if (e.v.f64 <= -9223372036854775808.0) return INT64_MIN;
+        return (int64_t)e.v.f64;
+    }
     if (lm__is_uint(e.type)) return (int64_t)e.v.u64;
     if (lm__is_sint(e.type)) return e.v.i64;
     return e.v.b;
