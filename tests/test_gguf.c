@@ -533,6 +533,20 @@ Test(gguf, array_getter) {
     free(mem);
 }
 
+/* Reading float elements as integers saturates instead of invoking undefined behaviour. */
+Test(gguf, arr_i64_saturates) {
+    const float x[4] = {NAN, 1e30f, -1e30f, -7.9f};
+    lm_gguf_value v = {.type = LM_GGUF_ARRAY};
+    v.v.arr.type = LM_GGUF_FLOAT32;
+    v.v.arr.n = 4;
+    v.v.arr.raw = x;
+    cr_expect_eq(lm_gguf_arr_i64(&v, 0), 0);
+    cr_expect_eq(lm_gguf_arr_i64(&v, 1), INT64_MAX);
+    cr_expect_eq(lm_gguf_arr_i64(&v, 2), INT64_MIN);
+    cr_expect_eq(lm_gguf_arr_i64(&v, 3), -7);
+    cr_expect(isnan(lm_gguf_arr_f64(&v, 0)));
+}
+
 /* ---- text ------------------------------------------------------------------------------ */
 
 Test(gguf, value_to_text) {
