@@ -140,6 +140,14 @@ void lm_backend_destroy(lm_backend *be);
 /* Names of the backends compiled in, NULL-terminated. */
 const char *const *lm_backend_names(void);
 
+/* GPU backends, declared when compiled in (kernels/cuda, kernels/vulkan). */
+#ifdef LM_HAVE_CUDA
+lm_status lm_cuda_backend_create(const lm_backend_config *cfg, lm_backend **out);
+#endif
+#ifdef LM_HAVE_VULKAN
+lm_status lm_vulkan_backend_create(const lm_backend_config *cfg, lm_backend **out);
+#endif
+
 /* The CPU backend (kernels/cpu). */
 lm_status lm_cpu_backend_create(const lm_backend_config *cfg, lm_backend **out);
 /* Host pointer of a CPU buffer (CPU backend only; for tests and the runtime). */

@@ -1,0 +1,128 @@
+/* Causal GQA attention over the KV cache, flash style: per (token, head) one pass over the
+ * cache positions with an online softmax (running max m, running sum l, running output
+ * acc), so the score matrix is never materialised.
+ * q F32 [head_dim, n_head, n_tok]; k_cache, v_cache [head_dim, n_kv_head, n_ctx, n_seq]
+ * F16 or F32 (may be views: any nb[1..3]); pos, seq I32 [n_tok]; dst like q. Score:
+ * s = scale * (q . k); with softcap c: s = c * tanh(s / c) (as ggml's flash attention). */
+#include "cpu_internal.h"
+
+#include "../../runtime/quant.h"
+
+#include <math.h>
+
+typedef struct {
+    lm__cpu *c;
+    const lm_tensor *q, *k, *v, *dst;
+    const int32_t *pos, *seq;
+    lm_attn_params p;
+} lm__attn_job;
+
+/* Cache row (kv head h, position p, sequence s) as floats: F32 rows are used in place,
+ * F16 rows are converted into buf. */
+static const float *lm__attn_row(const lm_tensor *cache, int64_t h, int64_t p, int64_t s,
+                                 float *buf) {
+    const void *r = lm__cpu_row(cache, h, p, s);
+    if (cache->type == LM_TYPE_F32) return r;
+    lm_dequantize_row(cache->type, r, buf, cache->ne[0]);
+    return buf;
+}
+
+/* One (token, head): online softmax over positions lo..pos of the token's sequence. */
+static void lm__attn_one(const lm__attn_job *j, int64_t t, int64_t h, float *acc, float *kbuf) {
+    const int64_t D = j->q->ne[0];
+    const int64_t kvh = h / (j->q->ne[1] / j->k->ne[1]);
+    const int32_t pos = j->pos[t], seq = j->seq[t];
+    const int32_t lo = j->p.window > 0 && pos - j->p.window + 1 > 0 ? pos - j->p.window + 1 : 0;
+    const float *q = (const float *)lm__cpu_row(j->q, h, t, 0);
+    float m = -INFINITY, l = 0.0f;
+    for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
+    for (int32_t p = lo; p <= pos; p++) {
+        const float *k = lm__attn_row(j->k, kvh, p, seq, kbuf);
+        float s = lm__cpu_dot(q, k, D) * j->p.scale;
+        if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
+        /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
+        if (s > m) {
+            const float corr = expf(m - s);
+            l *= corr;
+            for (int64_t d = 0; d < D; d++) acc[d] *= corr;
+            m = s;
+        }
+        const float w = expf(s - m);
+        const float *v = lm__attn_row(j->v, kvh, p, seq, kbuf);
+        l += w;
+        for (int64_t d = 0; d < D; d++) acc[d] += w * v[d];
+    }
+    float *out = (float *)lm__cpu_row(j->dst, h, t, 0);
+    const float inv = 1.0f / l; /* l >= 1: the max term contributes e^0 */
+    for (int64_t d = 0; d < D; d++) out[d] = acc[d] * inv;
+}
+
+static void lm__attn_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__attn_job *j = ctx;
+    const int64_t H = j->q->ne[1], D = j->q->ne[0];
+    float *acc = lm__cpu_scratch(j->c, ith), *kbuf = acc + D;
+    for (int64_t i = b; i < e; i++) lm__attn_one(j, i / H, i % H, acc, kbuf);
+}
+
+static lm_status lm__attn_check_cache(const char *name, const lm_tensor *q, const lm_tensor *c) {
+    LM_TRY(lm__cpu_check("attention", name, c, -1));
+    if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32)
+        return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16 or F32", name,
+                         lm_type_get((uint32_t)c->type).name);
+    if (c->ne[0] != q->ne[0])
+        return lm__error(LM_ERR_INVALID_ARG, "attention: %s head_dim %lld != q head_dim %lld", name,
+                         (long long)c->ne[0], (long long)q->ne[0]);
+    if (q->ne[1] % c->ne[1] != 0)
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "attention: n_head %lld is not a multiple of %s n_kv_head %lld",
+                         (long long)q->ne[1], name, (long long)c->ne[1]);
+    return LM_OK;
+}
+
+static lm_status lm__attn_check_ids(const lm_tensor *q, const lm_tensor *k, const int32_t *pos,
+                                    const int32_t *seq) {
+    for (int64_t t = 0; t < q->ne[2]; t++) {
+        if (pos[t] < 0 || pos[t] >= k->ne[2])
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "attention: pos[%lld] = %d is outside [0, n_ctx = %lld)", (long long)t,
+                             pos[t], (long long)k->ne[2]);
+        if (seq[t] < 0 || seq[t] >= k->ne[3])
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "attention: seq[%lld] = %d is outside [0, n_seq = %lld)", (long long)t,
+                             seq[t], (long long)k->ne[3]);
+    }
+    return LM_OK;
+}
+
+lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *k_cache,
+                            const lm_tensor *v_cache, const lm_tensor *pos, const lm_tensor *seq,
+                            const lm_attn_params *p, lm_tensor *dst) {
+    const char *op = "attention";
+    LM_TRY(lm__cpu_check(op, "q", q, LM_TYPE_F32));
+    LM_TRY(lm__cpu_check(op, "dst", dst, LM_TYPE_F32));
+    LM_TRY(lm__cpu_check_same_shape(op, "q", q, "dst", dst));
+    if (q->ne[3] != 1)
+        return lm__error(LM_ERR_INVALID_ARG, "attention: q ne[3] = %lld, expected 1",
+                         (long long)q->ne[3]);
+    LM_TRY(lm__attn_check_cache("k_cache", q, k_cache));
+    LM_TRY(lm__attn_check_cache("v_cache", q, v_cache));
+    LM_TRY(lm__cpu_check_same_shape(op, "k_cache", k_cache, "v_cache", v_cache));
+    LM_TRY(lm__cpu_check(op, "pos", pos, LM_TYPE_I32));
+    LM_TRY(lm__cpu_check(op, "seq", seq, LM_TYPE_I32));
+    if (pos->ne[0] != q->ne[2] || seq->ne[0] != q->ne[2])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "attention: pos has %lld and seq %lld entries, expected n_tok = %lld",
+                         (long long)pos->ne[0], (long long)seq->ne[0], (long long)q->ne[2]);
+    if (!p) return lm__error(LM_ERR_INVALID_ARG, "attention: params are NULL");
+    if (p->window < 0 || !(p->softcap >= 0.0f))
+        return lm__error(LM_ERR_INVALID_ARG, "attention: window = %d, softcap = %g (must be >= 0)",
+                         p->window, p->softcap);
+    const int32_t *ps = (const int32_t *)lm__cpu_data(pos);
+    const int32_t *sq = (const int32_t *)lm__cpu_data(seq);
+    LM_TRY(lm__attn_check_ids(q, k_cache, ps, sq));
+    lm__cpu *c = lm__cpu_ctx(be);
+    LM_TRY(lm__cpu_reserve(c, 2 * (size_t)q->ne[0]));
+    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p};
+    lm__pool_run(c->pool, lm__attn_task, &j, q->ne[1] * q->ne[2]);
+    return LM_OK;
+}

@@ -1,0 +1,456 @@
+/* Reference ops of the CPU backend, plain C. Each op validates its arguments and returns
+ * LM_ERR_INVALID_ARG with a message naming the op and the mismatch; none crashes on a
+ * bad shape. All tensors must have contiguous rows (nb[0] = element/block size, checked
+ * by lm__cpu_check); nb[1..3] may be any strides (views), unless an op says otherwise.
+ * Work is split over rows by the thread pool, each row computed by one thread in a fixed
+ * order, so results do not depend on the thread count. */
+#include "cpu_internal.h"
+
+#include "../../runtime/quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#define LM__F32 ((int)LM_TYPE_F32)
+#define LM__I32 ((int)LM_TYPE_I32)
+
+static lm_status lm__cpu_bad(const char *op, const char *what, long long got, long long want) {
+    return lm__error(LM_ERR_INVALID_ARG, "%s: %s = %lld, expected %lld", op, what, got, want);
+}
+
+static lm_status lm__cpu_computable(const char *op, const char *arg, const lm_tensor *t) {
+    if (!lm_type_computable(t->type))
+        return lm__error(LM_ERR_INVALID_ARG, "%s: %s type %s is not supported", op, arg,
+                         lm_type_get((uint32_t)t->type).name);
+    return LM_OK;
+}
+
+/* ---- get_rows: src [ne0, rows] any computable type, ids I32 [n], dst F32 [ne0, n] ---- */
+
+typedef struct {
+    const lm_tensor *src, *dst;
+    const int32_t *ids;
+} lm__get_rows_job;
+
+static void lm__get_rows_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__get_rows_job *j = ctx;
+    for (int64_t i = b; i < e; i++)
+        lm_dequantize_row(j->src->type, lm__cpu_row(j->src, j->ids[i], 0, 0),
+                          (float *)lm__cpu_row(j->dst, i, 0, 0), j->src->ne[0]);
+}
+
+lm_status lm__cpu_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor *ids,
+                           lm_tensor *dst) {
+    const char *op = "get_rows";
+    LM_TRY(lm__cpu_check(op, "src", src, -1));
+    LM_TRY(lm__cpu_computable(op, "src", src));
+    LM_TRY(lm__cpu_check(op, "ids", ids, LM__I32));
+    LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
+    if (src->ne[2] * src->ne[3] != 1)
+        return lm__cpu_bad(op, "src ne[2]*ne[3]", src->ne[2] * src->ne[3], 1);
+    if (lm__cpu_nrows(ids) != 1)
+        return lm__cpu_bad(op, "ids ne[1]*ne[2]*ne[3]", lm__cpu_nrows(ids), 1);
+    if (dst->ne[0] != src->ne[0]) return lm__cpu_bad(op, "dst ne[0]", dst->ne[0], src->ne[0]);
+    if (dst->ne[1] != ids->ne[0])
+        return lm__cpu_bad(op, "dst ne[1] (ids count)", dst->ne[1], ids->ne[0]);
+    if (dst->ne[2] * dst->ne[3] != 1)
+        return lm__cpu_bad(op, "dst ne[2]*ne[3]", dst->ne[2] * dst->ne[3], 1);
+    const int32_t *id = (const int32_t *)lm__cpu_data(ids);
+    for (int64_t i = 0; i < ids->ne[0]; i++)
+        if (id[i] < 0 || id[i] >= src->ne[1])
+            return lm__error(LM_ERR_INVALID_ARG, "get_rows: ids[%lld] = %d is outside [0, %lld)",
+                             (long long)i, id[i], (long long)src->ne[1]);
+    lm__get_rows_job j = {src, dst, id};
+    lm__pool_run(lm__cpu_ctx(be)->pool, lm__get_rows_task, &j, ids->ne[0]);
+    return LM_OK;
+}
+
+/* ---- rms_norm: x F32 [ne0, ...], w F32 [ne0] or NULL, dst like x (may be x) ---- */
+
+typedef struct {
+    const lm_tensor *x, *dst;
+    const float *w;
+    float eps;
+} lm__rms_job;
+
+static void lm__rms_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__rms_job *j = ctx;
+    const int64_t n = j->x->ne[0];
+    for (int64_t r = b; r < e; r++) {
+        const float *x = (const float *)lm__cpu_row_flat(j->x, r);
+        float *y = (float *)lm__cpu_row_flat(j->dst, r);
+        double ss = 0; /* double, as ggml: the mean of squares of thousands of values */
+        for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+        const float s = (float)(1.0 / sqrt(ss / (double)n + j->eps));
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * s * (j->w ? j->w[i] : 1.0f);
+    }
+}
+
+lm_status lm__cpu_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *w, float eps,
+                           lm_tensor *dst) {
+    const char *op = "rms_norm";
+    LM_TRY(lm__cpu_check(op, "x", x, LM__F32));
+    LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
+    LM_TRY(lm__cpu_check_same_shape(op, "x", x, "dst", dst));
+    if (w) {
+        LM_TRY(lm__cpu_check(op, "w", w, LM__F32));
+        if (w->ne[0] != x->ne[0] || lm__cpu_nrows(w) != 1)
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "rms_norm: w has %lld x %lld elements, expected [%lld]",
+                             (long long)w->ne[0], (long long)lm__cpu_nrows(w), (long long)x->ne[0]);
+    }
+    if (!(eps >= 0)) return lm__error(LM_ERR_INVALID_ARG, "rms_norm: eps = %g (must be >= 0)", eps);
+    lm__rms_job j = {x, dst, w ? (const float *)lm__cpu_data(w) : NULL, eps};
+    lm__pool_run(lm__cpu_ctx(be)->pool, lm__rms_task, &j, lm__cpu_nrows(x));
+    return LM_OK;
+}
+
+/* ---- mul_mat: W [K, N] computable, x F32 [K, M], dst F32 [N, M]; all 2-D ----
+ * Each weight row is dequantized once into the thread's scratch and dotted with all M
+ * columns of x, so the weights are read once per call whatever M is. */
+
+typedef struct {
+    lm__cpu *c;
+    const lm_tensor *w, *x, *dst;
+} lm__mm_job;
+
+static void lm__mm_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__mm_job *j = ctx;
+    const int64_t K = j->w->ne[0], M = j->x->ne[1];
+    float *row = lm__cpu_scratch(j->c, ith);
+    for (int64_t n = b; n < e; n++) {
+        const void *wr = lm__cpu_row(j->w, n, 0, 0);
+        const float *wf = wr; /* F32 weights are used in place */
+        if (j->w->type != LM_TYPE_F32) {
+            lm_dequantize_row(j->w->type, wr, row, K);
+            wf = row;
+        }
+        for (int64_t m = 0; m < M; m++) {
+            const float *xc = (const float *)lm__cpu_row(j->x, m, 0, 0);
+            float *dc = (float *)lm__cpu_row(j->dst, m, 0, 0);
+            dc[n] = lm__cpu_dot(wf, xc, K);
+        }
+    }
+}
+
+lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst) {
+    const char *op = "mul_mat";
+    LM_TRY(lm__cpu_check(op, "W", w, -1));
+    LM_TRY(lm__cpu_computable(op, "W", w));
+    LM_TRY(lm__cpu_check(op, "x", x, LM__F32));
+    LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
+    if (lm__cpu_nrows(w) != w->ne[1] || lm__cpu_nrows(x) != x->ne[1] ||
+        lm__cpu_nrows(dst) != dst->ne[1])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "mul_mat: W, x and dst must be 2-D (ne[2] = ne[3] = 1)");
+    if (x->ne[0] != w->ne[0])
+        return lm__error(LM_ERR_INVALID_ARG, "mul_mat: x ne[0] = %lld != W ne[0] (K) = %lld",
+                         (long long)x->ne[0], (long long)w->ne[0]);
+    if (dst->ne[0] != w->ne[1] || dst->ne[1] != x->ne[1])
+        return lm__error(
+            LM_ERR_INVALID_ARG, "mul_mat: dst is [%lld, %lld], expected [N=%lld, M=%lld]",
+            (long long)dst->ne[0], (long long)dst->ne[1], (long long)w->ne[1], (long long)x->ne[1]);
+    lm__cpu *c = lm__cpu_ctx(be);
+    LM_TRY(lm__cpu_reserve(c, (size_t)w->ne[0]));
+    lm__mm_job j = {c, w, x, dst};
+    lm__pool_run(c->pool, lm__mm_task, &j, w->ne[1]);
+    return LM_OK;
+}
+
+/* ---- rope: in place on x F32 [head_dim, n_head, n_tok], pos I32 [n_tok] ---- */
+
+typedef struct {
+    lm__cpu *c;
+    const lm_tensor *x;
+    const int32_t *pos;
+    const lm_rope_params *p;
+} lm__rope_job;
+
+static void lm__rope_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__rope_job *j = ctx;
+    const int half = j->p->n_rot / 2;
+    float *cs = lm__cpu_scratch(j->c, ith), *sn = cs + half;
+    const int64_t rot_stride = j->p->mode == LM_ROPE_NEOX ? 1 : 2; /* between pairs */
+    const int64_t mate = j->p->mode == LM_ROPE_NEOX ? half : 1;    /* pair partner */
+    for (int64_t t = b; t < e; t++) {
+        /* angles in double: the oracle should not carry powf's error at large positions */
+        for (int i = 0; i < half; i++) {
+            double th =
+                (double)j->pos[t] * j->p->freq_scale * pow(j->p->freq_base, -2.0 * i / j->p->n_rot);
+            if (j->p->freq_factors) th /= j->p->freq_factors[i];
+            cs[i] = (float)cos(th);
+            sn[i] = (float)sin(th);
+        }
+        for (int64_t h = 0; h < j->x->ne[1]; h++) {
+            float *v = (float *)lm__cpu_row(j->x, h, t, 0);
+            for (int i = 0; i < half; i++) {
+                float *a = v + i * rot_stride, *bb = a + mate;
+                const float x0 = *a, x1 = *bb;
+                *a = x0 * cs[i] - x1 * sn[i];
+                *bb = x0 * sn[i] + x1 * cs[i];
+            }
+        }
+    }
+}
+
+lm_status lm__cpu_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos,
+                       const lm_rope_params *p) {
+    const char *op = "rope";
+    LM_TRY(lm__cpu_check(op, "x", x, LM__F32));
+    LM_TRY(lm__cpu_check(op, "pos", pos, LM__I32));
+    if (!p) return lm__error(LM_ERR_INVALID_ARG, "rope: params are NULL");
+    if (x->ne[3] != 1) return lm__cpu_bad(op, "x ne[3]", x->ne[3], 1);
+    if (pos->ne[0] != x->ne[2] || lm__cpu_nrows(pos) != 1)
+        return lm__cpu_bad(op, "pos count", pos->ne[0] * lm__cpu_nrows(pos), x->ne[2]);
+    if (p->mode != LM_ROPE_NORMAL && p->mode != LM_ROPE_NEOX)
+        return lm__error(LM_ERR_INVALID_ARG, "rope: mode %d is not NORMAL (0) or NEOX (2)",
+                         (int)p->mode);
+    if (p->n_rot <= 0 || p->n_rot % 2 || p->n_rot > x->ne[0])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "rope: n_rot = %d must be even and in (0, head_dim = %lld]", p->n_rot,
+                         (long long)x->ne[0]);
+    if (!(p->freq_base > 0) || !(p->freq_scale > 0))
+        return lm__error(LM_ERR_INVALID_ARG, "rope: freq_base = %g and freq_scale = %g must be > 0",
+                         p->freq_base, p->freq_scale);
+    lm__cpu *c = lm__cpu_ctx(be);
+    LM_TRY(lm__cpu_reserve(c, (size_t)p->n_rot));
+    lm__rope_job j = {c, x, (const int32_t *)lm__cpu_data(pos), p};
+    lm__pool_run(c->pool, lm__rope_task, &j, x->ne[2]);
+    return LM_OK;
+}
+
+/* ---- kv_store: k, v F32 [head_dim, n_kv_head, n_tok] -> caches [head_dim, n_kv_head,
+ * n_ctx, n_seq] (F16 or F32) at (pos[i], seq[i]). Serial: it moves a few KB per token. */
+
+static lm_status lm__kv_check_cache(const char *name, const lm_tensor *src,
+                                    const lm_tensor *cache) {
+    LM_TRY(lm__cpu_check("kv_store", name, cache, -1));
+    if (cache->type != LM_TYPE_F16 && cache->type != LM_TYPE_F32)
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: %s type %s, expected F16 or F32", name,
+                         lm_type_get((uint32_t)cache->type).name);
+    if (cache->ne[0] != src->ne[0] || cache->ne[1] != src->ne[1])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "kv_store: %s is [%lld, %lld, ...], source is [%lld, %lld, ...]", name,
+                         (long long)cache->ne[0], (long long)cache->ne[1], (long long)src->ne[0],
+                         (long long)src->ne[1]);
+    return LM_OK;
+}
+
+static void lm__kv_put(const lm_tensor *src, const lm_tensor *cache, int64_t t, int32_t pos,
+                       int32_t seq) {
+    for (int64_t h = 0; h < src->ne[1]; h++)
+        lm_quantize_row(cache->type, (const float *)lm__cpu_row(src, h, t, 0),
+                        lm__cpu_row(cache, h, pos, seq), src->ne[0]);
+}
+
+lm_status lm__cpu_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v,
+                           lm_tensor *k_cache, lm_tensor *v_cache, const lm_tensor *pos,
+                           const lm_tensor *seq) {
+    const char *op = "kv_store";
+    LM_TRY(lm__cpu_check(op, "k", k, LM__F32));
+    LM_TRY(lm__cpu_check(op, "v", v, LM__F32));
+    LM_TRY(lm__cpu_check_same_shape(op, "k", k, "v", v));
+    if (k->ne[3] != 1) return lm__cpu_bad(op, "k ne[3]", k->ne[3], 1);
+    LM_TRY(lm__kv_check_cache("k_cache", k, k_cache));
+    LM_TRY(lm__kv_check_cache("v_cache", v, v_cache));
+    if (k_cache->ne[2] != v_cache->ne[2] || k_cache->ne[3] != v_cache->ne[3])
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: k_cache and v_cache differ in n_ctx/n_seq");
+    LM_TRY(lm__cpu_check(op, "pos", pos, LM__I32));
+    LM_TRY(lm__cpu_check(op, "seq", seq, LM__I32));
+    const int64_t T = k->ne[2], n_ctx = k_cache->ne[2], n_seq = k_cache->ne[3];
+    if (pos->ne[0] != T || lm__cpu_nrows(pos) != 1)
+        return lm__cpu_bad(op, "pos count", pos->ne[0], T);
+    if (seq->ne[0] != T || lm__cpu_nrows(seq) != 1)
+        return lm__cpu_bad(op, "seq count", seq->ne[0], T);
+    const int32_t *ps = (const int32_t *)lm__cpu_data(pos),
+                  *sq = (const int32_t *)lm__cpu_data(seq);
+    for (int64_t t = 0; t < T; t++) { /* all checked before anything is written */
+        if (ps[t] < 0 || ps[t] >= n_ctx)
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "kv_store: pos[%lld] = %d is outside [0, n_ctx = %lld)", (long long)t,
+                             ps[t], (long long)n_ctx);
+        if (sq[t] < 0 || sq[t] >= n_seq)
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "kv_store: seq[%lld] = %d is outside [0, n_seq = %lld)", (long long)t,
+                             sq[t], (long long)n_seq);
+    }
+    for (int64_t t = 0; t < T; t++) {
+        lm__kv_put(k, k_cache, t, ps[t], sq[t]);
+        lm__kv_put(v, v_cache, t, ps[t], sq[t]);
+    }
+    return LM_OK;
+}
+
+/* ---- element-wise: swiglu, geglu, add, mul, scale (all F32; dst may alias an input) ---- */
+
+typedef enum { LM__EW_SWIGLU, LM__EW_GEGLU, LM__EW_ADD, LM__EW_MUL, LM__EW_SCALE } lm__ew_kind;
+
+typedef struct {
+    lm__ew_kind kind;
+    const lm_tensor *a, *b, *dst; /* b: up for the GLUs, the broadcast operand for add/mul */
+    float s;
+} lm__ew_job;
+
+static float lm__silu(float g) {
+    return g / (1.0f + expf(-g));
+}
+
+/* gelu, tanh approximation (as ggml and Gemma use) */
+static float lm__gelu_tanh(float g) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+}
+
+static void lm__ew_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__ew_job *j = ctx;
+    const lm_tensor *A = j->a, *B = j->b;
+    const int64_t n = A->ne[0];
+    for (int64_t r = b; r < e; r++) {
+        const int64_t i1 = r % A->ne[1], i2 = (r / A->ne[1]) % A->ne[2],
+                      i3 = r / (A->ne[1] * A->ne[2]);
+        const float *x = (const float *)lm__cpu_row(A, i1, i2, i3);
+        float *y = (float *)lm__cpu_row(j->dst, i1, i2, i3);
+        const float *u = NULL;
+        int64_t ustep = 1; /* 0: b broadcasts along ne[0] */
+        if (B) {
+            u = (const float *)lm__cpu_row(B, B->ne[1] == 1 ? 0 : i1, B->ne[2] == 1 ? 0 : i2,
+                                           B->ne[3] == 1 ? 0 : i3);
+            ustep = B->ne[0] == 1 && n != 1 ? 0 : 1;
+        }
+        switch (j->kind) {
+        case LM__EW_SWIGLU:
+            for (int64_t i = 0; i < n; i++) y[i] = lm__silu(x[i]) * u[i];
+            break;
+        case LM__EW_GEGLU:
+            for (int64_t i = 0; i < n; i++) y[i] = lm__gelu_tanh(x[i]) * u[i];
+            break;
+        case LM__EW_ADD:
+            for (int64_t i = 0; i < n; i++) y[i] = x[i] + u[i * ustep];
+            break;
+        case LM__EW_MUL:
+            for (int64_t i = 0; i < n; i++) y[i] = x[i] * u[i * ustep];
+            break;
+        case LM__EW_SCALE:
+            for (int64_t i = 0; i < n; i++) y[i] = x[i] * j->s;
+            break;
+        }
+    }
+}
+
+static lm_status lm__ew_run(lm_backend *be, lm__ew_job *j) {
+    lm__pool_run(lm__cpu_ctx(be)->pool, lm__ew_task, j, lm__cpu_nrows(j->a));
+    return LM_OK;
+}
+
+static lm_status lm__glu(lm_backend *be, const char *op, lm__ew_kind kind, const lm_tensor *gate,
+                         const lm_tensor *up, lm_tensor *dst) {
+    LM_TRY(lm__cpu_check(op, "gate", gate, LM__F32));
+    LM_TRY(lm__cpu_check(op, "up", up, LM__F32));
+    LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
+    LM_TRY(lm__cpu_check_same_shape(op, "gate", gate, "up", up));
+    LM_TRY(lm__cpu_check_same_shape(op, "gate", gate, "dst", dst));
+    lm__ew_job j = {kind, gate, up, dst, 0};
+    return lm__ew_run(be, &j);
+}
+
+lm_status lm__cpu_swiglu(lm_backend *be, const lm_tensor *gate, const lm_tensor *up,
+                         lm_tensor *dst) {
+    return lm__glu(be, "swiglu", LM__EW_SWIGLU, gate, up, dst);
+}
+
+lm_status lm__cpu_geglu(lm_backend *be, const lm_tensor *gate, const lm_tensor *up,
+                        lm_tensor *dst) {
+    return lm__glu(be, "geglu", LM__EW_GEGLU, gate, up, dst);
+}
+
+/* b broadcasts along each dim where b->ne[i] == 1; otherwise it must equal a->ne[i]. */
+static lm_status lm__binary(lm_backend *be, const char *op, lm__ew_kind kind, const lm_tensor *a,
+                            const lm_tensor *b, lm_tensor *dst) {
+    LM_TRY(lm__cpu_check(op, "a", a, LM__F32));
+    LM_TRY(lm__cpu_check(op, "b", b, LM__F32));
+    LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
+    LM_TRY(lm__cpu_check_same_shape(op, "a", a, "dst", dst));
+    for (int i = 0; i < 4; i++)
+        if (b->ne[i] != 1 && b->ne[i] != a->ne[i])
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "%s: b ne[%d] = %lld cannot broadcast to a ne[%d] = %lld", op, i,
+                             (long long)b->ne[i], i, (long long)a->ne[i]);
+    lm__ew_job j = {kind, a, b, dst, 0};
+    return lm__ew_run(be, &j);
+}
+
+lm_status lm__cpu_add(lm_backend *be, const lm_tensor *a, const lm_tensor *b, lm_tensor *dst) {
+    return lm__binary(be, "add", LM__EW_ADD, a, b, dst);
+}
+
+lm_status lm__cpu_mul(lm_backend *be, const lm_tensor *a, const lm_tensor *b, lm_tensor *dst) {
+    return lm__binary(be, "mul", LM__EW_MUL, a, b, dst);
+}
+
+lm_status lm__cpu_scale(lm_backend *be, const lm_tensor *x, float s, lm_tensor *dst) {
+    LM_TRY(lm__cpu_check("scale", "x", x, LM__F32));
+    LM_TRY(lm__cpu_check("scale", "dst", dst, LM__F32));
+    LM_TRY(lm__cpu_check_same_shape("scale", "x", x, "dst", dst));
+    lm__ew_job j = {LM__EW_SCALE, x, NULL, dst, s};
+    return lm__ew_run(be, &j);
+}
+
+/* ---- argmax: x F32 [ne0, cols...] -> dst I32 [cols]; first max on ties, NaN skipped
+ * (an all-NaN column gives 0). ---- */
+
+lm_status lm__cpu_argmax(lm_backend *be, const lm_tensor *x, lm_tensor *dst) {
+    LM_TRY(lm__cpu_check("argmax", "x", x, LM__F32));
+    LM_TRY(lm__cpu_check("argmax", "dst", dst, LM__I32));
+    const int64_t cols = lm__cpu_nrows(x);
+    if (dst->ne[0] != cols || lm__cpu_nrows(dst) != 1)
+        return lm__cpu_bad("argmax", "dst elements", dst->ne[0] * lm__cpu_nrows(dst), cols);
+    int32_t *out = (int32_t *)lm__cpu_data(dst);
+    for (int64_t r = 0; r < cols; r++) {
+        const float *v = (const float *)lm__cpu_row_flat(x, r);
+        int64_t best = 0;
+        float bv = -INFINITY;
+        for (int64_t i = 0; i < x->ne[0]; i++)
+            if (v[i] > bv) bv = v[i], best = i;
+        out[r] = (int32_t)best;
+    }
+    return LM_OK;
+}
+
+/* ---- copy: same shape, any computable src -> any computable dst (F32 <-> F16 is the
+ * use; through float, so a quantized dst is quantized with the reference quantizer) ---- */
+
+typedef struct {
+    lm__cpu *c;
+    const lm_tensor *src, *dst;
+} lm__copy_job;
+
+static void lm__copy_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__copy_job *j = ctx;
+    const int64_t n = j->src->ne[0];
+    float *tmp = lm__cpu_scratch(j->c, ith);
+    for (int64_t r = b; r < e; r++) {
+        const void *s = lm__cpu_row_flat(j->src, r);
+        void *d = lm__cpu_row_flat(j->dst, r);
+        if (j->src->type == j->dst->type) {
+            memmove(d, s, lm_row_size(j->src->type, n));
+        } else if (j->dst->type == LM_TYPE_F32) {
+            lm_dequantize_row(j->src->type, s, d, n);
+        } else {
+            lm_dequantize_row(j->src->type, s, tmp, n);
+            lm_quantize_row(j->dst->type, tmp, d, n);
+        }
+    }
+}
+
+lm_status lm__cpu_copy(lm_backend *be, const lm_tensor *src, lm_tensor *dst) {
+    LM_TRY(lm__cpu_check("copy", "src", src, -1));
+    LM_TRY(lm__cpu_check("copy", "dst", dst, -1));
+    LM_TRY(lm__cpu_computable("copy", "src", src));
+    LM_TRY(lm__cpu_computable("copy", "dst", dst));
+    LM_TRY(lm__cpu_check_same_shape("copy", "src", src, "dst", dst));
+    lm__cpu *c = lm__cpu_ctx(be);
+    LM_TRY(lm__cpu_reserve(c, (size_t)src->ne[0]));
+    lm__copy_job j = {c, src, dst};
+    lm__pool_run(c->pool, lm__copy_task, &j, lm__cpu_nrows(src));
+    return LM_OK;
+}
