@@ -1,0 +1,131 @@
+/* The op-case table: see tests/op_cases.h for what each field means per op. */
+#include "op_cases.h"
+
+#include "backend.h"
+
+#include <stdio.h>
+
+/* Reasons, shared by the rows they apply to. */
+#define WHY_EXACT     "same floats moved or converted exactly: must be bit-equal"
+#define WHY_ONE_ROUND "one float rounding of the exact result: half an ulp, 2^-24 relative"
+#define WHY_DOT                                                                                    \
+    "float accumulation of K products in 16 lanes: ~sqrt(K) eps |w||x|; reference "                \
+    "dequantizes with lm_dequantize_row (bit-exact per test_quant), so quant error is not in it"
+#define WHY_NORM "float products after a double mean: a few ulps"
+#define WHY_ROPE "angles in double, cos/sin rounded to float, two float products: ~1e-7 |x|"
+#define WHY_F16  "f16 storage rounds to nearest: half an f16 ulp, 2^-11 relative (+ subnormals)"
+#define WHY_BF16 "bf16 storage rounds to nearest: half a bf16 ulp, 2^-8 relative"
+#define WHY_ATTN                                                                                   \
+    "float dot, expf and running sums over <= 300 positions: ~1e-6; the reference reads the "      \
+    "same stored cache values, so f16 cache rounding (~1e-3) is not part of the error"
+#define WHY_ACT "expf / tanhf in float: a few ulps of each factor"
+
+#define F32  LM_TYPE_F32
+#define F16  LM_TYPE_F16
+#define BF16 LM_TYPE_BF16
+#define Q4_0 LM_TYPE_Q4_0
+#define Q4_1 LM_TYPE_Q4_1
+#define Q8_0 LM_TYPE_Q8_0
+
+/* clang-format off */
+const lm_op_case lm_op_cases[] = {
+    /* get_rows: table [k, n] -> m rows */
+    {.op = LM_OP_GET_ROWS, .type = F32,  .k = 96,  .n = 17, .m = 5, .why = WHY_EXACT},
+    {.op = LM_OP_GET_ROWS, .type = F16,  .k = 160, .n = 9,  .m = 7, .why = WHY_EXACT},
+    {.op = LM_OP_GET_ROWS, .type = BF16, .k = 33,  .n = 4,  .m = 3, .why = WHY_EXACT},
+    {.op = LM_OP_GET_ROWS, .type = Q4_0, .k = 96,  .n = 17, .m = 1, .why = WHY_EXACT},
+    {.op = LM_OP_GET_ROWS, .type = Q4_1, .k = 576, .n = 30, .m = 7, .why = WHY_EXACT},
+    {.op = LM_OP_GET_ROWS, .type = Q8_0, .k = 608, .n = 3,  .m = 4, .why = WHY_EXACT},
+
+    /* rms_norm: x [k, n, m] */
+    {.op = LM_OP_RMS_NORM, .k = 576, .n = 1, .m = 7, .mode = 1, .atol = 1e-6, .rtol = 2e-6, .why = WHY_NORM},
+    {.op = LM_OP_RMS_NORM, .k = 33,  .n = 3, .m = 2, .mode = 0, .atol = 1e-6, .rtol = 2e-6, .why = WHY_NORM},
+    {.op = LM_OP_RMS_NORM, .k = 1,   .n = 5, .m = 1, .mode = 1, .atol = 1e-6, .rtol = 2e-6, .why = WHY_NORM},
+
+    /* mul_mat: W [k, n] x x [k, m]; K not a multiple of 16 lanes, odd N, M = 1 and > 1 */
+    {.op = LM_OP_MUL_MAT, .type = F32,  .k = 96,  .n = 17, .m = 1, .atol = 1e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = F32,  .k = 37,  .n = 3,  .m = 7, .atol = 1e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = F16,  .k = 160, .n = 17, .m = 7, .atol = 1e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = BF16, .k = 96,  .n = 5,  .m = 2, .atol = 1e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_0, .k = 96,  .n = 17, .m = 1, .atol = 1e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_0, .k = 608, .n = 3,  .m = 7, .atol = 2e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_1, .k = 160, .n = 1,  .m = 1, .atol = 1e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_1, .k = 576, .n = 67, .m = 7, .atol = 2e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_1, .k = 1536, .n = 33, .m = 1, .atol = 4e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q8_0, .k = 96,  .n = 17, .m = 7, .atol = 1e-4, .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q8_0, .k = 608, .n = 129, .m = 1, .atol = 2e-4, .rtol = 1e-5, .why = WHY_DOT},
+
+    /* rope: [head_dim, n_head, n_tok]; partial rotation; freq scaling and factors */
+    {.op = LM_OP_ROPE, .k = 64, .n = 3, .m = 7, .mode = LM_ROPE_NORMAL, .n_rot = 64, .n_ctx = 4096, .atol = 1e-5, .rtol = 1e-5, .why = WHY_ROPE},
+    {.op = LM_OP_ROPE, .k = 64, .n = 2, .m = 5, .mode = LM_ROPE_NEOX,   .n_rot = 64, .n_ctx = 300,  .atol = 1e-5, .rtol = 1e-5, .why = WHY_ROPE},
+    {.op = LM_OP_ROPE, .k = 96, .n = 2, .m = 3, .mode = LM_ROPE_NEOX,   .n_rot = 32, .n_ctx = 100,  .atol = 1e-5, .rtol = 1e-5, .why = WHY_ROPE},
+    {.op = LM_OP_ROPE, .k = 80, .n = 1, .m = 4, .mode = LM_ROPE_NORMAL, .n_rot = 40, .n_ctx = 2000, .freq_scale = 0.25f, .freq_factors = 1, .atol = 1e-5, .rtol = 1e-5, .why = WHY_ROPE},
+
+    /* kv_store: [head_dim, n_kv_head, n_tok] into [.., n_ctx, n_seq] */
+    {.op = LM_OP_KV_STORE, .type = F32, .k = 64, .n_kv_head = 3, .m = 5, .n_ctx = 40, .n_seq = 2, .why = WHY_EXACT},
+    {.op = LM_OP_KV_STORE, .type = F16, .k = 64, .n_kv_head = 1, .m = 7, .n_ctx = 16, .n_seq = 3, .atol = 3e-8, .rtol = 4.9e-4, .why = WHY_F16},
+
+    /* attention: contexts 1, 33, 300; GQA 1 and 3; window; softcap; 2 sequences */
+    {.op = LM_OP_ATTENTION, .type = F32, .k = 64, .n = 3, .n_kv_head = 3, .m = 2, .n_ctx = 1,   .n_seq = 2, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64, .n = 3, .n_kv_head = 1, .m = 1, .n_ctx = 1,   .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64, .n = 9, .n_kv_head = 3, .m = 7, .n_ctx = 33,  .n_seq = 2, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F32, .k = 32, .n = 4, .n_kv_head = 4, .m = 1, .n_ctx = 33,  .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64, .n = 6, .n_kv_head = 2, .m = 4, .n_ctx = 300, .n_seq = 2, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F32, .k = 64, .n = 3, .n_kv_head = 3, .m = 6, .n_ctx = 300, .n_seq = 2, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64, .n = 6, .n_kv_head = 2, .m = 5, .n_ctx = 300, .n_seq = 2, .window = 64, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F32, .k = 48, .n = 3, .n_kv_head = 1, .m = 4, .n_ctx = 33,  .n_seq = 2, .softcap = 2.0f, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64, .n = 6, .n_kv_head = 2, .m = 3, .n_ctx = 300, .n_seq = 2, .window = 17, .softcap = 50.0f, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+
+    /* activations and element-wise */
+    {.op = LM_OP_SWIGLU, .k = 1536, .n = 1, .m = 7, .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
+    {.op = LM_OP_SWIGLU, .k = 33,   .n = 1, .m = 1, .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
+    {.op = LM_OP_GEGLU,  .k = 1152, .n = 1, .m = 3, .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
+    {.op = LM_OP_GEGLU,  .k = 17,   .n = 2, .m = 1, .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
+    {.op = LM_OP_ADD, .k = 576, .n = 1, .m = 7, .mode = 0, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_ADD, .k = 96,  .n = 3, .m = 7, .mode = 6, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_ADD, .k = 33,  .n = 4, .m = 2, .mode = 1, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_MUL, .k = 576, .n = 1, .m = 7, .mode = 2, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_MUL, .k = 64,  .n = 3, .m = 5, .mode = 4, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_MUL, .k = 17,  .n = 2, .m = 3, .mode = 0, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_SCALE, .k = 100, .n = 3, .m = 2, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_ARGMAX, .k = 49152, .m = 1, .why = WHY_EXACT},
+    {.op = LM_OP_ARGMAX, .k = 37,    .m = 9, .why = WHY_EXACT},
+
+    /* copy */
+    {.op = LM_OP_COPY, .src_type = F32, .type = F16, .k = 96, .n = 3, .m = 2, .atol = 3e-8, .rtol = 4.9e-4, .why = WHY_F16},
+    {.op = LM_OP_COPY, .src_type = F16, .type = F32, .k = 33, .n = 5, .m = 1, .why = WHY_EXACT},
+    {.op = LM_OP_COPY, .src_type = F32, .type = F32, .k = 7,  .n = 1, .m = 3, .why = WHY_EXACT},
+    {.op = LM_OP_COPY, .src_type = F32, .type = BF16, .k = 64, .n = 2, .m = 2, .rtol = 3.9e-3, .why = WHY_BF16},
+};
+/* clang-format on */
+
+const int lm_op_n_cases = (int)(sizeof lm_op_cases / sizeof lm_op_cases[0]);
+
+const char *lm_op_name(lm_op_kind op) {
+    switch (op) {
+#define LM_X_OP_NAME(name, str)                                                                    \
+    case LM_OP_##name:                                                                             \
+        return str;
+        LM_OP_TABLE(LM_X_OP_NAME)
+#undef LM_X_OP_NAME
+    default:
+        return "?";
+    }
+}
+
+const char *lm_op_case_str(const lm_op_case *c, char *buf, size_t size) {
+    const char *tn = lm_type_get((uint32_t)c->type).name;
+    int w = snprintf(buf, size, "%s %s k=%lld n=%lld m=%lld", lm_op_name(c->op), tn ? tn : "?",
+                     (long long)c->k, (long long)c->n, (long long)c->m);
+    if (w < 0 || (size_t)w >= size) return buf;
+    if (c->op == LM_OP_COPY)
+        snprintf(buf + w, size - (size_t)w, " from %s", lm_type_get((uint32_t)c->src_type).name);
+    else if (c->op == LM_OP_ATTENTION || c->op == LM_OP_KV_STORE)
+        snprintf(buf + w, size - (size_t)w, " kv_heads=%d ctx=%d seqs=%d window=%d softcap=%g",
+                 c->n_kv_head, c->n_ctx, c->n_seq, c->window, c->softcap);
+    else if (c->op == LM_OP_ROPE)
+        snprintf(buf + w, size - (size_t)w, " mode=%d n_rot=%d", c->mode, c->n_rot);
+    else if (c->mode)
+        snprintf(buf + w, size - (size_t)w, " mode=%d", c->mode);
+    return buf;
+}

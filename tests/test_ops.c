@@ -1,0 +1,757 @@
+/* Backend ops of the CPU backend (the oracle) against direct formulas written here in
+ * double precision, over every row of the op-case table (tests/helpers/op_cases.c) on
+ * random inputs from a fresh seed (replay with LUMEN_TEST_SEED). Each case runs with 1
+ * and 3 threads and the two results must be bit-identical. Tolerances are per row of the
+ * table, each with its reason. Mul_mat's reference dequantizes with lm_dequantize_row,
+ * which test_quant checks bit-exact against gguf-py fixtures. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "helpers/test_util.h"
+#include "op_cases.h"
+#include "quant.h"
+
+static lm_backend *g_be[2]; /* 1 thread, 3 threads */
+static const int g_threads[2] = {1, 3};
+
+static void setup(void) {
+    for (int b = 0; b < 2; b++) {
+        lm_backend_config cfg = {g_threads[b], 0};
+        cr_assert_eq(lm_backend_create("cpu", &cfg, &g_be[b]), LM_OK, "%s", lm_last_error());
+    }
+}
+
+static void teardown(void) {
+    for (int b = 0; b < 2; b++) lm_backend_destroy(g_be[b]);
+}
+
+TestSuite(ops, .init = setup, .fini = teardown);
+
+/* ---- device tensors ---- */
+
+typedef struct {
+    lm_backend *be;
+    lm_buffer *buf;
+    size_t size;
+    lm_tensor t;
+} dt;
+
+/* A buffer of size bytes holding data (or zeros); t left for the caller to set. */
+static dt dt_buffer(lm_backend *be, size_t size, const void *data) {
+    dt d = {be, NULL, size, {0}};
+    cr_assert_eq(be->ops->buffer_alloc(be, size, &d.buf), LM_OK, "%s", lm_last_error());
+    void *z = NULL;
+    if (!data) data = z = calloc(1, size ? size : 1);
+    cr_assert_eq(be->ops->upload(be, d.buf, 0, data, size), LM_OK, "%s", lm_last_error());
+    free(z);
+    return d;
+}
+
+/* A contiguous tensor with its own buffer. */
+static dt dt_new(lm_backend *be, lm_type type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
+                 const void *data) {
+    lm_tensor t;
+    lm_tensor_init(&t, NULL, 0, type, ne0, ne1, ne2, ne3);
+    dt d = dt_buffer(be, lm_tensor_nbytes(&t), data);
+    d.t = t;
+    d.t.buf = d.buf;
+    return d;
+}
+
+static void *dt_read(const dt *d) {
+    void *out = malloc(d->size ? d->size : 1);
+    cr_assert_eq(d->be->ops->download(d->be, d->buf, 0, out, d->size), LM_OK, "%s",
+                 lm_last_error());
+    return out;
+}
+
+static void dt_free(dt *d) {
+    d->be->ops->buffer_free(d->be, d->buf);
+}
+
+/* ---- inputs and checks ---- */
+
+static float *randn(lm_test_rng *r, size_t n, float scale) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    lm_test_fill_normal(r, x, n, scale);
+    return x;
+}
+
+/* rows x n floats -> rows of `type` bytes (through the reference quantizer). */
+static void *encode(lm_type type, const float *x, int64_t n, int64_t rows) {
+    size_t rs = lm_row_size(type, n);
+    char *out = malloc(rs * (size_t)rows + 1);
+    for (int64_t i = 0; i < rows; i++) lm_quantize_row(type, x + i * n, out + i * rs, n);
+    return out;
+}
+
+static double *decode_d(lm_type type, const void *src, int64_t n, int64_t rows) {
+    size_t rs = lm_row_size(type, n);
+    float *f = malloc((size_t)(n * rows) * sizeof *f);
+    double *d = malloc((size_t)(n * rows) * sizeof *d);
+    for (int64_t i = 0; i < rows; i++)
+        lm_dequantize_row(type, (const char *)src + i * rs, f + i * n, n);
+    for (int64_t i = 0; i < n * rows; i++) d[i] = f[i];
+    free(f);
+    return d;
+}
+
+static const char *desc(const lm_op_case *c) {
+    static char buf[256];
+    return lm_op_case_str(c, buf, sizeof buf);
+}
+
+/* Every element within atol + rtol |ref| (NaN never is). */
+static void expect_close(const lm_op_case *c, const float *got, const double *ref, size_t n) {
+    size_t bad = 0, worst = 0;
+    double worst_excess = -1;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - ref[i]);
+        double excess = err - (c->atol + c->rtol * fabs(ref[i]));
+        if (isnan(err)) excess = INFINITY;
+        if (excess > 0) bad++;
+        if (excess > worst_excess) worst_excess = excess, worst = i;
+    }
+    cr_expect_eq(bad, 0,
+                 "%s: %zu of %zu elements out of tolerance; worst [%zu] got %.9g ref %.9g "
+                 "(atol %g rtol %g: %s)",
+                 desc(c), bad, n, worst, got[worst], ref[worst], c->atol, c->rtol, c->why);
+}
+
+static void expect_same_threads(const lm_op_case *c, const void *a, const void *b, size_t n) {
+    cr_expect(memcmp(a, b, n) == 0, "%s: results differ between 1 and 3 threads", desc(c));
+}
+
+static void expect_ok(lm_status s, const lm_op_case *c) {
+    cr_assert_eq(s, LM_OK, "%s: %s", desc(c), lm_last_error());
+}
+
+/* ---- get_rows: table rows padded by 64 bytes (a strided view) ---- */
+
+static void check_get_rows(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t K = c->k, N = c->n, M = c->m;
+    float *tab = randn(r, (size_t)(K * N), 1.0f);
+    void *enc = encode(c->type, tab, K, N);
+    const size_t rs = lm_row_size(c->type, K), stride = rs + 64;
+    char *padded = calloc((size_t)N, stride);
+    for (int64_t i = 0; i < N; i++) memcpy(padded + i * stride, (char *)enc + i * rs, rs);
+    int32_t *ids = malloc((size_t)M * sizeof *ids);
+    for (int64_t i = 0; i < M; i++) ids[i] = (int32_t)(lm_test_rng_u64(r) % (uint64_t)N);
+    double *all = decode_d(c->type, enc, K, N), *ref = malloc((size_t)(K * M) * sizeof *ref);
+    for (int64_t i = 0; i < M; i++) memcpy(ref + i * K, all + ids[i] * K, (size_t)K * sizeof *ref);
+
+    float *out[2];
+    for (int b = 0; b < 2; b++) {
+        dt src = dt_buffer(g_be[b], (size_t)N * stride, padded);
+        lm_tensor_init(&src.t, src.buf, 0, c->type, K, N, 1, 1);
+        src.t.nb[1] = stride;
+        dt id = dt_new(g_be[b], LM_TYPE_I32, M, 1, 1, 1, ids);
+        dt dst = dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, NULL);
+        expect_ok(g_be[b]->ops->get_rows(g_be[b], &src.t, &id.t, &dst.t), c);
+        out[b] = dt_read(&dst);
+        dt_free(&src), dt_free(&id), dt_free(&dst);
+    }
+    expect_same_threads(c, out[0], out[1], (size_t)(K * M) * sizeof(float));
+    expect_close(c, out[0], ref, (size_t)(K * M));
+    free(tab), free(enc), free(padded), free(ids), free(all), free(ref), free(out[0]), free(out[1]);
+}
+
+/* ---- rms_norm ---- */
+
+static void check_rms_norm(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t K = c->k, R = c->n * c->m;
+    const float eps = 1e-5f;
+    float *x = randn(r, (size_t)(K * R), 2.0f), *w = randn(r, (size_t)K, 1.0f);
+    double *ref = malloc((size_t)(K * R) * sizeof *ref);
+    for (int64_t j = 0; j < R; j++) {
+        double ss = 0;
+        for (int64_t i = 0; i < K; i++) ss += (double)x[j * K + i] * x[j * K + i];
+        double s = 1.0 / sqrt(ss / K + eps);
+        for (int64_t i = 0; i < K; i++) ref[j * K + i] = x[j * K + i] * s * (c->mode ? w[i] : 1.0);
+    }
+    float *out[2];
+    for (int b = 0; b < 2; b++) {
+        dt tx = dt_new(g_be[b], LM_TYPE_F32, K, c->n, c->m, 1, x);
+        dt tw = dt_new(g_be[b], LM_TYPE_F32, K, 1, 1, 1, w);
+        dt td = dt_new(g_be[b], LM_TYPE_F32, K, c->n, c->m, 1, NULL);
+        expect_ok(g_be[b]->ops->rms_norm(g_be[b], &tx.t, c->mode ? &tw.t : NULL, eps, &td.t), c);
+        out[b] = dt_read(&td);
+        dt_free(&tx), dt_free(&tw), dt_free(&td);
+    }
+    expect_same_threads(c, out[0], out[1], (size_t)(K * R) * sizeof(float));
+    expect_close(c, out[0], ref, (size_t)(K * R));
+    free(x), free(w), free(ref), free(out[0]), free(out[1]);
+}
+
+/* ---- mul_mat: ref[n, m] = sum_k dequant(W)[k, n] x[k, m] in double ---- */
+
+static void check_mul_mat(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t K = c->k, N = c->n, M = c->m;
+    float *wf = randn(r, (size_t)(K * N), 0.5f), *x = randn(r, (size_t)(K * M), 1.0f);
+    void *w = encode(c->type, wf, K, N);
+    double *wd = decode_d(c->type, w, K, N), *ref = malloc((size_t)(N * M) * sizeof *ref);
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += wd[n * K + k] * x[m * K + k];
+            ref[m * N + n] = s;
+        }
+    float *out[2];
+    for (int b = 0; b < 2; b++) {
+        dt tw = dt_new(g_be[b], c->type, K, N, 1, 1, w);
+        dt tx = dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, x);
+        dt td = dt_new(g_be[b], LM_TYPE_F32, N, M, 1, 1, NULL);
+        expect_ok(g_be[b]->ops->mul_mat(g_be[b], &tw.t, &tx.t, &td.t), c);
+        out[b] = dt_read(&td);
+        dt_free(&tw), dt_free(&tx), dt_free(&td);
+    }
+    expect_same_threads(c, out[0], out[1], (size_t)(N * M) * sizeof(float));
+    expect_close(c, out[0], ref, (size_t)(N * M));
+    free(wf), free(x), free(w), free(wd), free(ref), free(out[0]), free(out[1]);
+}
+
+/* ---- rope ---- */
+
+static void check_rope(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t D = c->k, H = c->n, T = c->m;
+    const int half = c->n_rot / 2;
+    float *x = randn(r, (size_t)(D * H * T), 1.0f), ff[256];
+    int32_t *pos = malloc((size_t)T * sizeof *pos);
+    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(lm_test_rng_u64(r) % (uint64_t)c->n_ctx);
+    for (int i = 0; i < half; i++) ff[i] = 1.0f + 7.0f * lm_test_rng_uniform(r);
+    lm_rope_params p = {(lm_rope_mode)c->mode, c->n_rot, c->freq_factors ? 500000.0f : 10000.0f,
+                        c->freq_scale > 0 ? c->freq_scale : 1.0f, c->freq_factors ? ff : NULL};
+    double *ref = malloc((size_t)(D * H * T) * sizeof *ref);
+    for (int64_t i = 0; i < D * H * T; i++) ref[i] = x[i];
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++)
+            for (int i = 0; i < half; i++) {
+                double th = pos[t] * (double)p.freq_scale * pow(p.freq_base, -2.0 * i / c->n_rot);
+                if (p.freq_factors) th /= ff[i];
+                int64_t a = c->mode == LM_ROPE_NEOX ? i : 2 * i;
+                int64_t bb = c->mode == LM_ROPE_NEOX ? i + half : 2 * i + 1;
+                double *v = ref + (t * H + h) * D;
+                double x0 = v[a], x1 = v[bb];
+                v[a] = x0 * cos(th) - x1 * sin(th);
+                v[bb] = x0 * sin(th) + x1 * cos(th);
+            }
+    float *out[2];
+    for (int b = 0; b < 2; b++) {
+        dt tx = dt_new(g_be[b], LM_TYPE_F32, D, H, T, 1, x);
+        dt tp = dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        expect_ok(g_be[b]->ops->rope(g_be[b], &tx.t, &tp.t, &p), c);
+        out[b] = dt_read(&tx);
+        dt_free(&tx), dt_free(&tp);
+    }
+    expect_same_threads(c, out[0], out[1], (size_t)(D * H * T) * sizeof(float));
+    expect_close(c, out[0], ref, (size_t)(D * H * T));
+    free(x), free(pos), free(ref), free(out[0]), free(out[1]);
+}
+
+/* ---- kv_store: distinct random slots; every other cache element keeps its sentinel ---- */
+
+static void check_kv_store(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t D = c->k, Hk = c->n_kv_head, T = c->m, C = c->n_ctx, S = c->n_seq;
+    const int64_t per_slot = D * Hk, total = per_slot * C * S;
+    float *k = randn(r, (size_t)(per_slot * T), 1.0f), *v = randn(r, (size_t)(per_slot * T), 1.0f);
+    int64_t *slots = malloc((size_t)(C * S) * sizeof *slots);
+    for (int64_t i = 0; i < C * S; i++) slots[i] = i;
+    for (int64_t i = 0; i < T; i++) { /* partial Fisher-Yates: T distinct slots */
+        int64_t j = i + (int64_t)(lm_test_rng_u64(r) % (uint64_t)(C * S - i)), tmp = slots[i];
+        slots[i] = slots[j], slots[j] = tmp;
+    }
+    int32_t *pos = malloc((size_t)T * 4), *seq = malloc((size_t)T * 4);
+    float *init = malloc((size_t)total * sizeof *init);
+    double *rk = malloc((size_t)total * sizeof *rk), *rv = malloc((size_t)total * sizeof *rv);
+    for (int64_t i = 0; i < total; i++) init[i] = 7.0f, rk[i] = rv[i] = 7.0;
+    for (int64_t t = 0; t < T; t++) {
+        pos[t] = (int32_t)(slots[t] % C), seq[t] = (int32_t)(slots[t] / C);
+        for (int64_t e = 0; e < per_slot; e++) {
+            rk[slots[t] * per_slot + e] = k[t * per_slot + e];
+            rv[slots[t] * per_slot + e] = v[t * per_slot + e];
+        }
+    }
+    void *cache0 = encode(c->type, init, D, Hk * C * S);
+    void *outk[2], *outv[2];
+    for (int b = 0; b < 2; b++) {
+        dt tk = dt_new(g_be[b], LM_TYPE_F32, D, Hk, T, 1, k);
+        dt tv = dt_new(g_be[b], LM_TYPE_F32, D, Hk, T, 1, v);
+        dt ck = dt_new(g_be[b], c->type, D, Hk, C, S, cache0);
+        dt cv = dt_new(g_be[b], c->type, D, Hk, C, S, cache0);
+        dt tp = dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        dt ts = dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, seq);
+        expect_ok(g_be[b]->ops->kv_store(g_be[b], &tk.t, &tv.t, &ck.t, &cv.t, &tp.t, &ts.t), c);
+        outk[b] = dt_read(&ck), outv[b] = dt_read(&cv);
+        dt_free(&tk), dt_free(&tv), dt_free(&ck), dt_free(&cv), dt_free(&tp), dt_free(&ts);
+    }
+    const size_t bytes = lm_row_size(c->type, D) * (size_t)(Hk * C * S);
+    expect_same_threads(c, outk[0], outk[1], bytes);
+    float *gk = malloc((size_t)total * sizeof *gk), *gv = malloc((size_t)total * sizeof *gv);
+    for (int64_t i = 0; i < Hk * C * S; i++) {
+        lm_dequantize_row(c->type, (char *)outk[0] + i * lm_row_size(c->type, D), gk + i * D, D);
+        lm_dequantize_row(c->type, (char *)outv[0] + i * lm_row_size(c->type, D), gv + i * D, D);
+    }
+    expect_close(c, gk, rk, (size_t)total);
+    expect_close(c, gv, rv, (size_t)total);
+    free(k), free(v), free(slots), free(pos), free(seq), free(init), free(rk), free(rv);
+    free(cache0), free(gk), free(gv);
+    for (int b = 0; b < 2; b++) free(outk[b]), free(outv[b]);
+}
+
+/* ---- attention ----
+ * Layout as the runtime will use it: q is a view into a fused QKV activation (token
+ * stride (n_head + 2 n_kv_head) head_dim), the caches are views of layer 1 of a two-layer
+ * buffer, and cache positions past each sequence's context hold NaN (never read). */
+
+typedef struct {
+    int64_t D, H, Hk, T, S, C; /* C: cache positions (n_ctx + 3) */
+    int32_t *pos, *seq;
+    float *qkv;      /* [D, H + 2 Hk, T] */
+    void *cache[2];  /* k, v: two layers each, layer 1 is ours */
+    double *kd, *vd; /* decoded layer-1 caches [D, Hk, C, S] */
+    size_t layer_bytes;
+} attn_in;
+
+static void attn_make(const lm_op_case *c, lm_test_rng *r, attn_in *a) {
+    a->D = c->k, a->H = c->n, a->Hk = c->n_kv_head, a->T = c->m, a->S = c->n_seq;
+    a->C = c->n_ctx + 3;
+    a->pos = malloc((size_t)a->T * 4), a->seq = malloc((size_t)a->T * 4);
+    for (int64_t s = 0; s < a->S; s++) { /* token i is in sequence i % S, the last of its L_s */
+        int64_t L = c->n_ctx - 7 * s > 1 ? c->n_ctx - 7 * s : 1, cnt = 0;
+        for (int64_t i = s; i < a->T; i += a->S) cnt++;
+        cr_assert(cnt <= L, "%s: more tokens than context", desc(c));
+        for (int64_t i = s, j = 0; i < a->T; i += a->S, j++) {
+            a->seq[i] = (int32_t)s;
+            a->pos[i] = (int32_t)(L - cnt + j);
+        }
+    }
+    a->qkv = randn(r, (size_t)(a->D * (a->H + 2 * a->Hk) * a->T), 1.0f);
+    const int64_t rows = a->Hk * a->C * a->S, n = a->D * rows;
+    a->layer_bytes = lm_row_size(c->type, a->D) * (size_t)rows;
+    for (int kv = 0; kv < 2; kv++) {
+        float *f = randn(r, (size_t)(2 * n), 1.0f); /* layer 0 then layer 1 */
+        for (int64_t s = 0; s < a->S; s++) {
+            int64_t L = c->n_ctx - 7 * s > 1 ? c->n_ctx - 7 * s : 1;
+            for (int64_t p = L; p < a->C; p++)
+                for (int64_t e = 0; e < a->D * a->Hk; e++)
+                    f[n + ((s * a->C + p) * a->Hk) * a->D + e] = NAN;
+        }
+        a->cache[kv] = encode(c->type, f, a->D, 2 * rows);
+        double *d = decode_d(c->type, (char *)a->cache[kv] + a->layer_bytes, a->D, rows);
+        if (kv == 0)
+            a->kd = d;
+        else
+            a->vd = d;
+        free(f);
+    }
+}
+
+static void attn_free(attn_in *a) {
+    free(a->pos), free(a->seq), free(a->qkv), free(a->cache[0]), free(a->cache[1]);
+    free(a->kd), free(a->vd);
+}
+
+/* Full softmax in double over the positions the token may see. */
+static double *attn_ref(const lm_op_case *c, const attn_in *a, float scale) {
+    double *ref = malloc((size_t)(a->D * a->H * a->T) * sizeof *ref);
+    double *sc = malloc((size_t)a->C * sizeof *sc);
+    const int64_t qstride = a->D * (a->H + 2 * a->Hk);
+    for (int64_t t = 0; t < a->T; t++)
+        for (int64_t h = 0; h < a->H; h++) {
+            const int64_t kvh = h / (a->H / a->Hk), p1 = a->pos[t];
+            const int64_t p0 = c->window > 0 && p1 - c->window + 1 > 0 ? p1 - c->window + 1 : 0;
+            const float *q = a->qkv + t * qstride + h * a->D;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t p = p0; p <= p1; p++) {
+                const double *k = a->kd + ((a->seq[t] * a->C + p) * a->Hk + kvh) * a->D;
+                double s = 0;
+                for (int64_t d = 0; d < a->D; d++) s += q[d] * k[d];
+                s *= scale;
+                if (c->softcap > 0) s = c->softcap * tanh(s / c->softcap);
+                sc[p] = s;
+                mx = s > mx ? s : mx;
+            }
+            for (int64_t p = p0; p <= p1; p++) sum += (sc[p] = exp(sc[p] - mx));
+            double *o = ref + (t * a->H + h) * a->D;
+            for (int64_t d = 0; d < a->D; d++) o[d] = 0;
+            for (int64_t p = p0; p <= p1; p++) {
+                const double *v = a->vd + ((a->seq[t] * a->C + p) * a->Hk + kvh) * a->D;
+                for (int64_t d = 0; d < a->D; d++) o[d] += sc[p] / sum * v[d];
+            }
+        }
+    free(sc);
+    return ref;
+}
+
+static void check_attention(const lm_op_case *c, lm_test_rng *r) {
+    attn_in a = {0};
+    attn_make(c, r, &a);
+    const float scale = 1.0f / sqrtf((float)a.D);
+    lm_attn_params p = {scale, c->window, c->softcap};
+    double *ref = attn_ref(c, &a, scale);
+    const size_t n_out = (size_t)(a.D * a.H * a.T);
+    float *out[2];
+    for (int b = 0; b < 2; b++) {
+        lm_backend *be = g_be[b];
+        dt q = dt_buffer(be, (size_t)(a.D * (a.H + 2 * a.Hk) * a.T) * 4, a.qkv);
+        lm_tensor_init(&q.t, q.buf, 0, LM_TYPE_F32, a.D, a.H, a.T, 1);
+        q.t.nb[2] = (size_t)(a.D * (a.H + 2 * a.Hk)) * 4;
+        dt kc = dt_buffer(be, 2 * a.layer_bytes, a.cache[0]);
+        dt vc = dt_buffer(be, 2 * a.layer_bytes, a.cache[1]);
+        lm_tensor_init(&kc.t, kc.buf, a.layer_bytes, c->type, a.D, a.Hk, a.C, a.S);
+        lm_tensor_init(&vc.t, vc.buf, a.layer_bytes, c->type, a.D, a.Hk, a.C, a.S);
+        dt tp = dt_new(be, LM_TYPE_I32, a.T, 1, 1, 1, a.pos);
+        dt ts = dt_new(be, LM_TYPE_I32, a.T, 1, 1, 1, a.seq);
+        dt td = dt_new(be, LM_TYPE_F32, a.D, a.H, a.T, 1, NULL);
+        expect_ok(be->ops->attention(be, &q.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t), c);
+        out[b] = dt_read(&td);
+        dt_free(&q), dt_free(&kc), dt_free(&vc), dt_free(&tp), dt_free(&ts), dt_free(&td);
+    }
+    expect_same_threads(c, out[0], out[1], n_out * sizeof(float));
+    expect_close(c, out[0], ref, n_out);
+    attn_free(&a);
+    free(ref), free(out[0]), free(out[1]);
+}
+
+/* ---- element-wise: swiglu, geglu, add, mul, scale ---- */
+
+static double ref_silu(double g) {
+    return g / (1.0 + exp(-g));
+}
+static double ref_gelu(double g) {
+    return 0.5 * g * (1.0 + tanh(sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g)));
+}
+
+static void check_elementwise(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t ne[3] = {c->k, c->n, c->m}, n = c->k * c->n * c->m;
+    int64_t bne[3];
+    for (int i = 0; i < 3; i++) bne[i] = (c->mode >> i) & 1 ? 1 : ne[i];
+    const int64_t nb = bne[0] * bne[1] * bne[2];
+    const float s = 0.37f;
+    float *a = randn(r, (size_t)n, 3.0f), *bb = randn(r, (size_t)nb, 1.0f);
+    double *ref = malloc((size_t)n * sizeof *ref);
+    for (int64_t i2 = 0; i2 < ne[2]; i2++)
+        for (int64_t i1 = 0; i1 < ne[1]; i1++)
+            for (int64_t i0 = 0; i0 < ne[0]; i0++) {
+                const int64_t i = (i2 * ne[1] + i1) * ne[0] + i0;
+                const int64_t j =
+                    ((bne[2] == 1 ? 0 : i2) * bne[1] + (bne[1] == 1 ? 0 : i1)) * bne[0] +
+                    (bne[0] == 1 ? 0 : i0);
+                const double x = a[i], y = bb[j];
+                switch (c->op) {
+                case LM_OP_SWIGLU:
+                    ref[i] = ref_silu(x) * y;
+                    break;
+                case LM_OP_GEGLU:
+                    ref[i] = ref_gelu(x) * y;
+                    break;
+                case LM_OP_ADD:
+                    ref[i] = x + y;
+                    break;
+                case LM_OP_MUL:
+                    ref[i] = x * y;
+                    break;
+                default:
+                    ref[i] = x * s;
+                    break;
+                }
+            }
+    float *out[2];
+    for (int b = 0; b < 2; b++) {
+        lm_backend *be = g_be[b];
+        dt ta = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, a);
+        dt tb = dt_new(be, LM_TYPE_F32, bne[0], bne[1], bne[2], 1, bb);
+        dt td = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, NULL);
+        lm_status st;
+        switch (c->op) {
+        case LM_OP_SWIGLU:
+            st = be->ops->swiglu(be, &ta.t, &tb.t, &td.t);
+            break;
+        case LM_OP_GEGLU:
+            st = be->ops->geglu(be, &ta.t, &tb.t, &td.t);
+            break;
+        case LM_OP_ADD:
+            st = be->ops->add(be, &ta.t, &tb.t, &td.t);
+            break;
+        case LM_OP_MUL:
+            st = be->ops->mul(be, &ta.t, &tb.t, &td.t);
+            break;
+        default:
+            st = be->ops->scale(be, &ta.t, s, &td.t);
+            break;
+        }
+        expect_ok(st, c);
+        out[b] = dt_read(&td);
+        dt_free(&ta), dt_free(&tb), dt_free(&td);
+    }
+    expect_same_threads(c, out[0], out[1], (size_t)n * sizeof(float));
+    expect_close(c, out[0], ref, (size_t)n);
+    free(a), free(bb), free(ref), free(out[0]), free(out[1]);
+}
+
+/* ---- argmax: odd columns get a tie for the max; the first index must win ---- */
+
+static void check_argmax(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t K = c->k, M = c->m;
+    float *x = randn(r, (size_t)(K * M), 1.0f);
+    int32_t *ref = malloc((size_t)M * 4);
+    for (int64_t m = 0; m < M; m++) {
+        float *col = x + m * K;
+        if (m % 2 && K >= 2) {
+            int64_t i = (int64_t)(lm_test_rng_u64(r) % (uint64_t)(K - 1));
+            int64_t j = i + 1 + (int64_t)(lm_test_rng_u64(r) % (uint64_t)(K - 1 - i));
+            col[i] = col[j] = 10.0f;
+        }
+        ref[m] = 0;
+        for (int64_t i = 1; i < K; i++)
+            if (col[i] > col[ref[m]]) ref[m] = (int32_t)i;
+    }
+    int32_t *out[2];
+    for (int b = 0; b < 2; b++) {
+        dt tx = dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, x);
+        dt td = dt_new(g_be[b], LM_TYPE_I32, M, 1, 1, 1, NULL);
+        expect_ok(g_be[b]->ops->argmax(g_be[b], &tx.t, &td.t), c);
+        out[b] = dt_read(&td);
+        dt_free(&tx), dt_free(&td);
+    }
+    expect_same_threads(c, out[0], out[1], (size_t)M * 4);
+    for (int64_t m = 0; m < M; m++)
+        cr_expect_eq(out[0][m], ref[m], "%s: column %lld: got %d, expected %d", desc(c),
+                     (long long)m, out[0][m], ref[m]);
+    free(x), free(ref), free(out[0]), free(out[1]);
+}
+
+/* ---- copy: ref is the decoded source; dst decoded and compared ---- */
+
+static void check_copy(const lm_op_case *c, lm_test_rng *r) {
+    const int64_t K = c->k, R = c->n * c->m;
+    float *x = randn(r, (size_t)(K * R), 1.0f);
+    void *src = encode(c->src_type, x, K, R);
+    double *ref = decode_d(c->src_type, src, K, R);
+    void *out[2];
+    for (int b = 0; b < 2; b++) {
+        dt ts = dt_new(g_be[b], c->src_type, K, c->n, c->m, 1, src);
+        dt td = dt_new(g_be[b], c->type, K, c->n, c->m, 1, NULL);
+        expect_ok(g_be[b]->ops->copy(g_be[b], &ts.t, &td.t), c);
+        out[b] = dt_read(&td);
+        dt_free(&ts), dt_free(&td);
+    }
+    expect_same_threads(c, out[0], out[1], lm_row_size(c->type, K) * (size_t)R);
+    double *gd = decode_d(c->type, out[0], K, R);
+    float *got = malloc((size_t)(K * R) * sizeof *got);
+    for (int64_t i = 0; i < K * R; i++) got[i] = (float)gd[i];
+    expect_close(c, got, ref, (size_t)(K * R));
+    free(x), free(src), free(ref), free(gd), free(got), free(out[0]), free(out[1]);
+}
+
+/* ---- the table ---- */
+
+static void run_cases(lm_op_kind op) {
+    lm_test_rng r = {lm_test_seed()};
+    int n = 0;
+    for (int i = 0; i < lm_op_n_cases; i++) {
+        const lm_op_case *c = &lm_op_cases[i];
+        if (c->op != op) continue;
+        n++;
+        switch (op) {
+        case LM_OP_GET_ROWS:
+            check_get_rows(c, &r);
+            break;
+        case LM_OP_RMS_NORM:
+            check_rms_norm(c, &r);
+            break;
+        case LM_OP_MUL_MAT:
+            check_mul_mat(c, &r);
+            break;
+        case LM_OP_ROPE:
+            check_rope(c, &r);
+            break;
+        case LM_OP_KV_STORE:
+            check_kv_store(c, &r);
+            break;
+        case LM_OP_ATTENTION:
+            check_attention(c, &r);
+            break;
+        case LM_OP_ARGMAX:
+            check_argmax(c, &r);
+            break;
+        case LM_OP_COPY:
+            check_copy(c, &r);
+            break;
+        default:
+            check_elementwise(c, &r);
+            break;
+        }
+    }
+    cr_expect_gt(n, 0, "no cases for %s in the op table", lm_op_name(op));
+}
+
+Test(ops, get_rows) {
+    run_cases(LM_OP_GET_ROWS);
+}
+Test(ops, rms_norm) {
+    run_cases(LM_OP_RMS_NORM);
+}
+Test(ops, mul_mat) {
+    run_cases(LM_OP_MUL_MAT);
+}
+Test(ops, rope) {
+    run_cases(LM_OP_ROPE);
+}
+Test(ops, kv_store) {
+    run_cases(LM_OP_KV_STORE);
+}
+Test(ops, attention) {
+    run_cases(LM_OP_ATTENTION);
+}
+Test(ops, swiglu) {
+    run_cases(LM_OP_SWIGLU);
+}
+Test(ops, geglu) {
+    run_cases(LM_OP_GEGLU);
+}
+Test(ops, add) {
+    run_cases(LM_OP_ADD);
+}
+Test(ops, mul) {
+    run_cases(LM_OP_MUL);
+}
+Test(ops, scale) {
+    run_cases(LM_OP_SCALE);
+}
+Test(ops, argmax) {
+    run_cases(LM_OP_ARGMAX);
+}
+Test(ops, copy) {
+    run_cases(LM_OP_COPY);
+}
+
+/* ---- errors: wrong shapes and values give LM_ERR_INVALID_ARG and a message that names
+ * the op and the fault; nothing crashes ---- */
+
+static void expect_err(lm_status s, const char *want1, const char *want2) {
+    cr_expect_eq(s, LM_ERR_INVALID_ARG, "expected LM_ERR_INVALID_ARG, got %d (%s)", (int)s,
+                 lm_last_error());
+    cr_expect(strstr(lm_last_error(), want1) != NULL, "message '%s' lacks '%s'", lm_last_error(),
+              want1);
+    if (want2)
+        cr_expect(strstr(lm_last_error(), want2) != NULL, "message '%s' lacks '%s'",
+                  lm_last_error(), want2);
+}
+
+Test(ops, errors_bad_shapes) {
+    lm_backend *be = g_be[1];
+    const lm_backend_ops *o = be->ops;
+    dt w = dt_new(be, LM_TYPE_Q8_0, 64, 8, 1, 1, NULL);
+    dt x = dt_new(be, LM_TYPE_F32, 96, 2, 1, 1, NULL);
+    dt x64 = dt_new(be, LM_TYPE_F32, 64, 2, 1, 1, NULL);
+    dt d = dt_new(be, LM_TYPE_F32, 8, 2, 1, 1, NULL);
+    dt d3 = dt_new(be, LM_TYPE_F32, 8, 3, 1, 1, NULL);
+    dt h16 = dt_new(be, LM_TYPE_F16, 64, 2, 1, 1, NULL);
+    expect_err(o->mul_mat(be, &w.t, &x.t, &d.t), "mul_mat", "K");
+    expect_err(o->mul_mat(be, &w.t, &x64.t, &d3.t), "mul_mat", "dst");
+    expect_err(o->mul_mat(be, &w.t, &h16.t, &d.t), "mul_mat", "type");
+    expect_err(o->mul_mat(be, NULL, &x64.t, &d.t), "mul_mat", "NULL");
+    lm_tensor big = w.t;
+    big.ne[1] = 9; /* one row past the buffer */
+    expect_err(o->mul_mat(be, &big, &x64.t, &d.t), "mul_mat", "exceeds");
+    lm_tensor odd = w.t;
+    odd.ne[0] = 48;
+    expect_err(o->mul_mat(be, &odd, &x64.t, &d.t), "block size", NULL);
+
+    int32_t bad_id = 8;
+    dt ids = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &bad_id);
+    dt row = dt_new(be, LM_TYPE_F32, 64, 1, 1, 1, NULL);
+    expect_err(o->get_rows(be, &w.t, &ids.t, &row.t), "get_rows", "ids[0] = 8");
+
+    /* add: b [8, 3] cannot broadcast to a [8, 2] */
+    expect_err(o->add(be, &d.t, &d3.t, &d.t), "add", "broadcast");
+    expect_err(o->swiglu(be, &d.t, &d3.t, &d.t), "swiglu", "shape");
+    expect_err(o->scale(be, &d.t, 2.0f, &d3.t), "scale", "shape");
+    expect_err(o->argmax(be, &d.t, &d.t), "argmax", "type");
+    expect_err(o->copy(be, &d.t, &d3.t), "copy", "shape");
+
+    dt xr = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL); /* [head_dim 16, 2 heads, 1 token] */
+    int32_t p0 = 0;
+    dt pos = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p0);
+    xr.t.ne[1] = 2, xr.t.ne[2] = 1;
+    lm_rope_params rp = {LM_ROPE_NORMAL, 15, 10000.0f, 1.0f, NULL};
+    expect_err(o->rope(be, &xr.t, &pos.t, &rp), "rope", "n_rot");
+    rp.n_rot = 32;
+    expect_err(o->rope(be, &xr.t, &pos.t, &rp), "rope", "n_rot");
+
+    dt k = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    dt kc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
+    dt vc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
+    int32_t p4 = 4, s2 = 2, s0 = 0;
+    dt pos4 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p4);
+    dt seq2 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s2);
+    dt seq0 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s0);
+    k.t.ne[1] = 2, k.t.ne[2] = 1;
+    expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos4.t, &seq0.t), "kv_store", "n_ctx");
+    expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos.t, &seq2.t), "kv_store", "n_seq");
+
+    lm_attn_params ap = {0.25f, 0, 0};
+    dt q3 = dt_new(be, LM_TYPE_F32, 16, 3, 1, 1, NULL); /* 3 heads over 2 kv heads */
+    dt o3 = dt_new(be, LM_TYPE_F32, 16, 3, 1, 1, NULL);
+    expect_err(o->attention(be, &q3.t, &kc.t, &vc.t, &pos.t, &seq0.t, &ap, &o3.t), "attention",
+               "n_kv_head");
+    dt q2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    dt o2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos4.t, &seq0.t, &ap, &o2.t), "attention",
+               "pos[0] = 4");
+    expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos.t, &seq2.t, &ap, &o2.t), "attention",
+               "seq[0] = 2");
+    cr_expect_eq(o->attention(be, &q2.t, &kc.t, &vc.t, &pos.t, &seq0.t, &ap, &o2.t), LM_OK, "%s",
+                 lm_last_error());
+
+    dt *all[] = {&w, &x,  &x64, &d,    &d3,   &h16,  &ids, &row, &xr, &pos,
+                 &k, &kc, &vc,  &pos4, &seq2, &seq0, &q3,  &o3,  &q2, &o2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
+}
+
+Test(ops, buffers_and_registry) {
+    lm_backend *be = g_be[0];
+    lm_buffer *buf;
+    char data[16] = {0};
+    cr_assert_eq(be->ops->buffer_alloc(be, 16, &buf), LM_OK);
+    cr_expect_eq((uintptr_t)lm_cpu_buffer_ptr(buf) % 64, 0, "buffers are 64-byte aligned");
+    expect_err(be->ops->upload(be, buf, 8, data, 9), "upload", "exceeds");
+    expect_err(be->ops->download(be, buf, 17, data, 0), "download", "exceeds");
+    be->ops->buffer_free(be, buf);
+    lm_buffer *wrapped;
+    cr_assert_eq(be->ops->buffer_wrap_host(be, data, sizeof data, &wrapped), LM_OK);
+    cr_expect_eq(lm_cpu_buffer_ptr(wrapped), (void *)data);
+    expect_err(be->ops->upload(be, wrapped, 0, data, 4), "read-only", NULL);
+    be->ops->buffer_free(be, wrapped);
+    cr_expect_gt(strlen(be->ops->device_name(be)), 0);
+    cr_expect_gt(be->ops->device_memory(be), 0);
+
+    const char *const *names = lm_backend_names();
+    int has_cpu = 0;
+    for (int i = 0; names[i]; i++) has_cpu |= strcmp(names[i], "cpu") == 0;
+    cr_expect(has_cpu);
+    lm_backend *none = (lm_backend *)1;
+    cr_expect_eq(lm_backend_create("nope", NULL, &none), LM_ERR_UNSUPPORTED);
+    cr_expect_null(none);
+    cr_expect(strstr(lm_last_error(), "nope") && strstr(lm_last_error(), "cpu"), "%s",
+              lm_last_error());
+    lm_backend_destroy(NULL);
+}
+
+/* The pool survives many back-to-back jobs with tiny and uneven task counts. */
+Test(ops, pool_many_small_jobs) {
+    lm_backend *be = g_be[1];
+    float v[5] = {1, 2, 3, 4, 5};
+    dt a = dt_new(be, LM_TYPE_F32, 1, 5, 1, 1, v);
+    for (int i = 0; i < 2000; i++) cr_assert_eq(be->ops->scale(be, &a.t, 1.0f, &a.t), LM_OK);
+    float *out = dt_read(&a);
+    cr_expect(memcmp(out, v, sizeof v) == 0);
+    free(out);
+    dt_free(&a);
+}
