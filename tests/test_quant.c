@@ -164,6 +164,8 @@ Test(quant, nibble_order) {
  *   f16 |err| <= 2^-11 |x| + 2^-25 (subnormal spacing / 2); bf16 |err| <= 2^-8 |x| */
 
 static double elem_bound(lm_type type, const float *blk, int j) {
+    if (type == LM_TYPE_F16) return 0x1p-11 * fabsf(blk[j]) + 0x1p-25;
+    if (type == LM_TYPE_BF16) return 0x1p-8 * fabsf(blk[j]);
     float amax = 0, max = 0, mn = blk[0], mx = blk[0];
     for (int i = 0; i < 32; i++) {
         if (fabsf(blk[i]) > amax) amax = fabsf(blk[i]), max = blk[i];
@@ -184,10 +186,6 @@ static double elem_bound(lm_type type, const float *blk, int j) {
         d = (mx - mn) / 15.0f, d16 = lm_fp16_to_fp32(lm_fp32_to_fp16((float)d));
         b = d / 2 + 15 * fabs(d - d16) + fabs(mn - lm_fp16_to_fp32(lm_fp32_to_fp16(mn)));
         break;
-    case LM_TYPE_F16:
-        return 0x1p-11 * fabsf(blk[j]) + 0x1p-25;
-    case LM_TYPE_BF16:
-        return 0x1p-8 * fabsf(blk[j]);
     default:
         return 0;
     }
