@@ -45,12 +45,12 @@ static bool lm__is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Jinja's |trim (leading and trailing whitespace). */
-static void lm__put_trimmed(lm__out *o, const char *s) {
+/* Jinja's |trim / Python's strip() (lstrip, rstrip when asked). */
+static void lm__put_trimmed(lm__out *o, const char *s, bool left, bool right) {
     s = lm__str(s);
     size_t n = strlen(s);
-    while (n && lm__is_space(*s)) s++, n--;
-    while (n && lm__is_space(s[n - 1])) n--;
+    while (left && n && lm__is_space(*s)) s++, n--;
+    while (right && n && lm__is_space(s[n - 1])) n--;
     lm__put_n(o, s, n);
 }
 
@@ -84,7 +84,7 @@ static void lm__render_llama3(lm__out *o, const lm_chat_message *m, size_t n, bo
         lm__put(o, "<|start_header_id|>");
         lm__put(o, lm__str(m[i].role));
         lm__put(o, "<|end_header_id|>\n\n");
-        lm__put_trimmed(o, m[i].content);
+        lm__put_trimmed(o, m[i].content, true, true);
         lm__put(o, "<|eot_id|>");
     }
     if (add_ass) lm__put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -104,62 +104,61 @@ static void lm__render_gemma(lm__out *o, const lm_chat_message *m, size_t n, boo
         lm__put(o, model ? "model" : lm__str(m[i].role));
         lm__put(o, "\n");
         if (system && !model) {
-            lm__put_trimmed(o, system);
+            lm__put_trimmed(o, system, true, true);
             lm__put(o, "\n\n");
             system = NULL;
         }
-        lm__put_trimmed(o, m[i].content);
+        lm__put_trimmed(o, m[i].content, true, true);
         lm__put(o, "<end_of_turn>\n");
     }
     if (add_ass) lm__put(o, "<start_of_turn>model\n");
 }
 
-/* Mistral v3 style: [INST] system\n\nuser[/INST] assistant</s>[INST] ...; the open
- * [/INST] already asks for the assistant, so add_assistant adds nothing. */
+/* Mistral Instruct v0.1/v0.2: [INST] user [/INST]assistant</s>[INST] ... A system text
+ * (which those templates reject) is put before the next user text, as later Mistral
+ * templates do. The open [/INST] already asks for the answer: add_assistant adds nothing. */
 static void lm__render_mistral(lm__out *o, const lm_chat_message *m, size_t n, bool add_ass) {
-    bool in_turn = false;
+    const char *system = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (!in_turn) {
-            lm__put(o, "[INST] ");
-            in_turn = true;
-        }
         if (lm__role_is(&m[i], "system")) {
-            lm__put(o, lm__str(m[i].content));
-            lm__put(o, "\n\n");
+            system = lm__str(m[i].content);
         } else if (lm__role_is(&m[i], "assistant")) {
-            lm__put(o, " ");
-            lm__put_trimmed(o, m[i].content);
-            lm__put(o, "</s>");
-            in_turn = false;
-        } else {
             lm__put(o, lm__str(m[i].content));
-            lm__put(o, "[/INST]");
+            lm__put(o, "</s>");
+        } else {
+            lm__put(o, "[INST] ");
+            if (system) lm__put(o, system), lm__put(o, "\n\n");
+            system = NULL;
+            lm__put(o, lm__str(m[i].content));
+            lm__put(o, " [/INST]");
         }
     }
     (void)add_ass;
 }
 
-/* Llama 2: [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] assistant </s><s>[INST] ... */
+/* Llama 2 chat: [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] assistant </s><s>[INST] ...
+ * Contents are strip()ped as a whole, so with a system prefix only the user text's end is. */
 static void lm__render_llama2(lm__out *o, const lm_chat_message *m, size_t n, bool add_ass) {
-    bool in_turn = false, first = true;
+    const char *system = NULL;
+    bool first = true;
     for (size_t i = 0; i < n; i++) {
-        if (!in_turn) {
-            lm__put(o, first ? "[INST] " : "<s>[INST] ");
-            in_turn = true;
-            first = false;
-        }
         if (lm__role_is(&m[i], "system")) {
-            lm__put(o, "<<SYS>>\n");
-            lm__put_trimmed(o, m[i].content);
-            lm__put(o, "\n<</SYS>>\n\n");
+            system = lm__str(m[i].content);
         } else if (lm__role_is(&m[i], "assistant")) {
             lm__put(o, " ");
-            lm__put_trimmed(o, m[i].content);
+            lm__put_trimmed(o, m[i].content, true, true);
             lm__put(o, " </s>");
-            in_turn = false;
         } else {
-            lm__put_trimmed(o, m[i].content);
+            lm__put(o, first ? "[INST] " : "<s>[INST] ");
+            if (system) {
+                lm__put(o, "<<SYS>>\n");
+                lm__put(o, system);
+                lm__put(o, "\n<</SYS>>\n\n");
+            }
+            lm__put_trimmed(o, m[i].content, !system, true);
             lm__put(o, " [/INST]");
+            system = NULL;
+            first = false;
         }
     }
     (void)add_ass;
