@@ -394,16 +394,9 @@ typedef struct mini_opts {
 
 /* A tiny gpt2 vocab: the bytes 'a' 'b' 'c' ' ' (as GPT-2 'Ġ'), "ab", "abc", "Ġa". */
 static lm_status load_mini(const mini_opts *o, lm_vocab **out) {
-    static const char *tokens[] = {"<s>",
-                                   "</s>",
-                                   "a",
-                                   "b",
-                                   "c",
-                                   "\xc4\xa0",
-                                   "ab",
-                                   "abc",
-                                   "\xc4\xa0"
-                                   "a"};
+    static const char *tokens[] = {
+        "<s>",      "</s>", "a",   "b",        "c",
+        "\xc4\xa0", "ab",   "abc", "\xc4\240a" /* octal: 'a' is not eaten */};
     const char *merges[] = {"a b", "ab c", "\xc4\xa0 a"};
     int32_t types[] = {3, 3, 1, 1, 1, 1, 1, 1, 1};
     if (o->bad_merge) merges[1] = "abc";
@@ -452,13 +445,18 @@ Test(tokenizer_mini, merges_and_add_bos) {
     lm_vocab_free(v);
 }
 
-Test(tokenizer_mini, unknown_pre_falls_back) {
-    lm_vocab *v = NULL;
-    cr_assert_eq(load_mini(&(mini_opts){.pre = "no-such-pre"}, &v), LM_OK, "%s", lm_last_error());
-    lm_token t[4];
-    cr_assert_eq(lm_vocab_tokenize(v, "ab", 2, t, 4, false, false), 1);
-    cr_assert_eq(t[0], 6);
-    lm_vocab_free(v);
+/* Every pre-tokenizer row compiles and splits; an unknown name falls back to GPT-2's. */
+Test(tokenizer_mini, pre_tokenizers) {
+    const char *pres[] = {"gpt-2", "smollm", "llama3", "llama-bpe", "qwen2", "no-such-pre"};
+    for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
+        lm_vocab *v = NULL;
+        cr_assert_eq(load_mini(&(mini_opts){.pre = pres[i]}, &v), LM_OK, "%s: %s", pres[i],
+                     lm_last_error());
+        lm_token t[8];
+        cr_assert_eq(lm_vocab_tokenize(v, "ab abc", 6, t, 8, false, false), 3, "%s", pres[i]);
+        cr_assert(t[0] == 6 && t[1] == 5 && t[2] == 7, "%s: %d %d %d", pres[i], t[0], t[1], t[2]);
+        lm_vocab_free(v);
+    }
 }
 
 Test(tokenizer_mini, load_errors) {
