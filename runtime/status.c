@@ -36,9 +36,10 @@ lm_status lm__error(lm_status s, const char *fmt, ...) {
 }
 
 void lm__error_prefix(const char *prefix) {
-    char tmp[sizeof lm__err_buf];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, lm__err_buf);
-    memcpy(lm__err_buf, tmp, sizeof tmp);
+    /* room for the prefix: the tail of a very long message may be cut */
+    char tmp[sizeof lm__err_buf + 256];
+    snprintf(tmp, sizeof tmp, "%.200s: %s", prefix, lm__err_buf);
+    snprintf(lm__err_buf, sizeof lm__err_buf, "%s", tmp);
 }
 
 static lm_log_fn lm__log_fn;

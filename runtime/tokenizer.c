@@ -215,8 +215,8 @@ static lm_status lm__str_array(const lm_gguf *g, const char *key, uint64_t *n,
 }
 
 static lm_status lm__load_tokens(lm_vocab *v, const lm_gguf *g) {
-    uint64_t n;
-    const lm_gguf_value *items;
+    uint64_t n = 0;
+    const lm_gguf_value *items = NULL;
     LM_TRY(lm__str_array(g, "tokenizer.ggml.tokens", &n, &items));
     if (n == 0 || n > (uint64_t)INT32_MAX - 2)
         return lm__error(LM_ERR_TOKENIZER, "tokenizer: 'tokenizer.ggml.tokens' has %llu entries",
@@ -273,8 +273,8 @@ static lm_status lm__load_types(lm_vocab *v, const lm_gguf *g) {
 
 static lm_status lm__load_merges(lm_vocab *v, const lm_gguf *g) {
     const char *key = "tokenizer.ggml.merges";
-    uint64_t n;
-    const lm_gguf_value *items;
+    uint64_t n = 0;
+    const lm_gguf_value *items = NULL;
     LM_TRY(lm__str_array(g, key, &n, &items));
     if (n > (uint64_t)INT32_MAX) return lm__error(LM_ERR_TOKENIZER, "tokenizer: too many merges");
     v->merge_cap = lm__pow2_at_least(n * 2 + 1);
