@@ -36,10 +36,10 @@ lm_status lm__error(lm_status s, const char *fmt, ...) {
 }
 
 void lm__error_prefix(const char *prefix) {
-    /* room for the prefix: the tail of a very long message may be cut */
-    char tmp[sizeof lm__err_buf + 256];
-    snprintf(tmp, sizeof tmp, "%.200s: %s", prefix, lm__err_buf);
-    snprintf(lm__err_buf, sizeof lm__err_buf, "%s", tmp);
+    /* bounded so the prefix always fits; a very long message loses its tail */
+    char msg[sizeof lm__err_buf];
+    memcpy(msg, lm__err_buf, sizeof msg);
+    snprintf(lm__err_buf, sizeof lm__err_buf, "%.200s: %.800s", prefix, msg);
 }
 
 static lm_log_fn lm__log_fn;
