@@ -17,8 +17,8 @@ for bin in "$dir"/fuzz_*; do
     name=$(basename "$bin")
     corpus="$dir/corpus/$name"
     mkdir -p "$corpus"
-    # a target may write its own seeds: `fuzz_x --make-seeds DIR` is tried first
-    [ -x "$dir/gen_seeds" ] && "$dir/gen_seeds" "$name" "$corpus" >/dev/null 2>&1 || true
+    # a target may write its own seed corpus (generated, never committed)
+    "$bin" --make-seeds "$corpus" >/dev/null 2>&1 || true
     printf '[fuzz] %s for %ss: ' "$name" "$secs" >&2
     if "$bin" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$dir/findings/$name-" \
         -rss_limit_mb=2048 -timeout=10 "$corpus" >"$dir/$name.log" 2>&1; then
