@@ -18,22 +18,22 @@
 extern "C" {
 #endif
 
-#define LM_API_VERSION 1
+#define LM_API_VERSION    1
 #define LM_VERSION_STRING "0.1.0"
 
 /* Status codes: one table generates the enum and the messages. */
-#define LM_STATUS_TABLE(X)                                                                    \
-    X(OK, 0, "success")                                                                       \
-    X(ERR_INVALID_ARG, 1, "invalid argument")                                                 \
-    X(ERR_IO, 2, "I/O error")                                                                 \
-    X(ERR_FORMAT, 3, "malformed GGUF file")                                                   \
-    X(ERR_UNSUPPORTED, 4, "unsupported feature")                                              \
-    X(ERR_NOMEM, 5, "out of memory")                                                          \
-    X(ERR_MODEL, 6, "invalid model")                                                          \
-    X(ERR_CONTEXT_FULL, 7, "context is full")                                                 \
-    X(ERR_BACKEND, 8, "backend error")                                                        \
-    X(ERR_LIMIT, 9, "resource limit exceeded")                                                \
-    X(ERR_INTERRUPTED, 10, "interrupted")                                                     \
+#define LM_STATUS_TABLE(X)                                                                         \
+    X(OK, 0, "success")                                                                            \
+    X(ERR_INVALID_ARG, 1, "invalid argument")                                                      \
+    X(ERR_IO, 2, "I/O error")                                                                      \
+    X(ERR_FORMAT, 3, "malformed GGUF file")                                                        \
+    X(ERR_UNSUPPORTED, 4, "unsupported feature")                                                   \
+    X(ERR_NOMEM, 5, "out of memory")                                                               \
+    X(ERR_MODEL, 6, "invalid model")                                                               \
+    X(ERR_CONTEXT_FULL, 7, "context is full")                                                      \
+    X(ERR_BACKEND, 8, "backend error")                                                             \
+    X(ERR_LIMIT, 9, "resource limit exceeded")                                                     \
+    X(ERR_INTERRUPTED, 10, "interrupted")                                                          \
     X(ERR_TOKENIZER, 11, "tokenizer error")
 
 typedef enum lm_status {

@@ -9,12 +9,24 @@
 #include <stdio.h>
 #include <string.h>
 
-int32_t lm_model_n_vocab(const lm_model *m) { return m ? m->hp.n_vocab : 0; }
-int32_t lm_model_n_ctx_train(const lm_model *m) { return m ? m->hp.n_ctx_train : 0; }
-int32_t lm_model_n_embd(const lm_model *m) { return m ? m->hp.n_embd : 0; }
-int32_t lm_model_n_layer(const lm_model *m) { return m ? m->hp.n_layer : 0; }
-uint64_t lm_model_size(const lm_model *m) { return m ? m->n_weight_bytes : 0; }
-const char *lm_model_arch(const lm_model *m) { return m && m->hp.arch ? m->hp.arch->name : ""; }
+int32_t lm_model_n_vocab(const lm_model *m) {
+    return m ? m->hp.n_vocab : 0;
+}
+int32_t lm_model_n_ctx_train(const lm_model *m) {
+    return m ? m->hp.n_ctx_train : 0;
+}
+int32_t lm_model_n_embd(const lm_model *m) {
+    return m ? m->hp.n_embd : 0;
+}
+int32_t lm_model_n_layer(const lm_model *m) {
+    return m ? m->hp.n_layer : 0;
+}
+uint64_t lm_model_size(const lm_model *m) {
+    return m ? m->n_weight_bytes : 0;
+}
+const char *lm_model_arch(const lm_model *m) {
+    return m && m->hp.arch ? m->hp.arch->name : "";
+}
 
 /* snprintf's result as our contract: length written, or -needed when it did not fit. */
 static int32_t lm__fit(int n, size_t size) {
@@ -44,7 +56,9 @@ int32_t lm_model_desc(const lm_model *m, char *buf, size_t size) {
                    size);
 }
 
-int32_t lm_model_meta_count(const lm_model *m) { return m ? (int32_t)lm_gguf_n_kv(m->gguf) : 0; }
+int32_t lm_model_meta_count(const lm_model *m) {
+    return m ? (int32_t)lm_gguf_n_kv(m->gguf) : 0;
+}
 
 int32_t lm_model_meta_key(const lm_model *m, int32_t i, char *buf, size_t size) {
     if (!m || i < 0 || i >= lm_gguf_n_kv(m->gguf)) return -1;
@@ -79,10 +93,18 @@ lm_status lm_model_tensor_info(const lm_model *m, int32_t i, lm_tensor_desc *out
 
 /* ---- tokens --------------------------------------------------------------------------- */
 
-lm_token lm_token_bos(const lm_model *m) { return m ? lm_vocab_bos(m->vocab) : LM_TOKEN_NULL; }
-lm_token lm_token_eos(const lm_model *m) { return m ? lm_vocab_eos(m->vocab) : LM_TOKEN_NULL; }
-bool lm_token_is_eog(const lm_model *m, lm_token t) { return m && lm_vocab_is_eog(m->vocab, t); }
-bool lm_model_add_bos(const lm_model *m) { return m && lm_vocab_add_bos(m->vocab); }
+lm_token lm_token_bos(const lm_model *m) {
+    return m ? lm_vocab_bos(m->vocab) : LM_TOKEN_NULL;
+}
+lm_token lm_token_eos(const lm_model *m) {
+    return m ? lm_vocab_eos(m->vocab) : LM_TOKEN_NULL;
+}
+bool lm_token_is_eog(const lm_model *m, lm_token t) {
+    return m && lm_vocab_is_eog(m->vocab, t);
+}
+bool lm_model_add_bos(const lm_model *m) {
+    return m && lm_vocab_add_bos(m->vocab);
+}
 
 int32_t lm_tokenize(const lm_model *m, const char *text, int32_t len, lm_token *tokens,
                     int32_t n_max, bool add_special, bool parse_special) {
@@ -95,8 +117,8 @@ int32_t lm_token_to_piece(const lm_model *m, lm_token t, char *buf, int32_t size
     return lm_vocab_token_to_piece(m->vocab, t, buf, size, special);
 }
 
-int32_t lm_detokenize(const lm_model *m, const lm_token *tokens, int32_t n, char *buf,
-                      int32_t size, bool special) {
+int32_t lm_detokenize(const lm_model *m, const lm_token *tokens, int32_t n, char *buf, int32_t size,
+                      bool special) {
     if (!m) return INT32_MIN;
     return lm_vocab_detokenize(m->vocab, tokens, n, buf, size, special);
 }
@@ -110,8 +132,10 @@ int32_t lm_chat_apply(const lm_model *m, const char *tmpl, const lm_chat_message
         const char *src = m ? lm_vocab_chat_template(m->vocab) : NULL;
         name = src ? lm_chat_detect(src) : NULL;
         if (!name) {
-            lm__error(LM_ERR_UNSUPPORTED, "the model's chat template is %s; pass a known "
-                      "template name (e.g. chatml)", src ? "not recognised" : "missing");
+            lm__error(LM_ERR_UNSUPPORTED,
+                      "the model's chat template is %s; pass a known "
+                      "template name (e.g. chatml)",
+                      src ? "not recognised" : "missing");
             return INT32_MIN;
         }
     }

@@ -40,16 +40,16 @@ typedef enum lm_rope_mode {
 
 typedef struct lm_rope_params {
     lm_rope_mode mode;
-    int32_t n_rot;     /* dimensions rotated (<= head size); the rest pass through */
-    float freq_base;   /* theta */
-    float freq_scale;  /* linear position scaling (1 = none) */
+    int32_t n_rot;             /* dimensions rotated (<= head size); the rest pass through */
+    float freq_base;           /* theta */
+    float freq_scale;          /* linear position scaling (1 = none) */
     const float *freq_factors; /* host pointer, n_rot/2 divisors (Llama-3 scaling) or NULL */
 } lm_rope_params;
 
 typedef struct lm_attn_params {
-    float scale;     /* usually 1/sqrt(head_dim) */
-    int32_t window;  /* sliding window (0 = full causal) */
-    float softcap;   /* 0 = none; else softcap * tanh(s / softcap) on scores */
+    float scale;    /* usually 1/sqrt(head_dim) */
+    int32_t window; /* sliding window (0 = full causal) */
+    float softcap;  /* 0 = none; else softcap * tanh(s / softcap) on scores */
 } lm_attn_params;
 
 typedef struct lm_backend_ops {
@@ -65,13 +65,10 @@ typedef struct lm_backend_ops {
     /* Buffers. alloc fails with LM_ERR_NOMEM and a message naming the size. */
     lm_status (*buffer_alloc)(lm_backend *be, size_t size, lm_buffer **out);
     void (*buffer_free)(lm_backend *be, lm_buffer *buf);
-    lm_status (*upload)(lm_backend *be, lm_buffer *buf, size_t offset, const void *src,
-                        size_t n);
-    lm_status (*download)(lm_backend *be, const lm_buffer *buf, size_t offset, void *dst,
-                          size_t n);
+    lm_status (*upload)(lm_backend *be, lm_buffer *buf, size_t offset, const void *src, size_t n);
+    lm_status (*download)(lm_backend *be, const lm_buffer *buf, size_t offset, void *dst, size_t n);
     /* Optional (may be NULL): wrap host memory (e.g. the mmapped file) without copying. */
-    lm_status (*buffer_wrap_host)(lm_backend *be, const void *ptr, size_t size,
-                                  lm_buffer **out);
+    lm_status (*buffer_wrap_host)(lm_backend *be, const void *ptr, size_t size, lm_buffer **out);
 
     /* Recording. CPU runs ops as they are called; GPUs record between begin and end and
      * submit at end; sync waits for completion. */
@@ -90,11 +87,9 @@ typedef struct lm_backend_ops {
                           lm_tensor *dst);
     /* dst[n, m] = sum_k W[k, n] * x[k, m]: W [K, N] any computable type, x F32 [K, M],
      * dst F32 [N, M]. */
-    lm_status (*mul_mat)(lm_backend *be, const lm_tensor *w, const lm_tensor *x,
-                         lm_tensor *dst);
+    lm_status (*mul_mat)(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst);
     /* In place on x F32 [head_dim, n_head, n_tok]; pos I32 [n_tok]. */
-    lm_status (*rope)(lm_backend *be, lm_tensor *x, const lm_tensor *pos,
-                      const lm_rope_params *p);
+    lm_status (*rope)(lm_backend *be, lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p);
     /* Store k, v F32 [head_dim, n_kv_head, n_tok] into caches [head_dim, n_kv_head, n_ctx,
      * n_seq] (F16 or F32) at (pos[i], seq[i]). */
     lm_status (*kv_store)(lm_backend *be, const lm_tensor *k, const lm_tensor *v,
@@ -104,14 +99,12 @@ typedef struct lm_backend_ops {
      * attends to cache positions max(0, pos[i]-window+1) .. pos[i] of that sequence.
      * dst F32 [head_dim, n_head, n_tok]. Must not materialise the full score matrix. */
     lm_status (*attention)(lm_backend *be, const lm_tensor *q, const lm_tensor *k_cache,
-                           const lm_tensor *v_cache, const lm_tensor *pos,
-                           const lm_tensor *seq, const lm_attn_params *p, lm_tensor *dst);
+                           const lm_tensor *v_cache, const lm_tensor *pos, const lm_tensor *seq,
+                           const lm_attn_params *p, lm_tensor *dst);
     /* dst = silu(gate) * up */
-    lm_status (*swiglu)(lm_backend *be, const lm_tensor *gate, const lm_tensor *up,
-                        lm_tensor *dst);
+    lm_status (*swiglu)(lm_backend *be, const lm_tensor *gate, const lm_tensor *up, lm_tensor *dst);
     /* dst = gelu_tanh(gate) * up */
-    lm_status (*geglu)(lm_backend *be, const lm_tensor *gate, const lm_tensor *up,
-                       lm_tensor *dst);
+    lm_status (*geglu)(lm_backend *be, const lm_tensor *gate, const lm_tensor *up, lm_tensor *dst);
     /* dst = a + b; b may broadcast along dims where b->ne[i] == 1. */
     lm_status (*add)(lm_backend *be, const lm_tensor *a, const lm_tensor *b, lm_tensor *dst);
     /* dst = a * b elementwise, with the same broadcast rule. */

@@ -13,7 +13,9 @@ lm_context_params lm_context_default_params(void) {
     return p;
 }
 
-static size_t lm__align(size_t n) { return (n + LM_ALIGN - 1) / LM_ALIGN * LM_ALIGN; }
+static size_t lm__align(size_t n) {
+    return (n + LM_ALIGN - 1) / LM_ALIGN * LM_ALIGN;
+}
 
 /* Lay out scratch tensors back to back; returns total bytes (buf may be NULL to size). */
 static size_t lm__scratch_layout(lm_context *c, lm_buffer *buf) {
@@ -61,8 +63,8 @@ static lm_status lm__alloc_kv(lm_context *c) {
     if (!lm__mul_ok((uint64_t)hp->head_dim * hp->n_head_kv * 2u, (uint64_t)c->n_ctx, &per) ||
         !lm__mul_ok(per, (uint64_t)c->n_seq, &per) ||
         !lm__mul_ok(lm__align(per), 2u * (uint64_t)L, &total) || total > SIZE_MAX / 2)
-        return lm__error(LM_ERR_LIMIT, "KV cache for n_ctx=%d x %d sequences overflows",
-                         c->n_ctx, c->n_seq);
+        return lm__error(LM_ERR_LIMIT, "KV cache for n_ctx=%d x %d sequences overflows", c->n_ctx,
+                         c->n_seq);
     size_t avail = c->be->ops->device_memory ? c->be->ops->device_memory(c->be) : 0;
     if (avail && total > avail)
         return lm__error(LM_ERR_NOMEM,
@@ -72,11 +74,11 @@ static lm_status lm__alloc_kv(lm_context *c) {
     LM_TRY(c->be->ops->buffer_alloc(c->be, (size_t)total, &c->kv_buf));
     size_t off = 0;
     for (int il = 0; il < L; il++) {
-        lm_tensor_init(&c->k_cache[il], c->kv_buf, off, LM_TYPE_F16, hp->head_dim,
-                       hp->n_head_kv, c->n_ctx, c->n_seq);
+        lm_tensor_init(&c->k_cache[il], c->kv_buf, off, LM_TYPE_F16, hp->head_dim, hp->n_head_kv,
+                       c->n_ctx, c->n_seq);
         off += lm__align(per);
-        lm_tensor_init(&c->v_cache[il], c->kv_buf, off, LM_TYPE_F16, hp->head_dim,
-                       hp->n_head_kv, c->n_ctx, c->n_seq);
+        lm_tensor_init(&c->v_cache[il], c->kv_buf, off, LM_TYPE_F16, hp->head_dim, hp->n_head_kv,
+                       c->n_ctx, c->n_seq);
         off += lm__align(per);
     }
     return LM_OK;
@@ -88,8 +90,10 @@ static lm_status lm__context_init(lm_context *c, const lm_context_params *p) {
     c->n_batch = p->n_batch > 0 ? p->n_batch : 512;
     c->n_seq = p->n_seq_max > 0 ? p->n_seq_max : 1;
     if (c->n_ctx > (1 << 24) || c->n_batch > (1 << 16) || c->n_seq > 4096)
-        return lm__error(LM_ERR_LIMIT, "context parameters too large (n_ctx=%d, n_batch=%d, "
-                         "n_seq_max=%d)", c->n_ctx, c->n_batch, c->n_seq);
+        return lm__error(LM_ERR_LIMIT,
+                         "context parameters too large (n_ctx=%d, n_batch=%d, "
+                         "n_seq_max=%d)",
+                         c->n_ctx, c->n_batch, c->n_seq);
     if (c->n_ctx > hp->n_ctx_train)
         lm__log(LM_LOG_WARN, "n_ctx %d exceeds the model's training context %d", c->n_ctx,
                 hp->n_ctx_train);
@@ -140,7 +144,9 @@ void lm_context_free(lm_context *c) {
     LM_FREE(c);
 }
 
-int32_t lm_context_n_ctx(const lm_context *c) { return c ? c->n_ctx : 0; }
+int32_t lm_context_n_ctx(const lm_context *c) {
+    return c ? c->n_ctx : 0;
+}
 
 void lm_context_set_abort(lm_context *c, lm_abort_fn fn, void *user) {
     if (!c) return;
@@ -177,11 +183,15 @@ static lm_status lm__check_batch(lm_context *c, const lm_batch *b, int32_t *pos,
     for (int32_t i = 0; i < b->n_tokens; i++) {
         int32_t t = b->token[i], sq = b->seq_id ? b->seq_id[i] : 0;
         if (t < 0 || t >= nv)
-            return lm__error(LM_ERR_INVALID_ARG, "lm_decode: token %d at index %d is outside "
-                             "the vocabulary (%d tokens)", t, i, nv);
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "lm_decode: token %d at index %d is outside "
+                             "the vocabulary (%d tokens)",
+                             t, i, nv);
         if (sq < 0 || sq >= c->n_seq)
-            return lm__error(LM_ERR_INVALID_ARG, "lm_decode: sequence id %d at index %d is "
-                             "outside [0, %d) (n_seq_max)", sq, i, c->n_seq);
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "lm_decode: sequence id %d at index %d is "
+                             "outside [0, %d) (n_seq_max)",
+                             sq, i, c->n_seq);
         seq[i] = sq;
         bool want = b->logits ? b->logits[i] != 0 : i == b->n_tokens - 1;
         outs += want;
@@ -192,16 +202,22 @@ static lm_status lm__check_batch(lm_context *c, const lm_batch *b, int32_t *pos,
         for (int32_t j = 0; j < i; j++) expect += seq[j] == seq[i];
         int32_t p = b->pos ? b->pos[i] : expect;
         if (p != expect)
-            return lm__error(LM_ERR_INVALID_ARG, "lm_decode: token %d of sequence %d has "
-                             "position %d, expected %d", i, seq[i], p, expect);
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "lm_decode: token %d of sequence %d has "
+                             "position %d, expected %d",
+                             i, seq[i], p, expect);
         if (p >= c->n_ctx)
-            return lm__error(LM_ERR_CONTEXT_FULL, "sequence %d needs position %d but the "
-                             "context holds %d positions (n_ctx)", seq[i], p, c->n_ctx);
+            return lm__error(LM_ERR_CONTEXT_FULL,
+                             "sequence %d needs position %d but the "
+                             "context holds %d positions (n_ctx)",
+                             seq[i], p, c->n_ctx);
         pos[i] = p;
     }
     if (outs > c->n_batch)
-        return lm__error(LM_ERR_LIMIT, "lm_decode: %d tokens ask for logits; at most %d "
-                         "(n_batch)", outs, c->n_batch);
+        return lm__error(LM_ERR_LIMIT,
+                         "lm_decode: %d tokens ask for logits; at most %d "
+                         "(n_batch)",
+                         outs, c->n_batch);
     *n_out = outs;
     return LM_OK;
 }
@@ -210,8 +226,7 @@ static lm_status lm__check_batch(lm_context *c, const lm_batch *b, int32_t *pos,
 static lm_status lm__decode_chunk(lm_context *c, const lm_batch *b, const int32_t *pos,
                                   const int32_t *seq, int32_t i0, int32_t T, int32_t *row) {
     const lm_backend_ops *op = c->be->ops;
-    int32_t *ids = c->host_i32, *p = ids + c->n_batch, *sq = p + c->n_batch,
-            *oi = sq + c->n_batch;
+    int32_t *ids = c->host_i32, *p = ids + c->n_batch, *sq = p + c->n_batch, *oi = sq + c->n_batch;
     int32_t n_out = 0;
     for (int32_t i = 0; i < T; i++) {
         ids[i] = b->token[i0 + i];
@@ -224,8 +239,9 @@ static lm_status lm__decode_chunk(lm_context *c, const lm_batch *b, const int32_
     LM_TRY(op->upload(c->be, c->scratch_buf, c->s.ids.offset, ids, n4));
     LM_TRY(op->upload(c->be, c->scratch_buf, c->s.pos.offset, p, n4));
     LM_TRY(op->upload(c->be, c->scratch_buf, c->s.seq.offset, sq, n4));
-    if (n_out) LM_TRY(op->upload(c->be, c->scratch_buf, c->s.out_idx.offset, oi,
-                                 (size_t)n_out * sizeof(int32_t)));
+    if (n_out)
+        LM_TRY(op->upload(c->be, c->scratch_buf, c->s.out_idx.offset, oi,
+                          (size_t)n_out * sizeof(int32_t)));
     else { /* the head still needs one row to run over; its result is not kept */
         oi[0] = 0;
         LM_TRY(op->upload(c->be, c->scratch_buf, c->s.out_idx.offset, oi, sizeof(int32_t)));
@@ -288,8 +304,10 @@ const float *lm_get_logits(lm_context *c, int32_t i) {
     if (!c) return NULL;
     if (i < 0) i += c->n_logits;
     if (i < 0 || i >= c->n_logits) {
-        lm__error(LM_ERR_INVALID_ARG, "lm_get_logits: index %d outside the %d rows of the last "
-                  "batch", i, c->n_logits);
+        lm__error(LM_ERR_INVALID_ARG,
+                  "lm_get_logits: index %d outside the %d rows of the last "
+                  "batch",
+                  i, c->n_logits);
         return NULL;
     }
     return c->logits + (size_t)i * (size_t)c->model->hp.n_vocab;
@@ -302,8 +320,8 @@ int32_t lm_kv_seq_len(const lm_context *c, int32_t seq) {
 
 lm_status lm_kv_seq_trim(lm_context *c, int32_t seq, int32_t p0) {
     if (!c || seq < 0 || seq >= c->n_seq || p0 < 0)
-        return lm__error(LM_ERR_INVALID_ARG, "lm_kv_seq_trim: bad sequence %d or position %d",
-                         seq, p0);
+        return lm__error(LM_ERR_INVALID_ARG, "lm_kv_seq_trim: bad sequence %d or position %d", seq,
+                         p0);
     if (p0 < c->seq_len[seq]) c->seq_len[seq] = p0;
     return LM_OK;
 }
@@ -311,8 +329,10 @@ lm_status lm_kv_seq_trim(lm_context *c, int32_t seq, int32_t p0) {
 lm_status lm_kv_seq_copy(lm_context *c, int32_t src, int32_t dst, int32_t n) {
     if (!c || src < 0 || src >= c->n_seq || dst < 0 || dst >= c->n_seq || n < 0 ||
         n > c->seq_len[src])
-        return lm__error(LM_ERR_INVALID_ARG, "lm_kv_seq_copy: bad sequences %d -> %d or length "
-                         "%d", src, dst, n);
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "lm_kv_seq_copy: bad sequences %d -> %d or length "
+                         "%d",
+                         src, dst, n);
     if (src == dst || n == 0) {
         if (src != dst) c->seq_len[dst] = 0;
         return LM_OK;

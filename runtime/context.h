@@ -24,9 +24,9 @@ struct lm_context {
     int32_t *seq_saved; /* seq_len before the running decode, restored if it fails */
     int32_t *batch_pos; /* [2 * batch_cap]: positions then sequence ids of a batch */
     int32_t batch_cap;
-    float *logits;      /* host: [n_out][n_vocab] of the last batch */
-    int32_t n_logits;   /* rows of logits valid */
-    int32_t *host_i32;  /* staging for ids/pos/seq/out_idx: 4 * n_batch */
+    float *logits;     /* host: [n_out][n_vocab] of the last batch */
+    int32_t n_logits;  /* rows of logits valid */
+    int32_t *host_i32; /* staging for ids/pos/seq/out_idx: 4 * n_batch */
     lm_abort_fn abort_fn;
     void *abort_user;
     lm_layer_hook hook;

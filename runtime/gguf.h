@@ -27,7 +27,7 @@ typedef enum lm_gguf_type {
 } lm_gguf_type;
 
 #define LM_GGUF_DEFAULT_ALIGNMENT 32
-#define LM_GGUF_MAX_DIMS 4
+#define LM_GGUF_MAX_DIMS          4
 
 /* A string inside the file: NOT NUL-terminated; data points into the mapping. */
 typedef struct lm_gguf_str {
@@ -116,8 +116,8 @@ lm_status lm_gguf_get_str(const lm_gguf *g, const char *key, lm_gguf_str *out);
  * that any integer element type is accepted for an integer elem_type when every element fits
  * it, and integers and floats are accepted for FLOAT32/FLOAT64. LM_GGUF_TYPE_COUNT accepts
  * any element type. */
-lm_status lm_gguf_get_arr(const lm_gguf *g, const char *key, lm_gguf_type elem_type,
-                          uint64_t *n, const lm_gguf_value **arr);
+lm_status lm_gguf_get_arr(const lm_gguf *g, const char *key, lm_gguf_type elem_type, uint64_t *n,
+                          const lm_gguf_value **arr);
 /* Read element i of a scalar array as double / int64 (caller checked the type). */
 double lm_gguf_arr_f64(const lm_gguf_value *arr, uint64_t i);
 int64_t lm_gguf_arr_i64(const lm_gguf_value *arr, uint64_t i);
@@ -152,8 +152,8 @@ lm_status lm_gguf_writer_add_u32(lm_gguf_writer *w, const char *key, uint32_t v)
 lm_status lm_gguf_writer_add_f32(lm_gguf_writer *w, const char *key, float v);
 lm_status lm_gguf_writer_add_bool(lm_gguf_writer *w, const char *key, bool v);
 lm_status lm_gguf_writer_add_str(lm_gguf_writer *w, const char *key, const char *v);
-lm_status lm_gguf_writer_add_str_arr(lm_gguf_writer *w, const char *key,
-                                     const char *const *v, uint64_t n);
+lm_status lm_gguf_writer_add_str_arr(lm_gguf_writer *w, const char *key, const char *const *v,
+                                     uint64_t n);
 lm_status lm_gguf_writer_add_i32_arr(lm_gguf_writer *w, const char *key, const int32_t *v,
                                      uint64_t n);
 lm_status lm_gguf_writer_add_f32_arr(lm_gguf_writer *w, const char *key, const float *v,

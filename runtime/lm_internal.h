@@ -20,7 +20,8 @@
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-lm_status lm__error(lm_status s, const char *fmt, ...);
+lm_status
+lm__error(lm_status s, const char *fmt, ...);
 lm_status lm__verror(lm_status s, const char *fmt, va_list ap);
 /* Prefix the current error message with context ("loading x.gguf: ..."). */
 void lm__error_prefix(const char *prefix);
@@ -32,10 +33,10 @@ void lm__log(lm_log_level level, const char *fmt, ...)
 #endif
     ;
 
-#define LM_TRY(expr)                                                                          \
-    do {                                                                                      \
-        lm_status lm__s = (expr);                                                             \
-        if (lm__s != LM_OK) return lm__s;                                                     \
+#define LM_TRY(expr)                                                                               \
+    do {                                                                                           \
+        lm_status lm__s = (expr);                                                                  \
+        if (lm__s != LM_OK) return lm__s;                                                          \
     } while (0)
 
 /* Overflow-checked size arithmetic: return false on overflow. */

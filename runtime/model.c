@@ -22,16 +22,15 @@ const lm_arch *lm_arch_find(const char *name) {
 
 /* ---- hyper-parameters ----------------------------------------------------------------- */
 
-static lm_status lm__hp_u32(const lm_gguf *g, const char *arch, const char *suffix,
-                            bool required, uint32_t dflt, uint32_t lo, uint32_t hi,
-                            int32_t *out) {
+static lm_status lm__hp_u32(const lm_gguf *g, const char *arch, const char *suffix, bool required,
+                            uint32_t dflt, uint32_t lo, uint32_t hi, int32_t *out) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     uint32_t v = dflt;
     if (lm_gguf_find_key(g, key) >= 0 || required) LM_TRY(lm_gguf_get_u32(g, key, &v));
     if (v < lo || v > hi)
-        return lm__error(LM_ERR_MODEL, "hyper-parameter %s = %u is out of range [%u, %u]", key,
-                         v, lo, hi);
+        return lm__error(LM_ERR_MODEL, "hyper-parameter %s = %u is out of range [%u, %u]", key, v,
+                         lo, hi);
     *out = (int32_t)v;
     return LM_OK;
 }
@@ -77,8 +76,7 @@ lm_status lm_hparams_load(const lm_gguf *g, lm_hparams *hp) {
     memcpy(a, arch_s.data, arch_s.len);
     a[arch_s.len] = '\0';
     hp->arch = lm_arch_find(a);
-    if (!hp->arch)
-        return lm__error(LM_ERR_UNSUPPORTED, "architecture '%s' is not supported", a);
+    if (!hp->arch) return lm__error(LM_ERR_UNSUPPORTED, "architecture '%s' is not supported", a);
 
     LM_TRY(lm__hp_u32(g, a, "context_length", true, 0, 1, 1u << 24, &hp->n_ctx_train));
     LM_TRY(lm__hp_u32(g, a, "embedding_length", true, 0, 1, 1u << 16, &hp->n_embd));
@@ -89,22 +87,20 @@ lm_status lm_hparams_load(const lm_gguf *g, lm_hparams *hp) {
                       (uint32_t)hp->n_head, &hp->n_head_kv));
     if (hp->n_head % hp->n_head_kv != 0)
         return lm__error(LM_ERR_MODEL,
-                         "%s.attention.head_count (%d) is not a multiple of head_count_kv (%d)",
-                         a, hp->n_head, hp->n_head_kv);
+                         "%s.attention.head_count (%d) is not a multiple of head_count_kv (%d)", a,
+                         hp->n_head, hp->n_head_kv);
     if (hp->n_embd % hp->n_head != 0)
         return lm__error(LM_ERR_MODEL,
                          "%s.embedding_length (%d) is not a multiple of head_count (%d)", a,
                          hp->n_embd, hp->n_head);
-    LM_TRY(lm__hp_u32(g, a, "attention.key_length", false, (uint32_t)(hp->n_embd / hp->n_head),
-                      2, 4096, &hp->head_dim));
-    if (hp->head_dim % 2)
-        return lm__error(LM_ERR_MODEL, "%s head size %d is odd", a, hp->head_dim);
+    LM_TRY(lm__hp_u32(g, a, "attention.key_length", false, (uint32_t)(hp->n_embd / hp->n_head), 2,
+                      4096, &hp->head_dim));
+    if (hp->head_dim % 2) return lm__error(LM_ERR_MODEL, "%s head size %d is odd", a, hp->head_dim);
     LM_TRY(lm__hp_u32(g, a, "rope.dimension_count", false, (uint32_t)hp->head_dim, 2,
                       (uint32_t)hp->head_dim, &hp->n_rot));
     if (hp->n_rot % 2)
         return lm__error(LM_ERR_MODEL, "%s.rope.dimension_count (%d) is odd", a, hp->n_rot);
-    LM_TRY(lm__hp_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 1e-12f, 1.0f,
-                      &hp->rms_eps));
+    LM_TRY(lm__hp_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 1e-12f, 1.0f, &hp->rms_eps));
     LM_TRY(lm__hp_f32(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base));
     LM_TRY(lm__hp_rope_scaling(g, a, hp));
     uint32_t nv = 0;
@@ -125,14 +121,13 @@ static void lm__shape_str(const int64_t *ne, int n, char *buf, size_t size) {
     size_t off = 0;
     off += (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < n && off < size; i++)
-        off += (size_t)snprintf(buf + off, size - off, "%s%lld", i ? ", " : "",
-                                (long long)ne[i]);
+        off += (size_t)snprintf(buf + off, size - off, "%s%lld", i ? ", " : "", (long long)ne[i]);
     if (off < size) snprintf(buf + off, size - off, "]");
 }
 
 /* Find a tensor, check its shape (ne1 = 0: 1-D) and type, and make a view of it. */
-static lm_status lm__bind(lm_model *m, const char *name, int64_t ne0, int64_t ne1,
-                          bool optional, lm_tensor *out) {
+static lm_status lm__bind(lm_model *m, const char *name, int64_t ne0, int64_t ne1, bool optional,
+                          lm_tensor *out) {
     const lm_gguf_tensor *t = lm_gguf_find_tensor(m->gguf, name);
     memset(out, 0, sizeof *out);
     if (!t) {
@@ -145,13 +140,14 @@ static lm_status lm__bind(lm_model *m, const char *name, int64_t ne0, int64_t ne
         char hs[96], ws[64];
         lm__shape_str(t->ne, (int)t->n_dims, hs, sizeof hs);
         lm__shape_str(want, ne1 ? 2 : 1, ws, sizeof ws);
-        return lm__error(LM_ERR_MODEL,
-                         "tensor '%s' has shape %s, but the hyper-parameters need %s", name, hs,
-                         ws);
+        return lm__error(LM_ERR_MODEL, "tensor '%s' has shape %s, but the hyper-parameters need %s",
+                         name, hs, ws);
     }
     if (!lm_type_computable(t->type))
-        return lm__error(LM_ERR_UNSUPPORTED, "tensor '%s' has type %s, which Lumen cannot "
-                         "compute yet", name, lm_type_get(t->type).name);
+        return lm__error(LM_ERR_UNSUPPORTED,
+                         "tensor '%s' has type %s, which Lumen cannot "
+                         "compute yet",
+                         name, lm_type_get(t->type).name);
     if (ne1 == 0 && t->type != LM_TYPE_F32)
         return lm__error(LM_ERR_MODEL, "tensor '%s' has type %s, expected F32", name,
                          lm_type_get(t->type).name);
@@ -164,8 +160,8 @@ static lm_status lm__bind_layer(lm_model *m, int il) {
     lm_layer *L = &m->layers[il];
     int64_t nq = (int64_t)hp->n_head * hp->head_dim, nkv = (int64_t)hp->n_head_kv * hp->head_dim;
     char n[96];
-#define LM_BIND(field, suffix, ne0, ne1, opt)                                                 \
-    snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                           \
+#define LM_BIND(field, suffix, ne0, ne1, opt)                                                      \
+    snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                                \
     LM_TRY(lm__bind(m, n, ne0, ne1, opt, &L->field))
     LM_BIND(attn_norm, "attn_norm.weight", hp->n_embd, 0, false);
     LM_BIND(wq, "attn_q.weight", hp->n_embd, nq, false);
@@ -191,8 +187,10 @@ static lm_status lm__bind_all(lm_model *m) {
     if (!te) return lm__error(LM_ERR_MODEL, "tensor 'token_embd.weight' is missing");
     if (hp->n_vocab == 0) hp->n_vocab = (int32_t)te->ne[1];
     if (te->ne[1] != hp->n_vocab || te->ne[1] > (1 << 24))
-        return lm__error(LM_ERR_MODEL, "tensor 'token_embd.weight' has %lld rows, but the "
-                         "vocabulary has %d tokens", (long long)te->ne[1], hp->n_vocab);
+        return lm__error(LM_ERR_MODEL,
+                         "tensor 'token_embd.weight' has %lld rows, but the "
+                         "vocabulary has %d tokens",
+                         (long long)te->ne[1], hp->n_vocab);
     LM_TRY(lm__bind(m, "token_embd.weight", hp->n_embd, hp->n_vocab, false, &m->tok_embd));
     LM_TRY(lm__bind(m, "output_norm.weight", hp->n_embd, 0, false, &m->out_norm));
     LM_TRY(lm__bind(m, "output.weight", hp->n_embd, hp->n_vocab, true, &m->output));
@@ -295,8 +293,8 @@ lm_status lm_model_load(const char *path, const lm_model_params *params, lm_mode
     m->n_threads = p.n_threads;
     m->path = LM_MALLOC(strlen(path) + 1);
     if (m->path) strcpy(m->path, path);
-    lm_status s = m->path ? lm__model_load(m, path, &p)
-                          : lm__error(LM_ERR_NOMEM, "cannot allocate the path");
+    lm_status s =
+        m->path ? lm__model_load(m, path, &p) : lm__error(LM_ERR_NOMEM, "cannot allocate the path");
     if (s != LM_OK) {
         if (strncmp(lm_last_error(), path, strlen(path)) != 0) lm__error_prefix(path);
         lm_model_free(m);

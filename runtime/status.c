@@ -9,8 +9,8 @@ static _Thread_local char lm__err_buf[1024];
 
 const char *lm_status_str(lm_status s) {
     switch (s) {
-#define LM_X_CASE(name, code, msg)                                                            \
-    case LM_##name:                                                                           \
+#define LM_X_CASE(name, code, msg)                                                                 \
+    case LM_##name:                                                                                \
         return msg;
         LM_STATUS_TABLE(LM_X_CASE)
 #undef LM_X_CASE
@@ -18,9 +18,13 @@ const char *lm_status_str(lm_status s) {
     return "unknown status";
 }
 
-const char *lm_last_error(void) { return lm__err_buf; }
+const char *lm_last_error(void) {
+    return lm__err_buf;
+}
 
-void lm__clear_error(void) { lm__err_buf[0] = '\0'; }
+void lm__clear_error(void) {
+    lm__err_buf[0] = '\0';
+}
 
 lm_status lm__verror(lm_status s, const char *fmt, va_list ap) {
     vsnprintf(lm__err_buf, sizeof lm__err_buf, fmt, ap);

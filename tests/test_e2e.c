@@ -15,12 +15,10 @@ static lm_model *model;
 
 static void setup(void) {
     if (access(lm_test_model_path(), R_OK) != 0)
-        cr_skip_test("default model not found at %s (run scripts/setup.sh)",
-                     lm_test_model_path());
+        cr_skip_test("default model not found at %s (run scripts/setup.sh)", lm_test_model_path());
     lm_model_params mp = lm_model_default_params();
     mp.n_threads = 2;
-    cr_assert_eq(lm_model_load(lm_test_model_path(), &mp, &model), LM_OK, "%s",
-                 lm_last_error());
+    cr_assert_eq(lm_model_load(lm_test_model_path(), &mp, &model), LM_OK, "%s", lm_last_error());
 }
 
 static void teardown(void) {
@@ -57,8 +55,9 @@ static int32_t argmax(const float *x, int32_t n) {
 Test(e2e, reference_ids_and_logits) {
     lm_ref_logits ref;
     char err[256];
-    cr_assert_eq(lm_ref_logits_load(lm_test_fixture("ref_logits_smollm2.txt"), &ref, err,
-                                     sizeof err), 0, "%s", err);
+    cr_assert_eq(
+        lm_ref_logits_load(lm_test_fixture("ref_logits_smollm2.txt"), &ref, err, sizeof err), 0,
+        "%s", err);
     cr_assert_geq(ref.n_prompts, 10);
     int32_t nv = lm_model_n_vocab(model);
     cr_assert_eq(nv, ref.n_vocab);
@@ -88,32 +87,28 @@ Test(e2e, reference_ids_and_logits) {
         for (int k = 0; k < LM_REF_PROBES; k++) {
             double d = fabs(lg[ref.probe_ids[k]] - rp->probe[k]);
             worst = d > worst ? d : worst;
-            cr_assert_leq(d, REF_ATOL + REF_RTOL * fabs(rp->probe[k]), "prompt %d probe %d",
-                          p, ref.probe_ids[k]);
+            cr_assert_leq(d, REF_ATOL + REF_RTOL * fabs(rp->probe[k]), "prompt %d probe %d", p,
+                          ref.probe_ids[k]);
         }
         /* the top 5 of Lumen are the reference's top 5 */
         for (int k = 0; k < 5; k++) {
             int32_t id = rp->top_id[k];
             int above = 0;
             for (int32_t t = 0; t < nv; t++) above += lg[t] > lg[id];
-            cr_assert_lt(above, 5, "prompt %d: reference top-%d id %d ranks %d", p, k, id,
-                         above);
+            cr_assert_lt(above, 5, "prompt %d: reference top-%d id %d ranks %d", p, k, id, above);
         }
         double mean = 0;
         for (int32_t t = 0; t < nv; t++) mean += lg[t];
         mean /= nv;
-        cr_assert_leq(fabs(mean - rp->mean), 0.02, "prompt %d mean %g vs %g", p, mean,
-                      rp->mean);
+        cr_assert_leq(fabs(mean - rp->mean), 0.02, "prompt %d mean %g vs %g", p, mean, rp->mean);
         lm_context_free(ctx);
     }
-    fprintf(stderr, "[e2e] max |logit - reference| = %.4f over %d prompts\n", worst,
-            ref.n_prompts);
+    fprintf(stderr, "[e2e] max |logit - reference| = %.4f over %d prompts\n", worst, ref.n_prompts);
     lm_ref_logits_free(&ref);
 }
 
 /* Greedy continuation of a prompt through the C API. */
-static void greedy(lm_context *ctx, int32_t seq, const char *prompt, int32_t n_gen,
-                   lm_token *out) {
+static void greedy(lm_context *ctx, int32_t seq, const char *prompt, int32_t n_gen, lm_token *out) {
     lm_token toks[256];
     int32_t n = lm_tokenize(model, prompt, (int32_t)strlen(prompt), toks, 256, true, true);
     cr_assert_gt(n, 0);

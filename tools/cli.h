@@ -13,11 +13,11 @@
 enum {
     CLI_MODEL = 1 << 0,
     CLI_PROMPT = 1 << 1,
-    CLI_GEN = 1 << 2,    /* -n, sampling options, --seed */
+    CLI_GEN = 1 << 2, /* -n, sampling options, --seed */
     CLI_THREADS = 1 << 3,
     CLI_CTX = 1 << 4,
     CLI_QUIET = 1 << 5,
-    CLI_CHAT = 1 << 6,   /* --template, --system */
+    CLI_CHAT = 1 << 6, /* --template, --system */
     CLI_TOKENIZE = 1 << 7,
     CLI_RUN_CHAT = 1 << 8, /* --chat */
 };
@@ -36,6 +36,7 @@ typedef struct cli_opts {
     bool ids_only;
     bool no_special;
     bool as_chat;
+    bool ignore_eos;
 } cli_opts;
 
 typedef struct cli_command {
@@ -65,7 +66,7 @@ bool cli_abort_cb(void *user);
 /* Generate up to n tokens after the context's current state; streams pieces to stdout.
  * out/n_out (optional) collect the generated tokens. Returns LM_OK, or the error. */
 lm_status cli_generate(lm_context *ctx, const lm_model *m, lm_sampler *smp, int32_t n,
-                       lm_token *out, int32_t *n_out, bool stream);
+                       lm_token *out, int32_t *n_out, bool stream, bool ignore_eos);
 /* Print load and speed figures to stderr. */
 void cli_print_perf(const lm_context *ctx);
 

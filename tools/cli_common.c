@@ -42,6 +42,7 @@ static const cli_optdef cli_optdefs[] = {
     {"repeat-last-n", 0, CLI_GEN, "N", "tokens the penalties look back on (default 64)"},
     {"frequency-penalty", 0, CLI_GEN, "F", "subtract F x count (default 0)"},
     {"presence-penalty", 0, CLI_GEN, "F", "subtract F once a token appeared (default 0)"},
+    {"ignore-eos", 0, CLI_GEN, NULL, "keep generating past end-of-generation tokens"},
     {"seed", 0, CLI_GEN, "N", "random seed (default: from the clock)"},
     {"threads", 't', CLI_THREADS, "N", "CPU threads (default: all cores)"},
     {"ctx", 'c', CLI_CTX, "N", "context size in tokens (default: min(training, 4096))"},
@@ -76,8 +77,8 @@ static int cli_num(const char *opt, const char *s, double lo, double hi, double 
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "lumen: error: --%s expects a number in [%g, %g], got '%s'\n", opt, lo,
-                hi, s);
+        fprintf(stderr, "lumen: error: --%s expects a number in [%g, %g], got '%s'\n", opt, lo, hi,
+                s);
         return 1;
     }
     *out = v;
@@ -86,24 +87,53 @@ static int cli_num(const char *opt, const char *s, double lo, double hi, double 
 
 static int cli_set(cli_opts *o, const char *name, const char *val) {
     double v = 0;
-#define NUM(lo, hi)                                                                           \
+#define NUM(lo, hi)                                                                                \
     if (cli_num(name, val, lo, hi, &v)) return 1
-    if (!strcmp(name, "model")) o->model = val;
-    else if (!strcmp(name, "prompt")) o->prompt = val;
-    else if (!strcmp(name, "n-predict")) { NUM(-1, 1e9); o->n_predict = (int32_t)v; }
-    else if (!strcmp(name, "temp")) { NUM(0, 100); o->sp.temperature = (float)v; }
-    else if (!strcmp(name, "top-k")) { NUM(0, 1e9); o->sp.top_k = (int32_t)v; }
-    else if (!strcmp(name, "top-p")) { NUM(0, 1); o->sp.top_p = (float)v; }
-    else if (!strcmp(name, "min-p")) { NUM(0, 1); o->sp.min_p = (float)v; }
-    else if (!strcmp(name, "repeat-penalty")) { NUM(0, 100); o->sp.repeat_penalty = (float)v; }
-    else if (!strcmp(name, "repeat-last-n")) { NUM(-1, 1e9); o->sp.penalty_last_n = (int32_t)v; }
-    else if (!strcmp(name, "frequency-penalty")) { NUM(-100, 100); o->sp.frequency_penalty = (float)v; }
-    else if (!strcmp(name, "presence-penalty")) { NUM(-100, 100); o->sp.presence_penalty = (float)v; }
-    else if (!strcmp(name, "seed")) { NUM(0, 1.8e19); o->sp.seed = (uint64_t)v; o->seed_set = true; }
-    else if (!strcmp(name, "threads")) { NUM(1, 1024); o->threads = (int32_t)v; }
-    else if (!strcmp(name, "ctx")) { NUM(1, 1 << 24); o->ctx = (int32_t)v; }
-    else if (!strcmp(name, "template")) o->chat_template = val;
-    else if (!strcmp(name, "system")) o->system = val;
+    if (!strcmp(name, "model"))
+        o->model = val;
+    else if (!strcmp(name, "prompt"))
+        o->prompt = val;
+    else if (!strcmp(name, "n-predict")) {
+        NUM(-1, 1e9);
+        o->n_predict = (int32_t)v;
+    } else if (!strcmp(name, "temp")) {
+        NUM(0, 100);
+        o->sp.temperature = (float)v;
+    } else if (!strcmp(name, "top-k")) {
+        NUM(0, 1e9);
+        o->sp.top_k = (int32_t)v;
+    } else if (!strcmp(name, "top-p")) {
+        NUM(0, 1);
+        o->sp.top_p = (float)v;
+    } else if (!strcmp(name, "min-p")) {
+        NUM(0, 1);
+        o->sp.min_p = (float)v;
+    } else if (!strcmp(name, "repeat-penalty")) {
+        NUM(0, 100);
+        o->sp.repeat_penalty = (float)v;
+    } else if (!strcmp(name, "repeat-last-n")) {
+        NUM(-1, 1e9);
+        o->sp.penalty_last_n = (int32_t)v;
+    } else if (!strcmp(name, "frequency-penalty")) {
+        NUM(-100, 100);
+        o->sp.frequency_penalty = (float)v;
+    } else if (!strcmp(name, "presence-penalty")) {
+        NUM(-100, 100);
+        o->sp.presence_penalty = (float)v;
+    } else if (!strcmp(name, "seed")) {
+        NUM(0, 1.8e19);
+        o->sp.seed = (uint64_t)v;
+        o->seed_set = true;
+    } else if (!strcmp(name, "threads")) {
+        NUM(1, 1024);
+        o->threads = (int32_t)v;
+    } else if (!strcmp(name, "ctx")) {
+        NUM(1, 1 << 24);
+        o->ctx = (int32_t)v;
+    } else if (!strcmp(name, "template"))
+        o->chat_template = val;
+    else if (!strcmp(name, "system"))
+        o->system = val;
 #undef NUM
     return 0;
 }
@@ -152,6 +182,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *
             if (!strcmp(d->lng, "ids")) o->ids_only = true;
             if (!strcmp(d->lng, "no-special")) o->no_special = true;
             if (!strcmp(d->lng, "chat")) o->as_chat = true;
+            if (!strcmp(d->lng, "ignore-eos")) o->ignore_eos = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -216,8 +247,12 @@ void cli_install_sigint(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-bool cli_interrupted(void) { return cli_sigint_count > 0; }
-void cli_clear_interrupt(void) { cli_sigint_count = 0; }
+bool cli_interrupted(void) {
+    return cli_sigint_count > 0;
+}
+void cli_clear_interrupt(void) {
+    cli_sigint_count = 0;
+}
 bool cli_abort_cb(void *user) {
     (void)user;
     return cli_interrupted();
@@ -226,7 +261,7 @@ bool cli_abort_cb(void *user) {
 /* ---- generation ----------------------------------------------------------------------- */
 
 lm_status cli_generate(lm_context *ctx, const lm_model *m, lm_sampler *smp, int32_t n,
-                       lm_token *out, int32_t *n_out, bool stream) {
+                       lm_token *out, int32_t *n_out, bool stream, bool ignore_eos) {
     char piece[256];
     int32_t made = 0;
     lm_status s = LM_OK;
@@ -235,7 +270,7 @@ lm_status cli_generate(lm_context *ctx, const lm_model *m, lm_sampler *smp, int3
         const float *logits = lm_get_logits(ctx, -1);
         if (!logits) return LM_ERR_INVALID_ARG;
         lm_token t = lm_sampler_sample(smp, logits);
-        if (lm_token_is_eog(m, t)) break;
+        if (lm_token_is_eog(m, t) && !ignore_eos) break;
         lm_sampler_accept(smp, t);
         if (out) out[made] = t;
         made++;
@@ -262,8 +297,9 @@ lm_status cli_generate(lm_context *ctx, const lm_model *m, lm_sampler *smp, int3
 
 void cli_print_perf(const lm_context *ctx) {
     lm_perf p = lm_context_perf(ctx);
-    fprintf(stderr, "\nlumen: load %.0f ms | prefill %lld tokens in %.0f ms (%.1f tok/s) | "
-                    "decode %lld tokens in %.0f ms (%.1f tok/s)\n",
+    fprintf(stderr,
+            "\nlumen: load %.0f ms | prefill %lld tokens in %.0f ms (%.1f tok/s) | "
+            "decode %lld tokens in %.0f ms (%.1f tok/s)\n",
             p.t_load_ms, (long long)p.n_prefill, p.t_prefill_ms,
             p.t_prefill_ms > 0 ? p.n_prefill * 1e3 / p.t_prefill_ms : 0.0, (long long)p.n_decode,
             p.t_decode_ms, p.t_decode_ms > 0 ? p.n_decode * 1e3 / p.t_decode_ms : 0.0);

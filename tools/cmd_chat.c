@@ -48,8 +48,10 @@ static int32_t chat_render(chat_state *st, const lm_model *m, const char *tmpl) 
     int32_t n = len >= 0 ? lm_tokenize(m, text, len, st->buf, st->n_ctx, true, true) : -1;
     free(text);
     if (n < 0) {
-        fprintf(stderr, "lumen chat: error: the conversation no longer fits the context (%d "
-                        "tokens); use --ctx or /clear\n", st->n_ctx);
+        fprintf(stderr,
+                "lumen chat: error: the conversation no longer fits the context (%d "
+                "tokens); use --ctx or /clear\n",
+                st->n_ctx);
         return -1;
     }
     return n;
@@ -81,7 +83,7 @@ static int chat_turn(chat_state *st, lm_context *ctx, const lm_model *m, lm_samp
     }
     int32_t room = st->n_ctx - st->n_cached, made = 0;
     int32_t limit = o->n_predict < 0 || o->n_predict > room ? room : o->n_predict;
-    s = cli_generate(ctx, m, smp, limit, st->cached + st->n_cached, &made, true);
+    s = cli_generate(ctx, m, smp, limit, st->cached + st->n_cached, &made, true, o->ignore_eos);
     fputc('\n', stdout);
     fflush(stdout);
     st->n_cached += made;
@@ -93,8 +95,8 @@ static int chat_turn(chat_state *st, lm_context *ctx, const lm_model *m, lm_samp
     size_t cap = (size_t)(need < 0 ? -need : need) + 1;
     char *reply = malloc(cap);
     if (!reply) return 1;
-    int32_t len = lm_detokenize(m, st->cached + st->n_cached - made, made, reply, (int32_t)cap,
-                                false);
+    int32_t len =
+        lm_detokenize(m, st->cached + st->n_cached - made, made, reply, (int32_t)cap, false);
     reply[len > 0 ? len : 0] = '\0';
     int rc = chat_push(st, "assistant", reply);
     free(reply);

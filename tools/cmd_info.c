@@ -46,8 +46,7 @@ int cmd_info(const cli_opts *o) {
             off += snprintf(shape + off, sizeof shape - (size_t)off, "%s%lld", d ? ", " : "",
                             (long long)t.ne[d]);
         if (off < (int)sizeof shape) snprintf(shape + off, sizeof shape - (size_t)off, "]");
-        printf("  %-32s %-6s %-24s %llu\n", t.name, t.type, shape,
-               (unsigned long long)t.n_bytes);
+        printf("  %-32s %-6s %-24s %llu\n", t.name, t.type, shape, (unsigned long long)t.n_bytes);
     }
     free(val);
     lm_model_free(m);

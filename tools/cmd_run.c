@@ -6,8 +6,7 @@
 #include <string.h>
 
 /* Tokenize text into a malloc'd array (the size is asked for first). */
-static lm_token *tokenize_alloc(const lm_model *m, const char *text, bool add_special,
-                                int32_t *n) {
+static lm_token *tokenize_alloc(const lm_model *m, const char *text, bool add_special, int32_t *n) {
     int32_t len = (int32_t)strlen(text);
     int32_t need = lm_tokenize(m, text, len, NULL, 0, add_special, true);
     if (need == INT32_MIN) return NULL;
@@ -75,8 +74,10 @@ int cmd_run(const cli_opts *o) {
         goto done;
     }
     if (n_tok > lm_context_n_ctx(ctx)) {
-        fprintf(stderr, "lumen run: error: the prompt is %d tokens but the context holds %d "
-                        "(--ctx)\n", n_tok, lm_context_n_ctx(ctx));
+        fprintf(stderr,
+                "lumen run: error: the prompt is %d tokens but the context holds %d "
+                "(--ctx)\n",
+                n_tok, lm_context_n_ctx(ctx));
         goto done;
     }
     cli_install_sigint();
@@ -88,7 +89,7 @@ int cmd_run(const cli_opts *o) {
     }
     lm_batch b = lm_batch_simple(toks, n_tok);
     s = lm_decode(ctx, &b);
-    if (s == LM_OK) s = cli_generate(ctx, m, smp, o->n_predict, NULL, NULL, true);
+    if (s == LM_OK) s = cli_generate(ctx, m, smp, o->n_predict, NULL, NULL, true, o->ignore_eos);
     fputc('\n', stdout);
     if (s != LM_OK && s != LM_ERR_INTERRUPTED) {
         cli_error(s);

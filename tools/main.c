@@ -6,8 +6,7 @@
 
 static const cli_command commands[] = {
     {"run", "Complete a prompt and stream the text to stdout.", "-p TEXT [options]",
-     CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT |
-         CLI_RUN_CHAT,
+     CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT | CLI_RUN_CHAT,
      cmd_run},
     {"chat", "Chat with the model, one message per line on stdin; /exit quits.", "[options]",
      CLI_MODEL | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT, cmd_chat},
@@ -19,8 +18,10 @@ static const cli_command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
-    fprintf(f, "lumen %s: run GGUF language models\n\nusage: lumen COMMAND [options]\n\n"
-               "commands:\n", LM_VERSION_STRING);
+    fprintf(f,
+            "lumen %s: run GGUF language models\n\nusage: lumen COMMAND [options]\n\n"
+            "commands:\n",
+            LM_VERSION_STRING);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'lumen COMMAND --help' lists a command's options.\n");

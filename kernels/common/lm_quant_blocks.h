@@ -18,13 +18,13 @@
 #define LM_QK8_0 32
 
 typedef struct {
-    uint16_t d;             /* f16 scale */
+    uint16_t d;               /* f16 scale */
     uint8_t qs[LM_QK4_0 / 2]; /* nibbles: low = element j, high = element j + 16 */
 } lm_block_q4_0;
 
 typedef struct {
-    uint16_t d;             /* f16 scale */
-    uint16_t m;             /* f16 minimum */
+    uint16_t d; /* f16 scale */
+    uint16_t m; /* f16 minimum */
     uint8_t qs[LM_QK4_1 / 2];
 } lm_block_q4_1;
 

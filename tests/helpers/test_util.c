@@ -20,7 +20,9 @@ const char *lm_test_fixture(const char *name) {
     return buf;
 }
 
-const char *lm_test_cli(void) { return LM_BINARY_DIR "/lumen"; }
+const char *lm_test_cli(void) {
+    return LM_BINARY_DIR "/lumen";
+}
 
 uint64_t lm_test_seed(void) {
     const char *env = getenv("LUMEN_TEST_SEED");
@@ -82,7 +84,9 @@ int lm_test_run(const char *cmd, char **output) {
     }
     buf[len] = '\0';
     int st = pclose(p);
-    if (output) *output = buf;
-    else free(buf);
+    if (output)
+        *output = buf;
+    else
+        free(buf);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
