@@ -2,6 +2,7 @@
 # Second command of the README: set up, then run the whole test suite:
 #   1. release build (warnings are errors under CI=true) and every Criterion suite
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
+#   2b. the parser suites under valgrind
 #   3. every libFuzzer target for a bounded time (LUMEN_FUZZ_SECONDS, default 30)
 # LUMEN_SKIP_ASAN=1 / LUMEN_SKIP_FUZZ=1 skip steps 2 / 3 for a quick local run.
 set -euo pipefail
@@ -17,6 +18,15 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 say "unit and end-to-end suites (release)"
 (cd build && ctest --output-on-failure --timeout 900)
+
+if [ "${LUMEN_SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null; then
+    # --trace-children: Criterion runs each test in a child process
+    for t in test_gguf test_gguf_malformed test_tokenizer; do
+        say "$t under valgrind"
+        valgrind -q --trace-children=yes --leak-check=full --errors-for-leak-kinds=definite \
+            --error-exitcode=99 "build/$t" --jobs 1
+    done
+fi
 
 if [ "${LUMEN_SKIP_ASAN:-0}" != 1 ]; then
     say "sanitizer build (ASan + UBSan)"
