@@ -18,9 +18,11 @@ for bin in "$dir"/fuzz_*; do
     corpus="$dir/corpus/$name"
     mkdir -p "$corpus"
     # a target may write its own seed corpus (generated, never committed)
-    "$bin" --make-seeds "$corpus" >/dev/null 2>&1 || true
+    if grep -q -- '--make-seeds' "fuzz/$name.c"; then
+        timeout 60 "$bin" --make-seeds "$corpus" >/dev/null 2>&1 || true
+    fi
     printf '[fuzz] %s for %ss: ' "$name" "$secs" >&2
-    if "$bin" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$dir/findings/$name-" \
+    if timeout $((secs + 120)) "$bin" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$dir/findings/$name-" \
         -rss_limit_mb=2048 -timeout=10 "$corpus" >"$dir/$name.log" 2>&1; then
         grep -E "stat::number_of_executed_units|cov:" "$dir/$name.log" | tail -2 | tr '\n' ' ' >&2
         echo >&2
