@@ -196,10 +196,11 @@ static lm_status lm__check_batch(lm_context *c, const lm_batch *b, int32_t *pos,
         bool want = b->logits ? b->logits[i] != 0 : i == b->n_tokens - 1;
         outs += want;
     }
-    /* positions: each sequence continues from its cached length, contiguously */
+    /* positions: each sequence continues from its cached length, contiguously; seq_saved
+     * serves as the running counter (lm_decode refills it after this check) */
+    memcpy(c->seq_saved, c->seq_len, (size_t)c->n_seq * sizeof(int32_t));
     for (int32_t i = 0; i < b->n_tokens; i++) {
-        int32_t expect = c->seq_len[seq[i]];
-        for (int32_t j = 0; j < i; j++) expect += seq[j] == seq[i];
+        int32_t expect = c->seq_saved[seq[i]]++; /* next position of this sequence */
         int32_t p = b->pos ? b->pos[i] : expect;
         if (p != expect)
             return lm__error(LM_ERR_INVALID_ARG,
@@ -290,7 +291,7 @@ lm_status lm_decode(lm_context *c, const lm_batch *b) {
     }
     c->n_logits = row;
     double dt = lm__time_ms() - t0;
-    if (b->n_tokens > 1) {
+    if (b->n_tokens > 1 || pos[0] == 0) { /* prompt work, not one generated token */
         c->perf.t_prefill_ms += dt;
         c->perf.n_prefill += b->n_tokens;
     } else {

@@ -260,7 +260,9 @@ lm_model_params lm_model_default_params(void) {
 
 static lm_status lm__model_load(lm_model *m, const char *path, const lm_model_params *p) {
     LM_TRY(lm_gguf_open(path, &m->gguf));
-    LM_TRY(lm_hparams_load(m->gguf, &m->hp));
+    lm_status hs = lm_hparams_load(m->gguf, &m->hp);
+    /* a tokenizer-only load needs no supported architecture */
+    if (hs != LM_OK && !(p->vocab_only && hs == LM_ERR_UNSUPPORTED)) return hs;
     LM_TRY(lm_vocab_load(m->gguf, &m->vocab));
     int32_t nv = lm_vocab_n_tokens(m->vocab);
     if (m->hp.n_vocab && m->hp.n_vocab != nv)

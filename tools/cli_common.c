@@ -39,7 +39,7 @@ static const cli_optdef cli_optdefs[] = {
     {"top-p", 0, CLI_GEN, "P", "nucleus sampling; 1 = off (default 0.95)"},
     {"min-p", 0, CLI_GEN, "P", "drop tokens below P x the top probability (default 0.05)"},
     {"repeat-penalty", 0, CLI_GEN, "R", "penalise repeated tokens; 1 = off (default 1)"},
-    {"repeat-last-n", 0, CLI_GEN, "N", "tokens the penalties look back on (default 64)"},
+    {"repeat-last-n", 0, CLI_GEN, "N", "tokens the penalties look back on; -1 = all (default 64)"},
     {"frequency-penalty", 0, CLI_GEN, "F", "subtract F x count (default 0)"},
     {"presence-penalty", 0, CLI_GEN, "F", "subtract F once a token appeared (default 0)"},
     {"ignore-eos", 0, CLI_GEN, NULL, "keep generating past end-of-generation tokens"},
@@ -47,8 +47,9 @@ static const cli_optdef cli_optdefs[] = {
     {"threads", 't', CLI_THREADS, "N", "CPU threads (default: all cores)"},
     {"ctx", 'c', CLI_CTX, "N", "context size in tokens (default: min(training, 4096))"},
     {"quiet", 'q', CLI_QUIET, NULL, "do not print load time and speed to stderr"},
-    {"template", 0, CLI_CHAT, "NAME", "chat template (default: recognised from the model)"},
-    {"system", 's', CLI_CHAT, "TEXT", "system message"},
+    {"template", 0, CLI_CHAT, "NAME",
+     "chat template for chat and run --chat (default: from the model)"},
+    {"system", 's', CLI_CHAT, "TEXT", "system message (chat, and run --chat)"},
     {"chat", 0, CLI_RUN_CHAT, NULL, "send the prompt as a user message through the chat template"},
     {"ids", 0, CLI_TOKENIZE, NULL, "print only the token ids"},
     {"no-special", 0, CLI_TOKENIZE, NULL, "treat special-token text as plain text"},
@@ -85,22 +86,46 @@ static int cli_num(const char *opt, const char *s, double lo, double hi, double 
     return 0;
 }
 
+/* Integers must be written as integers: "2.7" for a count is an error, not 2. */
+static int cli_int(const char *opt, const char *s, double lo, double hi, double *out) {
+    if (cli_num(opt, s, lo, hi, out)) return 1;
+    if (*out != (double)(long long)*out) {
+        fprintf(stderr, "lumen: error: --%s expects an integer, got '%s'\n", opt, s);
+        return 1;
+    }
+    return 0;
+}
+
+static int cli_seed(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-') {
+        fprintf(stderr, "lumen: error: --seed expects an integer in [0, 2^64), got '%s'\n", s);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
 static int cli_set(cli_opts *o, const char *name, const char *val) {
     double v = 0;
 #define NUM(lo, hi)                                                                                \
     if (cli_num(name, val, lo, hi, &v)) return 1
+#define INT(lo, hi)                                                                                \
+    if (cli_int(name, val, lo, hi, &v)) return 1
     if (!strcmp(name, "model"))
         o->model = val;
     else if (!strcmp(name, "prompt"))
         o->prompt = val;
     else if (!strcmp(name, "n-predict")) {
-        NUM(-1, 1e9);
+        INT(-1, 1e9);
         o->n_predict = (int32_t)v;
     } else if (!strcmp(name, "temp")) {
         NUM(0, 100);
         o->sp.temperature = (float)v;
     } else if (!strcmp(name, "top-k")) {
-        NUM(0, 1e9);
+        INT(0, 1e9);
         o->sp.top_k = (int32_t)v;
     } else if (!strcmp(name, "top-p")) {
         NUM(0, 1);
@@ -112,7 +137,7 @@ static int cli_set(cli_opts *o, const char *name, const char *val) {
         NUM(0, 100);
         o->sp.repeat_penalty = (float)v;
     } else if (!strcmp(name, "repeat-last-n")) {
-        NUM(-1, 1e9);
+        INT(-1, 1e9);
         o->sp.penalty_last_n = (int32_t)v;
     } else if (!strcmp(name, "frequency-penalty")) {
         NUM(-100, 100);
@@ -121,20 +146,20 @@ static int cli_set(cli_opts *o, const char *name, const char *val) {
         NUM(-100, 100);
         o->sp.presence_penalty = (float)v;
     } else if (!strcmp(name, "seed")) {
-        NUM(0, 1.8e19);
-        o->sp.seed = (uint64_t)v;
+        if (cli_seed(val, &o->sp.seed)) return 1;
         o->seed_set = true;
     } else if (!strcmp(name, "threads")) {
-        NUM(1, 1024);
+        INT(1, 1024);
         o->threads = (int32_t)v;
     } else if (!strcmp(name, "ctx")) {
-        NUM(1, 1 << 24);
+        INT(1, 1 << 24);
         o->ctx = (int32_t)v;
     } else if (!strcmp(name, "template"))
         o->chat_template = val;
     else if (!strcmp(name, "system"))
         o->system = val;
 #undef NUM
+#undef INT
     return 0;
 }
 

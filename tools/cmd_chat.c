@@ -62,6 +62,8 @@ static lm_status chat_feed(chat_state *st, lm_context *ctx, int32_t n) {
     int32_t keep = 0;
     while (keep < st->n_cached && keep < n && st->cached[keep] == st->buf[keep]) keep++;
     if (keep == n) keep = n - 1; /* at least one token to get fresh logits */
+    /* an interrupted decode leaves the cache shorter than what was generated */
+    if (keep > lm_kv_seq_len(ctx, 0)) keep = lm_kv_seq_len(ctx, 0);
     lm_status s = lm_kv_seq_trim(ctx, 0, keep);
     if (s != LM_OK) return s;
     lm_batch b = lm_batch_simple(st->buf + keep, n - keep);
@@ -115,8 +117,10 @@ static char *read_line(FILE *in) {
     return line;
 }
 
-static void chat_loop(chat_state *st, lm_context *ctx, const lm_model *m, lm_sampler *smp,
-                      const cli_opts *o) {
+/* Returns the number of turns that failed. */
+static int chat_loop(chat_state *st, lm_context *ctx, const lm_model *m, lm_sampler *smp,
+                     const cli_opts *o) {
+    int failed = 0;
     bool tty = isatty(STDIN_FILENO);
     if (tty) fprintf(stderr, "lumen chat: type a message; /exit quits, /clear forgets.\n");
     for (;;) {
@@ -133,11 +137,14 @@ static void chat_loop(chat_state *st, lm_context *ctx, const lm_model *m, lm_sam
         if (!strcmp(line, "/clear")) {
             while (st->n_msgs > (o->system ? 1u : 0u)) chat_pop(st);
         } else if (*line) {
-            if (chat_push(st, "user", line) == 0 && chat_turn(st, ctx, m, smp, o) != 0)
+            if (chat_push(st, "user", line) == 0 && chat_turn(st, ctx, m, smp, o) != 0) {
                 chat_pop(st); /* the turn failed: forget the message */
+                failed++;
+            }
         }
         free(line);
     }
+    return failed;
 }
 
 int cmd_chat(const cli_opts *o) {
@@ -168,9 +175,9 @@ int cmd_chat(const cli_opts *o) {
     if (!st.cached || !st.buf || (o->system && chat_push(&st, "system", o->system))) goto done;
     cli_install_sigint();
     lm_context_set_abort(ctx, cli_abort_cb, NULL);
-    chat_loop(&st, ctx, m, smp, o);
+    int failed = chat_loop(&st, ctx, m, smp, o);
     if (!o->quiet) cli_print_perf(ctx);
-    rc = 0;
+    rc = failed ? 1 : 0;
 done:
     while (st.n_msgs) chat_pop(&st);
     free(st.msgs);

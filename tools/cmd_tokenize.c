@@ -33,6 +33,11 @@ int cmd_tokenize(const cli_opts *o) {
     if (!m) return 1;
     int32_t len = (int32_t)strlen(o->prompt);
     int32_t need = lm_tokenize(m, o->prompt, len, NULL, 0, false, !o->no_special);
+    if (need == INT32_MIN) {
+        cli_error(LM_ERR_TOKENIZER);
+        lm_model_free(m);
+        return 1;
+    }
     int32_t cap = need < 0 ? -need : need;
     lm_token *toks = malloc(((size_t)cap + 1) * sizeof *toks);
     int32_t n = toks ? lm_tokenize(m, o->prompt, len, toks, cap + 1, false, !o->no_special) : -1;
