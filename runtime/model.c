@@ -264,11 +264,8 @@ static lm_status lm__model_load(lm_model *m, const char *path, const lm_model_pa
     /* a tokenizer-only load needs no supported architecture */
     if (hs != LM_OK && !(p->vocab_only && hs == LM_ERR_UNSUPPORTED)) return hs;
     LM_TRY(lm_vocab_load(m->gguf, &m->vocab));
-    int32_t nv = lm_vocab_n_tokens(m->vocab);
-    if (m->hp.n_vocab && m->hp.n_vocab != nv)
-        return lm__error(LM_ERR_MODEL, "vocab_size is %d but tokenizer.ggml.tokens has %d",
-                         m->hp.n_vocab, nv);
-    m->hp.n_vocab = nv;
+    /* the tokenizer already checked <arch>.vocab_size against its token count */
+    m->hp.n_vocab = lm_vocab_n_tokens(m->vocab);
     lm__ftype_name(m);
     if (p->vocab_only) return LM_OK;
     lm_backend_config cfg = {.n_threads = p->n_threads, .device = 0};
