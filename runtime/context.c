@@ -243,11 +243,7 @@ static lm_status lm__decode_chunk(lm_context *c, const lm_batch *b, const int32_
     if (n_out)
         LM_TRY(op->upload(c->be, c->scratch_buf, c->s.out_idx.offset, oi,
                           (size_t)n_out * sizeof(int32_t)));
-    else { /* the head still needs one row to run over; its result is not kept */
-        oi[0] = 0;
-        LM_TRY(op->upload(c->be, c->scratch_buf, c->s.out_idx.offset, oi, sizeof(int32_t)));
-    }
-    LM_TRY(lm_forward(c, T, n_out ? n_out : 1));
+    LM_TRY(lm_forward(c, T, n_out));
     if (n_out) {
         size_t nv = (size_t)c->model->hp.n_vocab;
         LM_TRY(op->download(c->be, c->scratch_buf, c->s.logits.offset,

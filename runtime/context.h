@@ -35,7 +35,7 @@ struct lm_context {
 };
 
 /* Run the layers over n_tok tokens whose ids/pos/seq are in the scratch, and compute
- * logits for the n_out rows listed in out_idx into s.logits. */
+ * logits for the n_out rows listed in out_idx into s.logits (none when n_out is 0). */
 lm_status lm_forward(lm_context *c, int32_t n_tok, int32_t n_out);
 
 #endif

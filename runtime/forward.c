@@ -101,6 +101,10 @@ lm_status lm_forward(lm_context *c, int32_t T, int32_t n_out) {
         }
     }
 
+    if (n_out == 0) { /* a prefill chunk nobody reads logits of: skip the output head */
+        LM_TRY(op->end(be));
+        return op->sync(be);
+    }
     /* final norm, keep the rows that want logits: xs [n_embd, n_out] -> logits [n_vocab,
      * n_out] */
     lm_tensor xn = lm__view(&s->xn, hp->n_embd, T, 1);
