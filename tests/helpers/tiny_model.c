@@ -62,7 +62,7 @@ static bool tiny_tensor(const lm_tiny_spec *s, lm_test_rng *rng, lm_gguf_writer 
             data = NULL;
         }
         if (tiny_eq(s->retype, name)) {
-            type = LM_TYPE_Q5_0;
+            type = LM_TYPE_IQ4_NL;
             data = NULL;
         }
         ok = lm_gguf_writer_add_tensor(w, name, type, is2d ? 2 : 1, ne, data) == LM_OK;

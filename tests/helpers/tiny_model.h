@@ -21,7 +21,7 @@ typedef struct lm_tiny_spec {
      * ("blk.0.attn_q.weight"). */
     const char *omit;        /* leave this key or tensor out */
     const char *reshape;     /* write this tensor with ne1 + 1 (ne0 + 1 when 1-D), zero data */
-    const char *retype;      /* write this tensor as Q5_0 (not computable), zero data */
+    const char *retype;      /* write this tensor as IQ4_NL (not computable), zero data */
     const char *set_u32_key; /* override (or add) this u32 key with set_u32_val */
     uint32_t set_u32_val;
     const char *set_str_key; /* override (or add) this string key with set_str_val */
