@@ -4,6 +4,7 @@
 #include "lm_internal.h"
 #include "quant.h"
 
+#include <math.h>
 #include <string.h>
 
 #define LM_ALIGN 256
@@ -97,6 +98,10 @@ static lm_status lm__context_init(lm_context *c, const lm_context_params *p) {
     if (c->n_ctx > hp->n_ctx_train)
         lm__log(LM_LOG_WARN, "n_ctx %d exceeds the model's training context %d", c->n_ctx,
                 hp->n_ctx_train);
+    /* LongRoPE: the short factors cover the original context, the long ones beyond it */
+    const lm_model *m = c->model;
+    c->rope_factors = m->rope_freqs;
+    if (m->rope_short) c->rope_factors = c->n_ctx > hp->n_ctx_orig ? m->rope_long : m->rope_short;
     LM_TRY(lm__alloc_kv(c));
     size_t scratch = lm__scratch_layout(c, NULL);
     LM_TRY(c->be->ops->buffer_alloc(c->be, scratch, &c->scratch_buf));
@@ -223,6 +228,12 @@ static lm_status lm__check_batch(lm_context *c, const lm_batch *b, int32_t *pos,
     return LM_OK;
 }
 
+/* Gemma 2's final soft-cap, cap * tanh(logit / cap), on the downloaded rows: monotonic, so
+ * a device-side argmax of the uncapped logits still agrees. */
+static void lm__softcap_logits(float *lg, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) lg[i] = cap * tanhf(lg[i] / cap);
+}
+
 /* Run tokens [i0, i0+T) of the batch; logits rows appended at *row. */
 static lm_status lm__decode_chunk(lm_context *c, const lm_batch *b, const int32_t *pos,
                                   const int32_t *seq, int32_t i0, int32_t T, int32_t *row) {
@@ -246,8 +257,11 @@ static lm_status lm__decode_chunk(lm_context *c, const lm_batch *b, const int32_
     LM_TRY(lm_forward(c, T, n_out));
     if (n_out) {
         size_t nv = (size_t)c->model->hp.n_vocab;
-        LM_TRY(op->download(c->be, c->scratch_buf, c->s.logits.offset,
-                            c->logits + (size_t)*row * nv, (size_t)n_out * nv * sizeof(float)));
+        float *dst = c->logits + (size_t)*row * nv;
+        LM_TRY(op->download(c->be, c->scratch_buf, c->s.logits.offset, dst,
+                            (size_t)n_out * nv * sizeof(float)));
+        float cap = c->model->hp.final_softcap;
+        if (cap > 0.0f) lm__softcap_logits(dst, (size_t)n_out * nv, cap);
         *row += n_out;
     }
     /* the chunk's tokens are now cached */

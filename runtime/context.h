@@ -20,9 +20,10 @@ struct lm_context {
     lm_buffer *kv_buf, *scratch_buf;
     lm_tensor *k_cache, *v_cache; /* per layer: F16 [head_dim, n_head_kv, n_ctx, n_seq] */
     lm_scratch s;
-    int32_t *seq_len;   /* host: cached positions per sequence */
-    int32_t *seq_saved; /* seq_len before the running decode, restored if it fails */
-    int32_t *batch_pos; /* [2 * batch_cap]: positions then sequence ids of a batch */
+    const float *rope_factors; /* RoPE divisors for this n_ctx (model-owned) or NULL */
+    int32_t *seq_len;          /* host: cached positions per sequence */
+    int32_t *seq_saved;        /* seq_len before the running decode, restored if it fails */
+    int32_t *batch_pos;        /* [2 * batch_cap]: positions then sequence ids of a batch */
     int32_t batch_cap;
     float *logits;     /* host: [n_out][n_vocab] of the last batch */
     int32_t n_logits;  /* rows of logits valid */

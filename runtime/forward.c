@@ -1,5 +1,7 @@
 /* The transformer forward pass, written once in terms of backend ops. Architecture
- * differences are fields of lm_hparams / lm_arch, not copies of this loop. */
+ * differences are fields of lm_hparams / lm_arch (see model.c's table), not copies of
+ * this loop: QKV bias, per-head Q/K norms, post-norms, embedding scale, the FFN
+ * activation, sliding-window layers with their own RoPE base, soft-capping. */
 #include "context.h"
 
 #include "lm_internal.h"
@@ -13,8 +15,38 @@ static lm_tensor lm__view(const lm_tensor *t, int64_t ne0, int64_t ne1, int64_t 
     return v;
 }
 
+/* The first n_rot dimensions of each head of x [hd, heads, T] (strided rows). */
+static lm_tensor lm__rotated(const lm_tensor *x, int64_t n_rot) {
+    lm_tensor v = *x;
+    v.ne[0] = n_rot;
+    return v;
+}
+
+/* Position rotation of q3 and k3 for layer il: sliding layers may have their own base. */
+static lm_status lm__rope_qk(lm_context *c, int il, lm_tensor *q3, lm_tensor *k3,
+                             const lm_tensor *pos) {
+    const lm_hparams *hp = &c->model->hp;
+    const lm_backend_ops *op = c->be->ops;
+    bool swa = lm_hparams_swa(hp, il);
+    lm_rope_params rp = {.mode = hp->arch->rope_mode,
+                         .n_rot = hp->n_rot,
+                         .freq_base = swa ? hp->rope_base_swa : hp->rope_base,
+                         .freq_scale = swa ? hp->rope_scale_swa : hp->rope_scale,
+                         .freq_factors = c->rope_factors};
+    LM_TRY(op->rope(c->be, q3, pos, &rp));
+    LM_TRY(op->rope(c->be, k3, pos, &rp));
+    if (hp->rope_attn_factor != 1.0f) {
+        /* LongRoPE scales cos and sin, i.e. the rotated dimensions of q and k */
+        lm_tensor qr = lm__rotated(q3, hp->n_rot), kr = lm__rotated(k3, hp->n_rot);
+        LM_TRY(op->scale(c->be, &qr, hp->rope_attn_factor, &qr));
+        LM_TRY(op->scale(c->be, &kr, hp->rope_attn_factor, &kr));
+    }
+    return LM_OK;
+}
+
 static lm_status lm__attention_block(lm_context *c, const lm_layer *L, int il, int32_t T) {
     const lm_hparams *hp = &c->model->hp;
+    const lm_arch *A = hp->arch;
     const lm_backend_ops *op = c->be->ops;
     lm_backend *be = c->be;
     lm_scratch *s = &c->s;
@@ -24,39 +56,41 @@ static lm_status lm__attention_block(lm_context *c, const lm_layer *L, int il, i
     lm_tensor x = lm__view(&s->x, hp->n_embd, T, 1), xn = lm__view(&s->xn, hp->n_embd, T, 1);
     LM_TRY(op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &xn));
 
-    /* xn -> q [nq, T], k [nkv, T], v [nkv, T] */
+    /* xn -> q [nq, T], k [nkv, T], v [nkv, T] (+ bias) */
     lm_tensor q = lm__view(&s->q, nq, T, 1), k = lm__view(&s->k, nkv, T, 1),
               v = lm__view(&s->v, nkv, T, 1);
     LM_TRY(op->mul_mat(be, &L->wq, &xn, &q));
     LM_TRY(op->mul_mat(be, &L->wk, &xn, &k));
     LM_TRY(op->mul_mat(be, &L->wv, &xn, &v));
-    if (hp->arch->qkv_bias) {
+    if (A->qkv_bias) {
         LM_TRY(op->add(be, &q, &L->bq, &q));
         LM_TRY(op->add(be, &k, &L->bk, &k));
         LM_TRY(op->add(be, &v, &L->bv, &v));
     }
 
-    /* rotate q, k as [hd, heads, T] by each token's position */
+    /* as [hd, heads, T]: per-head RMS norm of q and k, then rotate by position */
     lm_tensor q3 = lm__view(&s->q, hd, hp->n_head, T), k3 = lm__view(&s->k, hd, hp->n_head_kv, T),
               v3 = lm__view(&s->v, hd, hp->n_head_kv, T);
+    if (A->qk_norm) {
+        LM_TRY(op->rms_norm(be, &q3, &L->q_norm, hp->rms_eps, &q3));
+        LM_TRY(op->rms_norm(be, &k3, &L->k_norm, hp->rms_eps, &k3));
+    }
     lm_tensor pos = lm__view(&s->pos, T, 1, 1), seq = lm__view(&s->seq, T, 1, 1);
-    lm_rope_params rp = {.mode = hp->arch->rope_mode,
-                         .n_rot = hp->n_rot,
-                         .freq_base = hp->rope_base,
-                         .freq_scale = hp->rope_scale,
-                         .freq_factors = NULL};
-    LM_TRY(op->rope(be, &q3, &pos, &rp));
-    LM_TRY(op->rope(be, &k3, &pos, &rp));
+    LM_TRY(lm__rope_qk(c, il, &q3, &k3, &pos));
 
-    /* k, v -> cache slots (pos, seq); q attends over its sequence's cache */
+    /* k, v -> cache slots (pos, seq); q attends over its sequence's cache (the window on
+     * sliding layers) */
     LM_TRY(op->kv_store(be, &k3, &v3, &c->k_cache[il], &c->v_cache[il], &pos, &seq));
     lm_tensor att = lm__view(&s->att, hd, hp->n_head, T);
-    lm_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .window = 0, .softcap = 0.0f};
+    lm_attn_params ap = {.scale = hp->attn_scale,
+                         .window = lm_hparams_swa(hp, il) ? hp->n_swa : 0,
+                         .softcap = hp->attn_softcap};
     LM_TRY(op->attention(be, &q3, &c->k_cache[il], &c->v_cache[il], &pos, &seq, &ap, &att));
 
-    /* att [nq, T] -> o [n_embd, T]; x += o */
+    /* att [nq, T] -> o [n_embd, T] (-> post-norm); x += o */
     lm_tensor att2 = lm__view(&s->att, nq, T, 1), o = lm__view(&s->o, hp->n_embd, T, 1);
     LM_TRY(op->mul_mat(be, &L->wo, &att2, &o));
+    if (A->post_norms) LM_TRY(op->rms_norm(be, &o, &L->attn_post_norm, hp->rms_eps, &o));
     return op->add(be, &x, &o, &x);
 }
 
@@ -66,15 +100,20 @@ static lm_status lm__ffn_block(lm_context *c, const lm_layer *L, int32_t T) {
     lm_backend *be = c->be;
     lm_scratch *s = &c->s;
 
-    /* x -> xn -> gate, up [n_ff, T] -> silu(gate) * up -> down [n_embd, T]; x += down */
+    /* x -> xn -> gate, up [n_ff, T] -> act(gate) * up -> down [n_embd, T] (-> post-norm);
+     * x += down */
     lm_tensor x = lm__view(&s->x, hp->n_embd, T, 1), xn = lm__view(&s->xn, hp->n_embd, T, 1);
     LM_TRY(op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &xn));
     lm_tensor g = lm__view(&s->g, hp->n_ff, T, 1), u = lm__view(&s->u, hp->n_ff, T, 1);
     LM_TRY(op->mul_mat(be, &L->w_gate, &xn, &g));
     LM_TRY(op->mul_mat(be, &L->w_up, &xn, &u));
-    LM_TRY(op->swiglu(be, &g, &u, &g));
+    if (hp->arch->act == LM_ACT_GELU)
+        LM_TRY(op->geglu(be, &g, &u, &g));
+    else
+        LM_TRY(op->swiglu(be, &g, &u, &g));
     lm_tensor o = lm__view(&s->o, hp->n_embd, T, 1);
     LM_TRY(op->mul_mat(be, &L->w_down, &g, &o));
+    if (hp->arch->post_norms) LM_TRY(op->rms_norm(be, &o, &L->ffn_post_norm, hp->rms_eps, &o));
     return op->add(be, &x, &o, &x);
 }
 
@@ -86,9 +125,10 @@ lm_status lm_forward(lm_context *c, int32_t T, int32_t n_out) {
     lm_scratch *s = &c->s;
 
     LM_TRY(op->begin(be));
-    /* token ids [T] -> x [n_embd, T] */
+    /* token ids [T] -> x [n_embd, T] (Gemma: * sqrt(n_embd)) */
     lm_tensor ids = lm__view(&s->ids, T, 1, 1), x = lm__view(&s->x, hp->n_embd, T, 1);
     LM_TRY(op->get_rows(be, &m->tok_embd, &ids, &x));
+    if (hp->arch->embd_scale) LM_TRY(op->scale(be, &x, sqrtf((float)hp->n_embd), &x));
 
     for (int il = 0; il < hp->n_layer; il++) {
         if (c->abort_fn && c->abort_fn(c->abort_user))
@@ -106,7 +146,7 @@ lm_status lm_forward(lm_context *c, int32_t T, int32_t n_out) {
         return op->sync(be);
     }
     /* final norm, keep the rows that want logits: xs [n_embd, n_out] -> logits [n_vocab,
-     * n_out] */
+     * n_out]. A final soft-cap (Gemma 2) is applied on the host by lm_decode. */
     lm_tensor xn = lm__view(&s->xn, hp->n_embd, T, 1);
     LM_TRY(op->rms_norm(be, &x, &m->out_norm, hp->rms_eps, &xn));
     lm_tensor oi = lm__view(&s->out_idx, n_out, 1, 1), xs = lm__view(&s->xs, hp->n_embd, n_out, 1);

@@ -9,9 +9,39 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One row per family; every difference is a field the forward pass branches on. Facts
+ * from llama.cpp (llama-model.cpp, llama-arch.cpp) and the Hugging Face configs. */
 static const lm_arch lm__archs[] = {
-    {"llama", LM_ROPE_NORMAL, false},
-    {"mistral", LM_ROPE_NORMAL, false},
+    {.name = "llama", .rope_mode = LM_ROPE_NORMAL},
+    {.name = "mistral", .rope_mode = LM_ROPE_NORMAL},
+    {.name = "qwen2", .rope_mode = LM_ROPE_NEOX, .qkv_bias = true},
+    {.name = "qwen3", .rope_mode = LM_ROPE_NEOX, .qk_norm = true},
+    {.name = "gemma", .rope_mode = LM_ROPE_NEOX, .act = LM_ACT_GELU, .embd_scale = true},
+    /* Gemma 2: every other layer slides (window 4096 unless given); tanh soft-capping of
+     * scores (50) and logits (30) unless the file says otherwise. */
+    {.name = "gemma2",
+     .rope_mode = LM_ROPE_NEOX,
+     .act = LM_ACT_GELU,
+     .post_norms = true,
+     .embd_scale = true,
+     .swa_pattern = 2,
+     .swa_default = 4096,
+     .big_n_layer = 46,
+     .attn_softcap = 50.0f,
+     .final_softcap = 30.0f},
+    /* Gemma 3: 5 of every 6 layers slide, with their own RoPE base 10000 and no scaling. */
+    {.name = "gemma3",
+     .rope_mode = LM_ROPE_NEOX,
+     .act = LM_ACT_GELU,
+     .qk_norm = true,
+     .post_norms = true,
+     .embd_scale = true,
+     .swa_pattern = 6,
+     .rope_base_swa = 10000.0f,
+     .big_n_layer = 62},
+    /* Phi-3: fused attn_qkv and [gate; up]; its sliding_window key is ignored as llama.cpp
+     * does (the window is not used by the released models' attention masks there). */
+    {.name = "phi3", .rope_mode = LM_ROPE_NEOX, .fused_gate_up = true, .ignore_swa = true},
 };
 
 const lm_arch *lm_arch_find(const char *name) {
@@ -21,6 +51,12 @@ const lm_arch *lm_arch_find(const char *name) {
 }
 
 /* ---- hyper-parameters ----------------------------------------------------------------- */
+
+static bool lm__has(const lm_gguf *g, const char *arch, const char *suffix) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return lm_gguf_find_key(g, key) >= 0;
+}
 
 static lm_status lm__hp_u32(const lm_gguf *g, const char *arch, const char *suffix, bool required,
                             uint32_t dflt, uint32_t lo, uint32_t hi, int32_t *out) {
@@ -48,20 +84,89 @@ static lm_status lm__hp_f32(const lm_gguf *g, const char *arch, const char *suff
     return LM_OK;
 }
 
+/* <arch>.rope.scaling.type: none and linear change the positions; LongRoPE's factors are
+ * tensors (checked at binding); YaRN and anything else is refused by name. */
 static lm_status lm__hp_rope_scaling(const lm_gguf *g, const char *a, lm_hparams *hp) {
     char key[128];
     hp->rope_scale = 1.0f;
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     lm_gguf_str type = {0, NULL};
-    if (lm_gguf_find_key(g, key) < 0) return LM_OK;
-    LM_TRY(lm_gguf_get_str(g, key, &type));
-    if (lm_gguf_str_eq(type, "none")) return LM_OK;
-    if (!lm_gguf_str_eq(type, "linear"))
-        return lm__error(LM_ERR_UNSUPPORTED, "%s = '%.*s' is not supported yet", key,
-                         (int)(type.len > 32 ? 32 : type.len), type.data);
+    if (lm_gguf_find_key(g, key) >= 0) {
+        LM_TRY(lm_gguf_get_str(g, key, &type));
+        if (lm_gguf_str_eq(type, "none") || lm_gguf_str_eq(type, "longrope")) return LM_OK;
+        if (!lm_gguf_str_eq(type, "linear"))
+            return lm__error(LM_ERR_UNSUPPORTED, "%s = '%.*s' is not supported yet", key,
+                             (int)(type.len > 32 ? 32 : type.len), type.data);
+    }
+    /* linear, named or not: the factor (or its older key rope.scale_linear) divides the
+     * positions */
     float factor = 1.0f;
-    LM_TRY(lm__hp_f32(g, a, "rope.scaling.factor", 1.0f, 1e-3f, 1e3f, &factor));
+    LM_TRY(lm__hp_f32(g, a, "rope.scale_linear", 1.0f, 1e-3f, 1e3f, &factor));
+    LM_TRY(lm__hp_f32(g, a, "rope.scaling.factor", factor, 1e-3f, 1e3f, &factor));
     hp->rope_scale = 1.0f / factor;
+    return LM_OK;
+}
+
+/* Head sizes: key_length (default n_embd / n_head) must equal value_length. */
+static lm_status lm__hp_heads(const lm_gguf *g, const char *a, lm_hparams *hp) {
+    LM_TRY(lm__hp_u32(g, a, "attention.head_count", true, 0, 1, 1024, &hp->n_head));
+    LM_TRY(lm__hp_u32(g, a, "attention.head_count_kv", false, (uint32_t)hp->n_head, 1,
+                      (uint32_t)hp->n_head, &hp->n_head_kv));
+    if (hp->n_head % hp->n_head_kv != 0)
+        return lm__error(LM_ERR_MODEL,
+                         "%s.attention.head_count (%d) is not a multiple of head_count_kv (%d)", a,
+                         hp->n_head, hp->n_head_kv);
+    if (!lm__has(g, a, "attention.key_length") && hp->n_embd % hp->n_head != 0)
+        return lm__error(LM_ERR_MODEL,
+                         "%s.embedding_length (%d) is not a multiple of head_count (%d)", a,
+                         hp->n_embd, hp->n_head);
+    LM_TRY(lm__hp_u32(g, a, "attention.key_length", false, (uint32_t)(hp->n_embd / hp->n_head), 2,
+                      4096, &hp->head_dim));
+    if (hp->head_dim % 2) return lm__error(LM_ERR_MODEL, "%s head size %d is odd", a, hp->head_dim);
+    int32_t v_dim = 0;
+    LM_TRY(
+        lm__hp_u32(g, a, "attention.value_length", false, (uint32_t)hp->head_dim, 1, 4096, &v_dim));
+    if (v_dim != hp->head_dim)
+        return lm__error(LM_ERR_UNSUPPORTED,
+                         "%s.attention.value_length (%d) differs from key_length (%d); Lumen "
+                         "needs them equal",
+                         a, v_dim, hp->head_dim);
+    LM_TRY(lm__hp_u32(g, a, "rope.dimension_count", false, (uint32_t)hp->head_dim, 2,
+                      (uint32_t)hp->head_dim, &hp->n_rot));
+    if (hp->n_rot % 2)
+        return lm__error(LM_ERR_MODEL, "%s.rope.dimension_count (%d) is odd", a, hp->n_rot);
+    return LM_OK;
+}
+
+/* RoPE, sliding window, attention scale and soft-capping: the per-family attention. */
+static lm_status lm__hp_attention(const lm_gguf *g, const char *a, lm_hparams *hp) {
+    const lm_arch *A = hp->arch;
+    LM_TRY(lm__hp_f32(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base));
+    LM_TRY(lm__hp_rope_scaling(g, a, hp));
+    LM_TRY(lm__hp_f32(g, a, "rope.scaling.attn_factor", 1.0f, 1e-3f, 1e3f, &hp->rope_attn_factor));
+    LM_TRY(lm__hp_u32(g, a, "rope.scaling.original_context_length", false,
+                      (uint32_t)hp->n_ctx_train, 1, 1u << 24, &hp->n_ctx_orig));
+    hp->rope_base_swa = hp->rope_base;
+    hp->rope_scale_swa = hp->rope_scale;
+    if (A->rope_base_swa > 0) {
+        LM_TRY(lm__hp_f32(g, a, "rope.freq_base_swa", A->rope_base_swa, 1.0f, 1e12f,
+                          &hp->rope_base_swa));
+        hp->rope_scale_swa = 1.0f;
+    }
+    hp->n_swa = 0;
+    if (A->swa_pattern > 0 && !A->ignore_swa)
+        LM_TRY(lm__hp_u32(g, a, "attention.sliding_window", A->swa_default == 0,
+                          (uint32_t)A->swa_default, 1, 1u << 24, &hp->n_swa));
+    /* Gemma's largest variants scale q by 1/sqrt(n_embd/n_head) (query_pre_attn_scalar in
+     * gemma_pytorch's config); llama.cpp recognises them by layer count, and so do we. */
+    float dflt = 1.0f / sqrtf((float)hp->head_dim);
+    if (A->big_n_layer > 0 && hp->n_layer == A->big_n_layer)
+        dflt = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    LM_TRY(lm__hp_f32(g, a, "attention.scale", dflt, 1e-6f, 1e3f, &hp->attn_scale));
+    LM_TRY(
+        lm__hp_f32(g, a, "attn_logit_softcapping", A->attn_softcap, 0.0f, 1e6f, &hp->attn_softcap));
+    LM_TRY(lm__hp_f32(g, a, "final_logit_softcapping", A->final_softcap, 0.0f, 1e6f,
+                      &hp->final_softcap));
     return LM_OK;
 }
 
@@ -82,27 +187,9 @@ lm_status lm_hparams_load(const lm_gguf *g, lm_hparams *hp) {
     LM_TRY(lm__hp_u32(g, a, "embedding_length", true, 0, 1, 1u << 16, &hp->n_embd));
     LM_TRY(lm__hp_u32(g, a, "block_count", true, 0, 1, LM_MAX_LAYERS, &hp->n_layer));
     LM_TRY(lm__hp_u32(g, a, "feed_forward_length", true, 0, 1, 1u << 20, &hp->n_ff));
-    LM_TRY(lm__hp_u32(g, a, "attention.head_count", true, 0, 1, 1024, &hp->n_head));
-    LM_TRY(lm__hp_u32(g, a, "attention.head_count_kv", false, (uint32_t)hp->n_head, 1,
-                      (uint32_t)hp->n_head, &hp->n_head_kv));
-    if (hp->n_head % hp->n_head_kv != 0)
-        return lm__error(LM_ERR_MODEL,
-                         "%s.attention.head_count (%d) is not a multiple of head_count_kv (%d)", a,
-                         hp->n_head, hp->n_head_kv);
-    if (hp->n_embd % hp->n_head != 0)
-        return lm__error(LM_ERR_MODEL,
-                         "%s.embedding_length (%d) is not a multiple of head_count (%d)", a,
-                         hp->n_embd, hp->n_head);
-    LM_TRY(lm__hp_u32(g, a, "attention.key_length", false, (uint32_t)(hp->n_embd / hp->n_head), 2,
-                      4096, &hp->head_dim));
-    if (hp->head_dim % 2) return lm__error(LM_ERR_MODEL, "%s head size %d is odd", a, hp->head_dim);
-    LM_TRY(lm__hp_u32(g, a, "rope.dimension_count", false, (uint32_t)hp->head_dim, 2,
-                      (uint32_t)hp->head_dim, &hp->n_rot));
-    if (hp->n_rot % 2)
-        return lm__error(LM_ERR_MODEL, "%s.rope.dimension_count (%d) is odd", a, hp->n_rot);
+    LM_TRY(lm__hp_heads(g, a, hp));
     LM_TRY(lm__hp_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 1e-12f, 1.0f, &hp->rms_eps));
-    LM_TRY(lm__hp_f32(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base));
-    LM_TRY(lm__hp_rope_scaling(g, a, hp));
+    LM_TRY(lm__hp_attention(g, a, hp));
     uint32_t nv = 0;
     char key[128];
     snprintf(key, sizeof key, "%s.vocab_size", a);
@@ -155,33 +242,136 @@ static lm_status lm__bind(lm_model *m, const char *name, int64_t ne0, int64_t ne
     return LM_OK;
 }
 
-static lm_status lm__bind_layer(lm_model *m, int il) {
+/* Rows [r0, r0 + n) of a bound matrix / elements of a bound vector: how a fused tensor
+ * becomes its parts with no change to the ops. */
+static lm_tensor lm__rows(const lm_tensor *t, int64_t r0, int64_t n) {
+    lm_tensor v;
+    lm_tensor_init(&v, t->buf, t->offset + (size_t)r0 * t->nb[1], t->type, t->ne[0], n, 1, 1);
+    return v;
+}
+
+static lm_tensor lm__elems(const lm_tensor *t, int64_t i0, int64_t n) {
+    lm_tensor v;
+    lm_tensor_init(&v, t->buf, t->offset + (size_t)i0 * t->nb[0], t->type, n, 1, 1, 1);
+    return v;
+}
+
+#define LM_NAME(buf, il, suffix) snprintf(buf, sizeof buf, "blk.%d.%s", il, suffix)
+
+/* Q, K, V: separate tensors, or rows of a fused attn_qkv (phi3); biases likewise. */
+static lm_status lm__bind_qkv(lm_model *m, int il, lm_layer *L) {
     const lm_hparams *hp = &m->hp;
-    lm_layer *L = &m->layers[il];
     int64_t nq = (int64_t)hp->n_head * hp->head_dim, nkv = (int64_t)hp->n_head_kv * hp->head_dim;
     char n[96];
-#define LM_BIND(field, suffix, ne0, ne1, opt)                                                      \
-    snprintf(n, sizeof n, "blk.%d.%s", il, suffix);                                                \
-    LM_TRY(lm__bind(m, n, ne0, ne1, opt, &L->field))
-    LM_BIND(attn_norm, "attn_norm.weight", hp->n_embd, 0, false);
-    LM_BIND(wq, "attn_q.weight", hp->n_embd, nq, false);
-    LM_BIND(wk, "attn_k.weight", hp->n_embd, nkv, false);
-    LM_BIND(wv, "attn_v.weight", hp->n_embd, nkv, false);
-    LM_BIND(wo, "attn_output.weight", nq, hp->n_embd, false);
-    LM_BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 0, false);
-    LM_BIND(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, false);
-    LM_BIND(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff, false);
-    LM_BIND(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd, false);
-    if (hp->arch->qkv_bias) {
-        LM_BIND(bq, "attn_q.bias", nq, 0, false);
-        LM_BIND(bk, "attn_k.bias", nkv, 0, false);
-        LM_BIND(bv, "attn_v.bias", nkv, 0, false);
+    LM_NAME(n, il, "attn_qkv.weight");
+    if (lm_gguf_find_tensor(m->gguf, n)) {
+        lm_tensor all;
+        LM_TRY(lm__bind(m, n, hp->n_embd, nq + 2 * nkv, false, &all));
+        L->wq = lm__rows(&all, 0, nq);
+        L->wk = lm__rows(&all, nq, nkv);
+        L->wv = lm__rows(&all, nq + nkv, nkv);
+    } else {
+        LM_NAME(n, il, "attn_q.weight");
+        LM_TRY(lm__bind(m, n, hp->n_embd, nq, false, &L->wq));
+        LM_NAME(n, il, "attn_k.weight");
+        LM_TRY(lm__bind(m, n, hp->n_embd, nkv, false, &L->wk));
+        LM_NAME(n, il, "attn_v.weight");
+        LM_TRY(lm__bind(m, n, hp->n_embd, nkv, false, &L->wv));
     }
+    if (!hp->arch->qkv_bias) return LM_OK;
+    LM_NAME(n, il, "attn_qkv.bias");
+    if (lm_gguf_find_tensor(m->gguf, n)) {
+        lm_tensor all;
+        LM_TRY(lm__bind(m, n, nq + 2 * nkv, 0, false, &all));
+        L->bq = lm__elems(&all, 0, nq);
+        L->bk = lm__elems(&all, nq, nkv);
+        L->bv = lm__elems(&all, nq + nkv, nkv);
+        return LM_OK;
+    }
+    LM_NAME(n, il, "attn_q.bias");
+    LM_TRY(lm__bind(m, n, nq, 0, false, &L->bq));
+    LM_NAME(n, il, "attn_k.bias");
+    LM_TRY(lm__bind(m, n, nkv, 0, false, &L->bk));
+    LM_NAME(n, il, "attn_v.bias");
+    return lm__bind(m, n, nkv, 0, false, &L->bv);
+}
+
+/* gate, up: separate, or ffn_up = [gate; up] with 2 * n_ff rows (phi3); then down. */
+static lm_status lm__bind_ffn(lm_model *m, int il, lm_layer *L) {
+    const lm_hparams *hp = &m->hp;
+    char n[96];
+    if (hp->arch->fused_gate_up) {
+        lm_tensor all;
+        LM_NAME(n, il, "ffn_up.weight");
+        LM_TRY(lm__bind(m, n, hp->n_embd, 2 * (int64_t)hp->n_ff, false, &all));
+        L->w_gate = lm__rows(&all, 0, hp->n_ff);
+        L->w_up = lm__rows(&all, hp->n_ff, hp->n_ff);
+    } else {
+        LM_NAME(n, il, "ffn_gate.weight");
+        LM_TRY(lm__bind(m, n, hp->n_embd, hp->n_ff, false, &L->w_gate));
+        LM_NAME(n, il, "ffn_up.weight");
+        LM_TRY(lm__bind(m, n, hp->n_embd, hp->n_ff, false, &L->w_up));
+    }
+    LM_NAME(n, il, "ffn_down.weight");
+    return lm__bind(m, n, hp->n_ff, hp->n_embd, false, &L->w_down);
+}
+
+static lm_status lm__bind_layer(lm_model *m, int il) {
+    const lm_hparams *hp = &m->hp;
+    const lm_arch *A = hp->arch;
+    lm_layer *L = &m->layers[il];
+    int64_t nq = (int64_t)hp->n_head * hp->head_dim;
+    char n[96];
+#define LM_BIND(field, suffix, ne0, ne1)                                                           \
+    LM_NAME(n, il, suffix);                                                                        \
+    LM_TRY(lm__bind(m, n, ne0, ne1, false, &L->field))
+    LM_BIND(attn_norm, "attn_norm.weight", hp->n_embd, 0);
+    LM_TRY(lm__bind_qkv(m, il, L));
+    LM_BIND(wo, "attn_output.weight", nq, hp->n_embd);
+    if (A->qk_norm) {
+        LM_BIND(q_norm, "attn_q_norm.weight", hp->head_dim, 0);
+        LM_BIND(k_norm, "attn_k_norm.weight", hp->head_dim, 0);
+    }
+    if (A->post_norms) {
+        LM_BIND(attn_post_norm, "post_attention_norm.weight", hp->n_embd, 0);
+        LM_BIND(ffn_post_norm, "post_ffw_norm.weight", hp->n_embd, 0);
+    }
+    LM_BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 0);
 #undef LM_BIND
+    return lm__bind_ffn(m, il, L);
+}
+
+/* A [n_rot/2] F32 vector of RoPE frequency divisors, copied to the host (the rope op takes
+ * a host pointer); each must be finite and positive since the angles are divided by it. */
+static lm_status lm__load_factors(lm_model *m, const char *name, float **out) {
+    lm_tensor t;
+    LM_TRY(lm__bind(m, name, m->hp.n_rot / 2, 0, true, &t));
+    if (t.ne[0] == 0) return LM_OK;
+    const lm_gguf_tensor *gt = lm_gguf_find_tensor(m->gguf, name);
+    size_t n = (size_t)(m->hp.n_rot / 2);
+    *out = LM_MALLOC(n * sizeof(float));
+    if (!*out) return lm__error(LM_ERR_NOMEM, "cannot allocate '%s'", name);
+    memcpy(*out, gt->data, n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        if (!((*out)[i] > 0.0f && (*out)[i] < INFINITY))
+            return lm__error(LM_ERR_MODEL, "tensor '%s'[%zu] = %g: RoPE factors must be > 0", name,
+                             i, (double)(*out)[i]);
     return LM_OK;
 }
 
-static lm_status lm__bind_all(lm_model *m) {
+static lm_status lm__bind_rope(lm_model *m) {
+    LM_TRY(lm__load_factors(m, "rope_freqs.weight", &m->rope_freqs));
+    LM_TRY(lm__load_factors(m, "rope_factors_short.weight", &m->rope_short));
+    LM_TRY(lm__load_factors(m, "rope_factors_long.weight", &m->rope_long));
+    if (!m->rope_short != !m->rope_long)
+        return lm__error(LM_ERR_MODEL, "LongRoPE needs both rope_factors_short.weight and "
+                                       "rope_factors_long.weight; the file has only one");
+    if (m->rope_freqs && m->rope_short)
+        return lm__error(LM_ERR_MODEL, "the file has both rope_freqs.weight and LongRoPE factors");
+    return LM_OK;
+}
+
+lm_status lm_model_bind(lm_model *m) {
     lm_hparams *hp = &m->hp;
     const lm_gguf_tensor *te = lm_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!te) return lm__error(LM_ERR_MODEL, "tensor 'token_embd.weight' is missing");
@@ -195,6 +385,7 @@ static lm_status lm__bind_all(lm_model *m) {
     LM_TRY(lm__bind(m, "output_norm.weight", hp->n_embd, 0, false, &m->out_norm));
     LM_TRY(lm__bind(m, "output.weight", hp->n_embd, hp->n_vocab, true, &m->output));
     if (m->output.ne[0] == 0) m->output = m->tok_embd; /* tied embeddings */
+    LM_TRY(lm__bind_rope(m));
     m->layers = LM_CALLOC((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return lm__error(LM_ERR_NOMEM, "cannot allocate %d layers", hp->n_layer);
     for (int il = 0; il < hp->n_layer; il++) LM_TRY(lm__bind_layer(m, il));
@@ -271,7 +462,7 @@ static lm_status lm__model_load(lm_model *m, const char *path, const lm_model_pa
     lm_backend_config cfg = {.n_threads = p->n_threads, .device = 0};
     LM_TRY(lm_backend_create(p->backend ? p->backend : "cpu", &cfg, &m->be));
     /* Shapes are checked against a NULL buffer first: nothing is loaded before all pass. */
-    LM_TRY(lm__bind_all(m));
+    LM_TRY(lm_model_bind(m));
     LM_TRY(lm__load_weights(m, p->max_memory));
     lm_tensor *all[] = {&m->tok_embd, &m->out_norm, &m->output};
     for (size_t i = 0; i < 3; i++) all[i]->buf = m->weights;
@@ -311,6 +502,9 @@ void lm_model_free(lm_model *m) {
         lm_backend_destroy(m->be);
     }
     LM_FREE(m->layers);
+    LM_FREE(m->rope_freqs);
+    LM_FREE(m->rope_short);
+    LM_FREE(m->rope_long);
     lm_vocab_free(m->vocab);
     lm_gguf_close(m->gguf);
     LM_FREE(m->path);
