@@ -13,9 +13,16 @@
 #define LM_HD static inline
 #endif
 
-#define LM_QK4_0 32
-#define LM_QK4_1 32
-#define LM_QK8_0 32
+#define LM_QK4_0        32
+#define LM_QK4_1        32
+#define LM_QK5_0        32
+#define LM_QK5_1        32
+#define LM_QK8_0        32
+#define LM_QK_K         256 /* elements of a K-quant super-block */
+#define LM_K_SCALE_SIZE 12  /* bytes of packed 6-bit scales + mins (q4_K, q5_K) */
+
+/* ---- 32-element blocks. A 4-bit byte qs[j] holds element j (low nibble) and element
+ * j + 16 (high nibble); 5-bit types keep bit 4 of element j in bit j of qh. ---- */
 
 typedef struct {
     uint16_t d;               /* f16 scale */
@@ -29,13 +36,89 @@ typedef struct {
 } lm_block_q4_1;
 
 typedef struct {
+    uint16_t d;    /* f16 scale; x = (q - 16) * d */
+    uint8_t qh[4]; /* bit 4 of each element, a little-endian uint32 */
+    uint8_t qs[LM_QK5_0 / 2];
+} lm_block_q5_0;
+
+typedef struct {
+    uint16_t d; /* f16 scale; x = q * d + m */
+    uint16_t m; /* f16 minimum */
+    uint8_t qh[4];
+    uint8_t qs[LM_QK5_1 / 2];
+} lm_block_q5_1;
+
+typedef struct {
     uint16_t d; /* f16 scale */
     int8_t qs[LM_QK8_0];
 } lm_block_q8_0;
 
+/* ---- 256-element super-blocks (k-quants): 16 or 8 sub-blocks, each with its own
+ * quantized scale (and min), the scales themselves scaled by f16 d (and dmin). ---- */
+
+/* x = d * (sc & 15) * q - dmin * (sc >> 4), 16 sub-blocks of 16, q 2 bits. Byte l of
+ * qs[32 * h ..] holds elements 128 h + l + 32 k in bits 2k..2k+1. */
+typedef struct {
+    uint8_t scales[LM_QK_K / 16]; /* low nibble scale, high nibble min */
+    uint8_t qs[LM_QK_K / 4];
+    uint16_t d;    /* f16 super-scale of the scales */
+    uint16_t dmin; /* f16 super-scale of the mins */
+} lm_block_q2_K;
+
+/* x = d * (s - 32) * (q - 4), 16 sub-blocks of 16, s 6 bits, q = 2 bits of qs (as q2_K)
+ * + bit 2 from hmask (bit k of hmask[l] is element 32 k + l). */
+typedef struct {
+    uint8_t hmask[LM_QK_K / 8];
+    uint8_t qs[LM_QK_K / 4];
+    uint8_t scales[12]; /* 16 x 6 bits: low nibbles in [0, 8), high 2 bits in [8, 12) */
+    uint16_t d;
+} lm_block_q3_K;
+
+/* x = d * sc * q - dmin * m, 8 sub-blocks of 32, sc and m 6 bits. Byte l of qs[32 * p ..]
+ * holds element 64 p + l (low nibble) and 64 p + 32 + l (high nibble). */
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[LM_K_SCALE_SIZE];
+    uint8_t qs[LM_QK_K / 2];
+} lm_block_q4_K;
+
+/* as q4_K with a fifth bit: bit 2p of qh[l] for element 64 p + l, 2p+1 for 64 p + 32 + l */
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[LM_K_SCALE_SIZE];
+    uint8_t qh[LM_QK_K / 8];
+    uint8_t qs[LM_QK_K / 2];
+} lm_block_q5_K;
+
+/* x = d * sc * (q - 32), 16 sub-blocks of 16, sc int8, q 6 bits: 4 from ql, 2 from qh. */
+typedef struct {
+    uint8_t ql[LM_QK_K / 2];
+    uint8_t qh[LM_QK_K / 4];
+    int8_t scales[LM_QK_K / 16];
+    uint16_t d;
+} lm_block_q6_K;
+
+/* The activation format of the k-quant dot products: float scale, bsums[i] = sum of
+ * qs[16 i .. 16 i + 16) (lets a dot product apply the weight mins once per sub-block). */
+typedef struct {
+    float d;
+    int8_t qs[LM_QK_K];
+    int16_t bsums[LM_QK_K / 16];
+} lm_block_q8_K;
+
 _Static_assert(sizeof(lm_block_q4_0) == 18, "q4_0 block size");
 _Static_assert(sizeof(lm_block_q4_1) == 20, "q4_1 block size");
+_Static_assert(sizeof(lm_block_q5_0) == 22, "q5_0 block size");
+_Static_assert(sizeof(lm_block_q5_1) == 24, "q5_1 block size");
 _Static_assert(sizeof(lm_block_q8_0) == 34, "q8_0 block size");
+_Static_assert(sizeof(lm_block_q2_K) == 84, "q2_K block size");
+_Static_assert(sizeof(lm_block_q3_K) == 110, "q3_K block size");
+_Static_assert(sizeof(lm_block_q4_K) == 144, "q4_K block size");
+_Static_assert(sizeof(lm_block_q5_K) == 176, "q5_K block size");
+_Static_assert(sizeof(lm_block_q6_K) == 210, "q6_K block size");
+_Static_assert(sizeof(lm_block_q8_K) == 292, "q8_K block size");
 
 /* IEEE half -> float, exact for all inputs including subnormals, inf and NaN. */
 LM_HD float lm_fp16_to_fp32(uint16_t h) {

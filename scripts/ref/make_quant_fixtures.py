@@ -13,6 +13,10 @@ Output (tests/fixtures/quant_ref.txt), line based, '#' lines are comments:
   q   <hex bytes>            random blocks (scales: random finite f16)
   deq <n words>              gguf.quants.dequantize(q, TYPE)
 
+Quantization cases exist for the types gguf-py can quantize (F16, BF16, Q4_0, Q4_1, Q5_0,
+Q5_1, Q8_0); dequantization cases for every block type. gguf-py has no Q8_K (an
+activation format): its reference dequantization, float32(d) * qs, is computed here.
+
 test_quant.c requires lm_quantize_row to produce the bytes exactly and lm_dequantize_row
 to produce the floats bit-identically. The suite reads this file; it never runs Python.
 
@@ -28,9 +32,21 @@ from gguf.quants import dequantize, quantize
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "quant_ref.txt"
 SEED = 20240611
-TYPES = ["F16", "BF16", "Q4_0", "Q4_1", "Q8_0"]
-HEADER_BYTES = {"Q4_0": (2,), "Q4_1": (2, 2), "Q8_0": (2,)}  # f16 fields at block start
-BLOCK = {"Q4_0": (32, 18), "Q4_1": (32, 20), "Q8_0": (32, 34)}
+QUANT_TYPES = ["F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]
+# block types: (elements, bytes, byte offsets of f16 scale fields)
+BLOCK = {
+    "Q4_0": (32, 18, (0,)),
+    "Q4_1": (32, 20, (0, 2)),
+    "Q5_0": (32, 22, (0,)),
+    "Q5_1": (32, 24, (0, 2)),
+    "Q8_0": (32, 34, (0,)),
+    "Q2_K": (256, 84, (80, 82)),
+    "Q3_K": (256, 110, (108,)),
+    "Q4_K": (256, 144, (0, 2)),
+    "Q5_K": (256, 176, (0, 2)),
+    "Q6_K": (256, 210, (208,)),
+    "Q8_K": (256, 292, ()),  # float32 d at 0, set below
+}
 
 
 def words(a):
@@ -73,15 +89,25 @@ def float_edge_row():
 
 
 def random_blocks(rng, name, n_blocks):
-    qk, size = BLOCK[name]
+    qk, size, f16_at = BLOCK[name]
     raw = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
     for b in range(n_blocks):
-        off = 0
-        for _ in HEADER_BYTES[name]:  # a random finite f16 scale / min
+        for off in f16_at:  # a random finite f16 scale / min
             h = np.float16(rng.standard_normal() * 10 ** rng.uniform(-4, 1))
             raw[b, off:off + 2] = np.frombuffer(h.tobytes(), dtype=np.uint8)
-            off += 2
+        if name == "Q8_K":
+            d = np.float32(rng.standard_normal() * 10 ** rng.uniform(-6, 1))
+            raw[b, 0:4] = np.frombuffer(d.tobytes(), dtype=np.uint8)
     return raw.reshape(-1), n_blocks * qk
+
+
+def reference_dequantize(raw, name):
+    if name == "Q8_K":  # float d, int8 qs[256], int16 bsums[16] (unused here)
+        blocks = raw.reshape(-1, 292)
+        d = blocks[:, 0:4].copy().view(np.float32)
+        qs = blocks[:, 4:260].copy().view(np.int8).astype(np.float32)
+        return (qs * d).reshape(-1)
+    return dequantize(raw, getattr(T, name))
 
 
 def main():
@@ -89,7 +115,7 @@ def main():
     rng = np.random.default_rng(SEED)
     lines = [f"# made by scripts/ref/make_quant_fixtures.py with gguf-py, seed {SEED}"]
     rows = input_rows(rng)
-    for name in TYPES:
+    for name in QUANT_TYPES:
         qt = getattr(T, name)
         cases = list(rows)
         if name in ("F16", "BF16"):
@@ -101,12 +127,12 @@ def main():
             d = dequantize(q, qt)
             lines += [f"quant {name} {x.size} {label}", f"in {words(x)}", f"q {as_bytes(q)}",
                       f"deq {words(d)}"]
-        if name in BLOCK:
-            for i in range(3):
-                raw, n = random_blocks(rng, name, 2)
-                d = dequantize(raw, qt)
-                lines += [f"dequant {name} {n} random-{i}", f"q {raw.tobytes().hex()}",
-                          f"deq {words(d)}"]
+    for name, (qk, _, _) in BLOCK.items():
+        for i in range(3):
+            raw, n = random_blocks(rng, name, 2 if qk == 256 else 4)
+            d = reference_dequantize(raw, name)
+            lines += [f"dequant {name} {n} random-{i}", f"q {raw.tobytes().hex()}",
+                      f"deq {words(d)}"]
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out} ({len(lines)} lines)")
 
