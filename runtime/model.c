@@ -272,6 +272,10 @@ static lm_status lm__bind_qkv(lm_model *m, int il, lm_layer *L) {
         L->wv = lm__rows(&all, nq + nkv, nkv);
     } else {
         LM_NAME(n, il, "attn_q.weight");
+        if (!lm_gguf_find_tensor(m->gguf, n))
+            return lm__error(
+                LM_ERR_MODEL,
+                "tensor '%s' is missing (nor is there a fused 'blk.%d.attn_qkv.weight')", n, il);
         LM_TRY(lm__bind(m, n, hp->n_embd, nq, false, &L->wq));
         LM_NAME(n, il, "attn_k.weight");
         LM_TRY(lm__bind(m, n, hp->n_embd, nkv, false, &L->wk));
