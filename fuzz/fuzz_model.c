@@ -56,6 +56,24 @@ static int make_seeds(const char *dir) {
         snprintf(path, sizeof path, "%s/tiny_%zu.gguf", dir, i);
         bad += !lm_tiny_write(&spec, path);
     }
+    /* one seed per family, so mutations reach its tensors and keys (biases, q/k norms,
+     * post-norms, sliding window, fused tensors, RoPE factor vectors) */
+    static const char *const archs[] = {"qwen2", "qwen3", "gemma2", "gemma3", "phi3", "llama"};
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
+        lm_tiny_spec spec = lm_tiny_default_spec();
+        spec.arch = archs[i];
+        spec.n_embd = 32;
+        spec.n_ff = 32;
+        spec.n_layer = 2;
+        spec.head_dim = strcmp(archs[i], "gemma3") == 0 ? 16 : 0;
+        spec.n_swa = 2;
+        spec.longrope = strcmp(archs[i], "phi3") == 0;
+        spec.n_ctx_orig = 4;
+        spec.rope_freqs = strcmp(archs[i], "llama") == 0;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tiny_%s.gguf", dir, archs[i]);
+        bad += !lm_tiny_write(&spec, path);
+    }
     return bad;
 }
 
