@@ -8,6 +8,9 @@
 #include <string.h>
 
 #define LM_ALIGN 256
+/* Device bytes for logits rows: a 262k-token vocabulary (Gemma 3) needs 1 MiB per row, so
+ * the output head runs in chunks of rows instead of sizing logits for n_batch rows. */
+#define LM_LOGITS_SCRATCH (64u << 20)
 
 lm_context_params lm_context_default_params(void) {
     lm_context_params p = {.n_ctx = 0, .n_batch = 512, .n_seq_max = 1, .n_threads = 0};
@@ -22,33 +25,31 @@ static size_t lm__align(size_t n) {
 static size_t lm__scratch_layout(lm_context *c, lm_buffer *buf) {
     const lm_hparams *hp = &c->model->hp;
     int64_t B = c->n_batch, hd = hp->head_dim;
+    int64_t R = c->n_out_max;
     struct {
         lm_tensor *t;
         lm_type type;
-        int64_t ne0;
+        int64_t ne0, ne1;
     } items[] = {
-        {&c->s.x, LM_TYPE_F32, hp->n_embd},
-        {&c->s.xn, LM_TYPE_F32, hp->n_embd},
-        {&c->s.q, LM_TYPE_F32, hd * hp->n_head},
-        {&c->s.k, LM_TYPE_F32, hd * hp->n_head_kv},
-        {&c->s.v, LM_TYPE_F32, hd * hp->n_head_kv},
-        {&c->s.att, LM_TYPE_F32, hd * hp->n_head},
-        {&c->s.o, LM_TYPE_F32, hp->n_embd},
-        {&c->s.g, LM_TYPE_F32, hp->n_ff},
-        {&c->s.u, LM_TYPE_F32, hp->n_ff},
-        {&c->s.xs, LM_TYPE_F32, hp->n_embd},
-        {&c->s.logits, LM_TYPE_F32, hp->n_vocab},
-        {&c->s.ids, LM_TYPE_I32, 1},
-        {&c->s.pos, LM_TYPE_I32, 1},
-        {&c->s.seq, LM_TYPE_I32, 1},
-        {&c->s.out_idx, LM_TYPE_I32, 1},
+        {&c->s.x, LM_TYPE_F32, hp->n_embd, B},
+        {&c->s.xn, LM_TYPE_F32, hp->n_embd, B},
+        {&c->s.q, LM_TYPE_F32, hd * hp->n_head, B},
+        {&c->s.k, LM_TYPE_F32, hd * hp->n_head_kv, B},
+        {&c->s.v, LM_TYPE_F32, hd * hp->n_head_kv, B},
+        {&c->s.att, LM_TYPE_F32, hd * hp->n_head, B},
+        {&c->s.o, LM_TYPE_F32, hp->n_embd, B},
+        {&c->s.g, LM_TYPE_F32, hp->n_ff, B},
+        {&c->s.u, LM_TYPE_F32, hp->n_ff, B},
+        {&c->s.xs, LM_TYPE_F32, hp->n_embd, R},
+        {&c->s.logits, LM_TYPE_F32, hp->n_vocab, R},
+        {&c->s.ids, LM_TYPE_I32, B, 1}, /* index vectors [B] */
+        {&c->s.pos, LM_TYPE_I32, B, 1},
+        {&c->s.seq, LM_TYPE_I32, B, 1},
+        {&c->s.out_idx, LM_TYPE_I32, B, 1},
     };
     size_t off = 0;
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
-        /* I32 index vectors are [B]; the rest [ne0, B] */
-        int64_t ne0 = items[i].type == LM_TYPE_I32 ? B : items[i].ne0;
-        int64_t ne1 = items[i].type == LM_TYPE_I32 ? 1 : B;
-        lm_tensor_init(items[i].t, buf, off, items[i].type, ne0, ne1, 1, 1);
+        lm_tensor_init(items[i].t, buf, off, items[i].type, items[i].ne0, items[i].ne1, 1, 1);
         off += lm__align(lm_tensor_nbytes(items[i].t));
     }
     return off;
@@ -102,13 +103,18 @@ static lm_status lm__context_init(lm_context *c, const lm_context_params *p) {
     const lm_model *m = c->model;
     c->rope_factors = m->rope_freqs;
     if (m->rope_short) c->rope_factors = c->n_ctx > hp->n_ctx_orig ? m->rope_long : m->rope_short;
+    /* rows of logits the device computes at once (the output head runs in chunks) */
+    size_t row_bytes = (size_t)hp->n_vocab * sizeof(float);
+    size_t rows = LM_LOGITS_SCRATCH / row_bytes;
+    c->n_out_max = rows < 1 ? 1 : rows > (size_t)c->n_batch ? c->n_batch : (int32_t)rows;
     LM_TRY(lm__alloc_kv(c));
     size_t scratch = lm__scratch_layout(c, NULL);
     LM_TRY(c->be->ops->buffer_alloc(c->be, scratch, &c->scratch_buf));
     lm__scratch_layout(c, c->scratch_buf);
     c->seq_len = LM_CALLOC((size_t)c->n_seq, sizeof *c->seq_len);
     c->seq_saved = LM_CALLOC((size_t)c->n_seq, sizeof *c->seq_saved);
-    c->logits = LM_MALLOC((size_t)c->n_batch * (size_t)hp->n_vocab * sizeof(float));
+    c->logits = LM_MALLOC(row_bytes); /* one row; grows to the most rows a batch asks for */
+    c->logits_cap = 1;
     c->host_i32 = LM_MALLOC(4 * (size_t)c->n_batch * sizeof(int32_t));
     if (!c->seq_len || !c->seq_saved || !c->logits || !c->host_i32)
         return lm__error(LM_ERR_NOMEM, "cannot allocate context host buffers");
@@ -234,6 +240,22 @@ static void lm__softcap_logits(float *lg, size_t n, float cap) {
     for (size_t i = 0; i < n; i++) lg[i] = cap * tanhf(lg[i] / cap);
 }
 
+/* The logits of the chunk's n_out rows, n_out_max at a time, appended at host row *row. */
+static lm_status lm__chunk_logits(lm_context *c, int32_t n_out, int32_t *row) {
+    size_t nv = (size_t)c->model->hp.n_vocab;
+    float cap = c->model->hp.final_softcap;
+    for (int32_t r0 = 0; r0 < n_out; r0 += c->n_out_max) {
+        int32_t n = n_out - r0 < c->n_out_max ? n_out - r0 : c->n_out_max;
+        LM_TRY(lm_forward_logits(c, r0, n));
+        float *dst = c->logits + (size_t)(*row + r0) * nv;
+        LM_TRY(c->be->ops->download(c->be, c->scratch_buf, c->s.logits.offset, dst,
+                                    (size_t)n * nv * sizeof(float)));
+        if (cap > 0.0f) lm__softcap_logits(dst, (size_t)n * nv, cap);
+    }
+    *row += n_out;
+    return LM_OK;
+}
+
 /* Run tokens [i0, i0+T) of the batch; logits rows appended at *row. */
 static lm_status lm__decode_chunk(lm_context *c, const lm_batch *b, const int32_t *pos,
                                   const int32_t *seq, int32_t i0, int32_t T, int32_t *row) {
@@ -254,19 +276,24 @@ static lm_status lm__decode_chunk(lm_context *c, const lm_batch *b, const int32_
     if (n_out)
         LM_TRY(op->upload(c->be, c->scratch_buf, c->s.out_idx.offset, oi,
                           (size_t)n_out * sizeof(int32_t)));
-    LM_TRY(lm_forward(c, T, n_out));
-    if (n_out) {
-        size_t nv = (size_t)c->model->hp.n_vocab;
-        float *dst = c->logits + (size_t)*row * nv;
-        LM_TRY(op->download(c->be, c->scratch_buf, c->s.logits.offset, dst,
-                            (size_t)n_out * nv * sizeof(float)));
-        float cap = c->model->hp.final_softcap;
-        if (cap > 0.0f) lm__softcap_logits(dst, (size_t)n_out * nv, cap);
-        *row += n_out;
-    }
+    LM_TRY(lm_forward(c, T, n_out > 0));
+    LM_TRY(lm__chunk_logits(c, n_out, row));
     /* the chunk's tokens are now cached */
     for (int32_t i = 0; i < T; i++)
         if (pos[i0 + i] + 1 > c->seq_len[seq[i0 + i]]) c->seq_len[seq[i0 + i]] = pos[i0 + i] + 1;
+    return LM_OK;
+}
+
+/* Host logits grow to the most rows a batch has asked for, then stay. */
+static lm_status lm__reserve_logits(lm_context *c, int32_t rows) {
+    if (rows <= c->logits_cap) return LM_OK;
+    size_t nv = (size_t)c->model->hp.n_vocab;
+    float *p = LM_REALLOC(c->logits, (size_t)rows * nv * sizeof(float));
+    if (!p)
+        return lm__error(LM_ERR_NOMEM, "lm_decode: cannot allocate logits for %d rows (%.1f MiB)",
+                         rows, (double)rows * nv * sizeof(float) / 1048576.0);
+    c->logits = p;
+    c->logits_cap = rows;
     return LM_OK;
 }
 
@@ -287,6 +314,7 @@ lm_status lm_decode(lm_context *c, const lm_batch *b) {
     int32_t *pos = c->batch_pos, *seq = c->batch_pos + c->batch_cap;
     int32_t n_out = 0, row = 0;
     LM_TRY(lm__check_batch(c, b, pos, seq, &n_out));
+    LM_TRY(lm__reserve_logits(c, n_out));
     memcpy(c->seq_saved, c->seq_len, (size_t)c->n_seq * sizeof(int32_t));
     c->n_logits = 0;
     lm_status s = LM_OK;

@@ -9,8 +9,9 @@
 typedef void (*lm_layer_hook)(int layer, const lm_tensor *x, void *user);
 
 typedef struct lm_scratch {
-    lm_tensor x, xn, q, k, v, att, o, g, u, xs, logits; /* F32, ne[1] = n_batch */
-    lm_tensor ids, pos, seq, out_idx;                   /* I32 [n_batch] */
+    lm_tensor x, xn, q, k, v, att, o, g, u; /* F32, ne[1] = n_batch */
+    lm_tensor xs, logits;                   /* F32, ne[1] = n_out_max */
+    lm_tensor ids, pos, seq, out_idx;       /* I32 [n_batch] */
 } lm_scratch;
 
 struct lm_context {
@@ -25,9 +26,11 @@ struct lm_context {
     int32_t *seq_saved;        /* seq_len before the running decode, restored if it fails */
     int32_t *batch_pos;        /* [2 * batch_cap]: positions then sequence ids of a batch */
     int32_t batch_cap;
-    float *logits;     /* host: [n_out][n_vocab] of the last batch */
-    int32_t n_logits;  /* rows of logits valid */
-    int32_t *host_i32; /* staging for ids/pos/seq/out_idx: 4 * n_batch */
+    int32_t n_out_max;  /* logits rows computed on the device at once */
+    float *logits;      /* host: [n_out][n_vocab] of the last batch */
+    int32_t n_logits;   /* rows of logits valid */
+    int32_t logits_cap; /* rows allocated */
+    int32_t *host_i32;  /* staging for ids/pos/seq/out_idx: 4 * n_batch */
     lm_abort_fn abort_fn;
     void *abort_user;
     lm_layer_hook hook;
@@ -35,8 +38,10 @@ struct lm_context {
     lm_perf perf;
 };
 
-/* Run the layers over n_tok tokens whose ids/pos/seq are in the scratch, and compute
- * logits for the n_out rows listed in out_idx into s.logits (none when n_out is 0). */
-lm_status lm_forward(lm_context *c, int32_t n_tok, int32_t n_out);
+/* Run the layers over n_tok tokens whose ids/pos/seq are in the scratch; with want_out, also
+ * the final norm that the output head reads. */
+lm_status lm_forward(lm_context *c, int32_t n_tok, bool want_out);
+/* Logits [n_vocab, n] into s.logits for the rows out_idx[r0 .. r0 + n), n <= n_out_max. */
+lm_status lm_forward_logits(lm_context *c, int32_t r0, int32_t n);
 
 #endif

@@ -117,7 +117,7 @@ static lm_status lm__ffn_block(lm_context *c, const lm_layer *L, int32_t T) {
     return op->add(be, &x, &o, &x);
 }
 
-lm_status lm_forward(lm_context *c, int32_t T, int32_t n_out) {
+lm_status lm_forward(lm_context *c, int32_t T, bool want_out) {
     const lm_model *m = c->model;
     const lm_hparams *hp = &m->hp;
     const lm_backend_ops *op = c->be->ops;
@@ -141,17 +141,31 @@ lm_status lm_forward(lm_context *c, int32_t T, int32_t n_out) {
         }
     }
 
-    if (n_out == 0) { /* a prefill chunk nobody reads logits of: skip the output head */
-        LM_TRY(op->end(be));
-        return op->sync(be);
+    /* final norm x -> xn [n_embd, T], unless nobody reads logits (a prefill chunk) */
+    if (want_out) {
+        lm_tensor xn = lm__view(&s->xn, hp->n_embd, T, 1);
+        LM_TRY(op->rms_norm(be, &x, &m->out_norm, hp->rms_eps, &xn));
     }
-    /* final norm, keep the rows that want logits: xs [n_embd, n_out] -> logits [n_vocab,
-     * n_out]. A final soft-cap (Gemma 2) is applied on the host by lm_decode. */
-    lm_tensor xn = lm__view(&s->xn, hp->n_embd, T, 1);
-    LM_TRY(op->rms_norm(be, &x, &m->out_norm, hp->rms_eps, &xn));
-    lm_tensor oi = lm__view(&s->out_idx, n_out, 1, 1), xs = lm__view(&s->xs, hp->n_embd, n_out, 1);
+    LM_TRY(op->end(be));
+    return op->sync(be);
+}
+
+lm_status lm_forward_logits(lm_context *c, int32_t r0, int32_t n) {
+    const lm_model *m = c->model;
+    const lm_hparams *hp = &m->hp;
+    const lm_backend_ops *op = c->be->ops;
+    lm_backend *be = c->be;
+    lm_scratch *s = &c->s;
+
+    /* rows out_idx[r0 ..] of xn: xs [n_embd, n] -> logits [n_vocab, n]. A final soft-cap
+     * (Gemma 2) is applied on the host by lm_decode. */
+    LM_TRY(op->begin(be));
+    lm_tensor xn = lm__view(&s->xn, hp->n_embd, c->n_batch, 1);
+    lm_tensor oi = lm__view(&s->out_idx, n, 1, 1);
+    oi.offset += (size_t)r0 * sizeof(int32_t);
+    lm_tensor xs = lm__view(&s->xs, hp->n_embd, n, 1);
     LM_TRY(op->get_rows(be, &xn, &oi, &xs));
-    lm_tensor logits = lm__view(&s->logits, hp->n_vocab, n_out, 1);
+    lm_tensor logits = lm__view(&s->logits, hp->n_vocab, n, 1);
     LM_TRY(op->mul_mat(be, &m->output, &xs, &logits));
     LM_TRY(op->end(be));
     return op->sync(be);

@@ -2,6 +2,7 @@
  * logits at every position, then one cached decode step) against the independent float64
  * reference in helpers/ref_forward.c; the reference's sensitivity to each feature; and the
  * families' load errors (missing or misshapen family tensors, unsupported variants). */
+#include "../runtime/context.h" /* output_head_in_chunks forces a small n_out_max */
 #include "helpers/ref_forward.h"
 #include "helpers/test_util.h"
 #include "helpers/tiny_model.h"
@@ -195,6 +196,40 @@ Test(families, logits_match_reference) {
         fprintf(stderr, "[families] %-24s max |diff| / max |logit| = %.3g\n", fam_rows[i].label,
                 worst);
     }
+}
+
+/* A large vocabulary (Gemma 3: 262k) makes the output head run n_out_max rows at a time;
+ * forced down to 3 rows, 10 rows of logits come back in 4 chunks, each row in its place. */
+Test(families, output_head_in_chunks) {
+    uint64_t seed = lm_test_seed();
+    const fam_row *row = &fam_rows[7];
+    lm_tiny_spec s = row_spec(row, seed);
+    lm_tiny_model tm;
+    cr_assert(lm_tiny_build(&s, &tm));
+    fam_run r;
+    fam_open(&s, row->n_ctx, row->label, &r);
+    cr_assert_geq(r.ctx->n_out_max, N_PROMPT);
+    r.ctx->n_out_max = 3; /* the scratch is laid out for more; fewer rows per chunk is safe */
+    lm_token toks[N_PROMPT];
+    lm_test_rng rng = {seed};
+    for (int i = 0; i < N_PROMPT; i++)
+        toks[i] = (lm_token)(lm_test_rng_u64(&rng) % LM_TINY_N_VOCAB);
+    int8_t want[N_PROMPT];
+    memset(want, 1, sizeof want);
+    lm_batch b = lm_batch_simple(toks, N_PROMPT);
+    b.logits = want;
+    cr_assert_eq(lm_decode(r.ctx, &b), LM_OK, "%s", lm_last_error());
+    const int V = LM_TINY_N_VOCAB;
+    double *ref = malloc((size_t)N_PROMPT * V * sizeof *ref), mag;
+    cr_assert(ref && lm_ref_forward(&tm, row->n_ctx, toks, N_PROMPT, ref));
+    for (int i = 0; i < N_PROMPT; i++) {
+        double e = row_err(lm_get_logits(r.ctx, i), ref + (size_t)i * V, V, &mag);
+        cr_expect(e <= FAM_RTOL, "row %d: %.3g > %g", i, e, FAM_RTOL);
+    }
+    free(ref);
+    lm_context_free(r.ctx);
+    lm_model_free(r.model);
+    lm_tiny_free(&tm);
 }
 
 /* ---- the reference sees every feature --------------------------------------------------- */
