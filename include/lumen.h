@@ -216,6 +216,65 @@ void lm_sampler_accept(lm_sampler *s, lm_token token);
 /* Forget accepted tokens and reseed. */
 void lm_sampler_reset(lm_sampler *s, uint64_t seed);
 
+/* ---- quantization --------------------------------------------------------------------- */
+
+/* A target of lm_quantize_file: its name as llama.cpp's quantize spells it ("Q4_K_M"), the
+ * general.file_type it writes (llama.cpp's LLAMA_FTYPE numbering), the bits per weight of
+ * its main block type (mixes keep some tensors at more), and what it does. */
+typedef struct lm_quantize_type {
+    const char *name;
+    int32_t ftype;
+    float bpw;
+    const char *desc;
+} lm_quantize_type;
+/* The targets in a fixed order; *n receives their count. */
+const lm_quantize_type *lm_quantize_types(int32_t *n);
+
+/* Reported before the first tensor (i_tensor 0) and after each one is written. */
+typedef struct lm_quantize_progress {
+    int32_t i_tensor, n_tensors;  /* tensors written so far, of n */
+    const char *name;             /* the tensor just written (NULL before the first) */
+    const char *type_in;          /* its type in the input file ("F32") */
+    const char *type_out;         /* its type in the output ("Q4_K") */
+    uint64_t bytes_in, bytes_out; /* tensor bytes read and written so far */
+    uint64_t total_in;            /* tensor bytes of the whole input */
+} lm_quantize_progress;
+/* Return false to cancel (lm_quantize_file then fails with LM_ERR_INTERRUPTED). */
+typedef bool (*lm_quantize_progress_fn)(const lm_quantize_progress *p, void *user);
+
+typedef struct lm_quantize_params {
+    const char *type;      /* a name from lm_quantize_types(), any case */
+    int32_t n_threads;     /* 0 = number of cores */
+    bool allow_requantize; /* accept already-quantized input tensors (dequantized first) */
+    lm_quantize_progress_fn progress; /* optional */
+    void *progress_user;
+} lm_quantize_params;
+
+typedef struct lm_quantize_stats {
+    int32_t n_tensors;
+    int32_t n_quantized;          /* tensors whose type changed */
+    int32_t n_requantized;        /* of those, tensors that were already quantized */
+    int32_t n_fallback;           /* tensors whose rows did not fit the target's block size */
+    uint64_t bytes_in, bytes_out; /* tensor data */
+    uint64_t n_elements;
+    double t_ms;
+} lm_quantize_stats;
+
+lm_quantize_params lm_quantize_default_params(void);
+/* Quantize the GGUF model at in to out: every key kept (general.file_type,
+ * general.quantization_version and general.quantized_by set, split keys dropped), 2-D
+ * weights converted by the type's recipe (llama.cpp's mixes: see docs), 1-D tensors and
+ * norms kept as they are. The file is written to "<out>.tmp" and renamed to out when
+ * complete: on failure nothing is left at out (an existing out is untouched). Notes (row
+ * fallbacks, re-quantization) go to the log at LM_LOG_WARN. stats may be NULL.
+ * Errors: LM_ERR_INVALID_ARG (unknown type: the message lists the valid ones; NULL paths),
+ * LM_ERR_IO (cannot read in, cannot create or write out), LM_ERR_FORMAT/LM_ERR_LIMIT (a
+ * malformed input), LM_ERR_UNSUPPORTED (a quantized input without allow_requantize, a
+ * tensor type Lumen cannot convert), LM_ERR_MODEL (non-finite weights), LM_ERR_NOMEM,
+ * LM_ERR_INTERRUPTED (progress returned false). */
+lm_status lm_quantize_file(const char *in, const char *out, const lm_quantize_params *params,
+                           lm_quantize_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

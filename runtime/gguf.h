@@ -163,6 +163,14 @@ lm_status lm_gguf_writer_add_f32_arr(lm_gguf_writer *w, const char *key, const f
  * of the alignment, zero-padded (the last one too, as ggml does). */
 lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_type type,
                                     uint32_t n_dims, const int64_t *ne, const void *data);
+/* A header entry only, for writers that stream tensor data themselves: write the bytes of
+ * lm_gguf_writer_write_meta, then each tensor's bytes in the order added, each zero-padded to
+ * the alignment. write_file / write_memory write zeros for such a tensor. */
+lm_status lm_gguf_writer_add_tensor_info(lm_gguf_writer *w, const char *name, lm_type type,
+                                         uint32_t n_dims, const int64_t *ne);
+/* The bytes before the data section (header, keys, tensor entries, padding to the alignment)
+ * in a malloc'd buffer the caller frees with free(). */
+lm_status lm_gguf_writer_write_meta(const lm_gguf_writer *w, void **data, size_t *size);
 /* Serialise to a file, or to a malloc'd buffer the caller frees with free(). */
 lm_status lm_gguf_writer_write_file(const lm_gguf_writer *w, const char *path);
 lm_status lm_gguf_writer_write_memory(const lm_gguf_writer *w, void **data, size_t *size);

@@ -262,8 +262,9 @@ lm_status lm_gguf_writer_add_f32_arr(lm_gguf_writer *w, const char *key, const f
     return lm__add_raw_arr(w, key, LM_GGUF_FLOAT32, x, n);
 }
 
-lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_type type,
-                                    uint32_t n_dims, const int64_t *ne, const void *data) {
+/* with_data false: a header entry only; the caller streams the bytes (data stays NULL). */
+static lm_status lm__add_tensor(lm_gguf_writer *w, const char *name, lm_type type, uint32_t n_dims,
+                                const int64_t *ne, const void *data, bool with_data) {
     if (!w || !name || !ne) return lm__error(LM_ERR_INVALID_ARG, "gguf writer: NULL argument");
     if (!*name) return lm__error(LM_ERR_INVALID_ARG, "gguf writer: empty tensor name");
     for (size_t i = 0; i < w->n_tensors; i++) {
@@ -281,16 +282,27 @@ lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_type
     t.name.len = strlen(name);
     lm_status s = lm__bytes_copy(name, t.name.len, (const void **)&t.name.data);
     /* NULL data means zeros (handy for shape-only test files). */
-    t.data = LM_CALLOC(1, (size_t)t.n_bytes);
-    if (s == LM_OK && !t.data) s = lm__error(LM_ERR_NOMEM, "gguf writer: out of memory");
+    t.data = with_data ? LM_CALLOC(1, (size_t)t.n_bytes) : NULL;
+    if (s == LM_OK && with_data && !t.data)
+        s = lm__error(LM_ERR_NOMEM, "gguf writer: out of memory");
     if (s != LM_OK) {
         LM_FREE((void *)t.name.data);
         LM_FREE(t.data);
         return s;
     }
-    if (data) memcpy(t.data, data, (size_t)t.n_bytes);
+    if (data && with_data) memcpy(t.data, data, (size_t)t.n_bytes);
     w->tensors[w->n_tensors++] = t;
     return LM_OK;
+}
+
+lm_status lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, lm_type type,
+                                    uint32_t n_dims, const int64_t *ne, const void *data) {
+    return lm__add_tensor(w, name, type, n_dims, ne, data, true);
+}
+
+lm_status lm_gguf_writer_add_tensor_info(lm_gguf_writer *w, const char *name, lm_type type,
+                                         uint32_t n_dims, const int64_t *ne) {
+    return lm__add_tensor(w, name, type, n_dims, ne, NULL, false);
 }
 
 /* Output sink: a buffer, a FILE, or neither (just counting bytes). */
@@ -322,14 +334,17 @@ static void lm__w_str(lm__wout *o, lm_gguf_str s) {
     lm__w(o, s.data, (size_t)s.len);
 }
 
-static void lm__w_pad(lm__wout *o, uint32_t alignment) {
+static void lm__w_zeros(lm__wout *o, uint64_t n) {
     static const uint8_t zeros[256];
-    uint64_t pad = (alignment - o->pos % alignment) % alignment;
-    while (pad) {
-        size_t k = pad < sizeof zeros ? (size_t)pad : sizeof zeros;
+    while (n) {
+        size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
         lm__w(o, zeros, k);
-        pad -= k;
+        n -= k;
     }
+}
+
+static void lm__w_pad(lm__wout *o, uint32_t alignment) {
+    lm__w_zeros(o, (alignment - o->pos % alignment) % alignment);
 }
 
 static void lm__w_value(lm__wout *o, const lm_gguf_value *v) {
@@ -372,7 +387,7 @@ static void lm__w_value(lm__wout *o, const lm_gguf_value *v) {
     lm__w(o, b, lm_gguf_type_size(v->type));
 }
 
-static void lm__w_all(const lm_gguf_writer *w, lm__wout *o) {
+static void lm__w_meta(const lm_gguf_writer *w, lm__wout *o) {
     lm__w(o, "GGUF", 4);
     lm__w_u32(o, w->version);
     lm__w_u64(o, w->n_tensors);
@@ -394,8 +409,15 @@ static void lm__w_all(const lm_gguf_writer *w, lm__wout *o) {
     }
     /* Like ggml: the data section and every tensor (the last one too) are padded. */
     lm__w_pad(o, w->alignment);
+}
+
+static void lm__w_all(const lm_gguf_writer *w, lm__wout *o) {
+    lm__w_meta(w, o);
     for (size_t i = 0; i < w->n_tensors; i++) {
-        lm__w(o, w->tensors[i].data, (size_t)w->tensors[i].n_bytes);
+        if (w->tensors[i].data)
+            lm__w(o, w->tensors[i].data, (size_t)w->tensors[i].n_bytes);
+        else /* a streamed tensor (add_tensor_info): zeros here */
+            lm__w_zeros(o, w->tensors[i].n_bytes);
         lm__w_pad(o, w->alignment);
     }
 }
@@ -411,6 +433,18 @@ lm_status lm_gguf_writer_write_memory(const lm_gguf_writer *w, void **data, size
         return lm__error(LM_ERR_NOMEM, "gguf writer: out of memory for %" PRIu64 " bytes",
                          count.pos);
     lm__w_all(w, &o);
+    *data = o.buf;
+    *size = (size_t)o.pos;
+    return LM_OK;
+}
+
+lm_status lm_gguf_writer_write_meta(const lm_gguf_writer *w, void **data, size_t *size) {
+    if (!w || !data || !size) return lm__error(LM_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    lm__wout count = {0};
+    lm__w_meta(w, &count);
+    lm__wout o = {.buf = malloc((size_t)count.pos)};
+    if (!o.buf) return lm__error(LM_ERR_NOMEM, "gguf writer: out of memory");
+    lm__w_meta(w, &o);
     *data = o.buf;
     *size = (size_t)o.pos;
     return LM_OK;

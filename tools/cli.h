@@ -19,8 +19,12 @@ enum {
     CLI_QUIET = 1 << 5,
     CLI_CHAT = 1 << 6, /* --template, --system */
     CLI_TOKENIZE = 1 << 7,
-    CLI_RUN_CHAT = 1 << 8, /* --chat */
+    CLI_RUN_CHAT = 1 << 8,  /* --chat */
+    CLI_PPL = 1 << 9,       /* -f, --ctx (a window), --batch, --chunks */
+    CLI_QUANTIZE = 1 << 10, /* --allow-requantize */
 };
+
+#define CLI_MAX_POS 3 /* positional arguments a command may take */
 
 typedef struct cli_opts {
     const char *model;
@@ -37,6 +41,12 @@ typedef struct cli_opts {
     bool no_special;
     bool as_chat;
     bool ignore_eos;
+    const char *file;
+    int32_t batch;
+    int32_t chunks;
+    bool allow_requantize;
+    const char *pos[CLI_MAX_POS]; /* positional arguments, in order */
+    int n_pos;
 } cli_opts;
 
 typedef struct cli_command {
@@ -45,6 +55,8 @@ typedef struct cli_command {
     const char *usage;
     unsigned flags;
     int (*run)(const cli_opts *o);
+    int max_pos;              /* positional arguments accepted (0: none) */
+    void (*help_extra)(void); /* printed after the options by --help (optional) */
 } cli_command;
 
 /* Parse argv after the command name; prints help and returns 0 for --help (*done = true),
@@ -70,9 +82,28 @@ lm_status cli_generate(lm_context *ctx, const lm_model *m, lm_sampler *smp, int3
 /* Print load and speed figures to stderr. */
 void cli_print_perf(const lm_context *ctx);
 
+/* A progress line on stderr: "[#####     ]  50% text". On a terminal it is redrawn in
+ * place; elsewhere (a pipe, a log file) a line is printed when log_line is true or the
+ * percentage crossed another tenth. cli_progress_end finishes it (a newline if needed).
+ * cli_progress_clear erases it before other output (terminal only). */
+void cli_progress(double frac, bool log_line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void cli_progress_end(void);
+void cli_progress_clear(void);
+/* "12.3 MiB", "1.50 GiB", ... into buf. */
+const char *cli_bytes(uint64_t n, char *buf, size_t size);
+/* Read a whole file (NUL-terminated, malloc'd); NULL with errno set on failure. */
+char *cli_read_file(const char *path, size_t *len);
+
 int cmd_run(const cli_opts *o);
 int cmd_chat(const cli_opts *o);
 int cmd_info(const cli_opts *o);
 int cmd_tokenize(const cli_opts *o);
+int cmd_quantize(const cli_opts *o);
+void cmd_quantize_help(void);
+int cmd_perplexity(const cli_opts *o);
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,14 @@ static const cli_optdef cli_optdefs[] = {
      "chat template for chat and run --chat (default: from the model)"},
     {"system", 's', CLI_CHAT, "TEXT", "system message (chat, and run --chat)"},
     {"chat", 0, CLI_RUN_CHAT, NULL, "send the prompt as a user message through the chat template"},
+    {"file", 'f', CLI_PPL, "FILE", "text to score (UTF-8)"},
+    {"ctx", 'c', CLI_PPL, "N",
+     "window size in tokens; each window scores its second half "
+     "(default 512)"},
+    {"batch", 'b', CLI_PPL, "N", "tokens per decode call (default: min(ctx, 512))"},
+    {"chunks", 0, CLI_PPL, "N", "score at most N windows (default: all that fit)"},
+    {"allow-requantize", 0, CLI_QUANTIZE, NULL,
+     "accept an already-quantized input (dequantized first: lower quality)"},
     {"ids", 0, CLI_TOKENIZE, NULL, "print only the token ids"},
     {"no-special", 0, CLI_TOKENIZE, NULL, "treat special-token text as plain text"},
 };
@@ -71,6 +80,7 @@ void cli_print_help(const cli_command *cmd) {
         printf("  %-28s %s\n", left, d->help);
     }
     printf("  %-28s %s\n", "-h, --help", "show this help");
+    if (cmd->help_extra) cmd->help_extra();
 }
 
 static int cli_num(const char *opt, const char *s, double lo, double hi, double *out) {
@@ -154,7 +164,15 @@ static int cli_set(cli_opts *o, const char *name, const char *val) {
     } else if (!strcmp(name, "ctx")) {
         INT(1, 1 << 24);
         o->ctx = (int32_t)v;
-    } else if (!strcmp(name, "template"))
+    } else if (!strcmp(name, "batch")) {
+        INT(1, 1 << 24);
+        o->batch = (int32_t)v;
+    } else if (!strcmp(name, "chunks")) {
+        INT(1, 1e9);
+        o->chunks = (int32_t)v;
+    } else if (!strcmp(name, "file"))
+        o->file = val;
+    else if (!strcmp(name, "template"))
         o->chat_template = val;
     else if (!strcmp(name, "system"))
         o->system = val;
@@ -197,6 +215,15 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *
         }
         bool is_short;
         const cli_optdef *d = a[0] == '-' && a[1] ? cli_find(cmd, a, &is_short) : NULL;
+        if (!d && (a[0] != '-' || !a[1]) && o->n_pos < cmd->max_pos) {
+            o->pos[o->n_pos++] = a;
+            continue;
+        }
+        if (!d && a[0] != '-' && cmd->max_pos > 0) {
+            fprintf(stderr, "lumen %s: error: unexpected argument '%s' (usage: lumen %s %s)\n",
+                    cmd->name, a, cmd->name, cmd->usage);
+            return 1;
+        }
         if (!d) {
             fprintf(stderr, "lumen %s: error: unknown option '%s' (see lumen %s --help)\n",
                     cmd->name, a, cmd->name);
@@ -208,6 +235,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *
             if (!strcmp(d->lng, "no-special")) o->no_special = true;
             if (!strcmp(d->lng, "chat")) o->as_chat = true;
             if (!strcmp(d->lng, "ignore-eos")) o->ignore_eos = true;
+            if (!strcmp(d->lng, "allow-requantize")) o->allow_requantize = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -328,4 +356,84 @@ void cli_print_perf(const lm_context *ctx) {
             p.t_load_ms, (long long)p.n_prefill, p.t_prefill_ms,
             p.t_prefill_ms > 0 ? p.n_prefill * 1e3 / p.t_prefill_ms : 0.0, (long long)p.n_decode,
             p.t_decode_ms, p.t_decode_ms > 0 ? p.n_decode * 1e3 / p.t_decode_ms : 0.0);
+}
+
+/* ---- progress ------------------------------------------------------------------------- */
+
+static int cli_progress_tenth = -1; /* last tenth logged when stderr is not a terminal */
+static bool cli_progress_open;      /* a bar is drawn on the terminal line */
+
+void cli_progress(double frac, bool log_line, const char *fmt, ...) {
+    if (frac < 0) frac = 0;
+    if (frac > 1) frac = 1;
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (isatty(STDERR_FILENO)) {
+        enum { W = 30 };
+        char bar[W + 1];
+        int fill = (int)(frac * W + 0.5);
+        for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '.';
+        bar[W] = '\0';
+        fprintf(stderr, "\r[%s] %3d%% %s\033[K", bar, (int)(frac * 100), text);
+        fflush(stderr);
+        cli_progress_open = true;
+        return;
+    }
+    int tenth = (int)(frac * 10);
+    if (!log_line && tenth == cli_progress_tenth) return;
+    cli_progress_tenth = tenth;
+    fprintf(stderr, "%3d%% %s\n", (int)(frac * 100), text);
+}
+
+void cli_progress_end(void) {
+    if (cli_progress_open) fputc('\n', stderr);
+    cli_progress_open = false;
+    cli_progress_tenth = -1;
+}
+
+void cli_progress_clear(void) {
+    if (cli_progress_open) fputs("\r\033[K", stderr);
+}
+
+const char *cli_bytes(uint64_t n, char *buf, size_t size) {
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.2f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+char *cli_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) break;
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!buf || err) {
+        free(buf);
+        errno = err ? err : ENOMEM;
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }

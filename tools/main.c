@@ -7,13 +7,19 @@
 static const cli_command commands[] = {
     {"run", "Complete a prompt and stream the text to stdout.", "-p TEXT [options]",
      CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT | CLI_RUN_CHAT,
-     cmd_run},
+     cmd_run, 0, NULL},
     {"chat", "Chat with the model, one message per line on stdin; /clear forgets, /exit quits.",
-     "[options]", CLI_MODEL | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT, cmd_chat},
+     "[options]", CLI_MODEL | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT, cmd_chat, 0,
+     NULL},
     {"info", "Show a model's metadata, hyper-parameters and tensors.", "[-m FILE]", CLI_MODEL,
-     cmd_info},
+     cmd_info, 0, NULL},
     {"tokenize", "Show the token ids and pieces of a text.", "-p TEXT [options]",
-     CLI_MODEL | CLI_PROMPT | CLI_TOKENIZE, cmd_tokenize},
+     CLI_MODEL | CLI_PROMPT | CLI_TOKENIZE, cmd_tokenize, 0, NULL},
+    {"quantize", "Convert a GGUF model's weights to a smaller type (llama.cpp's mixes).",
+     "IN.gguf OUT.gguf TYPE [options]", CLI_THREADS | CLI_QUANTIZE, cmd_quantize, 3,
+     cmd_quantize_help},
+    {"perplexity", "Measure how well the model predicts a text (PPL and its standard error).",
+     "-f FILE [options]", CLI_MODEL | CLI_THREADS | CLI_PPL, cmd_perplexity, 0, NULL},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
