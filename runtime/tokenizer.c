@@ -1,44 +1,39 @@
-/* GPT-2 style byte-level BPE tokenizer loaded from GGUF tokenizer.ggml.* metadata.
+/* Tokenizers loaded from GGUF tokenizer.ggml.* metadata: GPT-2 style byte-level BPE
+ * (tokenizer.ggml.model = gpt2, here) and SentencePiece style (= llama, tokenizer_spm.c).
  *
  * Pipeline of lm_vocab_tokenize:
- *   1. special/control token texts are cut out whole (parse_special, longest first);
- *   2. each remaining fragment is split into well-formed UTF-8 runs and invalid bytes;
- *      an invalid byte becomes a word of its own (a byte-level vocab has a token for
- *      nearly every byte), so invalid UTF-8 round trips too, instead of becoming U+FFFD;
- *   3. valid runs go through the pre-tokenizer's regex stages (PCRE2, UTF + UCP); each
+ *   1. added tokens are cut out whole, longest first: USER_DEFINED ones always, CONTROL
+ *      ones when parse_special (as llama.cpp, and as Hugging Face, which always splits
+ *      its non-special added tokens out);
+ *   2. each remaining fragment goes to the vocab's model:
+ *   BPE 3. the fragment is split into well-formed UTF-8 runs and invalid bytes; an invalid
+ *      byte becomes a word of its own (a byte-level vocab has a token for nearly every
+ *      byte), so invalid UTF-8 round trips too, instead of becoming U+FFFD;
+ *   BPE 4. valid runs go through the pre-tokenizer's regex stages (PCRE2, UTF + UCP); each
  *      stage splits every piece of the previous one, keeping the gaps between matches;
- *   4. each final piece (word) is mapped byte -> GPT-2 unicode -> initial token ids and
- *      merged by rank (a heap of adjacent pairs, lowest rank then leftmost first).
+ *   BPE 5. each final piece (word) is mapped byte -> GPT-2 unicode -> initial token ids
+ *      and merged by rank (a heap of adjacent pairs, lowest rank then leftmost first).
+ *   SPM 3-5: see tokenizer_spm.c (spaces to U+2581, merges by score, byte fallback).
  *
  * Round trip: detokenize(tokenize(s)) == s with the bytes the vocab has no token for
  * removed; for most vocabs that is none. SmolLM2 lacks 21 (0x04, 0x06, ..., 0xF5..0xFF):
  * they are dropped, as HF's BPE without an unk token drops them (the GGUF's unknown id is
- * <|endoftext|>, which must not appear in the middle of a prompt).
+ * <|endoftext|>, which must not appear in the middle of a prompt). SPM vocabs with byte
+ * tokens round trip every byte, except that a literal U+2581 comes back as a space.
  *
- * Unknown tokenizer.ggml.pre names log a warning and use the GPT-2 regex: most BPE
- * models are close to it and refusing the model would be worse than a small drift.
+ * An unknown tokenizer.ggml.model or tokenizer.ggml.pre is refused (LM_ERR_TOKENIZER,
+ * naming it): a wrong pre-tokenizer silently changes the ids. A missing pre is "default"
+ * (the GPT-2 regex).
  *
  * Thread safety: the vocab is read-only after load; regexes are compiled (and JITed)
  * once; each tokenize call has its own PCRE2 match data and scratch buffers. */
-#include "tokenizer.h"
+#include "tokenizer_impl.h"
 #include "lm_internal.h"
 #include "unicode.h"
 
-#include <pcre2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-enum {
-    LM__TT_UNDEFINED = 0,
-    LM__TT_NORMAL = 1,
-    LM__TT_UNKNOWN = 2,
-    LM__TT_CONTROL = 3,
-    LM__TT_USER_DEFINED = 4,
-    LM__TT_UNUSED = 5,
-    LM__TT_BYTE = 6,
-};
-
-#define LM__MAX_STAGES 3
 
 /* ---- pre-tokenizer table: one row per tokenizer.ggml.pre family ---------------------- */
 
@@ -51,27 +46,34 @@ enum {
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"                            \
     "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
-typedef struct lm__pre_row {
-    const char *names[8];               /* tokenizer.ggml.pre values, NULL-ended */
-    const char *stages[LM__MAX_STAGES]; /* regexes applied in order, NULL-ended */
-    bool ignore_merges;                 /* a word that is itself a token skips BPE */
-} lm__pre_row;
-
+/* Names are those llama.cpp maps to the same regex. */
 static const lm__pre_row lm__pre_table[] = {
-    {{"gpt-2", "default", "phi-2", "jina-es", "jina-de", "mpt", "olmo", NULL},
+    {{"gpt-2", "default", "phi-2", "jina-es", "jina-de", "mpt", "olmo", "gigachat", "jina-v1-en",
+      "jina-v2-es", "jina-v2-de", "jina-v2-code", "roberta-bpe", "jais", NULL},
      {LM__RE_GPT2, NULL},
+     false,
      false},
     /* HF: Sequence[Digits(individual_digits), ByteLevel] */
-    {{"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", NULL},
+    {{"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", NULL},
      {"\\p{N}", LM__RE_GPT2, NULL},
+     false,
      false},
-    {{"llama3", "llama-bpe", "llama-v3", "dbrx", "smaug-bpe", NULL}, {LM__RE_LLAMA3, NULL}, true},
-    {{"qwen2", "deepseek-r1-qwen", NULL}, {LM__RE_QWEN2, NULL}, false},
+    /* Llama 3 */
+    {{"llama3", "llama-bpe", "llama-v3", "falcon3", "dbrx", "smaug-bpe", NULL},
+     {LM__RE_LLAMA3, NULL},
+     true,
+     true},
+    /* Qwen2, Qwen2.5, Qwen3 */
+    {{"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez", NULL},
+     {LM__RE_QWEN2, NULL},
+     false,
+     false},
 };
 
+#define LM__N_PRE (sizeof lm__pre_table / sizeof lm__pre_table[0])
+
 static const lm__pre_row *lm__pre_find(const char *name, size_t len) {
-    size_t n = sizeof lm__pre_table / sizeof lm__pre_table[0];
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < LM__N_PRE; i++) {
         for (const char *const *nm = lm__pre_table[i].names; *nm; nm++) {
             if (strlen(*nm) == len && memcmp(*nm, name, len) == 0) return &lm__pre_table[i];
         }
@@ -80,38 +82,6 @@ static const lm__pre_row *lm__pre_find(const char *name, size_t len) {
 }
 
 /* ---- the vocab ------------------------------------------------------------------------ */
-
-typedef struct lm__merge_slot {
-    uint64_t key; /* (left << 32 | right) + 1; 0 = empty */
-    int32_t rank;
-    int32_t merged;
-} lm__merge_slot;
-
-struct lm_vocab {
-    int32_t n_tokens;
-    char *text_blob;     /* token texts, back to back */
-    uint64_t *text_off;  /* n_tokens + 1 offsets into text_blob */
-    char *piece_blob;    /* decoded bytes of each token (normal: byte-level decoded) */
-    uint64_t *piece_off; /* n_tokens + 1 */
-    uint8_t *type;       /* token_type, LM__TT_* */
-    uint8_t *eog;        /* 1 for end-of-generation tokens */
-
-    int32_t *str_map; /* open addressing: token id or -1, hashed by text */
-    uint64_t str_cap; /* power of two */
-    lm__merge_slot *merges;
-    uint64_t merge_cap;    /* power of two */
-    int32_t byte_tok[256]; /* token of each single byte's GPT-2 char, -1 if absent */
-
-    int32_t *special; /* CONTROL / USER_DEFINED ids, by first byte, longest first */
-    int32_t special_start[257];
-
-    lm_token bos, eos, eot, eom, unk, pad;
-    bool add_bos, add_eos;
-    const lm__pre_row *pre;
-    pcre2_code *re[LM__MAX_STAGES];
-    int n_re;
-    char *chat_template;
-};
 
 static const char *lm__tok_text(const lm_vocab *v, int32_t id, size_t *len) {
     *len = (size_t)(v->text_off[id + 1] - v->text_off[id]);
@@ -137,8 +107,7 @@ static uint64_t lm__pow2_at_least(uint64_t n) {
     return c;
 }
 
-/* Token id of a text, -1 if none. */
-static int32_t lm__find_text(const lm_vocab *v, const char *s, size_t n) {
+int32_t lm__vocab_find_text(const lm_vocab *v, const char *s, size_t n) {
     uint64_t mask = v->str_cap - 1;
     for (uint64_t i = lm__hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
         int32_t id = v->str_map[i];
@@ -190,7 +159,12 @@ void lm_vocab_free(lm_vocab *v) {
     LM_FREE(v->eog);
     LM_FREE(v->str_map);
     LM_FREE(v->merges);
-    LM_FREE(v->special);
+    LM_FREE(v->special_len);
+    LM_FREE(v->special_id);
+    LM_FREE(v->special_blob);
+    LM_FREE(v->special_off);
+    LM_FREE(v->special_map);
+    LM_FREE(v->score);
     LM_FREE(v->chat_template);
     LM_FREE(v);
 }
@@ -289,7 +263,7 @@ static lm_status lm__load_merges(lm_vocab *v, const lm_gguf *g) {
             return lm__error(LM_ERR_TOKENIZER, "tokenizer: '%s'[%llu] = '%.*s' is not 'a b'", key,
                              (unsigned long long)i, (int)(len > 64 ? 64 : len), s);
         size_t la = (size_t)(sp - s), lb = len - la - 1;
-        int32_t a = lm__find_text(v, s, la), b = lm__find_text(v, sp + 1, lb);
+        int32_t a = lm__vocab_find_text(v, s, la), b = lm__vocab_find_text(v, sp + 1, lb);
         if (a < 0 || b < 0)
             return lm__error(LM_ERR_TOKENIZER,
                              "tokenizer: '%s'[%llu] = '%.*s': '%.*s' is not in the vocabulary", key,
@@ -301,7 +275,7 @@ static lm_status lm__load_merges(lm_vocab *v, const lm_gguf *g) {
         if (!joined) return lm__nomem("merge text");
         memcpy(joined, s, la);
         memcpy(joined + la, sp + 1, lb);
-        int32_t m = lm__find_text(v, joined, la + lb);
+        int32_t m = lm__vocab_find_text(v, joined, la + lb);
         if (joined != buf) LM_FREE(joined);
         lm__merge_slot *slot = lm__merge_slot_for(v, a, b);
         if (m < 0 || slot->key) { /* useless or duplicate: the first rank wins */
@@ -335,18 +309,25 @@ static lm_status lm__load_bool(const lm_gguf *g, const char *key, bool *out) {
     return lm_gguf_get_bool(g, key, out);
 }
 
+/* Defaults when a key is absent are llama.cpp's: SPM vocabs have <s> = 1, </s> = 2, <unk> = 0,
+ * add a BOS and a space prefix; BPE vocabs add a BOS only for pre-tokenizers that want one
+ * (Llama 3). */
 static lm_status lm__load_ids(lm_vocab *v, const lm_gguf *g) {
     v->bos = v->eos = v->eot = v->eom = v->unk = v->pad = LM_TOKEN_NULL;
+    bool spm = v->kind == LM__VOCAB_SPM;
+    if (spm && v->n_tokens > 2) v->unk = 0, v->bos = 1, v->eos = 2;
     LM_TRY(lm__load_id(v, g, "tokenizer.ggml.bos_token_id", &v->bos));
     LM_TRY(lm__load_id(v, g, "tokenizer.ggml.eos_token_id", &v->eos));
     LM_TRY(lm__load_id(v, g, "tokenizer.ggml.eot_token_id", &v->eot));
     LM_TRY(lm__load_id(v, g, "tokenizer.ggml.eom_token_id", &v->eom));
     LM_TRY(lm__load_id(v, g, "tokenizer.ggml.unknown_token_id", &v->unk));
     LM_TRY(lm__load_id(v, g, "tokenizer.ggml.padding_token_id", &v->pad));
-    v->add_bos = false; /* gpt2-style BPE default */
+    v->add_bos = spm || v->pre->add_bos;
     v->add_eos = false;
+    v->add_space_prefix = spm;
     LM_TRY(lm__load_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos));
     LM_TRY(lm__load_bool(g, "tokenizer.ggml.add_eos_token", &v->add_eos));
+    if (spm) LM_TRY(lm__load_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix));
     if (v->add_bos && v->bos < 0)
         return lm__error(
             LM_ERR_TOKENIZER,
@@ -381,7 +362,7 @@ static void lm__mark_eog(lm_vocab *v) {
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (ids[i] >= 0) v->eog[ids[i]] = 1;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int32_t id = lm__find_text(v, names[i], strlen(names[i]));
+        int32_t id = lm__vocab_find_text(v, names[i], strlen(names[i]));
         if (id >= 0) v->eog[id] = 1;
     }
 }
@@ -416,6 +397,30 @@ static size_t lm__decode_bytelevel(const char *t, size_t n, char *out) {
     return o;
 }
 
+/* SPM: the text with each U+2581 (the escaped space) back to a space. */
+static size_t lm__decode_spm(const char *t, size_t n, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        if (n - i >= 3 && memcmp(t + i, "\xe2\x96\x81", 3) == 0) {
+            out[o++] = ' ';
+            i += 3;
+        } else {
+            out[o++] = t[i++];
+        }
+    }
+    return o;
+}
+
+/* The token each byte falls back to: the GPT-2 char's token (BPE) or <0xXX> (SPM). */
+static void lm__build_byte_tokens(lm_vocab *v) {
+    for (int b = 0; b < 256; b++) {
+        char c[8];
+        int l = v->kind == LM__VOCAB_SPM ? snprintf(c, sizeof c, "<0x%02X>", b)
+                                         : lm_utf8_encode(lm_byte_to_unicode((uint8_t)b), c);
+        v->byte_tok[b] = lm__vocab_find_text(v, c, (size_t)l);
+    }
+}
+
 /* Pieces are never longer than texts, so the text blob's size bounds the piece blob. */
 static lm_status lm__build_pieces(lm_vocab *v) {
     int32_t n = v->n_tokens;
@@ -431,73 +436,160 @@ static lm_status lm__build_pieces(lm_vocab *v) {
         if (byte >= 0) {
             v->piece_blob[off++] = (char)byte;
         } else if (v->type[i] == LM__TT_NORMAL) {
-            off += lm__decode_bytelevel(t, len, v->piece_blob + off);
+            off += v->kind == LM__VOCAB_SPM ? lm__decode_spm(t, len, v->piece_blob + off)
+                                            : lm__decode_bytelevel(t, len, v->piece_blob + off);
         } else { /* control, user-defined, unknown: their text, verbatim */
             memcpy(v->piece_blob + off, t, len);
             off += len;
         }
     }
     v->piece_off[n] = off;
-    for (int b = 0; b < 256; b++) {
-        char c[4];
-        int l = lm_utf8_encode(lm_byte_to_unicode((uint8_t)b), c);
-        v->byte_tok[b] = lm__find_text(v, c, (size_t)l);
-    }
+    lm__build_byte_tokens(v);
     return LM_OK;
-}
-
-/* Special texts bucketed by first byte, longest first inside a bucket. */
-static int lm__special_cmp_ctx_len(const lm_vocab *v, int32_t a, int32_t b) {
-    size_t la, lb;
-    const char *ta = lm__tok_text(v, a, &la), *tb = lm__tok_text(v, b, &lb);
-    if ((unsigned char)ta[0] != (unsigned char)tb[0])
-        return (unsigned char)ta[0] < (unsigned char)tb[0] ? -1 : 1;
-    if (la != lb) return la > lb ? -1 : 1;
-    return a < b ? -1 : a > b;
 }
 
 static bool lm__is_special_type(uint8_t t) {
     return t == LM__TT_CONTROL || t == LM__TT_USER_DEFINED;
 }
 
-static lm_status lm__build_specials(lm_vocab *v) {
+static int lm__cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static const char *lm__special_text(const lm_vocab *v, int32_t k, size_t *len) {
+    *len = (size_t)(v->special_off[k + 1] - v->special_off[k]);
+    return v->special_blob + v->special_off[k];
+}
+
+/* Special token id whose (normalized) text is s[0..n), -1 if none; later ids win. */
+static int32_t lm__special_find(const lm_vocab *v, const char *s, size_t n) {
+    uint64_t mask = v->special_cap - 1;
+    for (uint64_t i = lm__hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
+        int32_t k = v->special_map[i];
+        if (k < 0) return -1;
+        size_t len;
+        const char *t = lm__special_text(v, k, &len);
+        if (len == n && memcmp(t, s, n) == 0) return v->special_id[k];
+    }
+}
+
+static void lm__special_insert(lm_vocab *v, int32_t k) {
+    size_t n;
+    const char *s = lm__special_text(v, k, &n);
+    uint64_t mask = v->special_cap - 1;
+    for (uint64_t i = lm__hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
+        int32_t cur = v->special_map[i];
+        size_t len = 0;
+        const char *t = cur >= 0 ? lm__special_text(v, cur, &len) : NULL;
+        if (cur < 0 || (len == n && memcmp(t, s, n) == 0)) {
+            v->special_map[i] = k;
+            return;
+        }
+    }
+}
+
+/* The special tokens' texts (SPM: U+2581 as a space, so either spelling in the input
+ * matches, as in SentencePiece, which matches user-defined pieces after escaping) and
+ * their hash map. */
+static lm_status lm__collect_specials(lm_vocab *v) {
     int32_t count = 0;
     for (int32_t i = 0; i < v->n_tokens; i++)
         count += lm__is_special_type(v->type[i]) && v->text_off[i + 1] > v->text_off[i];
-    v->special = LM_MALLOC(((size_t)count + 1) * sizeof *v->special);
-    if (!v->special) return lm__nomem("special tokens");
-    int32_t k = 0;
+    v->n_special = count;
+    uint64_t total = 0;
     for (int32_t i = 0; i < v->n_tokens; i++)
-        if (lm__is_special_type(v->type[i]) && v->text_off[i + 1] > v->text_off[i])
-            v->special[k++] = i;
-    /* insertion sort: special tokens are few (tens, at most a few thousand) */
-    for (int32_t i = 1; i < count; i++) {
-        int32_t x = v->special[i], j = i - 1;
-        while (j >= 0 && lm__special_cmp_ctx_len(v, v->special[j], x) > 0) {
-            v->special[j + 1] = v->special[j];
-            j--;
+        if (lm__is_special_type(v->type[i])) total += v->text_off[i + 1] - v->text_off[i];
+    v->special_id = LM_MALLOC(((size_t)count + 1) * sizeof *v->special_id);
+    v->special_off = LM_MALLOC(((size_t)count + 1) * sizeof *v->special_off);
+    v->special_blob = LM_MALLOC(total ? total : 1);
+    v->special_cap = lm__pow2_at_least((uint64_t)count * 2 + 1);
+    v->special_map = LM_MALLOC(v->special_cap * sizeof *v->special_map);
+    if (!v->special_id || !v->special_off || !v->special_blob || !v->special_map)
+        return lm__nomem("special tokens");
+    memset(v->special_map, 0xff, v->special_cap * sizeof *v->special_map);
+    int32_t k = 0;
+    uint64_t off = 0;
+    v->special_off[0] = 0;
+    for (int32_t i = 0; i < v->n_tokens; i++) {
+        size_t len;
+        const char *t = lm__tok_text(v, i, &len);
+        if (!lm__is_special_type(v->type[i]) || len == 0) continue;
+        v->special_id[k] = i;
+        v->special_off[k] = off;
+        if (v->kind == LM__VOCAB_SPM) {
+            off += lm__decode_spm(t, len, v->special_blob + off);
+        } else {
+            memcpy(v->special_blob + off, t, len);
+            off += len;
         }
-        v->special[j + 1] = x;
+        v->special_off[++k] = off;
     }
-    int32_t pos = 0;
-    for (int b = 0; b < 256; b++) {
-        v->special_start[b] = pos;
-        while (pos < count && (unsigned char)v->text_blob[v->text_off[v->special[pos]]] == b) pos++;
-    }
-    v->special_start[256] = count;
+    for (k = 0; k < count; k++) lm__special_insert(v, k);
     return LM_OK;
 }
 
-static lm_status lm__compile_pre(lm_vocab *v, const lm_gguf *g) {
+/* For each first byte, the distinct lengths of the special texts starting with it, longest
+ * first. Matching then costs one hash lookup per length, not one compare per special
+ * token: Gemma has over 6,000 control texts starting with '<'. */
+static lm_status lm__build_specials(lm_vocab *v) {
+    LM_TRY(lm__collect_specials(v));
+    size_t count = (size_t)v->n_special;
+    uint64_t *keys = LM_MALLOC((count + 1) * sizeof *keys);
+    v->special_len = LM_MALLOC((count + 1) * sizeof *v->special_len);
+    if (!keys || !v->special_len) {
+        LM_FREE(keys);
+        return lm__nomem("special tokens");
+    }
+    for (size_t k = 0; k < count; k++) {
+        size_t len;
+        const char *t = lm__special_text(v, (int32_t)k, &len);
+        if (len > UINT32_MAX) len = UINT32_MAX; /* cannot match: inputs are < 2 GiB */
+        /* first byte ascending, then length descending */
+        keys[k] = (uint64_t)(unsigned char)t[0] << 32 | (UINT32_MAX - (uint32_t)len);
+    }
+    qsort(keys, count, sizeof *keys, lm__cmp_u64);
+    int32_t n = 0;
+    size_t j = 0;
+    for (int b = 0; b < 256; b++) {
+        v->special_len_start[b] = n;
+        for (; j < count && keys[j] >> 32 == (uint64_t)b; j++) {
+            uint32_t len = UINT32_MAX - (uint32_t)keys[j];
+            if (n == v->special_len_start[b] || v->special_len[n - 1] != len)
+                v->special_len[n++] = len;
+        }
+    }
+    v->special_len_start[256] = n;
+    LM_FREE(keys);
+    return LM_OK;
+}
+
+static lm_status lm__unknown_pre(lm_gguf_str pre) {
+    char known[1024] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < LM__N_PRE; i++)
+        for (const char *const *nm = lm__pre_table[i].names; *nm && k < sizeof known; nm++)
+            k += (size_t)snprintf(known + k, sizeof known - k, "%s%s", k ? ", " : "", *nm);
+    return lm__error(LM_ERR_TOKENIZER,
+                     "tokenizer: tokenizer.ggml.pre '%.*s' is not supported (known: %s)",
+                     (int)(pre.len > 64 ? 64 : pre.len), pre.data, known);
+}
+
+/* The pre-tokenizer row (BPE only; SPM has no pre-tokenizer and ignores the key). */
+static lm_status lm__find_pre(lm_vocab *v, const lm_gguf *g) {
     lm_gguf_str pre = {7, "default"};
     if (lm_gguf_get(g, "tokenizer.ggml.pre"))
         LM_TRY(lm_gguf_get_str(g, "tokenizer.ggml.pre", &pre));
     v->pre = lm__pre_find(pre.data, (size_t)pre.len);
     if (!v->pre) {
-        lm__log(LM_LOG_WARN, "tokenizer: unknown tokenizer.ggml.pre '%.*s', using the GPT-2 regex",
-                (int)(pre.len > 64 ? 64 : pre.len), pre.data);
+        if (v->kind == LM__VOCAB_BPE) return lm__unknown_pre(pre);
         v->pre = &lm__pre_table[0];
     }
+    return LM_OK;
+}
+
+static lm_status lm__compile_pre(lm_vocab *v) {
+    if (v->kind != LM__VOCAB_BPE) return LM_OK;
     for (int i = 0; i < LM__MAX_STAGES && v->pre->stages[i]; i++) {
         int err;
         PCRE2_SIZE erroff;
@@ -526,25 +618,36 @@ static lm_status lm__load_template(lm_vocab *v, const lm_gguf *g) {
     return LM_OK;
 }
 
-static lm_status lm__check_model(const lm_gguf *g) {
+static lm_status lm__check_model(lm_vocab *v, const lm_gguf *g) {
     lm_gguf_str model;
     LM_TRY(lm_gguf_get_str(g, "tokenizer.ggml.model", &model));
-    if (lm_gguf_str_eq(model, "gpt2")) return LM_OK;
-    return lm__error(LM_ERR_UNSUPPORTED,
-                     "tokenizer: tokenizer.ggml.model '%.*s' is not supported (only 'gpt2')",
+    if (lm_gguf_str_eq(model, "gpt2")) {
+        v->kind = LM__VOCAB_BPE;
+        return LM_OK;
+    }
+    if (lm_gguf_str_eq(model, "llama")) {
+        v->kind = LM__VOCAB_SPM;
+        return LM_OK;
+    }
+    return lm__error(LM_ERR_TOKENIZER,
+                     "tokenizer: tokenizer.ggml.model '%.*s' is not supported (known: gpt2, llama)",
                      (int)(model.len > 64 ? 64 : model.len), model.data);
 }
 
 static lm_status lm__load_all(lm_vocab *v, const lm_gguf *g) {
-    LM_TRY(lm__check_model(g));
+    LM_TRY(lm__check_model(v, g));
+    LM_TRY(lm__find_pre(v, g));
     LM_TRY(lm__load_tokens(v, g));
     LM_TRY(lm__check_vocab_size(v, g));
     LM_TRY(lm__load_types(v, g));
-    LM_TRY(lm__load_merges(v, g));
+    if (v->kind == LM__VOCAB_BPE)
+        LM_TRY(lm__load_merges(v, g));
+    else
+        LM_TRY(lm__spm_load_scores(v, g));
     LM_TRY(lm__load_ids(v, g));
     LM_TRY(lm__build_pieces(v));
     LM_TRY(lm__build_specials(v));
-    LM_TRY(lm__compile_pre(v, g));
+    LM_TRY(lm__compile_pre(v));
     LM_TRY(lm__load_template(v, g));
     lm__mark_eog(v);
     return LM_OK;
@@ -586,32 +689,22 @@ bool lm_vocab_is_eog(const lm_vocab *v, lm_token t) {
 
 /* ---- tokenizing ----------------------------------------------------------------------- */
 
-typedef struct lm__sym {
-    int32_t id;
-    int32_t prev, next; /* -1 at the ends */
-} lm__sym;
-
-typedef struct lm__pair {
-    int32_t rank, left; /* heap order: rank, then position */
-    int32_t lid, rid;   /* ids when pushed: stale entries are skipped */
-} lm__pair;
-
-/* Per-call state: output cursor, PCRE2 match data and BPE scratch. */
-typedef struct lm__tok_state {
-    const lm_vocab *v;
-    lm_token *out;
-    int32_t n_max, n;
-    pcre2_match_data *md;
-    lm__sym *syms;
-    size_t syms_cap;
-    lm__pair *heap;
-    size_t heap_n, heap_cap;
-    bool oom;
-} lm__tok_state;
-
-static void lm__emit(lm__tok_state *st, lm_token t) {
+void lm__tok_emit(lm__tok_state *st, lm_token t) {
     if (st->n < st->n_max) st->out[st->n] = t;
     st->n++;
+}
+
+bool lm__tok_grow(lm__tok_state *st, void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = c <= SIZE_MAX / elem ? LM_REALLOC(*p, c * elem) : NULL;
+    if (!q) {
+        st->oom = true;
+        return false;
+    }
+    *p = q, *cap = c;
+    return true;
 }
 
 static bool lm__pair_less(const lm__pair *a, const lm__pair *b) {
@@ -619,15 +712,7 @@ static bool lm__pair_less(const lm__pair *a, const lm__pair *b) {
 }
 
 static void lm__heap_push(lm__tok_state *st, lm__pair p) {
-    if (st->heap_n == st->heap_cap) {
-        size_t cap = st->heap_cap ? st->heap_cap * 2 : 64;
-        lm__pair *h = LM_REALLOC(st->heap, cap * sizeof *h);
-        if (!h) {
-            st->oom = true;
-            return;
-        }
-        st->heap = h, st->heap_cap = cap;
-    }
+    if (!lm__tok_grow(st, (void **)&st->heap, &st->heap_cap, st->heap_n + 1, sizeof p)) return;
     size_t i = st->heap_n++;
     while (i > 0 && lm__pair_less(&p, &st->heap[(i - 1) / 2])) {
         st->heap[i] = st->heap[(i - 1) / 2];
@@ -683,20 +768,13 @@ static void lm__bpe_word(lm__tok_state *st, const char *w, size_t n) {
         size_t l = 0;
         for (size_t i = 0; i < n; i++)
             l += (size_t)lm_utf8_encode(lm_byte_to_unicode((uint8_t)w[i]), buf + l);
-        int32_t id = lm__find_text(v, buf, l);
+        int32_t id = lm__vocab_find_text(v, buf, l);
         if (id >= 0) {
-            lm__emit(st, id);
+            lm__tok_emit(st, id);
             return;
         }
     }
-    if (n > st->syms_cap) {
-        lm__sym *s = LM_REALLOC(st->syms, n * sizeof *s);
-        if (!s) {
-            st->oom = true;
-            return;
-        }
-        st->syms = s, st->syms_cap = n;
-    }
+    if (!lm__tok_grow(st, (void **)&st->syms, &st->syms_cap, n, sizeof *st->syms)) return;
     /* Bytes without a token are skipped, so their neighbours may merge: what HF's BPE
      * without unk does (SmolLM2's vocab lacks e.g. 0x04 and 0xF5..0xFF). */
     int32_t m = 0;
@@ -707,7 +785,7 @@ static void lm__bpe_word(lm__tok_state *st, const char *w, size_t n) {
     if (m == 0) return;
     st->syms[m - 1].next = -1;
     lm__merge_word(st, m);
-    for (int32_t i = 0; i >= 0; i = st->syms[i].next) lm__emit(st, st->syms[i].id);
+    for (int32_t i = 0; i >= 0; i = st->syms[i].next) lm__tok_emit(st, st->syms[i].id);
 }
 
 /* Split s[0..n) with regex stage k (matches and the gaps between them are pieces) and
@@ -754,38 +832,58 @@ static void lm__tokenize_plain(lm__tok_state *st, const char *s, size_t n) {
     lm__pretokenize(st, 0, s + run, n - run);
 }
 
-/* Longest special token text at s[0..n), -1 if none. */
-static int32_t lm__match_special(const lm_vocab *v, const char *s, size_t n, size_t *len) {
+/* Longest added-token text at s[0..n) that may be cut out here (USER_DEFINED always,
+ * CONTROL when parse_special), -1 if none. */
+static int32_t lm__match_special(const lm_vocab *v, const char *s, size_t n, bool parse_special,
+                                 size_t *len) {
     unsigned char c = (unsigned char)s[0];
-    for (int32_t k = v->special_start[c]; k < v->special_start[c + 1]; k++) {
-        size_t l;
-        const char *t = lm__tok_text(v, v->special[k], &l);
-        if (l <= n && memcmp(t, s, l) == 0) {
+    for (int32_t k = v->special_len_start[c]; k < v->special_len_start[c + 1]; k++) {
+        size_t l = v->special_len[k];
+        if (l > n) continue;
+        int32_t id = lm__special_find(v, s, l);
+        if (id < 0) continue;
+        if (v->type[id] == LM__TT_USER_DEFINED ||
+            (parse_special && v->type[id] == LM__TT_CONTROL)) {
             *len = l;
-            return v->special[k];
+            return id;
         }
     }
     return -1;
 }
 
-static void lm__tokenize_text(lm__tok_state *st, const char *s, size_t n, bool parse_special) {
-    if (!parse_special) {
+static void lm__tokenize_fragment(lm__tok_state *st, const char *s, size_t n) {
+    if (n == 0) return;
+    if (st->v->kind == LM__VOCAB_SPM)
+        lm__spm_tokenize(st, s, n);
+    else
         lm__tokenize_plain(st, s, n);
-        return;
-    }
+}
+
+static void lm__tokenize_text(lm__tok_state *st, const char *s, size_t n, bool parse_special) {
+    const lm_vocab *v = st->v;
     size_t start = 0;
     for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
         size_t l;
-        int32_t id = lm__match_special(st->v, s + i, n - i, &l);
+        int32_t id = v->special_len_start[c] == v->special_len_start[c + 1]
+                         ? -1
+                         : lm__match_special(v, s + i, n - i, parse_special, &l);
         if (id < 0) {
             i++;
             continue;
         }
-        lm__tokenize_plain(st, s + start, i - start);
-        lm__emit(st, id);
+        lm__tokenize_fragment(st, s + start, i - start);
+        lm__tok_emit(st, id);
+        st->prev_special = true;
         start = i += l;
     }
-    lm__tokenize_plain(st, s + start, n - start);
+    lm__tokenize_fragment(st, s + start, n - start);
+}
+
+static bool lm__memmem(const char *s, size_t n, const char *w, size_t wn) {
+    for (size_t i = 0; i + wn <= n; i++)
+        if (s[i] == w[0] && memcmp(s + i, w, wn) == 0) return true;
+    return false;
 }
 
 int32_t lm_vocab_tokenize(const lm_vocab *v, const char *text, int32_t len, lm_token *out,
@@ -794,18 +892,27 @@ int32_t lm_vocab_tokenize(const lm_vocab *v, const char *text, int32_t len, lm_t
         lm__error(LM_ERR_INVALID_ARG, "lm_tokenize: bad arguments");
         return INT32_MIN;
     }
-    lm__tok_state st = {.v = v, .out = out, .n_max = n_max};
-    st.md = pcre2_match_data_create(1, NULL);
-    if (!st.md) {
+    lm__tok_state st = {.v = v, .out = out, .n_max = n_max, .prev_special = true};
+    if (v->n_re > 0 && !(st.md = pcre2_match_data_create(1, NULL))) {
         lm__error(LM_ERR_NOMEM, "lm_tokenize: out of memory");
         return INT32_MIN;
     }
-    if (add_special && v->add_bos) lm__emit(&st, v->bos);
-    lm__tokenize_text(&st, text, (size_t)len, parse_special);
-    if (add_special && v->add_eos) lm__emit(&st, v->eos);
+    /* SPM: U+2581 in the input is a space (SentencePiece and HF's Gemma read it so) */
+    char *norm = NULL;
+    if (v->kind == LM__VOCAB_SPM && len >= 3 && lm__memmem(text, (size_t)len, "\xe2\x96\x81", 3)) {
+        if (!(norm = LM_MALLOC((size_t)len)))
+            st.oom = true;
+        else
+            len = (int32_t)lm__decode_spm(text, (size_t)len, norm), text = norm;
+    }
+    if (add_special && v->add_bos) lm__tok_emit(&st, v->bos);
+    if (!st.oom) lm__tokenize_text(&st, text, (size_t)len, parse_special);
+    if (add_special && v->add_eos) lm__tok_emit(&st, v->eos);
     pcre2_match_data_free(st.md);
     LM_FREE(st.syms);
     LM_FREE(st.heap);
+    lm__spm_state_free(&st);
+    LM_FREE(norm);
     if (st.oom) {
         lm__error(LM_ERR_NOMEM, "lm_tokenize: out of memory");
         return INT32_MIN;
@@ -834,12 +941,19 @@ int32_t lm_vocab_token_to_piece(const lm_vocab *v, lm_token t, char *buf, int32_
     return (int32_t)n;
 }
 
+/* With add_space_prefix, tokenize put a space before the text: the first piece drops it
+ * (as llama.cpp and HF's Metaspace decoder do), so the text round trips. */
 int32_t lm_vocab_detokenize(const lm_vocab *v, const lm_token *tokens, int32_t n, char *buf,
                             int32_t size, bool special) {
     uint64_t total = 0;
+    bool strip = v->kind == LM__VOCAB_SPM && v->add_space_prefix;
     for (int32_t i = 0; i < n; i++) {
         const char *p = NULL;
         size_t l = lm__piece(v, tokens[i], special, &p);
+        if (strip && l > 0) {
+            if (v->type[tokens[i]] == LM__TT_NORMAL && p[0] == ' ') p++, l--;
+            strip = false;
+        }
         if (total + l <= (uint64_t)(size > 0 ? size : 0) && l) memcpy(buf + total, p, l);
         total += l;
     }

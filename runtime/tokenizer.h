@@ -1,5 +1,6 @@
-/* Tokenizers: GPT-2 style byte-level BPE (PCRE2 pre-tokenizer chosen by
- * tokenizer.ggml.pre) and, later, SentencePiece-style. Loaded from GGUF metadata. */
+/* Tokenizers: GPT-2 style byte-level BPE (tokenizer.ggml.model = gpt2, PCRE2 pre-tokenizer
+ * chosen by tokenizer.ggml.pre) and SentencePiece style (= llama: scores, byte fallback,
+ * "\u2581" for spaces). Loaded from GGUF metadata. */
 #ifndef LM_TOKENIZER_H
 #define LM_TOKENIZER_H
 
