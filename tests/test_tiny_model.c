@@ -305,8 +305,8 @@ static const tiny_fault faults[] = {
      .message = "'llama.vocab_size' = 300 but tokenizer.ggml.tokens has 262"},
     {"no tokenizer model", .omit = "tokenizer.ggml.model", .status = LM_ERR_MODEL,
      .message = "key 'tokenizer.ggml.model' not found"},
-    {"unknown tokenizer model", .str_key = "tokenizer.ggml.model", .str_val = "llama",
-     .status = LM_ERR_UNSUPPORTED, .message = "tokenizer.ggml.model 'llama' is not supported"},
+    {"unknown tokenizer model", .str_key = "tokenizer.ggml.model", .str_val = "bert9",
+     .status = LM_ERR_TOKENIZER, .message = "tokenizer.ggml.model 'bert9' is not supported"},
 };
 #define N_FAULTS (sizeof faults / sizeof faults[0])
 
