@@ -130,7 +130,7 @@ int32_t lm_chat_apply(const lm_model *m, const char *tmpl, const lm_chat_message
     const char *name = tmpl;
     if (!name) {
         const char *src = m ? lm_vocab_chat_template(m->vocab) : NULL;
-        name = src ? lm_chat_detect(src) : NULL;
+        name = src ? lm_chat_detect(src) : m ? lm_chat_detect_vocab(m->vocab) : NULL;
         if (!name) {
             lm__error(LM_ERR_UNSUPPORTED,
                       "the model's chat template is %s; pass a known "

@@ -9,7 +9,9 @@
  * - Output is NUL-terminated. The return value is the length without the NUL, or
  *   -(length + 1) when `size` cannot hold the text and its NUL (so a caller can allocate
  *   exactly -ret bytes and call again).
- * - A NULL role or content renders as "". */
+ * - A NULL role or content renders as "".
+ * - A model without a template gets the one whose markers are its control tokens
+ *   (lm_chat_detect_vocab): Gemma 3 270M's GGUF has none but has <start_of_turn>. */
 #include "chat.h"
 #include "lm_internal.h"
 
@@ -90,8 +92,11 @@ static void lm__render_llama3(lm__out *o, const lm_chat_message *m, size_t n, bo
     if (add_ass) lm__put(o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-/* Gemma has no system role: system text goes before the next user turn's content, and
- * "assistant" is called "model". */
+/* Gemma 3: no system role; a system text (untrimmed) + "\n\n" leads the next turn's
+ * (trimmed) content, and "assistant" is called "model". Gemma 3's Jinja takes only a
+ * leading system message and raises on a system message elsewhere; here any system
+ * message leads the next turn (Gemma 1/2 templates, which reject system, render so too
+ * in llama.cpp). */
 static void lm__render_gemma(lm__out *o, const lm_chat_message *m, size_t n, bool add_ass) {
     const char *system = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -103,8 +108,8 @@ static void lm__render_gemma(lm__out *o, const lm_chat_message *m, size_t n, boo
         lm__put(o, "<start_of_turn>");
         lm__put(o, model ? "model" : lm__str(m[i].role));
         lm__put(o, "\n");
-        if (system && !model) {
-            lm__put_trimmed(o, system, true, true);
+        if (system) {
+            lm__put(o, system);
             lm__put(o, "\n\n");
             system = NULL;
         }
@@ -211,6 +216,16 @@ const char *lm_chat_detect(const char *model_template) {
     for (size_t i = 0; i < LM__N_CHAT; i++) {
         const char *const *mk = lm__chat_table[i].markers;
         while (*mk && strstr(model_template, *mk)) mk++;
+        if (!*mk) return lm__chat_table[i].name;
+    }
+    return NULL;
+}
+
+const char *lm_chat_detect_vocab(const lm_vocab *v) {
+    if (!v) return NULL;
+    for (size_t i = 0; i < LM__N_CHAT; i++) {
+        const char *const *mk = lm__chat_table[i].markers;
+        while (*mk && lm_vocab_is_control(v, lm_vocab_find_token(v, *mk, strlen(*mk)))) mk++;
         if (!*mk) return lm__chat_table[i].name;
     }
     return NULL;

@@ -687,6 +687,15 @@ bool lm_vocab_is_eog(const lm_vocab *v, lm_token t) {
     return t >= 0 && t < v->n_tokens && v->eog[t];
 }
 
+lm_token lm_vocab_find_token(const lm_vocab *v, const char *text, size_t len) {
+    int32_t id = lm__vocab_find_text(v, text, len);
+    return id >= 0 ? id : LM_TOKEN_NULL;
+}
+
+bool lm_vocab_is_control(const lm_vocab *v, lm_token t) {
+    return t >= 0 && t < v->n_tokens && v->type[t] == LM__TT_CONTROL;
+}
+
 /* ---- tokenizing ----------------------------------------------------------------------- */
 
 void lm__tok_emit(lm__tok_state *st, lm_token t) {

@@ -21,6 +21,10 @@ bool lm_vocab_add_bos(const lm_vocab *v);
 bool lm_vocab_is_eog(const lm_vocab *v, lm_token t);
 /* tokenizer.chat_template or NULL. */
 const char *lm_vocab_chat_template(const lm_vocab *v);
+/* Id of the token whose text is exactly text[0..len), LM_TOKEN_NULL if none. */
+lm_token lm_vocab_find_token(const lm_vocab *v, const char *text, size_t len);
+/* True for CONTROL tokens (rendered only when special text is asked for). */
+bool lm_vocab_is_control(const lm_vocab *v, lm_token t);
 
 /* Same contracts as lm_tokenize / lm_token_to_piece / lm_detokenize in lumen.h. */
 int32_t lm_vocab_tokenize(const lm_vocab *v, const char *text, int32_t len, lm_token *out,

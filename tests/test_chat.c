@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const lm_chat_message conv_sys[] = {
     {"system", "You are terse."},
@@ -210,5 +211,70 @@ Test(chat, detect_model_template) {
     cr_assert_gt(n, 0);
     cr_assert_eq(t[0], 1);       /* <|im_start|> */
     cr_assert_eq(t[n - 1], 198); /* "\n" after "assistant" */
+    lm_vocab_free(v);
+}
+
+/* Gemma 3's Jinja puts the system text as it is (not trimmed) + "\n\n" before the first
+ * turn's trimmed content (expected text rendered with jinja2 from Gemma 3's template). */
+Test(chat, gemma_system_untrimmed) {
+    const lm_chat_message m[] = {{"system", "  Be brief.\n"},
+                                 {"user", " Hi "},
+                                 {"assistant", " Hello! "},
+                                 {"user", "Bye\n"}};
+    char buf[512];
+    cr_assert_geq(lm_chat_render("gemma", m, 4, true, buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "<start_of_turn>user\n  Be brief.\n\n\nHi<end_of_turn>\n"
+                          "<start_of_turn>model\nHello!<end_of_turn>\n"
+                          "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n");
+}
+
+static const char *gemma_path(void) {
+    const char *env = getenv("LUMEN_GEMMA_MODEL");
+    return env && *env ? env : LM_SOURCE_DIR "/models/gemma-3-270m-q4_k_m.gguf";
+}
+
+/* Gemma 3 270M's GGUF (a base model) has no tokenizer.chat_template: the template comes from
+ * its control tokens, and the rendered prompt tokenizes with them as single tokens. */
+Test(chat, detect_gemma3_from_vocab) {
+    if (access(gemma_path(), R_OK) != 0)
+        cr_assert_fail("model not found at %s (run scripts/setup.sh)", gemma_path());
+    lm_model_params p = lm_model_default_params();
+    p.vocab_only = true;
+    lm_model *model = NULL;
+    cr_assert_eq(lm_model_load(gemma_path(), &p, &model), LM_OK, "%s", lm_last_error());
+    lm_chat_message m = {"user", "What is the capital of France?"};
+    char buf[256];
+    int32_t len = lm_chat_apply(model, NULL, &m, 1, true, buf, sizeof buf);
+    cr_assert_gt(len, 0, "%s", lm_last_error());
+    cr_assert_str_eq(buf, "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n"
+                          "<start_of_turn>model\n");
+    lm_token t[64];
+    int32_t n = lm_tokenize(model, buf, len, t, 64, true, true);
+    cr_assert_gt(n, 6);
+    cr_assert_eq(t[0], 2);   /* <bos> */
+    cr_assert_eq(t[1], 105); /* <start_of_turn> */
+    cr_assert_eq(t[n - 3], 105);
+    cr_assert_eq(t[n - 1], 107); /* "\n", a user-defined token */
+    lm_model_free(model);
+
+    lm_gguf *g = NULL;
+    cr_assert_eq(lm_gguf_open(gemma_path(), &g), LM_OK, "%s", lm_last_error());
+    lm_vocab *v = NULL;
+    cr_assert_eq(lm_vocab_load(g, &v), LM_OK, "%s", lm_last_error());
+    lm_gguf_close(g);
+    cr_assert_null(lm_vocab_chat_template(v));
+    cr_assert_str_eq(lm_chat_detect_vocab(v), "gemma");
+    lm_vocab_free(v);
+}
+
+/* The vocab guess takes the first table row whose markers are all control tokens. */
+Test(chat, detect_from_vocab_smollm2) {
+    lm_gguf *g = NULL;
+    cr_assert_eq(lm_gguf_open(lm_test_model_path(), &g), LM_OK, "%s", lm_last_error());
+    lm_vocab *v = NULL;
+    cr_assert_eq(lm_vocab_load(g, &v), LM_OK, "%s", lm_last_error());
+    lm_gguf_close(g);
+    cr_assert_str_eq(lm_chat_detect_vocab(v), "chatml"); /* "named SmolLM" is no token */
+    cr_assert_null(lm_chat_detect_vocab(NULL));
     lm_vocab_free(v);
 }
