@@ -22,6 +22,7 @@ enum {
     CLI_RUN_CHAT = 1 << 8,  /* --chat */
     CLI_PPL = 1 << 9,       /* -f, --ctx (a window), --batch, --chunks */
     CLI_QUANTIZE = 1 << 10, /* --allow-requantize */
+    CLI_SERVE = 1 << 20,    /* serve: --host, --port, --api-key, ... */
 };
 
 #define CLI_MAX_POS 3 /* positional arguments a command may take */
@@ -47,6 +48,10 @@ typedef struct cli_opts {
     bool allow_requantize;
     const char *pos[CLI_MAX_POS]; /* positional arguments, in order */
     int n_pos;
+    /* serve (0/NULL: the defaults in cmd_serve.c) */
+    const char *host, *api_key, *alias, *parse_request;
+    int32_t port, parallel, queue;
+    bool insecure_no_auth;
 } cli_opts;
 
 typedef struct cli_command {
@@ -102,6 +107,7 @@ int cmd_run(const cli_opts *o);
 int cmd_chat(const cli_opts *o);
 int cmd_info(const cli_opts *o);
 int cmd_tokenize(const cli_opts *o);
+int cmd_serve(const cli_opts *o);
 int cmd_quantize(const cli_opts *o);
 void cmd_quantize_help(void);
 int cmd_perplexity(const cli_opts *o);

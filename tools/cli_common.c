@@ -62,6 +62,16 @@ static const cli_optdef cli_optdefs[] = {
      "accept an already-quantized input (dequantized first: lower quality)"},
     {"ids", 0, CLI_TOKENIZE, NULL, "print only the token ids"},
     {"no-special", 0, CLI_TOKENIZE, NULL, "treat special-token text as plain text"},
+    {"host", 0, CLI_SERVE, "ADDR", "address to listen on (default 127.0.0.1)"},
+    {"port", 0, CLI_SERVE, "N", "TCP port (default 8080)"},
+    {"api-key", 0, CLI_SERVE, "KEY",
+     "require 'Authorization: Bearer KEY' (default $LUMEN_API_KEY)"},
+    {"insecure-no-auth", 0, CLI_SERVE, NULL, "allow a non-loopback --host without an API key"},
+    {"parallel", 0, CLI_SERVE, "N", "sequences decoded together, each with its own KV (default 8)"},
+    {"queue", 0, CLI_SERVE, "N", "requests waiting for a sequence before 503 (default 64)"},
+    {"alias", 0, CLI_SERVE, "NAME", "model id in the API (default: the file name)"},
+    {"parse-request", 0, CLI_SERVE, "chat|completions",
+     "check a request body from stdin, print it as parsed; no model, no server"},
 };
 #define CLI_N_OPTDEFS (sizeof cli_optdefs / sizeof cli_optdefs[0])
 
@@ -176,6 +186,24 @@ static int cli_set(cli_opts *o, const char *name, const char *val) {
         o->chat_template = val;
     else if (!strcmp(name, "system"))
         o->system = val;
+    else if (!strcmp(name, "host"))
+        o->host = val;
+    else if (!strcmp(name, "api-key"))
+        o->api_key = val;
+    else if (!strcmp(name, "alias"))
+        o->alias = val;
+    else if (!strcmp(name, "parse-request"))
+        o->parse_request = val;
+    else if (!strcmp(name, "port")) {
+        INT(1, 65535);
+        o->port = (int32_t)v;
+    } else if (!strcmp(name, "parallel")) {
+        INT(1, 256);
+        o->parallel = (int32_t)v;
+    } else if (!strcmp(name, "queue")) {
+        INT(1, 100000);
+        o->queue = (int32_t)v;
+    }
 #undef NUM
 #undef INT
     return 0;
@@ -236,6 +264,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *
             if (!strcmp(d->lng, "chat")) o->as_chat = true;
             if (!strcmp(d->lng, "ignore-eos")) o->ignore_eos = true;
             if (!strcmp(d->lng, "allow-requantize")) o->allow_requantize = true;
+            if (!strcmp(d->lng, "insecure-no-auth")) o->insecure_no_auth = true;
             continue;
         }
         if (i + 1 >= argc) {
