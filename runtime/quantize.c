@@ -271,6 +271,26 @@ static void lm__recipe_init(lm__qstate *q, int32_t k, lm__recipe *r) {
     r->is_70b = !strcmp(arch, "llama") && r->n_layer == 80 && n_head != n_head_kv;
 }
 
+/* Fallbacks are reported once per (wanted type, type used, row length), with a count. */
+#define LM__MAX_NOTES 16
+typedef struct lm__fallback_note {
+    lm_type want, got;
+    int64_t ne0;
+    int count;
+    const char *example;
+} lm__fallback_note;
+
+static void lm__note_fallback(lm__fallback_note *fb, int *n, lm_type want, lm_type got, int64_t ne0,
+                              const char *name) {
+    for (int i = 0; i < *n; i++) {
+        if (fb[i].want == want && fb[i].got == got && fb[i].ne0 == ne0) {
+            fb[i].count++;
+            return;
+        }
+    }
+    if (*n < LM__MAX_NOTES) fb[(*n)++] = (lm__fallback_note){want, got, ne0, 1, name};
+}
+
 /* Can Lumen write this type (is there a quantizer)? */
 static bool lm__can_write(lm_type t) {
     static const float zeros[256];
@@ -292,6 +312,8 @@ static lm_status lm__plan(lm__qstate *q, int32_t k) {
     lm__recipe r;
     lm__recipe_init(q, k, &r);
     const char *first_requant = NULL;
+    lm__fallback_note fb[LM__MAX_NOTES];
+    int n_fb = 0;
     for (int64_t i = 0; i < q->n; i++) {
         lm__qplan *pl = &q->plan[i];
         const lm_gguf_tensor *t = pl->t;
@@ -301,10 +323,7 @@ static lm_status lm__plan(lm__qstate *q, int32_t k) {
             pl->out = lm__fallback(want, t->ne[0]);
             if (pl->out != want) {
                 q->st.n_fallback++;
-                lm__log(LM_LOG_WARN,
-                        "%s: rows of %" PRId64 " are not a multiple of %d (%s): using %s", pl->name,
-                        t->ne[0], lm_type_get((uint32_t)want).blck, lm__tname(want),
-                        lm__tname(pl->out));
+                lm__note_fallback(fb, &n_fb, want, pl->out, t->ne[0], pl->name);
             }
         }
         if (!lm_gguf_tensor_nbytes(pl->out, t->n_dims, t->ne, &pl->out_bytes))
@@ -328,6 +347,13 @@ static lm_status lm__plan(lm__qstate *q, int32_t k) {
                              "quantize: Lumen has no %s quantizer yet (needed for tensor %s)",
                              lm__tname(pl->out), pl->name);
     }
+    for (int i = 0; i < n_fb; i++)
+        lm__log(LM_LOG_WARN,
+                "%d tensor%s with rows of %" PRId64 " (not a multiple of %d) use%s %s instead of "
+                "%s, e.g. %s",
+                fb[i].count, fb[i].count > 1 ? "s" : "", fb[i].ne0,
+                lm_type_get((uint32_t)fb[i].want).blck, fb[i].count > 1 ? "" : "s",
+                lm__tname(fb[i].got), lm__tname(fb[i].want), fb[i].example);
     if (first_requant && !q->p->allow_requantize) {
         const lm_gguf_tensor *t = lm_gguf_find_tensor(q->in, first_requant);
         return lm__error(LM_ERR_UNSUPPORTED,

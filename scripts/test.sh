@@ -19,6 +19,24 @@ cmake --build build -j"$jobs"
 say "unit and end-to-end suites (release)"
 (cd build && ctest --output-on-failure --timeout 900)
 
+# `lumen quantize` output read back by llama.cpp's own Python reader (the gguf package):
+# a generated F32 model in every type, and the default model re-quantized to Q4_K_M.
+if python3 -c "import gguf, numpy" 2>/dev/null; then
+    say "quantized files checked with the gguf package (scripts/check_quantized.py)"
+    qdir=$(mktemp -d)
+    LUMEN_KEEP_QUANT_DIR="$qdir" build/test_quantize --filter 'quantize/every_type_wide_model' \
+        >/dev/null
+    python3 scripts/check_quantized.py "$qdir/tiny-wide-source.gguf" \
+        $(ls "$qdir"/tiny-wide-*.gguf | grep -v -- -source.gguf)
+    build/lumen quantize models/SmolLM2-135M-Instruct.Q4_1.gguf "$qdir/smollm2-q4_k_m.gguf" \
+        Q4_K_M --allow-requantize 2>/dev/null
+    python3 scripts/check_quantized.py models/SmolLM2-135M-Instruct.Q4_1.gguf \
+        "$qdir/smollm2-q4_k_m.gguf"
+    rm -rf "$qdir"
+else
+    say "skipping the gguf-package check of quantized files: python3 gguf/numpy missing"
+fi
+
 if [ "${LUMEN_SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null; then
     # --trace-children: Criterion runs each test in a child process
     for t in test_gguf test_gguf_malformed test_tokenizer; do

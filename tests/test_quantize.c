@@ -319,7 +319,7 @@ static lm_status quantize(const char *in, const char *out, const char *type, boo
 /* Quantize a model to every type, check the file and its logits. */
 static void every_type(lm_tiny_spec spec, const char *tag, expect_fn expect) {
     char name[64];
-    snprintf(name, sizeof name, "tiny-%s-f32.gguf", tag);
+    snprintf(name, sizeof name, "tiny-%s-source.gguf", tag);
     char *src = tmp_path(name);
     cr_assert(lm_tiny_write(&spec, src));
     int32_t nv = 0, nv2 = 0;

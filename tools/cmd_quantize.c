@@ -42,13 +42,16 @@ static void tally_add(qtally *t, const char *type) {
 
 static bool on_progress(const lm_quantize_progress *p, void *user) {
     qtally *t = user;
-    if (p->name) tally_add(t, p->type_out);
     char a[32], b[32];
+    if (!p->name) { /* before the first tensor */
+        cli_progress(0, false, "tensor 0/%d", p->n_tensors);
+        return !cli_interrupted();
+    }
+    tally_add(t, p->type_out);
     double frac = p->total_in ? (double)p->bytes_in / (double)p->total_in : 1.0;
     cli_progress(frac, false, "tensor %d/%d  %s -> %s  %-28.28s %s -> %s", p->i_tensor,
                  p->n_tensors, cli_bytes(p->bytes_in, a, sizeof a),
-                 cli_bytes(p->bytes_out, b, sizeof b), p->name ? p->name : "",
-                 p->type_in ? p->type_in : "", p->type_out ? p->type_out : "");
+                 cli_bytes(p->bytes_out, b, sizeof b), p->name, p->type_in, p->type_out);
     return !cli_interrupted();
 }
 
