@@ -77,6 +77,7 @@ static void lm__cpu_destroy(lm_backend *be) {
     lm__cpu *c = lm__cpu_ctx(be);
     lm__pool_destroy(c->pool);
     LM_FREE(c->scratch);
+    LM_FREE(c->act);
     LM_FREE(c);
     LM_FREE(be);
 }

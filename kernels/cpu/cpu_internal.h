@@ -7,6 +7,7 @@
 #include "../../runtime/lm_internal.h"
 #include "threadpool.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,8 @@ typedef struct lm__cpu {
     int n_threads;
     float *scratch;        /* n_threads slices of scratch_stride floats */
     size_t scratch_stride; /* floats per thread, a multiple of 16 (one cache line) */
+    void *act;             /* mul_mat's quantized activations (grows, never shrinks) */
+    size_t act_size;
     char name[160];
 } lm__cpu;
 
@@ -78,7 +81,33 @@ lm_status lm__cpu_check(const char *op, const char *arg, const lm_tensor *t, int
 lm_status lm__cpu_check_same_shape(const char *op, const char *an, const lm_tensor *a,
                                    const char *bn, const lm_tensor *b);
 
-/* ---- ops (cpu_ops.c, cpu_attention.c) ---- */
+/* ---- quantized dot products (cpu_vec_dot.c) ---- */
+
+/* Activations for the 32-element weight types: 8-bit with a float scale d = amax / 127,
+ * and s = d * sum(qs) for the types with a min (q4_1, q5_1). */
+typedef struct {
+    float d;
+    float s;
+    int8_t qs[32];
+} lm__q8a;
+
+/* n (a multiple of 32) floats into n / 32 blocks. */
+void lm__quantize_q8a(const float *restrict x, lm__q8a *restrict y, int64_t n);
+
+/* dot(weight row of nblocks blocks, its activation row) */
+typedef float (*lm__vec_dot_fn)(const void *w, const void *act, int64_t nblocks);
+
+typedef struct {
+    lm__vec_dot_fn fn;     /* the fastest this CPU runs (AVX2 where it has it) */
+    lm__vec_dot_fn scalar; /* plain C: same results, bit for bit (tests compare) */
+    int act_blck;          /* activation elements per block: 32 (lm__q8a) or 256 (Q8_K) */
+    size_t act_size;       /* bytes per activation block */
+} lm__vec_dot;
+
+/* The integer dot product for a quantized weight type; false for float types. */
+bool lm__cpu_vec_dot_get(lm_type type, lm__vec_dot *out);
+
+/* ---- ops (cpu_ops.c, cpu_matmul.c, cpu_attention.c) ---- */
 
 lm_status lm__cpu_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor *ids,
                            lm_tensor *dst);

@@ -105,58 +105,6 @@ lm_status lm__cpu_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *
     return LM_OK;
 }
 
-/* ---- mul_mat: W [K, N] computable, x F32 [K, M], dst F32 [N, M]; all 2-D ----
- * Each weight row is dequantized once into the thread's scratch and dotted with all M
- * columns of x, so the weights are read once per call whatever M is. */
-
-typedef struct {
-    lm__cpu *c;
-    const lm_tensor *w, *x, *dst;
-} lm__mm_job;
-
-static void lm__mm_task(void *ctx, int64_t b, int64_t e, int ith) {
-    const lm__mm_job *j = ctx;
-    const int64_t K = j->w->ne[0], M = j->x->ne[1];
-    float *row = lm__cpu_scratch(j->c, ith);
-    for (int64_t n = b; n < e; n++) {
-        const void *wr = lm__cpu_row(j->w, n, 0, 0);
-        const float *wf = wr; /* F32 weights are used in place */
-        if (j->w->type != LM_TYPE_F32) {
-            lm_dequantize_row(j->w->type, wr, row, K);
-            wf = row;
-        }
-        for (int64_t m = 0; m < M; m++) {
-            const float *xc = (const float *)lm__cpu_row(j->x, m, 0, 0);
-            float *dc = (float *)lm__cpu_row(j->dst, m, 0, 0);
-            dc[n] = lm__cpu_dot(wf, xc, K);
-        }
-    }
-}
-
-lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst) {
-    const char *op = "mul_mat";
-    LM_TRY(lm__cpu_check(op, "W", w, -1));
-    LM_TRY(lm__cpu_computable(op, "W", w));
-    LM_TRY(lm__cpu_check(op, "x", x, LM__F32));
-    LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
-    if (lm__cpu_nrows(w) != w->ne[1] || lm__cpu_nrows(x) != x->ne[1] ||
-        lm__cpu_nrows(dst) != dst->ne[1])
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "mul_mat: W, x and dst must be 2-D (ne[2] = ne[3] = 1)");
-    if (x->ne[0] != w->ne[0])
-        return lm__error(LM_ERR_INVALID_ARG, "mul_mat: x ne[0] = %lld != W ne[0] (K) = %lld",
-                         (long long)x->ne[0], (long long)w->ne[0]);
-    if (dst->ne[0] != w->ne[1] || dst->ne[1] != x->ne[1])
-        return lm__error(
-            LM_ERR_INVALID_ARG, "mul_mat: dst is [%lld, %lld], expected [N=%lld, M=%lld]",
-            (long long)dst->ne[0], (long long)dst->ne[1], (long long)w->ne[1], (long long)x->ne[1]);
-    lm__cpu *c = lm__cpu_ctx(be);
-    LM_TRY(lm__cpu_reserve(c, (size_t)w->ne[0]));
-    lm__mm_job j = {c, w, x, dst};
-    lm__pool_run(c->pool, lm__mm_task, &j, w->ne[1]);
-    return LM_OK;
-}
-
 /* ---- rope: in place on x F32 [head_dim, n_head, n_tok], pos I32 [n_tok] ---- */
 
 typedef struct {

@@ -1,0 +1,404 @@
+/* Dot products of one quantized weight row with one quantized activation row, as ggml's
+ * vec_dot_*_q8_*: within a block the products are integers (exact), then scaled by the
+ * block's float scales and added to a float sum in block order.
+ *
+ * Activations: 32-element weight types pair with lm__q8a blocks (8-bit, float scale, and
+ * the block's sum for the types with a min); k-quants pair with lm_block_q8_K, whose
+ * 16-element sums apply the mins once per sub-block.
+ *
+ * Each type has a scalar version and, on x86-64 CPUs with AVX2 (checked at run time), an
+ * AVX2 one. Only the integer sums differ in how they are computed, and integers are
+ * exact; the float part is the same code in both (one macro), never contracted into FMAs
+ * (ISO C mode). So a result depends only on the row's data: not on the thread count, not
+ * on the CPU. */
+#include "cpu_internal.h"
+
+#include "../common/lm_quant_math.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LM_NO_AVX2)
+#define LM__X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#define LM__AVX2 __attribute__((target("avx2,f16c")))
+#endif
+
+/* ---- activation quantization ---- */
+
+void lm__quantize_q8a(const float *restrict x, lm__q8a *restrict y, int64_t n) {
+    for (int64_t b = 0; b < n / LM_QK8_0; b++, x += LM_QK8_0) {
+        float amax = 0;
+        for (int j = 0; j < LM_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127;
+        const float id = d != 0 ? 1 / d : 0;
+        int sum = 0;
+        for (int j = 0; j < LM_QK8_0; j++) {
+            /* round half away from zero; |x * id| <= 127 (+ rounding), never overflows */
+            const float v = x[j] * id;
+            const int q = (int)(v + (v >= 0 ? 0.5f : -0.5f));
+            y[b].qs[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            sum += y[b].qs[j];
+        }
+        y[b].d = d;
+        y[b].s = d * (float)sum;
+    }
+}
+
+/* ---- integer sums of one block, scalar ---- */
+
+/* The 32 levels of a legacy block as int8, in element order. */
+static void lm__unpack_q4(const uint8_t *qs, int off, int8_t *q) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)((qs[j] & 0x0f) - off);
+        q[j + 16] = (int8_t)((qs[j] >> 4) - off);
+    }
+}
+
+static void lm__unpack_q5(const uint8_t *qs, const uint8_t *qhb, int off, int8_t *q) {
+    const uint32_t qh = lm_load_u32le(qhb);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)(((qs[j] & 0x0f) | (((qh >> j) & 1u) << 4)) - off);
+        q[j + 16] = (int8_t)(((qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) - off);
+    }
+}
+
+static int lm__dot_i8(const int8_t *restrict q, const int8_t *restrict a, int n) {
+    int s = 0;
+    for (int l = 0; l < n; l++) s += q[l] * a[l];
+    return s;
+}
+
+/* The 256 levels of a k-quant block as int8, in element order (layouts: lm_quant_blocks.h) */
+static void lm__unpack_q2_K(const lm_block_q2_K *w, int8_t *q) {
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++)
+                q[128 * h + 32 * k + l] = (int8_t)((w->qs[32 * h + l] >> (2 * k)) & 3);
+}
+
+static void lm__unpack_q3_K(const lm_block_q3_K *w, int8_t *q) {
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) {
+                const int lo = (w->qs[32 * h + l] >> (2 * k)) & 3;
+                const int hi = (w->hmask[l] >> (4 * h + k)) & 1;
+                q[128 * h + 32 * k + l] = (int8_t)(lo - 4 + 4 * hi);
+            }
+}
+
+static void lm__unpack_q4_K(const lm_block_q4_K *w, int8_t *q) {
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * p + l] = (int8_t)(w->qs[32 * p + l] & 0x0f);
+            q[64 * p + 32 + l] = (int8_t)(w->qs[32 * p + l] >> 4);
+        }
+}
+
+static void lm__unpack_q5_K(const lm_block_q5_K *w, int8_t *q) {
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < 32; l++) {
+            const int h = w->qh[l] >> (2 * p);
+            q[64 * p + l] = (int8_t)((w->qs[32 * p + l] & 0x0f) | ((h & 1) << 4));
+            q[64 * p + 32 + l] = (int8_t)((w->qs[32 * p + l] >> 4) | ((h & 2) << 3));
+        }
+}
+
+static void lm__unpack_q6_K(const lm_block_q6_K *w, int8_t *q) {
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = w->ql + 64 * h, *qh = w->qh + 32 * h;
+        int8_t *o = q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            o[l] = (int8_t)(((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32);
+            o[l + 32] = (int8_t)(((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            o[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
+    }
+}
+
+/* s[i] = sum of q[l] a[l] over elements [16 i, 16 i + 16) of a super-block */
+static void lm__sums16(const int8_t *restrict q, const int8_t *restrict a, int32_t *s) {
+    for (int i = 0; i < 16; i++) s[i] = lm__dot_i8(q + 16 * i, a + 16 * i, 16);
+}
+
+/* ---- integer sums, AVX2 ---- */
+
+#ifdef LM__X86
+/* sum of the 8 int32 lanes */
+LM__AVX2 static inline int lm__hsum8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 8 int32 lanes of q * a over 32 int8 pairs (lane i: elements 4i..4i+3). Exact: the
+ * 16-bit pair sums are at most 2 * 128 * 127 < 2^15. */
+LM__AVX2 static inline __m256i lm__madd32(__m256i q, __m256i a) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* 32 nibbles of a legacy block: low nibbles are elements 0..15, high 16..31 */
+LM__AVX2 static inline __m256i lm__nibbles32(const uint8_t *qs) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+/* byte j = 0x10 where bit j of the 32-bit qh is set */
+LM__AVX2 static inline __m256i lm__bits32(const uint8_t *qhb) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)lm_load_u32le(qhb)), shuf);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit),
+                            _mm256_set1_epi8(0x10));
+}
+
+LM__AVX2 static inline int lm__dot32_avx2(__m256i q, const int8_t *a) {
+    return lm__hsum8(lm__madd32(q, _mm256_loadu_si256((const __m256i *)a)));
+}
+
+LM__AVX2 static void lm__sums16_avx2(const int8_t *q, const int8_t *a, int32_t *s) {
+    for (int i = 0; i < 8; i++) {
+        const __m256i p = lm__madd32(_mm256_loadu_si256((const __m256i *)(q + 32 * i)),
+                                     _mm256_loadu_si256((const __m256i *)(a + 32 * i)));
+        /* lanes 0..3 are elements 0..15, lanes 4..7 elements 16..31 */
+        __m128i lo = _mm256_castsi256_si128(p), hi = _mm256_extracti128_si256(p, 1);
+        __m128i t = _mm_hadd_epi32(lo, hi); /* l0+l1, l2+l3, h0+h1, h2+h3 */
+        t = _mm_hadd_epi32(t, t);           /* lo sum, hi sum, ... */
+        s[2 * i] = _mm_cvtsi128_si32(t);
+        s[2 * i + 1] = _mm_extract_epi32(t, 1);
+    }
+}
+#endif
+
+/* ---- the dot products: one body per type, instantiated scalar and AVX2 ----
+ * ISUM(w, a) gives the block's integer sum; F16(h) converts a half. */
+
+#define LM__F16_C(h) lm_fp16_to_fp32(h)
+#ifdef LM__X86
+#define LM__F16_X(h) _cvtsh_ss(h)
+#endif
+
+/* no min: x = d q;  with a min: x = d q + m, sum x a = d da sum(q qa) + m (da sum qa) */
+#define LM__DOT_LEGACY(ATTR, name, blk_t, ISUM, F16, MIN_TERM)                                     \
+    ATTR static float name(const void *vw, const void *va, int64_t nb) {                           \
+        const blk_t *w = vw;                                                                       \
+        const lm__q8a *a = va;                                                                     \
+        float acc = 0;                                                                             \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            const int s = ISUM(&w[b], a[b].qs);                                                    \
+            acc += F16(w[b].d) * a[b].d * (float)s MIN_TERM(F16);                                  \
+        }                                                                                          \
+        return acc;                                                                                \
+    }
+#define LM__NO_MIN(F16)
+#define LM__MIN(F16) +F16(w[b].m) * a[b].s
+
+static inline int lm__isum_q4_0(const lm_block_q4_0 *w, const int8_t *a) {
+    int8_t q[32];
+    lm__unpack_q4(w->qs, 8, q);
+    return lm__dot_i8(q, a, 32);
+}
+static inline int lm__isum_q4_1(const lm_block_q4_1 *w, const int8_t *a) {
+    int8_t q[32];
+    lm__unpack_q4(w->qs, 0, q);
+    return lm__dot_i8(q, a, 32);
+}
+static inline int lm__isum_q5_0(const lm_block_q5_0 *w, const int8_t *a) {
+    int8_t q[32];
+    lm__unpack_q5(w->qs, w->qh, 16, q);
+    return lm__dot_i8(q, a, 32);
+}
+static inline int lm__isum_q5_1(const lm_block_q5_1 *w, const int8_t *a) {
+    int8_t q[32];
+    lm__unpack_q5(w->qs, w->qh, 0, q);
+    return lm__dot_i8(q, a, 32);
+}
+static inline int lm__isum_q8_0(const lm_block_q8_0 *w, const int8_t *a) {
+    return lm__dot_i8(w->qs, a, 32);
+}
+
+LM__DOT_LEGACY(, lm__dot_q4_0, lm_block_q4_0, lm__isum_q4_0, LM__F16_C, LM__NO_MIN)
+LM__DOT_LEGACY(, lm__dot_q4_1, lm_block_q4_1, lm__isum_q4_1, LM__F16_C, LM__MIN)
+LM__DOT_LEGACY(, lm__dot_q5_0, lm_block_q5_0, lm__isum_q5_0, LM__F16_C, LM__NO_MIN)
+LM__DOT_LEGACY(, lm__dot_q5_1, lm_block_q5_1, lm__isum_q5_1, LM__F16_C, LM__MIN)
+LM__DOT_LEGACY(, lm__dot_q8_0, lm_block_q8_0, lm__isum_q8_0, LM__F16_C, LM__NO_MIN)
+
+#ifdef LM__X86
+LM__AVX2 static inline int lm__isum_q4_0_x(const lm_block_q4_0 *w, const int8_t *a) {
+    return lm__dot32_avx2(_mm256_sub_epi8(lm__nibbles32(w->qs), _mm256_set1_epi8(8)), a);
+}
+LM__AVX2 static inline int lm__isum_q4_1_x(const lm_block_q4_1 *w, const int8_t *a) {
+    return lm__dot32_avx2(lm__nibbles32(w->qs), a);
+}
+LM__AVX2 static inline int lm__isum_q5_0_x(const lm_block_q5_0 *w, const int8_t *a) {
+    const __m256i q = _mm256_or_si256(lm__nibbles32(w->qs), lm__bits32(w->qh));
+    return lm__dot32_avx2(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), a);
+}
+LM__AVX2 static inline int lm__isum_q5_1_x(const lm_block_q5_1 *w, const int8_t *a) {
+    return lm__dot32_avx2(_mm256_or_si256(lm__nibbles32(w->qs), lm__bits32(w->qh)), a);
+}
+LM__AVX2 static inline int lm__isum_q8_0_x(const lm_block_q8_0 *w, const int8_t *a) {
+    return lm__dot32_avx2(_mm256_loadu_si256((const __m256i *)w->qs), a);
+}
+
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q4_0_x, lm_block_q4_0, lm__isum_q4_0_x, LM__F16_X, LM__NO_MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q4_1_x, lm_block_q4_1, lm__isum_q4_1_x, LM__F16_X, LM__MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q5_0_x, lm_block_q5_0, lm__isum_q5_0_x, LM__F16_X, LM__NO_MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q5_1_x, lm_block_q5_1, lm__isum_q5_1_x, LM__F16_X, LM__MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q8_0_x, lm_block_q8_0, lm__isum_q8_0_x, LM__F16_X, LM__NO_MIN)
+#endif
+
+/* k-quants: unpack the block's levels, 16 sums of 16 products, then the scales (integer)
+ * and one float combination per block: a.d (d isum - dmin msum). */
+#define LM__DOT_K(ATTR, name, blk_t, UNPACK, SUMS16, F16, COMBINE)                                 \
+    ATTR static float name(const void *vw, const void *va, int64_t nb) {                           \
+        const blk_t *w = vw;                                                                       \
+        const lm_block_q8_K *a = va;                                                               \
+        float acc = 0;                                                                             \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            int8_t q[LM_QK_K];                                                                     \
+            int32_t s16[16];                                                                       \
+            int isum = 0, msum = 0;                                                                \
+            UNPACK(&w[b], q);                                                                      \
+            SUMS16(q, a[b].qs, s16);                                                               \
+            COMBINE(&w[b], &a[b], s16, &isum, &msum);                                              \
+            acc += a[b].d * (F16(w[b].d) * (float)isum LM__K_MIN_##COMBINE(F16));                  \
+        }                                                                                          \
+        return acc;                                                                                \
+    }
+#define LM__K_MIN_lm__comb_q2_K(F16) -F16(w[b].dmin) * (float)msum
+#define LM__K_MIN_lm__comb_k4(F16)   -F16(w[b].dmin) * (float)msum
+#define LM__K_MIN_lm__comb_q3_K(F16)
+#define LM__K_MIN_lm__comb_q6_K(F16)
+
+static inline void lm__comb_q2_K(const lm_block_q2_K *w, const lm_block_q8_K *a, const int32_t *s,
+                                 int *isum, int *msum) {
+    for (int i = 0; i < 16; i++) {
+        *isum += (w->scales[i] & 0x0f) * s[i];
+        *msum += (w->scales[i] >> 4) * a->bsums[i];
+    }
+}
+static inline void lm__comb_q3_K(const lm_block_q3_K *w, const lm_block_q8_K *a, const int32_t *s,
+                                 int *isum, int *msum) {
+    for (int i = 0; i < 16; i++) *isum += (lm_q3_K_scale(w->scales, i) - 32) * s[i];
+}
+/* q4_K and q5_K share the scales layout (d, dmin, scales[12] at the same offsets) */
+static inline void lm__comb_k4(const void *vw, const lm_block_q8_K *a, const int32_t *s, int *isum,
+                               int *msum) {
+    const uint8_t *scales = ((const lm_block_q4_K *)vw)->scales;
+    for (int i = 0; i < 8; i++) {
+        int sc, m;
+        lm_k4_scale_min(scales, i, &sc, &m);
+        *isum += sc * (s[2 * i] + s[2 * i + 1]);
+        *msum += m * (a->bsums[2 * i] + a->bsums[2 * i + 1]);
+    }
+}
+static inline void lm__comb_q6_K(const lm_block_q6_K *w, const lm_block_q8_K *a, const int32_t *s,
+                                 int *isum, int *msum) {
+    for (int i = 0; i < 16; i++) *isum += w->scales[i] * s[i];
+}
+
+LM__DOT_K(, lm__dot_q2_K, lm_block_q2_K, lm__unpack_q2_K, lm__sums16, LM__F16_C, lm__comb_q2_K)
+LM__DOT_K(, lm__dot_q3_K, lm_block_q3_K, lm__unpack_q3_K, lm__sums16, LM__F16_C, lm__comb_q3_K)
+LM__DOT_K(, lm__dot_q4_K, lm_block_q4_K, lm__unpack_q4_K, lm__sums16, LM__F16_C, lm__comb_k4)
+LM__DOT_K(, lm__dot_q5_K, lm_block_q5_K, lm__unpack_q5_K, lm__sums16, LM__F16_C, lm__comb_k4)
+LM__DOT_K(, lm__dot_q6_K, lm_block_q6_K, lm__unpack_q6_K, lm__sums16, LM__F16_C, lm__comb_q6_K)
+
+#ifdef LM__X86
+/* the same unpack loops, compiled for AVX2 so they vectorise with it */
+LM__AVX2 static void lm__unpack_q2_K_x(const lm_block_q2_K *w, int8_t *q) {
+    lm__unpack_q2_K(w, q);
+}
+LM__AVX2 static void lm__unpack_q3_K_x(const lm_block_q3_K *w, int8_t *q) {
+    lm__unpack_q3_K(w, q);
+}
+LM__AVX2 static void lm__unpack_q4_K_x(const lm_block_q4_K *w, int8_t *q) {
+    lm__unpack_q4_K(w, q);
+}
+LM__AVX2 static void lm__unpack_q5_K_x(const lm_block_q5_K *w, int8_t *q) {
+    lm__unpack_q5_K(w, q);
+}
+LM__AVX2 static void lm__unpack_q6_K_x(const lm_block_q6_K *w, int8_t *q) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(32);
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
+        /* quarter k: low nibble source l0/l1/l0 >> 4/l1 >> 4, high bits qh >> 2k */
+        const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+        for (int k = 0; k < 4; k++) {
+            const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), m2);
+            const __m256i v = _mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4));
+            _mm256_storeu_si256((__m256i *)(q + 128 * h + 32 * k), _mm256_sub_epi8(v, off));
+        }
+    }
+}
+
+LM__DOT_K(LM__AVX2, lm__dot_q2_K_x, lm_block_q2_K, lm__unpack_q2_K_x, lm__sums16_avx2, LM__F16_X,
+          lm__comb_q2_K)
+LM__DOT_K(LM__AVX2, lm__dot_q3_K_x, lm_block_q3_K, lm__unpack_q3_K_x, lm__sums16_avx2, LM__F16_X,
+          lm__comb_q3_K)
+LM__DOT_K(LM__AVX2, lm__dot_q4_K_x, lm_block_q4_K, lm__unpack_q4_K_x, lm__sums16_avx2, LM__F16_X,
+          lm__comb_k4)
+LM__DOT_K(LM__AVX2, lm__dot_q5_K_x, lm_block_q5_K, lm__unpack_q5_K_x, lm__sums16_avx2, LM__F16_X,
+          lm__comb_k4)
+LM__DOT_K(LM__AVX2, lm__dot_q6_K_x, lm_block_q6_K, lm__unpack_q6_K_x, lm__sums16_avx2, LM__F16_X,
+          lm__comb_q6_K)
+#endif
+
+/* ---- the table ---- */
+
+static const struct {
+    lm_type type;
+    lm__vec_dot_fn scalar, avx2;
+} lm__dots[] = {
+#ifdef LM__X86
+#define LM__X(T, f)                                                                                \
+    { LM_TYPE_##T, f, f##_x }
+#else
+#define LM__X(T, f)                                                                                \
+    { LM_TYPE_##T, f, NULL }
+#endif
+    LM__X(Q4_0, lm__dot_q4_0), LM__X(Q4_1, lm__dot_q4_1), LM__X(Q5_0, lm__dot_q5_0),
+    LM__X(Q5_1, lm__dot_q5_1), LM__X(Q8_0, lm__dot_q8_0), LM__X(Q2_K, lm__dot_q2_K),
+    LM__X(Q3_K, lm__dot_q3_K), LM__X(Q4_K, lm__dot_q4_K), LM__X(Q5_K, lm__dot_q5_K),
+    LM__X(Q6_K, lm__dot_q6_K),
+#undef LM__X
+};
+
+static int lm__use_avx2(void) {
+#ifdef LM__X86
+    static int cached = -1; /* benign race: every thread computes the same value */
+    if (cached < 0) {
+        __builtin_cpu_init();
+        unsigned a, b, c, d; /* F16C: CPUID.1:ECX bit 29 (clang's builtin does not know it) */
+        const int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        cached = __builtin_cpu_supports("avx2") && f16c;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+bool lm__cpu_vec_dot_get(lm_type type, lm__vec_dot *out) {
+    for (size_t i = 0; i < sizeof lm__dots / sizeof lm__dots[0]; i++) {
+        if (lm__dots[i].type != type) continue;
+        const int k = lm_type_get((uint32_t)type).blck == LM_QK_K;
+        out->fn = lm__use_avx2() && lm__dots[i].avx2 ? lm__dots[i].avx2 : lm__dots[i].scalar;
+        out->scalar = lm__dots[i].scalar;
+        out->act_blck = k ? LM_QK_K : LM_QK8_0;
+        out->act_size = k ? sizeof(lm_block_q8_K) : sizeof(lm__q8a);
+        return true;
+    }
+    return false;
+}
