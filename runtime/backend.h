@@ -138,7 +138,28 @@ const char *const *lm_backend_names(void);
 lm_status lm_cuda_backend_create(const lm_backend_config *cfg, lm_backend **out);
 #endif
 #ifdef LM_HAVE_VULKAN
+/* The device is config->device (an index into lm_vulkan_list_devices), unless the
+ * environment variable LUMEN_VULKAN_DEVICE names one by index or by a case-insensitive
+ * part of its name. LUMEN_VULKAN_VALIDATE=1 enables the Khronos validation layer when it
+ * is installed. */
 lm_status lm_vulkan_backend_create(const lm_backend_config *cfg, lm_backend **out);
+
+/* One Vulkan device as `lumen devices` shows it. */
+typedef struct lm_vulkan_device_info {
+    int32_t index;         /* what config->device / LUMEN_VULKAN_DEVICE select */
+    char name[256];        /* VkPhysicalDeviceProperties::deviceName */
+    const char *type;      /* "discrete", "integrated", "virtual", "cpu" or "other" */
+    uint32_t vendor_id, device_id;
+    uint32_t api_version;  /* VK_MAKE_API_VERSION encoding */
+    uint64_t memory;       /* bytes of device-local heap */
+    int32_t usable;        /* 1 if it has what Lumen needs */
+    char why_not[160];     /* when not usable: what is missing */
+} lm_vulkan_device_info;
+
+/* Fill out[0 .. min(cap, n)) with the devices, best first (discrete, integrated, virtual,
+ * CPU); *n_devices = how many there are. out may be NULL with cap 0 to count. Fails with
+ * LM_ERR_BACKEND when no Vulkan loader or driver can be initialised. */
+lm_status lm_vulkan_list_devices(lm_vulkan_device_info *out, int32_t cap, int32_t *n_devices);
 #endif
 
 /* The CPU backend (kernels/cpu). */

@@ -1,0 +1,239 @@
+/* Command recording. Between begin() and end() every op appends a dispatch to one command
+ * buffer, submitted at end() (or earlier when the host must see memory: sync, upload,
+ * download). A barrier is recorded only where a dispatch reads or writes a range an
+ * earlier dispatch since the last barrier wrote (or writes what one read): independent
+ * dispatches (the q/k/v projections) may overlap. Outside begin..end an op runs at once. */
+#include "vk_internal.h"
+
+#include <string.h>
+
+static lm_status lm__vk_new_pool(lm__vk *v) {
+    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                               .descriptorCount = LM_VK_SETS_PER_POOL * LM_VK_MAX_BINDINGS};
+    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                     .maxSets = LM_VK_SETS_PER_POOL,
+                                     .poolSizeCount = 1,
+                                     .pPoolSizes = &ps};
+    VkDescriptorPool *p = LM_REALLOC(v->dpools, (size_t)(v->n_dpools + 1) * sizeof *p);
+    if (!p) return lm__error(LM_ERR_NOMEM, "vulkan: cannot grow the descriptor pool list");
+    v->dpools = p;
+    VkResult r = vkCreateDescriptorPool(v->dev, &pi, NULL, &v->dpools[v->n_dpools]);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkCreateDescriptorPool");
+    v->n_dpools++;
+    return LM_OK;
+}
+
+lm_status lm__vk_commands_init(lm__vk *v) {
+    VkCommandPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                  .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                  .queueFamilyIndex = v->qfam};
+    VkResult r = vkCreateCommandPool(v->dev, &pi, NULL, &v->cmd_pool);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkCreateCommandPool");
+    VkCommandBuffer cbs[2];
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = v->cmd_pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 2};
+    r = vkAllocateCommandBuffers(v->dev, &ai, cbs);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkAllocateCommandBuffers");
+    v->cb = cbs[0];
+    v->xfer_cb = cbs[1];
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    r = vkCreateFence(v->dev, &fi, NULL, &v->fence);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkCreateFence");
+    return lm__vk_new_pool(v);
+}
+
+void lm__vk_commands_close(lm__vk *v) {
+    if (v->in_flight) vkWaitForFences(v->dev, 1, &v->fence, VK_TRUE, UINT64_MAX);
+    for (int i = 0; i < v->n_dpools; i++) vkDestroyDescriptorPool(v->dev, v->dpools[i], NULL);
+    LM_FREE(v->dpools);
+    if (v->fence) vkDestroyFence(v->dev, v->fence, NULL);
+    if (v->cmd_pool) vkDestroyCommandPool(v->dev, v->cmd_pool, NULL);
+}
+
+/* The submitted command buffer has finished: its descriptor sets and arena space are
+ * free again. */
+static lm_status lm__vk_wait(lm__vk *v) {
+    if (!v->in_flight) return LM_OK;
+    VkResult r = vkWaitForFences(v->dev, 1, &v->fence, VK_TRUE, UINT64_MAX);
+    v->in_flight = 0;
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkWaitForFences");
+    vkResetFences(v->dev, 1, &v->fence);
+    for (int i = 0; i < v->n_dpools; i++) vkResetDescriptorPool(v->dev, v->dpools[i], 0);
+    v->cur_dpool = 0;
+    v->arena_used = 0;
+    v->act_used = 0;
+    v->memo.valid = 0;
+    return LM_OK;
+}
+
+static lm_status lm__vk_open(lm__vk *v) {
+    if (v->cb_open) return LM_OK;
+    LM_TRY(lm__vk_wait(v));
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VkResult r = vkBeginCommandBuffer(v->cb, &bi);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkBeginCommandBuffer");
+    v->cb_open = 1;
+    v->n_recorded = 0;
+    v->n_reads = v->n_writes = 0;
+    return LM_OK;
+}
+
+static void lm__vk_barrier(VkCommandBuffer cb, VkPipelineStageFlags src, VkAccessFlags sa,
+                           VkPipelineStageFlags dst, VkAccessFlags da) {
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = sa, .dstAccessMask = da};
+    vkCmdPipelineBarrier(cb, src, dst, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+/* End and submit the open command buffer (no wait). */
+static lm_status lm__vk_submit(lm__vk *v) {
+    if (!v->cb_open) return LM_OK;
+    v->cb_open = 0;
+    if (v->n_recorded == 0) { /* nothing to run: drop it */
+        vkEndCommandBuffer(v->cb);
+        vkResetCommandBuffer(v->cb, 0);
+        return LM_OK;
+    }
+    /* what the shaders wrote becomes visible to the host and to transfers */
+    lm__vk_barrier(v->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                   VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                   VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                       VK_ACCESS_TRANSFER_WRITE_BIT);
+    VkResult r = vkEndCommandBuffer(v->cb);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkEndCommandBuffer");
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &v->cb};
+    r = vkQueueSubmit(v->queue, 1, &si, v->fence);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkQueueSubmit");
+    v->in_flight = 1;
+    return LM_OK;
+}
+
+lm_status lm__vk_flush(lm__vk *v) {
+    LM_TRY(lm__vk_submit(v));
+    return lm__vk_wait(v);
+}
+
+lm_status lm__vk_end(lm__vk *v) {
+    v->recording = 0;
+    return lm__vk_submit(v);
+}
+
+lm_status lm__vk_copy_now(lm__vk *v, VkBuffer src, VkDeviceSize so, VkBuffer dst, VkDeviceSize dof,
+                          VkDeviceSize n) {
+    LM_TRY(lm__vk_flush(v));
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VkResult r = vkBeginCommandBuffer(v->xfer_cb, &bi);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkBeginCommandBuffer");
+    lm__vk_barrier(v->xfer_cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                   VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
+                   VK_PIPELINE_STAGE_TRANSFER_BIT,
+                   VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
+    VkBufferCopy region = {.srcOffset = so, .dstOffset = dof, .size = n};
+    vkCmdCopyBuffer(v->xfer_cb, src, dst, 1, &region);
+    lm__vk_barrier(v->xfer_cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                   VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                   VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                       VK_ACCESS_HOST_READ_BIT);
+    r = vkEndCommandBuffer(v->xfer_cb);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkEndCommandBuffer");
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                       .commandBufferCount = 1,
+                       .pCommandBuffers = &v->xfer_cb};
+    r = vkQueueSubmit(v->queue, 1, &si, v->fence);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkQueueSubmit (copy)");
+    r = vkWaitForFences(v->dev, 1, &v->fence, VK_TRUE, UINT64_MAX);
+    vkResetFences(v->dev, 1, &v->fence);
+    vkResetCommandBuffer(v->xfer_cb, 0);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkWaitForFences (copy)");
+    return LM_OK;
+}
+
+/* ---- hazards ---- */
+
+static int lm__vk_overlaps(const lm__vk_hazard *list, int n, const lm__vk_hazard *h) {
+    for (int i = 0; i < n; i++)
+        if (list[i].buf == h->buf && list[i].lo < h->hi && h->lo < list[i].hi) return 1;
+    return 0;
+}
+
+/* Record a barrier if dispatch c conflicts with what ran since the last one; then note
+ * c's reads and writes. */
+static void lm__vk_track(lm__vk *v, const lm__vk_cmd *c) {
+    lm__vk_hazard h[LM_VK_MAX_BINDINGS];
+    int conflict = 0;
+    for (int i = 0; i < c->n_bind; i++) {
+        h[i] =
+            (lm__vk_hazard){c->bind[i].buf->buf, c->bind[i].off, c->bind[i].off + c->bind[i].range};
+        conflict |= lm__vk_overlaps(v->writes, v->n_writes, &h[i]);
+        if (c->written & (1u << i)) conflict |= lm__vk_overlaps(v->reads, v->n_reads, &h[i]);
+    }
+    if (conflict || v->n_reads + c->n_bind > LM_VK_MAX_HAZARDS ||
+        v->n_writes + c->n_bind > LM_VK_MAX_HAZARDS) {
+        lm__vk_barrier(v->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                       VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+        v->n_reads = v->n_writes = 0;
+    }
+    for (int i = 0; i < c->n_bind; i++) {
+        if (c->written & (1u << i)) {
+            v->writes[v->n_writes++] = h[i];
+            if (v->memo.valid && v->memo.buf == h[i].buf && v->memo.lo < h[i].hi &&
+                h[i].lo < v->memo.hi)
+                v->memo.valid = 0; /* x changed: its quantized copy is stale */
+        } else {
+            v->reads[v->n_reads++] = h[i];
+        }
+    }
+}
+
+static lm_status lm__vk_set(lm__vk *v, VkDescriptorSet *out) {
+    for (;;) {
+        if (v->cur_dpool == v->n_dpools) LM_TRY(lm__vk_new_pool(v));
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                          .descriptorPool = v->dpools[v->cur_dpool],
+                                          .descriptorSetCount = 1,
+                                          .pSetLayouts = &v->dsl};
+        VkResult r = vkAllocateDescriptorSets(v->dev, &ai, out);
+        if (r == VK_SUCCESS) return LM_OK;
+        if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
+            return lm__vk_fail(r, "vkAllocateDescriptorSets");
+        v->cur_dpool++;
+    }
+}
+
+lm_status lm__vk_run(lm__vk *v, const lm__vk_cmd *c) {
+    VkPipeline pipe;
+    LM_TRY(lm__vk_pipeline(v, c->shader, &pipe));
+    if (c->n_groups == 0) return LM_OK;
+    LM_TRY(lm__vk_open(v));
+    VkDescriptorSet set;
+    LM_TRY(lm__vk_set(v, &set));
+    VkDescriptorBufferInfo bi[LM_VK_MAX_BINDINGS];
+    VkWriteDescriptorSet w[LM_VK_MAX_BINDINGS];
+    for (int i = 0; i < c->n_bind; i++) {
+        bi[i] = (VkDescriptorBufferInfo){c->bind[i].buf->buf, c->bind[i].off, c->bind[i].range};
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                      .dstSet = set,
+                                      .dstBinding = (uint32_t)i,
+                                      .descriptorCount = 1,
+                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = &bi[i]};
+    }
+    vkUpdateDescriptorSets(v->dev, (uint32_t)c->n_bind, w, 0, NULL);
+    lm__vk_track(v, c);
+    vkCmdBindPipeline(v->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+    vkCmdBindDescriptorSets(v->cb, VK_PIPELINE_BIND_POINT_COMPUTE, v->layout, 0, 1, &set, 0, NULL);
+    vkCmdPushConstants(v->cb, v->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, LM_VK_MAX_PC_WORDS * 4,
+                       c->pc);
+    uint64_t x = c->n_groups < LM_VK_MAX_GROUPS ? c->n_groups : LM_VK_MAX_GROUPS;
+    uint64_t y = (c->n_groups + x - 1) / x;
+    if (y > LM_VK_MAX_GROUPS) y = LM_VK_MAX_GROUPS; /* the shaders' loops cover the rest */
+    vkCmdDispatch(v->cb, (uint32_t)x, (uint32_t)y, 1);
+    v->n_recorded++;
+    return v->recording ? LM_OK : lm__vk_flush(v);
+}
