@@ -960,7 +960,7 @@ Test(tokenizer, gemma3_round_trips) {
     }
     /* long inputs: merging is a heap, not quadratic; runs of spaces and '<' (over 6,000
      * control texts start with it) stay fast */
-    size_t len = 200000;
+    size_t len = 100000;
     char *big = malloc(len);
     const char *pats[] = {"a", " ", "ab1 .\n<", "<"};
     for (int p = 0; p < 4; p++) {
