@@ -63,7 +63,7 @@ static const cli_optdef cli_optdefs[] = {
     {"ids", 0, CLI_TOKENIZE, NULL, "print only the token ids"},
     {"no-special", 0, CLI_TOKENIZE, NULL, "treat special-token text as plain text"},
     {"host", 0, CLI_SERVE, "ADDR", "address to listen on (default 127.0.0.1)"},
-    {"port", 0, CLI_SERVE, "N", "TCP port (default 8080)"},
+    {"port", 0, CLI_SERVE, "N", "TCP port; 0 = any free one (default 8080)"},
     {"api-key", 0, CLI_SERVE, "KEY",
      "require 'Authorization: Bearer KEY' (default $LUMEN_API_KEY)"},
     {"insecure-no-auth", 0, CLI_SERVE, NULL, "allow a non-loopback --host without an API key"},
@@ -195,8 +195,8 @@ static int cli_set(cli_opts *o, const char *name, const char *val) {
     else if (!strcmp(name, "parse-request"))
         o->parse_request = val;
     else if (!strcmp(name, "port")) {
-        INT(1, 65535);
-        o->port = (int32_t)v;
+        INT(0, 65535);
+        o->port = v == 0 ? -1 : (int32_t)v; /* 0 = unset: -1 asks for any free port */
     } else if (!strcmp(name, "parallel")) {
         INT(1, 256);
         o->parallel = (int32_t)v;
