@@ -1,18 +1,17 @@
 /* The CPU backend's mul_mat for every weight type against dequantize-then-matmul in double,
  * on fresh random data (seed printed; LUMEN_TEST_SEED replays it).
  *
- * Quantized weights are multiplied with 8-bit activations (cpu_matmul.c): x is quantized
- * per block of 32 (d = amax / 127, float) or of 256 (Q8_K) and the products are integer
- * sums per block. So two references:
- *  - exact: the same sum with x replaced by its 8-bit quantization (computed here
+ * Quantized weights are multiplied with 16-bit integer activations (cpu_matmul.c): x is
+ * quantized per block of 32 (256 for the k-quants) with d = amax / 32767 (float), and the
+ * products are integer sums per block. So two references:
+ *  - exact: the same sum with x replaced by its 16-bit quantization (computed here
  *    independently). Only float rounding separates them: a few block scalings and a sum of
- *    K / 32 terms, < 1e-6 S with S = sum |w_k| |xq_k| (plus the min terms of the types with
- *    a min, bounded by the same S within a factor of a few); the tolerance is 1e-4 S, far
- *    below any layout or indexing mistake (which moves the result by O(S / sqrt(K))).
- *  - float: x itself. Each x_k moves by at most half its block's step, amax_blk / 254, so
- *    |got - ref| <= sum over blocks of (amax_blk / 254) sum_{k in blk} |w_k|, (1 + 1e-5)
- *    for the float rounding of x / d, + the 1e-4 S above. This bound is what activation
- *    quantization costs: about 0.4% of sum |w x| in the worst case, ~0.1% typically.
+ *    K / 32 terms, < 1e-6 S with S = sum |w_k| |xq_k| (the min terms of the types with a
+ *    min are bounded by a few S too); the tolerance is 1e-4 S, far below any layout or
+ *    indexing mistake (which moves the result by O(S / sqrt(K))).
+ *  - float: x itself. Each x_k moves by at most half its block's step, amax_blk / 65534,
+ *    so |got - ref| <= sum over blocks of (amax_blk / 65534) sum_{k in blk} |w_k|,
+ *    (1 + 1e-5) for the float rounding of x / d, + the 1e-4 S above.
  * Float weights (F32, F16, BF16) keep a float dot: 1e-5 relative to sum |w x|.
  * Every case runs with 1 and 3 threads (bit-identical), and a column's result must not
  * depend on the other columns of the batch. The AVX2 dot products must equal the plain C
@@ -83,26 +82,19 @@ static float *run_mul_mat(int b, lm_type type, const void *w, const float *x, in
 
 /* ---- the references ---- */
 
-/* x quantized as the activations are, then dequantized: blocks of 32 with d = amax / 127
- * and q = round-half-away(x * (1 / d)); blocks of 256 through the Q8_K reference. Also
- * half the step of each element's block (the largest error x can get). */
+/* x quantized as the activations are, then dequantized: blocks of act_blck with
+ * d = amax / 32767 and q = round-half-away(x * (1 / d)); also half the step of each
+ * element's block (the largest error x can get). */
 static void quantize_x(int act_blck, const float *x, int64_t K, float *xq, double *half_step) {
-    if (act_blck == LM_QK_K) {
-        lm_block_q8_K *q = malloc(lm_row_size(LM_TYPE_Q8_K, K));
-        lm_quantize_row(LM_TYPE_Q8_K, x, q, K);
-        lm_dequantize_row(LM_TYPE_Q8_K, q, xq, K);
-        for (int64_t k = 0; k < K; k++) half_step[k] = fabs((double)q[k / LM_QK_K].d) / 2;
-        free(q);
-        return;
-    }
-    for (int64_t b = 0; b < K / 32; b++) {
+    for (int64_t b = 0; b < K / act_blck; b++) {
+        const float *xb = x + b * act_blck;
         float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
-        const float d = amax / 127, id = d != 0 ? 1 / d : 0;
-        for (int j = 0; j < 32; j++) {
-            const float v = x[b * 32 + j] * id; /* then round half away from zero */
-            xq[b * 32 + j] = (float)(int)(v + (v >= 0 ? 0.5f : -0.5f)) * d;
-            half_step[b * 32 + j] = d / 2.0;
+        for (int j = 0; j < act_blck; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float d = amax / 32767, id = d != 0 ? 1 / d : 0;
+        for (int j = 0; j < act_blck; j++) {
+            const float v = xb[j] * id; /* then round half away from zero */
+            xq[b * act_blck + j] = (float)(int)(v + (v >= 0 ? 0.5f : -0.5f)) * d;
+            half_step[b * act_blck + j] = d / 2.0;
         }
     }
 }
@@ -212,7 +204,7 @@ Test(matmul, simd_equals_scalar) {
     lm_test_rng r = {lm_test_seed()};
     enum { K = 2048 };
     static float w[K], x[K];
-    static uint8_t wq[K * 2], xq[K * 2];
+    static uint8_t wq[K * 2], xq[K * 3];
     for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0]; t++) {
         lm__vec_dot vd;
         if (!lm__cpu_vec_dot_get(TYPES[t], &vd)) continue; /* float types */
@@ -221,12 +213,12 @@ Test(matmul, simd_equals_scalar) {
         for (int rep = 0; rep < 20; rep++) {
             lm_test_fill_normal(&r, w, K, rep % 2 ? 1.0f : 1e-3f);
             lm_test_fill_normal(&r, x, K, 1.0f);
-            if (rep % 5 == 0) x[lm_test_rng_u64(&r) % K] = -300.0f; /* saturating block */
+            if (rep % 5 == 0) x[lm_test_rng_u64(&r) % K] = -300.0f; /* an outlier block */
             lm_quantize_row(TYPES[t], w, wq, K);
             if (vd.act_blck == LM_QK_K)
-                lm_quantize_row(LM_TYPE_Q8_K, x, xq, K);
+                lm__quantize_q16k(x, (lm__q16k *)xq, K);
             else
-                lm__quantize_q8a(x, (lm__q8a *)xq, K);
+                lm__quantize_q16a(x, (lm__q16a *)xq, K);
             const int64_t nb = K / lm_type_get(TYPES[t]).blck;
             const float a = vd.fn(wq, xq, nb), b = vd.scalar(wq, xq, nb);
             cr_assert(memcmp(&a, &b, sizeof a) == 0, "%s: SIMD %.9g != scalar %.9g",

@@ -83,16 +83,24 @@ lm_status lm__cpu_check_same_shape(const char *op, const char *an, const lm_tens
 
 /* ---- quantized dot products (cpu_vec_dot.c) ---- */
 
-/* Activations for the 32-element weight types: 8-bit with a float scale d = amax / 127,
+/* Activations for the 32-element weight types: 16-bit with a float scale d = amax / 32767,
  * and s = d * sum(qs) for the types with a min (q4_1, q5_1). */
 typedef struct {
     float d;
     float s;
-    int8_t qs[32];
-} lm__q8a;
+    int16_t qs[32];
+} lm__q16a;
 
-/* n (a multiple of 32) floats into n / 32 blocks. */
-void lm__quantize_q8a(const float *restrict x, lm__q8a *restrict y, int64_t n);
+/* Activations for the k-quants: 256 16-bit values, bsums[i] = sum of qs[16 i .. 16 i + 16) */
+typedef struct {
+    float d;
+    int32_t bsums[16];
+    int16_t qs[256];
+} lm__q16k;
+
+/* n (a multiple of 32, resp. 256) floats into n / 32 (n / 256) blocks. */
+void lm__quantize_q16a(const float *restrict x, lm__q16a *restrict y, int64_t n);
+void lm__quantize_q16k(const float *restrict x, lm__q16k *restrict y, int64_t n);
 
 /* dot(weight row of nblocks blocks, its activation row) */
 typedef float (*lm__vec_dot_fn)(const void *w, const void *act, int64_t nblocks);
@@ -100,7 +108,7 @@ typedef float (*lm__vec_dot_fn)(const void *w, const void *act, int64_t nblocks)
 typedef struct {
     lm__vec_dot_fn fn;     /* the fastest this CPU runs (AVX2 where it has it) */
     lm__vec_dot_fn scalar; /* plain C: same results, bit for bit (tests compare) */
-    int act_blck;          /* activation elements per block: 32 (lm__q8a) or 256 (Q8_K) */
+    int act_blck;          /* activation elements per block: 32 (lm__q16a) or 256 (lm__q16k) */
     size_t act_size;       /* bytes per activation block */
 } lm__vec_dot;
 

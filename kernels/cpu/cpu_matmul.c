@@ -1,11 +1,12 @@
 /* mul_mat on the CPU: dst[n, m] = sum_k W[k, n] x[k, m], W [K, N] of any computable type,
  * x F32 [K, M], dst F32 [N, M], all 2-D.
  *
- * Quantized W: x is quantized once per call to 8 bits (lm__q8a blocks of 32 for the
- * 32-element types, Q8_K blocks of 256 for the k-quants) and each output is an integer
- * dot product per block, scaled (cpu_vec_dot.c), as ggml does. That costs accuracy (each x
- * value moves by up to half its block's step, amax / 254) for speed: no per-row
- * dequantization, and 1-byte activations. F32/F16/BF16 W keep a float dot.
+ * Quantized W: x is quantized once per call to 16-bit integers per block (lm__q16a blocks
+ * of 32 for the 32-element types, lm__q16k blocks of 256 for the k-quants) and each output
+ * is an integer dot product per block, scaled (cpu_vec_dot.c). This is ggml's scheme with
+ * 16-bit instead of 8-bit activations: no per-row dequantization, integer arithmetic, and
+ * an x quantization error (amax / 65534 per element) far below the weights' own, so the
+ * results stay those of a float matmul within rounding. F32/F16/BF16 W keep a float dot.
  *
  * Threads split the N weight rows; each output is computed by one thread with a fixed
  * order, so results do not depend on the thread count. A weight row is read once per call
@@ -31,9 +32,9 @@ static void lm__mm_quantize_task(void *ctx, int64_t b, int64_t e, int ith) {
         const float *xc = (const float *)lm__cpu_row(j->x, m, 0, 0);
         void *out = (char *)j->c->act + (size_t)m * j->act_row;
         if (j->vd.act_blck == LM_QK_K)
-            lm_quantize_row(LM_TYPE_Q8_K, xc, out, K);
+            lm__quantize_q16k(xc, out, K);
         else
-            lm__quantize_q8a(xc, out, K);
+            lm__quantize_q16a(xc, out, K);
     }
 }
 

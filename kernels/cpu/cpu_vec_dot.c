@@ -2,9 +2,12 @@
  * vec_dot_*_q8_*: within a block the products are integers (exact), then scaled by the
  * block's float scales and added to a float sum in block order.
  *
- * Activations: 32-element weight types pair with lm__q8a blocks (8-bit, float scale, and
- * the block's sum for the types with a min); k-quants pair with lm_block_q8_K, whose
- * 16-element sums apply the mins once per sub-block.
+ * Activations are quantized to 16 bits (ggml uses 8): per block of 32 (lm__q16a, with the
+ * block's sum for the types with a min) or of 256 for the k-quants (lm__q16k, with
+ * 16-element sums that apply the mins once per sub-block). 16 bits cost the same integer
+ * instructions as 8 here (pmaddwd), and keep the error of x's quantization (amax / 65534
+ * per element) far below the weights' own: results stay within float rounding of a float
+ * matmul, where 8 bits moved SmolLM2's logits by up to 0.7.
  *
  * Each type has a scalar version and, on x86-64 CPUs with AVX2 (checked at run time), an
  * AVX2 one. Only the integer sums differ in how they are computed, and integers are
@@ -27,22 +30,38 @@
 
 /* ---- activation quantization ---- */
 
-void lm__quantize_q8a(const float *restrict x, lm__q8a *restrict y, int64_t n) {
-    for (int64_t b = 0; b < n / LM_QK8_0; b++, x += LM_QK8_0) {
-        float amax = 0;
-        for (int j = 0; j < LM_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
-        const float d = amax / 127;
-        const float id = d != 0 ? 1 / d : 0;
-        int sum = 0;
-        for (int j = 0; j < LM_QK8_0; j++) {
-            /* round half away from zero; |x * id| <= 127 (+ rounding), never overflows */
-            const float v = x[j] * id;
-            const int q = (int)(v + (v >= 0 ? 0.5f : -0.5f));
-            y[b].qs[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
-            sum += y[b].qs[j];
+/* q = round half away from zero (x / d), d = amax / 32767; returns sum of q */
+static int lm__quantize_16(const float *restrict x, int16_t *restrict q, int n, float *d_out) {
+    float amax = 0;
+    for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 32767;
+    const float id = d != 0 ? 1 / d : 0;
+    int sum = 0;
+    for (int j = 0; j < n; j++) {
+        const float v = x[j] * id; /* |v| <= 32767 (+ rounding): never overflows */
+        const int r = (int)(v + (v >= 0 ? 0.5f : -0.5f));
+        q[j] = (int16_t)(r > 32767 ? 32767 : r < -32767 ? -32767 : r);
+        sum += q[j];
+    }
+    *d_out = d;
+    return sum;
+}
+
+void lm__quantize_q16a(const float *restrict x, lm__q16a *restrict y, int64_t n) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        const int sum = lm__quantize_16(x + 32 * b, y[b].qs, 32, &y[b].d);
+        y[b].s = y[b].d * (float)sum;
+    }
+}
+
+void lm__quantize_q16k(const float *restrict x, lm__q16k *restrict y, int64_t n) {
+    for (int64_t b = 0; b < n / LM_QK_K; b++) {
+        lm__quantize_16(x + LM_QK_K * b, y[b].qs, LM_QK_K, &y[b].d);
+        for (int i = 0; i < 16; i++) {
+            int32_t s = 0;
+            for (int l = 0; l < 16; l++) s += y[b].qs[16 * i + l];
+            y[b].bsums[i] = s;
         }
-        y[b].d = d;
-        y[b].s = d * (float)sum;
     }
 }
 
@@ -64,7 +83,7 @@ static void lm__unpack_q5(const uint8_t *qs, const uint8_t *qhb, int off, int8_t
     }
 }
 
-static int lm__dot_i8(const int8_t *restrict q, const int8_t *restrict a, int n) {
+static int lm__dot_i8(const int8_t *restrict q, const int16_t *restrict a, int n) {
     int s = 0;
     for (int l = 0; l < n; l++) s += q[l] * a[l];
     return s;
@@ -119,7 +138,7 @@ static void lm__unpack_q6_K(const lm_block_q6_K *w, int8_t *q) {
 }
 
 /* s[i] = sum of q[l] a[l] over elements [16 i, 16 i + 16) of a super-block */
-static void lm__sums16(const int8_t *restrict q, const int8_t *restrict a, int32_t *s) {
+static void lm__sums16(const int8_t *restrict q, const int16_t *restrict a, int32_t *s) {
     for (int i = 0; i < 16; i++) s[i] = lm__dot_i8(q + 16 * i, a + 16 * i, 16);
 }
 
@@ -134,11 +153,10 @@ LM__AVX2 static inline int lm__hsum8(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* 8 int32 lanes of q * a over 32 int8 pairs (lane i: elements 4i..4i+3). Exact: the
- * 16-bit pair sums are at most 2 * 128 * 127 < 2^15. */
-LM__AVX2 static inline __m256i lm__madd32(__m256i q, __m256i a) {
-    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+/* 8 int32 lanes of q * a over 16 elements: q int8 widened, a int16 (exact: pair sums are
+ * at most 2 * 128 * 32767 < 2^31) */
+LM__AVX2 static inline __m256i lm__madd16(__m128i q8, const int16_t *a) {
+    return _mm256_madd_epi16(_mm256_cvtepi8_epi16(q8), _mm256_loadu_si256((const __m256i *)a));
 }
 
 /* 32 nibbles of a legacy block: low nibbles are elements 0..15, high 16..31 */
@@ -158,21 +176,25 @@ LM__AVX2 static inline __m256i lm__bits32(const uint8_t *qhb) {
                             _mm256_set1_epi8(0x10));
 }
 
-LM__AVX2 static inline int lm__dot32_avx2(__m256i q, const int8_t *a) {
-    return lm__hsum8(lm__madd32(q, _mm256_loadu_si256((const __m256i *)a)));
+LM__AVX2 static inline int lm__dot32_avx2(__m256i q, const int16_t *a) {
+    return lm__hsum8(_mm256_add_epi32(lm__madd16(_mm256_castsi256_si128(q), a),
+                                      lm__madd16(_mm256_extracti128_si256(q, 1), a + 16)));
 }
 
-LM__AVX2 static void lm__sums16_avx2(const int8_t *q, const int8_t *a, int32_t *s) {
-    for (int i = 0; i < 8; i++) {
-        const __m256i p = lm__madd32(_mm256_loadu_si256((const __m256i *)(q + 32 * i)),
-                                     _mm256_loadu_si256((const __m256i *)(a + 32 * i)));
-        /* lanes 0..3 are elements 0..15, lanes 4..7 elements 16..31 */
-        __m128i lo = _mm256_castsi256_si128(p), hi = _mm256_extracti128_si256(p, 1);
-        __m128i t = _mm_hadd_epi32(lo, hi); /* l0+l1, l2+l3, h0+h1, h2+h3 */
-        t = _mm_hadd_epi32(t, t);           /* lo sum, hi sum, ... */
-        s[2 * i] = _mm_cvtsi128_si32(t);
-        s[2 * i + 1] = _mm_extract_epi32(t, 1);
-    }
+/* the 4 sums of 16 products for elements [64 g, 64 g + 64): lane i of each madd16 vector
+ * summed in an hadd tree */
+LM__AVX2 static inline __m128i lm__sums4_avx2(const int8_t *q, const int16_t *a) {
+    __m256i p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = lm__madd16(_mm_loadu_si128((const __m128i *)(q + 16 * i)), a + 16 * i);
+    const __m256i h =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+LM__AVX2 static void lm__sums16_avx2(const int8_t *q, const int16_t *a, int32_t *s) {
+    for (int g = 0; g < 4; g++)
+        _mm_storeu_si128((__m128i *)(s + 4 * g), lm__sums4_avx2(q + 64 * g, a + 64 * g));
 }
 #endif
 
@@ -188,7 +210,7 @@ LM__AVX2 static void lm__sums16_avx2(const int8_t *q, const int8_t *a, int32_t *
 #define LM__DOT_LEGACY(ATTR, name, blk_t, ISUM, F16, MIN_TERM)                                     \
     ATTR static float name(const void *vw, const void *va, int64_t nb) {                           \
         const blk_t *w = vw;                                                                       \
-        const lm__q8a *a = va;                                                                     \
+        const lm__q16a *a = va;                                                                    \
         float acc = 0;                                                                             \
         for (int64_t b = 0; b < nb; b++) {                                                         \
             const int s = ISUM(&w[b], a[b].qs);                                                    \
@@ -199,27 +221,27 @@ LM__AVX2 static void lm__sums16_avx2(const int8_t *q, const int8_t *a, int32_t *
 #define LM__NO_MIN(F16)
 #define LM__MIN(F16) +F16(w[b].m) * a[b].s
 
-static inline int lm__isum_q4_0(const lm_block_q4_0 *w, const int8_t *a) {
+static inline int lm__isum_q4_0(const lm_block_q4_0 *w, const int16_t *a) {
     int8_t q[32];
     lm__unpack_q4(w->qs, 8, q);
     return lm__dot_i8(q, a, 32);
 }
-static inline int lm__isum_q4_1(const lm_block_q4_1 *w, const int8_t *a) {
+static inline int lm__isum_q4_1(const lm_block_q4_1 *w, const int16_t *a) {
     int8_t q[32];
     lm__unpack_q4(w->qs, 0, q);
     return lm__dot_i8(q, a, 32);
 }
-static inline int lm__isum_q5_0(const lm_block_q5_0 *w, const int8_t *a) {
+static inline int lm__isum_q5_0(const lm_block_q5_0 *w, const int16_t *a) {
     int8_t q[32];
     lm__unpack_q5(w->qs, w->qh, 16, q);
     return lm__dot_i8(q, a, 32);
 }
-static inline int lm__isum_q5_1(const lm_block_q5_1 *w, const int8_t *a) {
+static inline int lm__isum_q5_1(const lm_block_q5_1 *w, const int16_t *a) {
     int8_t q[32];
     lm__unpack_q5(w->qs, w->qh, 0, q);
     return lm__dot_i8(q, a, 32);
 }
-static inline int lm__isum_q8_0(const lm_block_q8_0 *w, const int8_t *a) {
+static inline int lm__isum_q8_0(const lm_block_q8_0 *w, const int16_t *a) {
     return lm__dot_i8(w->qs, a, 32);
 }
 
@@ -230,20 +252,20 @@ LM__DOT_LEGACY(, lm__dot_q5_1, lm_block_q5_1, lm__isum_q5_1, LM__F16_C, LM__MIN)
 LM__DOT_LEGACY(, lm__dot_q8_0, lm_block_q8_0, lm__isum_q8_0, LM__F16_C, LM__NO_MIN)
 
 #ifdef LM__X86
-LM__AVX2 static inline int lm__isum_q4_0_x(const lm_block_q4_0 *w, const int8_t *a) {
+LM__AVX2 static inline int lm__isum_q4_0_x(const lm_block_q4_0 *w, const int16_t *a) {
     return lm__dot32_avx2(_mm256_sub_epi8(lm__nibbles32(w->qs), _mm256_set1_epi8(8)), a);
 }
-LM__AVX2 static inline int lm__isum_q4_1_x(const lm_block_q4_1 *w, const int8_t *a) {
+LM__AVX2 static inline int lm__isum_q4_1_x(const lm_block_q4_1 *w, const int16_t *a) {
     return lm__dot32_avx2(lm__nibbles32(w->qs), a);
 }
-LM__AVX2 static inline int lm__isum_q5_0_x(const lm_block_q5_0 *w, const int8_t *a) {
+LM__AVX2 static inline int lm__isum_q5_0_x(const lm_block_q5_0 *w, const int16_t *a) {
     const __m256i q = _mm256_or_si256(lm__nibbles32(w->qs), lm__bits32(w->qh));
     return lm__dot32_avx2(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), a);
 }
-LM__AVX2 static inline int lm__isum_q5_1_x(const lm_block_q5_1 *w, const int8_t *a) {
+LM__AVX2 static inline int lm__isum_q5_1_x(const lm_block_q5_1 *w, const int16_t *a) {
     return lm__dot32_avx2(_mm256_or_si256(lm__nibbles32(w->qs), lm__bits32(w->qh)), a);
 }
-LM__AVX2 static inline int lm__isum_q8_0_x(const lm_block_q8_0 *w, const int8_t *a) {
+LM__AVX2 static inline int lm__isum_q8_0_x(const lm_block_q8_0 *w, const int16_t *a) {
     return lm__dot32_avx2(_mm256_loadu_si256((const __m256i *)w->qs), a);
 }
 
@@ -254,17 +276,17 @@ LM__DOT_LEGACY(LM__AVX2, lm__dot_q5_1_x, lm_block_q5_1, lm__isum_q5_1_x, LM__F16
 LM__DOT_LEGACY(LM__AVX2, lm__dot_q8_0_x, lm_block_q8_0, lm__isum_q8_0_x, LM__F16_X, LM__NO_MIN)
 #endif
 
-/* k-quants: unpack the block's levels, 16 sums of 16 products, then the scales (integer)
- * and one float combination per block: a.d (d isum - dmin msum). */
+/* k-quants: unpack the block's levels, 16 sums of 16 products, then the scales (in 64-bit:
+ * a scaled sum can pass 2^31) and one float combination per block: a.d (d isum - dmin msum) */
 #define LM__DOT_K(ATTR, name, blk_t, UNPACK, SUMS16, F16, COMBINE)                                 \
     ATTR static float name(const void *vw, const void *va, int64_t nb) {                           \
         const blk_t *w = vw;                                                                       \
-        const lm_block_q8_K *a = va;                                                               \
+        const lm__q16k *a = va;                                                                    \
         float acc = 0;                                                                             \
         for (int64_t b = 0; b < nb; b++) {                                                         \
             int8_t q[LM_QK_K];                                                                     \
             int32_t s16[16];                                                                       \
-            int isum = 0, msum = 0;                                                                \
+            int64_t isum = 0, msum = 0;                                                            \
             UNPACK(&w[b], q);                                                                      \
             SUMS16(q, a[b].qs, s16);                                                               \
             COMBINE(&w[b], &a[b], s16, &isum, &msum);                                              \
@@ -277,31 +299,31 @@ LM__DOT_LEGACY(LM__AVX2, lm__dot_q8_0_x, lm_block_q8_0, lm__isum_q8_0_x, LM__F16
 #define LM__K_MIN_lm__comb_q3_K(F16)
 #define LM__K_MIN_lm__comb_q6_K(F16)
 
-static inline void lm__comb_q2_K(const lm_block_q2_K *w, const lm_block_q8_K *a, const int32_t *s,
-                                 int *isum, int *msum) {
+static inline void lm__comb_q2_K(const lm_block_q2_K *w, const lm__q16k *a, const int32_t *s,
+                                 int64_t *isum, int64_t *msum) {
     for (int i = 0; i < 16; i++) {
-        *isum += (w->scales[i] & 0x0f) * s[i];
-        *msum += (w->scales[i] >> 4) * a->bsums[i];
+        *isum += (int64_t)(w->scales[i] & 0x0f) * s[i];
+        *msum += (int64_t)(w->scales[i] >> 4) * a->bsums[i];
     }
 }
-static inline void lm__comb_q3_K(const lm_block_q3_K *w, const lm_block_q8_K *a, const int32_t *s,
-                                 int *isum, int *msum) {
-    for (int i = 0; i < 16; i++) *isum += (lm_q3_K_scale(w->scales, i) - 32) * s[i];
+static inline void lm__comb_q3_K(const lm_block_q3_K *w, const lm__q16k *a, const int32_t *s,
+                                 int64_t *isum, int64_t *msum) {
+    for (int i = 0; i < 16; i++) *isum += (int64_t)(lm_q3_K_scale(w->scales, i) - 32) * s[i];
 }
 /* q4_K and q5_K share the scales layout (d, dmin, scales[12] at the same offsets) */
-static inline void lm__comb_k4(const void *vw, const lm_block_q8_K *a, const int32_t *s, int *isum,
-                               int *msum) {
+static inline void lm__comb_k4(const void *vw, const lm__q16k *a, const int32_t *s, int64_t *isum,
+                               int64_t *msum) {
     const uint8_t *scales = ((const lm_block_q4_K *)vw)->scales;
     for (int i = 0; i < 8; i++) {
         int sc, m;
         lm_k4_scale_min(scales, i, &sc, &m);
-        *isum += sc * (s[2 * i] + s[2 * i + 1]);
-        *msum += m * (a->bsums[2 * i] + a->bsums[2 * i + 1]);
+        *isum += (int64_t)sc * ((int64_t)s[2 * i] + s[2 * i + 1]);
+        *msum += (int64_t)m * ((int64_t)a->bsums[2 * i] + a->bsums[2 * i + 1]);
     }
 }
-static inline void lm__comb_q6_K(const lm_block_q6_K *w, const lm_block_q8_K *a, const int32_t *s,
-                                 int *isum, int *msum) {
-    for (int i = 0; i < 16; i++) *isum += w->scales[i] * s[i];
+static inline void lm__comb_q6_K(const lm_block_q6_K *w, const lm__q16k *a, const int32_t *s,
+                                 int64_t *isum, int64_t *msum) {
+    for (int i = 0; i < 16; i++) *isum += (int64_t)w->scales[i] * s[i];
 }
 
 LM__DOT_K(, lm__dot_q2_K, lm_block_q2_K, lm__unpack_q2_K, lm__sums16, LM__F16_C, lm__comb_q2_K)
@@ -397,7 +419,7 @@ bool lm__cpu_vec_dot_get(lm_type type, lm__vec_dot *out) {
         out->fn = lm__use_avx2() && lm__dots[i].avx2 ? lm__dots[i].avx2 : lm__dots[i].scalar;
         out->scalar = lm__dots[i].scalar;
         out->act_blck = k ? LM_QK_K : LM_QK8_0;
-        out->act_size = k ? sizeof(lm_block_q8_K) : sizeof(lm__q8a);
+        out->act_size = k ? sizeof(lm__q16k) : sizeof(lm__q16a);
         return true;
     }
     return false;
