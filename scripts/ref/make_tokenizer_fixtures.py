@@ -41,7 +41,7 @@ Gemma 3 270M (SentencePiece, tokenizer.ggml.model = llama) -> tests/fixtures/tok
   user-defined space token). The converter's BPE splits 40 spaces as 16 + 24 (its derived
   merges join pairs first); sentencepiece, llama.cpp and Lumen cut the longest
   user-defined token first, 31 + 9. Lumen follows sentencepiece, Gemma's own tokenizer.
-  On 8,000 random texts mixing words, whitespace runs, added-token texts, U+2581 and
+  On 20,000 random texts mixing words, whitespace runs, added-token texts, U+2581 and
   random code points, Lumen's ids equalled the converter's on every text without such a
   run, and sentencepiece's on every text without control-token text.
 
