@@ -67,7 +67,8 @@ Test(serve_request, chat_every_field) {
         "\"stop\":[\"\\n\\n\",\"END\"],\"stream\":true,\"stream_options\":{\"include_usage\":true},"
         "\"n\":1,\"logit_bias\":{\"42\":-100,\"7\":2.5},\"user\":\"u-1\",\"logprobs\":true,"
         "\"top_logprobs\":3,\"response_format\":{\"type\":\"json_object\"},\"top_k\":40,"
-        "\"min_p\":0.05,\"repetition_penalty\":1.1,\"store\":false,\"metadata\":{\"a\":\"b\"},"
+        "\"min_p\":0.05,\"repetition_penalty\":1.1,\"ignore_eos\":true,\"store\":false,"
+        "\"metadata\":{\"a\":\"b\"},"
         "\"service_tier\":\"auto\",\"parallel_tool_calls\":true,\"tools\":[],"
         "\"tool_choice\":\"none\",\"modalities\":[\"text\"]}";
     char *o = ok("chat", body);
@@ -76,7 +77,8 @@ Test(serve_request, chat_every_field) {
     HAS(o, "{\"role\":\"assistant\",\"content\":\"\"}");
     HAS(o, "\"max_tokens\":7"); /* max_completion_tokens wins */
     HAS(o, "\"temperature\":0.5,\"top_p\":0.25,\"presence_penalty\":1.5,"
-           "\"frequency_penalty\":-0.5,\"top_k\":40,\"min_p\":0.05,\"repetition_penalty\":1.1");
+           "\"frequency_penalty\":-0.5,\"top_k\":40,\"min_p\":0.05,\"repetition_penalty\":1.1,"
+           "\"ignore_eos\":true");
     HAS(o, "\"seed\":\"42\"");
     HAS(o, "\"stop\":[\"\\n\\n\",\"END\"]");
     HAS(o, "\"stream\":true,\"include_usage\":true,\"logprobs\":true,\"top_logprobs\":3");
@@ -226,6 +228,7 @@ static const bad_case bad_cases[] = {
     {"chat", "{" MSG ",\"min_p\":2}", "min_p", "invalid_value", "in [0, 1]"},
     {"chat", "{" MSG ",\"repetition_penalty\":0}", "repetition_penalty", "invalid_value",
      "(0, 10]"},
+    {"chat", "{" MSG ",\"ignore_eos\":1}", "ignore_eos", "invalid_type", "expected a boolean"},
     /* stop */
     {"chat", "{" MSG ",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop", "invalid_value",
      "at most 4 stop sequences, but got 5."},

@@ -478,9 +478,12 @@ static void sample(srv_engine *e, srv_slot *s, const float *L) {
     srv_task *t = s->task;
     const srv_request *r = &t->req;
     const float *use = L;
-    if (r->n_bias || s->use_json) {
+    if (r->n_bias || s->use_json || r->ignore_eos) {
         memcpy(e->work, L, (size_t)e->n_vocab * sizeof *e->work);
         for (int32_t i = 0; i < r->n_bias; i++) e->work[r->bias[i].token] += r->bias[i].bias;
+        if (r->ignore_eos && !(s->use_json && srv_json_can_end(&s->json)))
+            for (int32_t i = 0; i < e->n_vocab; i++)
+                if (e->tok_eog[i]) e->work[i] = -INFINITY;
         if (s->use_json && srv_json_mask(&s->json, &e->tt, e->work) == 0) {
             fail_slot(e, s, 500, "constrained decoding reached a state with no valid token");
             return;

@@ -520,6 +520,10 @@ static int f_repetition(const cJSON *v, const char *param, srv_request *r, srv_e
     return 0;
 }
 
+static int f_ignore_eos(const cJSON *v, const char *param, srv_request *r, srv_error *e) {
+    return get_bool(e, v, param, &r->ignore_eos);
+}
+
 /* Accepted for compatibility, no effect here. */
 static int f_ignore(const cJSON *v, const char *param, srv_request *r, srv_error *e) {
     return 0;
@@ -569,6 +573,7 @@ static const struct field {
     {"top_k", EP_BOTH, f_top_k},
     {"min_p", EP_BOTH, f_min_p},
     {"repetition_penalty", EP_BOTH, f_repetition},
+    {"ignore_eos", EP_BOTH, f_ignore_eos},
     /* accepted, no effect */
     {"store", EP_CHAT, f_ignore},
     {"metadata", EP_CHAT, f_ignore},
@@ -782,6 +787,7 @@ char *srv_request_to_json(const srv_request *r) {
     cJSON_AddNumberToObject(o, "top_k", r->top_k);
     cJSON_AddNumberToObject(o, "min_p", r->min_p);
     cJSON_AddNumberToObject(o, "repetition_penalty", r->repeat_penalty);
+    cJSON_AddBoolToObject(o, "ignore_eos", r->ignore_eos);
     if (r->has_seed) {
         char s[32]; /* as text: a uint64 does not fit a double */
         snprintf(s, sizeof s, "%llu", (unsigned long long)r->seed);

@@ -49,6 +49,7 @@ typedef struct srv_request {
     double temperature, top_p, presence_penalty, frequency_penalty;
     int32_t top_k;                /* Lumen extension; 0: off */
     double min_p, repeat_penalty; /* Lumen extensions; 0 / 1: off */
+    bool ignore_eos;              /* Lumen extension: end-of-generation tokens are never sampled */
     bool has_seed;
     uint64_t seed;
     char *stop[SRV_MAX_STOP];
