@@ -53,24 +53,29 @@ typedef struct fam_row {
  * prompt of 10, a Gemma 2 with alternating layers, Phi-3 with fused tensors of a block type
  * (row views must land on block boundaries). */
 static const fam_row fam_rows[] = {
-    {"llama", "llama", LM_TYPE_Q8_0, true, 2, 2, 0, 0, 10000, 0, 0, 0, false, false, 0, 32},
+    {"llama", "llama", LM_TYPE_F32, true, 2, 2, 0, 0, 10000, 0, 0, 0, false, false, 0, 32},
     {"llama3 rope_freqs", "llama", LM_TYPE_F16, false, 2, 2, 0, 0, 500000, 0, 0, 0, true, false, 0,
      32},
-    {"mistral", "mistral", LM_TYPE_Q4_0, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32},
-    {"qwen2 (bias)", "qwen2", LM_TYPE_Q8_0, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32},
-    {"qwen3 (qk norm)", "qwen3", LM_TYPE_Q8_0, true, 2, 2, 32, 0, 1e6f, 0, 0, 0, false, false, 0,
+    {"mistral", "mistral", LM_TYPE_F16, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32},
+    {"qwen2 (bias)", "qwen2", LM_TYPE_F32, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32},
+    {"qwen3 (qk norm)", "qwen3", LM_TYPE_F16, true, 2, 2, 32, 0, 1e6f, 0, 0, 0, false, false, 0,
      32},
-    {"gemma", "gemma", LM_TYPE_Q8_0, true, 2, 1, 32, 0, 10000, 0, 0, 0, false, false, 0, 32},
-    {"gemma2 softcap", "gemma2", LM_TYPE_Q8_0, true, 3, 2, 32, 4, 10000, 0, 3, 10, false, false, 0,
+    {"gemma", "gemma", LM_TYPE_F16, true, 2, 1, 32, 0, 10000, 0, 0, 0, false, false, 0, 32},
+    {"gemma2 softcap", "gemma2", LM_TYPE_F16, true, 3, 2, 32, 4, 10000, 0, 3, 10, false, false, 0,
      32},
-    {"gemma3", "gemma3", LM_TYPE_Q8_0, true, 7, 1, 32, 4, 1e6f, 0, 0, 0, false, false, 0, 32},
+    {"gemma3", "gemma3", LM_TYPE_F32, true, 7, 1, 32, 4, 1e6f, 0, 0, 0, false, false, 0, 32},
     {"gemma3 softcap linear", "gemma3", LM_TYPE_F16, true, 6, 2, 32, 3, 1e6f, 8, 3, 10, false,
      false, 0, 32},
-    {"phi3 4k (fused)", "phi3", LM_TYPE_Q8_0, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, false, 0,
+    {"phi3 4k (fused)", "phi3", LM_TYPE_F16, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, false, 0,
      32},
-    {"phi3 longrope short", "phi3", LM_TYPE_Q8_0, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, true,
-     16, 16},
-    {"phi3 longrope long", "phi3", LM_TYPE_Q8_0, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, true, 16,
+    {"phi3 longrope short", "phi3", LM_TYPE_F32, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, true, 16,
+     16},
+    {"phi3 longrope long", "phi3", LM_TYPE_F16, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, true, 16,
+     32},
+    /* block types: fused row views on block rows, and the quantized mul_mat path */
+    {"phi3 4k Q8_0", "phi3", LM_TYPE_Q8_0, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, false, 0, 32},
+    {"gemma3 Q8_0", "gemma3", LM_TYPE_Q8_0, true, 7, 1, 32, 4, 1e6f, 0, 0, 0, false, false, 0, 32},
+    {"mistral Q4_0", "mistral", LM_TYPE_Q4_0, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0,
      32},
 };
 #define N_ROWS (sizeof fam_rows / sizeof fam_rows[0])
@@ -118,6 +123,17 @@ static double row_err(const float *a, const double *ref, int n, double *mag) {
  * in the runtime's table (sliding pattern, RoPE pairing, local RoPE base, fused row order,
  * LongRoPE threshold) gave 1.4e-2 to 1. */
 #define FAM_RTOL 1.5e-3
+/* With block-type weights the CPU mul_mat may round the activations to integer blocks (as
+ * ggml does; 8 bits: each value moves by up to amax/254 of its block), which then
+ * dominates: measured up to 1.5e-2 over 20 runs with 8-bit activations (Q4_0 and Q8_0
+ * rows), ~3e-4 with float ones. We allow 4e-2. What these rows check, fused row views on
+ * block rows and the quantized path through the families, fails by 0.3 or more when wrong
+ * (gate and up swapped: 0.39, V read from K's rows: 0.69). */
+#define FAM_RTOL_Q 4e-2
+
+static double row_tol(const fam_row *r) {
+    return r->wtype == LM_TYPE_F32 || r->wtype == LM_TYPE_F16 ? FAM_RTOL : FAM_RTOL_Q;
+}
 #define N_PROMPT 10
 
 typedef struct fam_run {
@@ -142,6 +158,7 @@ static void fam_open(const lm_tiny_spec *s, int32_t n_ctx, const char *label, fa
 /* Decode a 10-token prompt (logits at every position) then one more token through the KV
  * cache; compare every row with the reference. Returns the worst relative error. */
 static double check_family(const fam_row *row, uint64_t seed) {
+    double tol = row_tol(row);
     lm_tiny_spec s = row_spec(row, seed);
     lm_tiny_model tm;
     cr_assert(lm_tiny_build(&s, &tm), "%s: build", row->label);
@@ -165,10 +182,10 @@ static double check_family(const fam_row *row, uint64_t seed) {
         const float *lg = lm_get_logits(r.ctx, i);
         cr_assert_not_null(lg);
         double e = row_err(lg, ref + (size_t)i * V, V, &mag);
-        cr_expect(e <= FAM_RTOL,
+        cr_expect(e <= tol,
                   "%s (seed %llu): prompt position %d: max |lumen - ref| / %.3g "
                   "= %.3g > %g",
-                  row->label, (unsigned long long)seed, i, mag, e, FAM_RTOL);
+                  row->label, (unsigned long long)seed, i, mag, e, tol);
         cr_expect(mag > 0.5, "%s: logits too flat (%.3g) to test anything", row->label, mag);
         if (!(e <= worst)) worst = e;
     }
@@ -178,8 +195,8 @@ static double check_family(const fam_row *row, uint64_t seed) {
     cr_assert_eq(lm_decode(r.ctx, &b), LM_OK, "%s: %s", row->label, lm_last_error());
     cr_assert(lm_ref_forward(&tm, row->n_ctx, toks, N_PROMPT + 1, ref));
     double e = row_err(lm_get_logits(r.ctx, -1), ref + (size_t)N_PROMPT * V, V, &mag);
-    cr_expect(e <= FAM_RTOL, "%s (seed %llu): decode step: %.3g > %g", row->label,
-              (unsigned long long)seed, e, FAM_RTOL);
+    cr_expect(e <= tol, "%s (seed %llu): decode step: %.3g > %g", row->label,
+              (unsigned long long)seed, e, tol);
     if (!(e <= worst)) worst = e;
 
     free(ref);
@@ -203,6 +220,7 @@ Test(families, logits_match_reference) {
 Test(families, output_head_in_chunks) {
     uint64_t seed = lm_test_seed();
     const fam_row *row = &fam_rows[7];
+    double tol = row_tol(row);
     lm_tiny_spec s = row_spec(row, seed);
     lm_tiny_model tm;
     cr_assert(lm_tiny_build(&s, &tm));
@@ -224,7 +242,7 @@ Test(families, output_head_in_chunks) {
     cr_assert(ref && lm_ref_forward(&tm, row->n_ctx, toks, N_PROMPT, ref));
     for (int i = 0; i < N_PROMPT; i++) {
         double e = row_err(lm_get_logits(r.ctx, i), ref + (size_t)i * V, V, &mag);
-        cr_expect(e <= FAM_RTOL, "row %d: %.3g > %g", i, e, FAM_RTOL);
+        cr_expect(e <= tol, "row %d: %.3g > %g", i, e, FAM_RTOL);
     }
     free(ref);
     lm_context_free(r.ctx);
