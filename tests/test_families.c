@@ -46,6 +46,7 @@ typedef struct fam_row {
     bool rope_freqs, longrope;
     int32_t n_ctx_orig;
     int32_t n_ctx; /* the context Lumen runs with */
+    int32_t n_rot; /* 0: head_dim */
 } fam_row;
 
 /* Small but shaped like the real ones: GQA/MQA, head_dim != n_embd / n_head (qwen3, gemma),
@@ -53,30 +54,38 @@ typedef struct fam_row {
  * prompt of 10, a Gemma 2 with alternating layers, Phi-3 with fused tensors of a block type
  * (row views must land on block boundaries). */
 static const fam_row fam_rows[] = {
-    {"llama", "llama", LM_TYPE_F32, true, 2, 2, 0, 0, 10000, 0, 0, 0, false, false, 0, 32},
+    {"llama", "llama", LM_TYPE_F32, true, 2, 2, 0, 0, 10000, 0, 0, 0, false, false, 0, 32, 0},
     {"llama3 rope_freqs", "llama", LM_TYPE_F16, false, 2, 2, 0, 0, 500000, 0, 0, 0, true, false, 0,
-     32},
-    {"mistral", "mistral", LM_TYPE_F16, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32},
-    {"qwen2 (bias)", "qwen2", LM_TYPE_F32, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32},
-    {"qwen3 (qk norm)", "qwen3", LM_TYPE_F16, true, 2, 2, 32, 0, 1e6f, 0, 0, 0, false, false, 0,
-     32},
-    {"gemma", "gemma", LM_TYPE_F16, true, 2, 1, 32, 0, 10000, 0, 0, 0, false, false, 0, 32},
+     32, 0},
+    {"mistral", "mistral", LM_TYPE_F16, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32, 0},
+    {"qwen2 (bias)", "qwen2", LM_TYPE_F32, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32,
+     0},
+    {"qwen3 (qk norm)", "qwen3", LM_TYPE_F16, true, 2, 2, 32, 0, 1e6f, 0, 0, 0, false, false, 0, 32,
+     0},
+    {"gemma", "gemma", LM_TYPE_F16, true, 2, 1, 32, 0, 10000, 0, 0, 0, false, false, 0, 32, 0},
     {"gemma2 softcap", "gemma2", LM_TYPE_F16, true, 3, 2, 32, 4, 10000, 0, 3, 10, false, false, 0,
-     32},
-    {"gemma3", "gemma3", LM_TYPE_F32, true, 7, 1, 32, 4, 1e6f, 0, 0, 0, false, false, 0, 32},
+     32, 0},
+    {"gemma3", "gemma3", LM_TYPE_F32, true, 7, 1, 32, 4, 1e6f, 0, 0, 0, false, false, 0, 32, 0},
     {"gemma3 softcap linear", "gemma3", LM_TYPE_F16, true, 6, 2, 32, 3, 1e6f, 8, 3, 10, false,
-     false, 0, 32},
-    {"phi3 4k (fused)", "phi3", LM_TYPE_F16, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, false, 0,
-     32},
+     false, 0, 32, 0},
+    {"phi3 4k (fused)", "phi3", LM_TYPE_F16, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, false, 0, 32,
+     0},
     {"phi3 longrope short", "phi3", LM_TYPE_F32, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, true, 16,
-     16},
+     16, 0},
     {"phi3 longrope long", "phi3", LM_TYPE_F16, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, true, 16,
-     32},
+     32, 0},
     /* block types: fused row views on block rows, and the quantized mul_mat path */
-    {"phi3 4k Q8_0", "phi3", LM_TYPE_Q8_0, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, false, 0, 32},
-    {"gemma3 Q8_0", "gemma3", LM_TYPE_Q8_0, true, 7, 1, 32, 4, 1e6f, 0, 0, 0, false, false, 0, 32},
-    {"mistral Q4_0", "mistral", LM_TYPE_Q4_0, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0,
-     32},
+    {"phi3 4k Q8_0", "phi3", LM_TYPE_Q8_0, false, 2, 4, 0, 0, 10000, 0, 0, 0, false, false, 0, 32,
+     0},
+    {"gemma3 Q8_0", "gemma3", LM_TYPE_Q8_0, true, 7, 1, 32, 4, 1e6f, 0, 0, 0, false, false, 0, 32,
+     0},
+    {"mistral Q4_0", "mistral", LM_TYPE_Q4_0, false, 2, 2, 0, 0, 1e6f, 0, 0, 0, false, false, 0, 32,
+     0},
+    /* partial rotation (rope.dimension_count < head_dim), as Phi-4-mini: the rest passes */
+    {"phi3 longrope partial", "phi3", LM_TYPE_F32, false, 2, 2, 0, 0, 10000, 0, 0, 0, false, true,
+     16, 32, 12},
+    {"llama partial rotary", "llama", LM_TYPE_F16, true, 2, 2, 0, 0, 10000, 0, 0, 0, false, false,
+     0, 32, 8},
 };
 #define N_ROWS (sizeof fam_rows / sizeof fam_rows[0])
 
@@ -88,6 +97,7 @@ static lm_tiny_spec row_spec(const fam_row *r, uint64_t seed) {
     s.n_layer = r->n_layer;
     s.n_head_kv = r->n_head_kv;
     s.head_dim = r->head_dim;
+    s.n_rot = r->n_rot;
     s.n_swa = r->n_swa;
     s.rope_base = r->rope_base;
     s.rope_scale = r->rope_scale;

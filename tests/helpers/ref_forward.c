@@ -69,19 +69,20 @@ static double ref_silu(double x) {
     return x / (1.0 + exp(-x));
 }
 
-/* RoPE of one head vector v[hd] at position p: pair j of the hd/2 pairs turns by
- * p * scale * theta^(-2j/hd) / factor[j]; both outputs then times mscale (LongRoPE). */
+/* RoPE of one head vector at position p: its first d dimensions form d/2 pairs, pair j
+ * turning by p * scale * theta^(-2j/d) / factor[j], both outputs then times mscale
+ * (LongRoPE); dimensions past d are left as they are. */
 typedef struct ref_rope {
     bool neox;
     double theta, scale, mscale;
     const float *factors;
 } ref_rope;
 
-static void ref_rotate(double *v, int hd, int p, const ref_rope *r) {
-    for (int j = 0; j < hd / 2; j++) {
-        double ang = p * r->scale * pow(r->theta, -2.0 * j / hd);
+static void ref_rotate(double *v, int d, int p, const ref_rope *r) {
+    for (int j = 0; j < d / 2; j++) {
+        double ang = p * r->scale * pow(r->theta, -2.0 * j / d);
         if (r->factors) ang /= (double)r->factors[j];
-        int a = r->neox ? j : 2 * j, b = r->neox ? j + hd / 2 : 2 * j + 1;
+        int a = r->neox ? j : 2 * j, b = r->neox ? j + d / 2 : 2 * j + 1;
         double x0 = v[a], x1 = v[b];
         v[a] = (x0 * cos(ang) - x1 * sin(ang)) * r->mscale;
         v[b] = (x0 * sin(ang) + x1 * cos(ang)) * r->mscale;
@@ -174,9 +175,9 @@ static void ref_attention(const lm_tiny_model *m, const ref_family *f, int32_t n
     if (local && f->local_base > 0) r.theta = f->local_base, r.scale = 1.0;
     for (int p = 0; p < n; p++) {
         for (int hh = 0; hh < s->n_head; hh++)
-            ref_rotate(b->q + (size_t)p * nq + hh * hd, hd, p, &r);
+            ref_rotate(b->q + (size_t)p * nq + hh * hd, m->n_rot, p, &r);
         for (int hh = 0; hh < s->n_head_kv; hh++)
-            ref_rotate(b->k + (size_t)p * nkv + hh * hd, hd, p, &r);
+            ref_rotate(b->k + (size_t)p * nkv + hh * hd, m->n_rot, p, &r);
     }
     double cap = s->attn_softcap > 0 ? s->attn_softcap : f->attn_cap;
     for (int hh = 0; hh < s->n_head; hh++) ref_attend_head(m, b, n, hh, local ? window : 0, cap);

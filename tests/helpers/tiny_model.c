@@ -190,12 +190,12 @@ static void tiny_llama3_factors(float base, int hd, float *out) {
 /* RoPE factor vectors of the spec (none for plain specs: no random numbers are drawn). */
 static bool tiny_rope_tensors(const lm_tiny_spec *s, lm_test_rng *rng, lm_tiny_model *m,
                               lm_gguf_writer *w) {
-    int64_t half = m->head_dim / 2;
+    int64_t half = m->n_rot / 2;
     m->rope_attn_factor = 1.0f;
     if (s->rope_freqs) {
         m->rope_freqs = malloc((size_t)half * sizeof(float));
         if (!m->rope_freqs) return false;
-        tiny_llama3_factors(s->rope_base, m->head_dim, m->rope_freqs);
+        tiny_llama3_factors(s->rope_base, m->n_rot, m->rope_freqs);
         if (!tiny_vector(s, w, "rope_freqs.weight", m->rope_freqs, half)) return false;
     }
     if (s->longrope) {
@@ -304,7 +304,8 @@ static bool tiny_gen(const lm_tiny_spec *s, lm_tiny_model *m, lm_gguf_writer *w)
     m->spec = *s;
     m->n_vocab = LM_TINY_N_VOCAB;
     m->head_dim = s->head_dim ? s->head_dim : (s->n_head > 0 ? s->n_embd / s->n_head : 0);
-    if (!tiny_spec_ok(s, m->head_dim)) return false;
+    m->n_rot = s->n_rot ? s->n_rot : m->head_dim;
+    if (!tiny_spec_ok(s, m->head_dim) || m->n_rot % 2 || m->n_rot > m->head_dim) return false;
     int64_t e = s->n_embd;
     tiny_family fam = tiny_family_of(s->arch);
     lm_test_rng rng = {s->seed};
@@ -388,6 +389,7 @@ static void tiny_family_keys(tiny_kw *k) {
         kw_u32(k, kw_arch(k, "attention.key_length"), (uint32_t)s->head_dim);
         kw_u32(k, kw_arch(k, "attention.value_length"), (uint32_t)s->head_dim);
     }
+    if (s->n_rot) kw_u32(k, kw_arch(k, "rope.dimension_count"), (uint32_t)s->n_rot);
     if (s->n_swa) kw_u32(k, kw_arch(k, "attention.sliding_window"), (uint32_t)s->n_swa);
     if (s->rope_scale > 0) {
         kw_str(k, kw_arch(k, "rope.scaling.type"), "linear");

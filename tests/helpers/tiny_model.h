@@ -32,6 +32,7 @@ typedef struct lm_tiny_spec {
      * Q/K/V biases; qwen3 and gemma3 per-head Q/K norms; gemma2/gemma3 post-norms; phi3 a
      * fused attn_qkv and a fused [gate; up] ffn_up. */
     int32_t head_dim;    /* 0: n_embd / n_head; else written as key_length and value_length */
+    int32_t n_rot;       /* 0: head_dim; else rope.dimension_count (partial rotation) */
     int32_t n_swa;       /* attention.sliding_window (gemma3 needs it) */
     bool rope_freqs;     /* Llama-3 scaling: rope_freqs.weight by the Llama-3 formula */
     bool longrope;       /* Phi-3 LongRoPE: short/long factors, attn_factor, n_ctx_orig */
@@ -69,13 +70,13 @@ typedef struct lm_tiny_layer {
 /* The weights exactly as Lumen sees them (quantized then dequantized). */
 typedef struct lm_tiny_model {
     lm_tiny_spec spec;
-    int32_t n_vocab, head_dim;
+    int32_t n_vocab, head_dim, n_rot;
     float *tok_embd; /* [n_vocab][n_embd] */
     float *out_norm; /* [n_embd] */
     float *output;   /* [n_vocab][n_embd]; == tok_embd when tied (not owned twice) */
     lm_tiny_layer *layers;
-    float *rope_freqs;             /* [hd/2] RoPE divisors (spec.rope_freqs) or NULL */
-    float *rope_short, *rope_long; /* [hd/2] LongRoPE divisors or NULL */
+    float *rope_freqs;             /* [n_rot/2] RoPE divisors (spec.rope_freqs) or NULL */
+    float *rope_short, *rope_long; /* [n_rot/2] LongRoPE divisors or NULL */
     float rope_attn_factor;        /* LongRoPE's scale of cos and sin (1: none) */
 } lm_tiny_model;
 
