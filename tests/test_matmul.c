@@ -199,30 +199,38 @@ Test(matmul, model_sized) {
     }
 }
 
-/* The dot product this CPU uses (AVX2 where available) against the plain C one. */
+/* The dot product this CPU uses (AVX2 where available) against the plain C one, over 3
+ * columns at once and one alone. */
 Test(matmul, simd_equals_scalar) {
     lm_test_rng r = {lm_test_seed()};
-    enum { K = 2048 };
+    enum { K = 2048, C = 3 };
     static float w[K], x[K];
-    static uint8_t wq[K * 2], xq[K * 3];
+    static uint8_t wq[K * 2], xq[C][K * 3];
     for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0]; t++) {
         lm__vec_dot vd;
         if (!lm__cpu_vec_dot_get(TYPES[t], &vd)) continue; /* float types */
-        if (vd.fn == vd.scalar)
-            cr_log_info("%s: no SIMD version on this CPU", lm_type_get(TYPES[t]).name);
-        for (int rep = 0; rep < 20; rep++) {
+        const char *tn = lm_type_get(TYPES[t]).name;
+        if (vd.fn == vd.scalar) cr_log_info("%s: no SIMD version on this CPU", tn);
+        for (int rep = 0; rep < 10; rep++) {
             lm_test_fill_normal(&r, w, K, rep % 2 ? 1.0f : 1e-3f);
-            lm_test_fill_normal(&r, x, K, 1.0f);
-            if (rep % 5 == 0) x[lm_test_rng_u64(&r) % K] = -300.0f; /* an outlier block */
             lm_quantize_row(TYPES[t], w, wq, K);
-            if (vd.act_blck == LM_QK_K)
-                lm__quantize_q16k(x, (lm__q16k *)xq, K);
-            else
-                lm__quantize_q16a(x, (lm__q16a *)xq, K);
+            for (int c = 0; c < C; c++) {
+                lm_test_fill_normal(&r, x, K, 1.0f);
+                if (rep % 5 == 0) x[lm_test_rng_u64(&r) % K] = -300.0f; /* an outlier block */
+                if (vd.act_blck == LM_QK_K)
+                    lm__quantize_q16k(x, (lm__q16k *)xq[c], K);
+                else
+                    lm__quantize_q16a(x, (lm__q16a *)xq[c], K);
+            }
             const int64_t nb = K / lm_type_get(TYPES[t]).blck;
-            const float a = vd.fn(wq, xq, nb), b = vd.scalar(wq, xq, nb);
-            cr_assert(memcmp(&a, &b, sizeof a) == 0, "%s: SIMD %.9g != scalar %.9g",
-                      lm_type_get(TYPES[t]).name, a, b);
+            float a[C], b[C], one;
+            vd.fn(wq, xq, sizeof xq[0], C, nb, a);
+            vd.scalar(wq, xq, sizeof xq[0], C, nb, b);
+            vd.fn(wq, xq[C - 1], 0, 1, nb, &one);
+            cr_assert(memcmp(a, b, sizeof a) == 0,
+                      "%s: SIMD %.9g %.9g %.9g != scalar %.9g %.9g %.9g", tn, a[0], a[1], a[2],
+                      b[0], b[1], b[2]);
+            cr_assert(memcmp(&one, &a[C - 1], sizeof one) == 0, "%s: a column alone differs", tn);
         }
     }
 }

@@ -102,8 +102,11 @@ typedef struct {
 void lm__quantize_q16a(const float *restrict x, lm__q16a *restrict y, int64_t n);
 void lm__quantize_q16k(const float *restrict x, lm__q16k *restrict y, int64_t n);
 
-/* dot(weight row of nblocks blocks, its activation row) */
-typedef float (*lm__vec_dot_fn)(const void *w, const void *act, int64_t nblocks);
+/* out[c] = dot(weight row of nblocks blocks, activation column c) for c < nc <=
+ * LM__DOT_COLS, the columns stride bytes apart. A column's result does not depend on nc. */
+#define LM__DOT_COLS 8
+typedef void (*lm__vec_dot_fn)(const void *w, const void *act, size_t stride, int nc,
+                               int64_t nblocks, float *out);
 
 typedef struct {
     lm__vec_dot_fn fn;     /* the fastest this CPU runs (AVX2 where it has it) */

@@ -42,11 +42,14 @@ static void lm__mm_quant_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__mm_job *j = ctx;
     const int64_t M = j->x->ne[1];
     const int64_t nblocks = j->w->ne[0] / lm_type_get((uint32_t)j->w->type).blck;
+    float out[LM__DOT_COLS];
     for (int64_t n = b; n < e; n++) {
         const void *wr = lm__cpu_row(j->w, n, 0, 0);
-        for (int64_t m = 0; m < M; m++) {
-            const void *a = (const char *)j->c->act + (size_t)m * j->act_row;
-            ((float *)lm__cpu_row(j->dst, m, 0, 0))[n] = j->vd.fn(wr, a, nblocks);
+        for (int64_t m0 = 0; m0 < M; m0 += LM__DOT_COLS) { /* each weight block unpacked once */
+            const int nc = (int)(M - m0 < LM__DOT_COLS ? M - m0 : LM__DOT_COLS);
+            j->vd.fn(wr, (const char *)j->c->act + (size_t)m0 * j->act_row, j->act_row, nc, nblocks,
+                     out);
+            for (int c = 0; c < nc; c++) ((float *)lm__cpu_row(j->dst, m0 + c, 0, 0))[n] = out[c];
         }
     }
 }

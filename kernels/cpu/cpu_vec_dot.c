@@ -199,100 +199,130 @@ LM__AVX2 static void lm__sums16_avx2(const int8_t *q, const int16_t *a, int32_t 
 #endif
 
 /* ---- the dot products: one body per type, instantiated scalar and AVX2 ----
- * ISUM(w, a) gives the block's integer sum; F16(h) converts a half. */
+ * Each call takes nc <= LM__DOT_COLS activation columns (stride bytes apart) and unpacks
+ * each weight block once for all of them; a column's float sum runs in block order
+ * whatever nc is, so its result does not depend on the batch. UNPACK(w) gives a block's
+ * levels (QT), ISUM(q, a) their integer dot with a column, F16(h) converts a half. */
 
 #define LM__F16_C(h) lm_fp16_to_fp32(h)
 #ifdef LM__X86
 #define LM__F16_X(h) _cvtsh_ss(h)
 #endif
 
+#define LM__COL(T, va, stride, c) ((const T *)((const char *)(va) + (size_t)(c) * (stride)))
+
 /* no min: x = d q;  with a min: x = d q + m, sum x a = d da sum(q qa) + m (da sum qa) */
-#define LM__DOT_LEGACY(ATTR, name, blk_t, ISUM, F16, MIN_TERM)                                     \
-    ATTR static float name(const void *vw, const void *va, int64_t nb) {                           \
+#define LM__DOT_LEGACY(ATTR, name, blk_t, QT, UNPACK, ISUM, F16, MIN_TERM)                         \
+    ATTR static void name(const void *vw, const void *va, size_t stride, int nc, int64_t nb,       \
+                          float *out) {                                                            \
         const blk_t *w = vw;                                                                       \
-        const lm__q16a *a = va;                                                                    \
-        float acc = 0;                                                                             \
+        float acc[LM__DOT_COLS] = {0};                                                             \
         for (int64_t b = 0; b < nb; b++) {                                                         \
-            const int s = ISUM(&w[b], a[b].qs);                                                    \
-            acc += F16(w[b].d) * a[b].d * (float)s MIN_TERM(F16);                                  \
+            const QT q = UNPACK(&w[b]);                                                            \
+            const float dw = F16(w[b].d);                                                          \
+            for (int c = 0; c < nc; c++) {                                                         \
+                const lm__q16a *a = LM__COL(lm__q16a, va, stride, c) + b;                          \
+                const int s = ISUM(q, a->qs);                                                      \
+                acc[c] += dw * a->d * (float)s MIN_TERM(F16);                                      \
+            }                                                                                      \
         }                                                                                          \
-        return acc;                                                                                \
+        for (int c = 0; c < nc; c++) out[c] = acc[c];                                              \
     }
 #define LM__NO_MIN(F16)
-#define LM__MIN(F16) +F16(w[b].m) * a[b].s
+#define LM__MIN(F16) +F16(w[b].m) * a->s
 
-static inline int lm__isum_q4_0(const lm_block_q4_0 *w, const int16_t *a) {
-    int8_t q[32];
-    lm__unpack_q4(w->qs, 8, q);
-    return lm__dot_i8(q, a, 32);
-}
-static inline int lm__isum_q4_1(const lm_block_q4_1 *w, const int16_t *a) {
-    int8_t q[32];
-    lm__unpack_q4(w->qs, 0, q);
-    return lm__dot_i8(q, a, 32);
-}
-static inline int lm__isum_q5_0(const lm_block_q5_0 *w, const int16_t *a) {
-    int8_t q[32];
-    lm__unpack_q5(w->qs, w->qh, 16, q);
-    return lm__dot_i8(q, a, 32);
-}
-static inline int lm__isum_q5_1(const lm_block_q5_1 *w, const int16_t *a) {
-    int8_t q[32];
-    lm__unpack_q5(w->qs, w->qh, 0, q);
-    return lm__dot_i8(q, a, 32);
-}
-static inline int lm__isum_q8_0(const lm_block_q8_0 *w, const int16_t *a) {
-    return lm__dot_i8(w->qs, a, 32);
-}
+typedef struct {
+    int8_t v[32];
+} lm__lv32;
 
-LM__DOT_LEGACY(, lm__dot_q4_0, lm_block_q4_0, lm__isum_q4_0, LM__F16_C, LM__NO_MIN)
-LM__DOT_LEGACY(, lm__dot_q4_1, lm_block_q4_1, lm__isum_q4_1, LM__F16_C, LM__MIN)
-LM__DOT_LEGACY(, lm__dot_q5_0, lm_block_q5_0, lm__isum_q5_0, LM__F16_C, LM__NO_MIN)
-LM__DOT_LEGACY(, lm__dot_q5_1, lm_block_q5_1, lm__isum_q5_1, LM__F16_C, LM__MIN)
-LM__DOT_LEGACY(, lm__dot_q8_0, lm_block_q8_0, lm__isum_q8_0, LM__F16_C, LM__NO_MIN)
+static inline lm__lv32 lm__lv_q4_0(const lm_block_q4_0 *w) {
+    lm__lv32 q;
+    lm__unpack_q4(w->qs, 8, q.v);
+    return q;
+}
+static inline lm__lv32 lm__lv_q4_1(const lm_block_q4_1 *w) {
+    lm__lv32 q;
+    lm__unpack_q4(w->qs, 0, q.v);
+    return q;
+}
+static inline lm__lv32 lm__lv_q5_0(const lm_block_q5_0 *w) {
+    lm__lv32 q;
+    lm__unpack_q5(w->qs, w->qh, 16, q.v);
+    return q;
+}
+static inline lm__lv32 lm__lv_q5_1(const lm_block_q5_1 *w) {
+    lm__lv32 q;
+    lm__unpack_q5(w->qs, w->qh, 0, q.v);
+    return q;
+}
+static inline lm__lv32 lm__lv_q8_0(const lm_block_q8_0 *w) {
+    lm__lv32 q;
+    memcpy(q.v, w->qs, 32);
+    return q;
+}
+#define LM__ISUM_C(q, a) lm__dot_i8((q).v, (a), 32)
+
+LM__DOT_LEGACY(, lm__dot_q4_0, lm_block_q4_0, lm__lv32, lm__lv_q4_0, LM__ISUM_C, LM__F16_C,
+               LM__NO_MIN)
+LM__DOT_LEGACY(, lm__dot_q4_1, lm_block_q4_1, lm__lv32, lm__lv_q4_1, LM__ISUM_C, LM__F16_C, LM__MIN)
+LM__DOT_LEGACY(, lm__dot_q5_0, lm_block_q5_0, lm__lv32, lm__lv_q5_0, LM__ISUM_C, LM__F16_C,
+               LM__NO_MIN)
+LM__DOT_LEGACY(, lm__dot_q5_1, lm_block_q5_1, lm__lv32, lm__lv_q5_1, LM__ISUM_C, LM__F16_C, LM__MIN)
+LM__DOT_LEGACY(, lm__dot_q8_0, lm_block_q8_0, lm__lv32, lm__lv_q8_0, LM__ISUM_C, LM__F16_C,
+               LM__NO_MIN)
 
 #ifdef LM__X86
-LM__AVX2 static inline int lm__isum_q4_0_x(const lm_block_q4_0 *w, const int16_t *a) {
-    return lm__dot32_avx2(_mm256_sub_epi8(lm__nibbles32(w->qs), _mm256_set1_epi8(8)), a);
+LM__AVX2 static inline __m256i lm__lvx_q4_0(const lm_block_q4_0 *w) {
+    return _mm256_sub_epi8(lm__nibbles32(w->qs), _mm256_set1_epi8(8));
 }
-LM__AVX2 static inline int lm__isum_q4_1_x(const lm_block_q4_1 *w, const int16_t *a) {
-    return lm__dot32_avx2(lm__nibbles32(w->qs), a);
+LM__AVX2 static inline __m256i lm__lvx_q4_1(const lm_block_q4_1 *w) {
+    return lm__nibbles32(w->qs);
 }
-LM__AVX2 static inline int lm__isum_q5_0_x(const lm_block_q5_0 *w, const int16_t *a) {
+LM__AVX2 static inline __m256i lm__lvx_q5_0(const lm_block_q5_0 *w) {
     const __m256i q = _mm256_or_si256(lm__nibbles32(w->qs), lm__bits32(w->qh));
-    return lm__dot32_avx2(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), a);
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
 }
-LM__AVX2 static inline int lm__isum_q5_1_x(const lm_block_q5_1 *w, const int16_t *a) {
-    return lm__dot32_avx2(_mm256_or_si256(lm__nibbles32(w->qs), lm__bits32(w->qh)), a);
+LM__AVX2 static inline __m256i lm__lvx_q5_1(const lm_block_q5_1 *w) {
+    return _mm256_or_si256(lm__nibbles32(w->qs), lm__bits32(w->qh));
 }
-LM__AVX2 static inline int lm__isum_q8_0_x(const lm_block_q8_0 *w, const int16_t *a) {
-    return lm__dot32_avx2(_mm256_loadu_si256((const __m256i *)w->qs), a);
+LM__AVX2 static inline __m256i lm__lvx_q8_0(const lm_block_q8_0 *w) {
+    return _mm256_loadu_si256((const __m256i *)w->qs);
 }
+#define LM__ISUM_X(q, a) lm__dot32_avx2((q), (a))
 
-LM__DOT_LEGACY(LM__AVX2, lm__dot_q4_0_x, lm_block_q4_0, lm__isum_q4_0_x, LM__F16_X, LM__NO_MIN)
-LM__DOT_LEGACY(LM__AVX2, lm__dot_q4_1_x, lm_block_q4_1, lm__isum_q4_1_x, LM__F16_X, LM__MIN)
-LM__DOT_LEGACY(LM__AVX2, lm__dot_q5_0_x, lm_block_q5_0, lm__isum_q5_0_x, LM__F16_X, LM__NO_MIN)
-LM__DOT_LEGACY(LM__AVX2, lm__dot_q5_1_x, lm_block_q5_1, lm__isum_q5_1_x, LM__F16_X, LM__MIN)
-LM__DOT_LEGACY(LM__AVX2, lm__dot_q8_0_x, lm_block_q8_0, lm__isum_q8_0_x, LM__F16_X, LM__NO_MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q4_0_x, lm_block_q4_0, __m256i, lm__lvx_q4_0, LM__ISUM_X,
+               LM__F16_X, LM__NO_MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q4_1_x, lm_block_q4_1, __m256i, lm__lvx_q4_1, LM__ISUM_X,
+               LM__F16_X, LM__MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q5_0_x, lm_block_q5_0, __m256i, lm__lvx_q5_0, LM__ISUM_X,
+               LM__F16_X, LM__NO_MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q5_1_x, lm_block_q5_1, __m256i, lm__lvx_q5_1, LM__ISUM_X,
+               LM__F16_X, LM__MIN)
+LM__DOT_LEGACY(LM__AVX2, lm__dot_q8_0_x, lm_block_q8_0, __m256i, lm__lvx_q8_0, LM__ISUM_X,
+               LM__F16_X, LM__NO_MIN)
 #endif
 
-/* k-quants: unpack the block's levels, 16 sums of 16 products, then the scales (in 64-bit:
- * a scaled sum can pass 2^31) and one float combination per block: a.d (d isum - dmin msum) */
+/* k-quants: unpack the block's levels once, then per column 16 sums of 16 products, the
+ * scales (in 64-bit: a scaled sum can pass 2^31) and one float combination per block:
+ * a.d (d isum - dmin msum) */
 #define LM__DOT_K(ATTR, name, blk_t, UNPACK, SUMS16, F16, COMBINE)                                 \
-    ATTR static float name(const void *vw, const void *va, int64_t nb) {                           \
+    ATTR static void name(const void *vw, const void *va, size_t stride, int nc, int64_t nb,       \
+                          float *out) {                                                            \
         const blk_t *w = vw;                                                                       \
-        const lm__q16k *a = va;                                                                    \
-        float acc = 0;                                                                             \
+        float acc[LM__DOT_COLS] = {0};                                                             \
         for (int64_t b = 0; b < nb; b++) {                                                         \
             int8_t q[LM_QK_K];                                                                     \
-            int32_t s16[16];                                                                       \
-            int64_t isum = 0, msum = 0;                                                            \
             UNPACK(&w[b], q);                                                                      \
-            SUMS16(q, a[b].qs, s16);                                                               \
-            COMBINE(&w[b], &a[b], s16, &isum, &msum);                                              \
-            acc += a[b].d * (F16(w[b].d) * (float)isum LM__K_MIN_##COMBINE(F16));                  \
+            for (int c = 0; c < nc; c++) {                                                         \
+                const lm__q16k *a = LM__COL(lm__q16k, va, stride, c) + b;                          \
+                int32_t s16[16];                                                                   \
+                int64_t isum = 0, msum = 0;                                                        \
+                SUMS16(q, a->qs, s16);                                                             \
+                COMBINE(&w[b], a, s16, &isum, &msum);                                              \
+                acc[c] += a->d * (F16(w[b].d) * (float)isum LM__K_MIN_##COMBINE(F16));             \
+            }                                                                                      \
         }                                                                                          \
-        return acc;                                                                                \
+        for (int c = 0; c < nc; c++) out[c] = acc[c];                                              \
     }
 #define LM__K_MIN_lm__comb_q2_K(F16) -F16(w[b].dmin) * (float)msum
 #define LM__K_MIN_lm__comb_k4(F16)   -F16(w[b].dmin) * (float)msum
