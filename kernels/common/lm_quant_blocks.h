@@ -100,8 +100,9 @@ typedef struct {
     uint16_t d;
 } lm_block_q6_K;
 
-/* The activation format of the k-quant dot products: float scale, bsums[i] = sum of
- * qs[16 i .. 16 i + 16) (lets a dot product apply the weight mins once per sub-block). */
+/* ggml's activation format for k-quant dot products (Lumen's CPU backend uses 16-bit
+ * activations instead, kernels/cpu/cpu_vec_dot.c): x = d * q with a float d, bsums[i] =
+ * sum of qs[16 i .. 16 i + 16). Quantizable and dequantizable, not computable as a weight. */
 typedef struct {
     float d;
     int8_t qs[LM_QK_K];
