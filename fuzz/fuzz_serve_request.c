@@ -62,13 +62,60 @@ static void check_request(const srv_request *r) {
     }
 }
 
+/* Tokens cut from the walk bytes (1 to 4 bytes each) plus a few plain string pieces: the
+ * fast paths of srv_json_allows must agree with feeding the bytes. */
+#define N_TOK 48
+typedef struct fake_vocab {
+    char bytes[N_TOK * 4 + 64];
+    int32_t off[N_TOK + 8];
+    uint8_t eog[N_TOK + 8];
+    int16_t plain[N_TOK + 8];
+    srv_token_table tt;
+} fake_vocab;
+
+static void fake_vocab_init(fake_vocab *v, const uint8_t *w, size_t n) {
+    static const char *const extra[] = {"ab", " the", "\xc3\xa9t\xc3\xa9", "x\"", "\\n"};
+    int32_t len = 0, t = 0;
+    for (size_t i = 0; i < n && t < N_TOK; t++) {
+        size_t k = (size_t)(w[i] % 4) + 1;
+        if (k > n - i) k = n - i;
+        v->off[t] = len;
+        memcpy(v->bytes + len, w + i, k);
+        len += (int32_t)k;
+        i += k;
+    }
+    for (size_t e = 0; e < sizeof extra / sizeof *extra; e++, t++) {
+        v->off[t] = len;
+        memcpy(v->bytes + len, extra[e], strlen(extra[e]));
+        len += (int32_t)strlen(extra[e]);
+    }
+    v->off[t] = len;
+    memset(v->eog, 0, sizeof v->eog);
+    v->tt = (srv_token_table){v->bytes, v->off, v->eog, NULL, t};
+    srv_token_table_classify(&v->tt, v->plain);
+    v->tt.plain = v->plain;
+}
+
+static void check_allows(const srv_json_state *st, const fake_vocab *v) {
+    for (int32_t t = 0; t < v->tt.n; t++) {
+        srv_json_state tmp;
+        srv_json_copy(&tmp, st);
+        int32_t o = v->off[t], len = v->off[t + 1] - o;
+        bool slow = len > 0 && srv_json_feed(&tmp, v->bytes + o, (size_t)len);
+        if (srv_json_allows(st, &v->tt, t) != slow) __builtin_trap();
+    }
+}
+
 /* Walk the automaton: each walk byte picks one of the allowed next bytes (or the end). */
 static void walk(const srv_schema *s, const uint8_t *w, size_t n) {
     srv_json_state st, tmp;
     srv_json_init(&st, s);
+    static fake_vocab v;
+    fake_vocab_init(&v, w, n);
     char text[4096];
     size_t len = 0;
     for (size_t i = 0; i < n && len < sizeof text; i++) {
+        check_allows(&st, &v);
         uint8_t allowed[256];
         int na = 0;
         for (int b = 1; b < 256; b++) {

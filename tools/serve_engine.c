@@ -101,6 +101,7 @@ struct srv_engine {
     char *tok_bytes;
     int32_t *tok_off;
     uint8_t *tok_eog;
+    int16_t *tok_plain;
     srv_token_table tt;
     /* per-step buffers */
     lm_token *b_tok;
@@ -140,7 +141,11 @@ static lm_status build_token_table(srv_engine *e) {
         e->tok_eog[t] = lm_token_is_eog(e->model, t);
     }
     e->tok_off[nv] = (int32_t)len;
-    e->tt = (srv_token_table){e->tok_bytes, e->tok_off, e->tok_eog, nv};
+    e->tok_plain = malloc((size_t)nv * sizeof *e->tok_plain);
+    if (!e->tok_plain) return LM_ERR_NOMEM;
+    e->tt = (srv_token_table){e->tok_bytes, e->tok_off, e->tok_eog, NULL, nv};
+    srv_token_table_classify(&e->tt, e->tok_plain);
+    e->tt.plain = e->tok_plain;
     return LM_OK;
 }
 
@@ -473,6 +478,22 @@ static bool record_logprob(srv_slot *s, const float *L, int32_t nv, lm_token tok
     return true;
 }
 
+/* Greedy decoding needs only the best token to be allowed, not the whole mask: when the
+ * argmax is valid it is also the argmax of the masked logits. (Penalties change the logits
+ * inside the sampler, so they take the full path.) */
+static bool json_greedy(srv_engine *e, srv_slot *s, const float *use, lm_token *tok) {
+    const srv_request *r = &s->task->req;
+    if (r->temperature > 0 || r->presence_penalty != 0 || r->frequency_penalty != 0 ||
+        r->repeat_penalty != 1)
+        return false;
+    lm_token best = 0;
+    for (int32_t i = 1; i < e->n_vocab; i++)
+        if (use[i] > use[best]) best = i; /* first maximum, as the sampler */
+    if (!srv_json_allows(&s->json, &e->tt, best)) return false;
+    *tok = best;
+    return true;
+}
+
 /* Sample the next token of a sequence from its logits, then stop or publish. */
 static void sample(srv_engine *e, srv_slot *s, const float *L) {
     srv_task *t = s->task;
@@ -484,13 +505,16 @@ static void sample(srv_engine *e, srv_slot *s, const float *L) {
         if (r->ignore_eos && !(s->use_json && srv_json_can_end(&s->json)))
             for (int32_t i = 0; i < e->n_vocab; i++)
                 if (e->tok_eog[i]) e->work[i] = -INFINITY;
+        use = e->work;
+    }
+    lm_token tok;
+    if (!s->use_json || !json_greedy(e, s, use, &tok)) {
         if (s->use_json && srv_json_mask(&s->json, &e->tt, e->work) == 0) {
             fail_slot(e, s, 500, "constrained decoding reached a state with no valid token");
             return;
         }
-        use = e->work;
+        tok = lm_sampler_sample(s->smp, use);
     }
-    lm_token tok = lm_sampler_sample(s->smp, use);
     double now = srv_now();
     pthread_mutex_lock(&e->metrics->mu);
     if (s->n_gen == 0)
@@ -740,6 +764,7 @@ void srv_engine_free(srv_engine *e) {
     free(e->tok_bytes);
     free(e->tok_off);
     free(e->tok_eog);
+    free(e->tok_plain);
     free(e->b_tok);
     free(e->b_pos);
     free(e->b_seq);

@@ -920,6 +920,44 @@ void srv_json_copy(srv_json_state *dst, const srv_json_state *src) {
     memcpy(dst, src, head + (size_t)src->depth * sizeof src->f[0]);
 }
 
+void srv_token_table_classify(const srv_token_table *tt, int16_t *plain) {
+    for (int32_t t = 0; t < tt->n; t++) {
+        const char *p = tt->bytes + tt->off[t];
+        size_t len = (size_t)(tt->off[t + 1] - tt->off[t]);
+        int cps = 0;
+        bool ok = len > 0 && !tt->eog[t];
+        for (size_t i = 0; ok && i < len; i++) {
+            unsigned char ch = (unsigned char)p[i];
+            ok = ch >= 0x20 && ch != '"' && ch != '\\';
+            cps += (ch & 0xC0) != 0x80;
+        }
+        /* whole UTF-8 only: a string frame checks sequences byte by byte */
+        char *clean = ok ? srv_utf8_clean(p, len, NULL) : NULL;
+        ok = ok && clean && strlen(clean) == len && !memcmp(clean, p, len) && cps < INT16_MAX;
+        free(clean);
+        plain[t] = ok ? (int16_t)cps : -1;
+    }
+}
+
+/* Room left in the string being written, or -1 when not inside plain string text. */
+static int32_t string_room(const srv_json_state *st) {
+    if (st->done || st->failed || st->depth <= 0) return -1;
+    const srv_json_frame *f = &st->f[st->depth - 1];
+    if (f->kind != K_STR || f->phase != S_CHARS) return -1;
+    const node *n = f->node;
+    return n->max_len < 0 ? INT32_MAX : n->max_len - f->count;
+}
+
+bool srv_json_allows(const srv_json_state *st, const srv_token_table *tt, int32_t t) {
+    if (tt->eog[t]) return srv_json_can_end(st);
+    int32_t room = string_room(st);
+    if (tt->plain && tt->plain[t] >= 0 && tt->plain[t] <= room) return true;
+    srv_json_state tmp;
+    srv_json_copy(&tmp, st);
+    int32_t o = tt->off[t], len = tt->off[t + 1] - o;
+    return len > 0 && srv_json_feed(&tmp, tt->bytes + o, (size_t)len);
+}
+
 int32_t srv_json_mask(const srv_json_state *st, const srv_token_table *tt, float *logits) {
     bool end = srv_json_can_end(st);
     bool first[256];
@@ -928,6 +966,8 @@ int32_t srv_json_mask(const srv_json_state *st, const srv_token_table *tt, float
         srv_json_copy(&tmp, st);
         first[b] = srv_json_feed(&tmp, (const char *)&(unsigned char){(unsigned char)b}, 1);
     }
+    /* inside a string most tokens are plain text: no need to run them through */
+    int32_t room = string_room(st);
     int32_t allowed = 0;
     for (int32_t t = 0; t < tt->n; t++) {
         int32_t o = tt->off[t], len = tt->off[t + 1] - o;
@@ -936,7 +976,7 @@ int32_t srv_json_mask(const srv_json_state *st, const srv_token_table *tt, float
             ok = end;
         else if (len <= 0 || !first[(unsigned char)tt->bytes[o]])
             ok = false;
-        else if (len == 1)
+        else if (len == 1 || (tt->plain && tt->plain[t] >= 0 && tt->plain[t] <= room))
             ok = true;
         else {
             srv_json_copy(&tmp, st);

@@ -59,10 +59,16 @@ void srv_json_copy(srv_json_state *dst, const srv_json_state *src);
 typedef struct srv_token_table {
     const char *bytes;
     const int32_t *off;
-    const uint8_t *eog; /* 1 for tokens that end generation */
+    const uint8_t *eog;   /* 1 for tokens that end generation */
+    const int16_t *plain; /* code points of a token that may sit anywhere inside a string
+                           * (no quote, backslash or control byte; whole UTF-8), else -1 */
     int32_t n;
 } srv_token_table;
 
+/* Fill plain[0..n) for a table whose bytes/off are set. */
+void srv_token_table_classify(const srv_token_table *tt, int16_t *plain);
+/* May token t come next? */
+bool srv_json_allows(const srv_json_state *st, const srv_token_table *tt, int32_t t);
 /* Set logits[t] = -inf for every token that cannot come next. Returns the number of
  * tokens left allowed (0: nothing can follow; the caller stops). */
 int32_t srv_json_mask(const srv_json_state *st, const srv_token_table *tt, float *logits);
