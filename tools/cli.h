@@ -108,6 +108,7 @@ int cmd_chat(const cli_opts *o);
 int cmd_info(const cli_opts *o);
 int cmd_tokenize(const cli_opts *o);
 int cmd_serve(const cli_opts *o);
+void cmd_serve_help(void);
 int cmd_quantize(const cli_opts *o);
 void cmd_quantize_help(void);
 int cmd_perplexity(const cli_opts *o);

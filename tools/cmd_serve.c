@@ -198,6 +198,15 @@ done:
     return rc;
 }
 
+void cmd_serve_help(void) {
+    printf("\nFor serve, --ctx is per sequence (default %d), --system is the system message of "
+           "chat\nrequests that have none, and -q silences the start and stop lines. Endpoints: "
+           "POST\n/v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET "
+           "/metrics.\nSIGTERM or Ctrl-C: stop accepting, finish running requests (a second "
+           "signal cancels\nthem), exit 0. See docs/server.md.\n",
+           SRV_DEFAULT_CTX);
+}
+
 int cmd_serve(const cli_opts *o) {
     if (o->parse_request) return parse_request_mode(o->parse_request);
     return serve(o);

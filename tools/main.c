@@ -22,7 +22,7 @@ static const cli_command commands[] = {
      "-f FILE [options]", CLI_MODEL | CLI_THREADS | CLI_PPL, cmd_perplexity, 0, NULL},
     {"serve", "Serve the model over HTTP with the OpenAI API (chat, completions, streaming).",
      "[options]", CLI_MODEL | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT | CLI_SERVE, cmd_serve,
-     0, NULL},
+     0, cmd_serve_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

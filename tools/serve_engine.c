@@ -17,9 +17,10 @@
 #include <string.h>
 #include <time.h>
 
-/* Prompt tokens per step while other sequences are generating: bounds the stall a long
- * prompt causes to running streams (one step = one token for each of them). */
-#define PREFILL_CHUNK_BUSY 64
+/* Prompt tokens per step while other sequences are generating: as many as there are
+ * generating sequences (at least PREFILL_MIN), so a long prompt at most about doubles the
+ * time between their tokens while it is read, instead of stalling them for all of it. */
+#define PREFILL_MIN 16
 
 double srv_now(void) {
     struct timespec ts;
@@ -577,7 +578,8 @@ static int32_t build_batch(srv_engine *e, int32_t *n_rows) {
         n_decoding++;
     }
     int32_t budget = e->n_batch - n;
-    if (n_decoding && budget > PREFILL_CHUNK_BUSY) budget = PREFILL_CHUNK_BUSY;
+    int32_t busy = n_decoding > PREFILL_MIN ? n_decoding : PREFILL_MIN;
+    if (n_decoding && budget > busy) budget = busy;
     for (int k = 0; k < e->n_slots && budget > 0; k++) {
         srv_slot *s = &e->slots[(e->rr + k) % e->n_slots];
         if (!s->task || s->has_pending || s->n_past >= s->n_prompt) continue;
