@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -402,6 +403,12 @@ void cli_progress(double frac, bool log_line, const char *fmt, ...) {
     va_end(ap);
     if (isatty(STDERR_FILENO)) {
         enum { W = 30 };
+        /* one terminal line, or \r cannot redraw it */
+        struct winsize ws;
+        int cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80;
+        int room = cols - (W + 8);
+        if (room < 0) room = 0;
+        if ((int)strlen(text) > room) text[room] = '\0';
         char bar[W + 1];
         int fill = (int)(frac * W + 0.5);
         for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '.';
