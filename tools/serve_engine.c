@@ -351,11 +351,14 @@ static lm_status start_task(srv_engine *e, srv_task *t) {
     if (!s) return LM_ERR_LIMIT; /* cannot happen: admission counted free slots */
     int32_t own = common_prefix(s->tokens, s->n_past, t->prompt, t->n_prompt);
     int32_t keep = own;
-    if (src && src != s && src_n > own) {
-        /* another sequence holds more of this prompt: copy its entries */
-        if (lm_kv_seq_copy(e->ctx, src->id, s->id, src_n) == LM_OK) keep = src_n;
+    if (src && src != s && src_n > own && lm_kv_seq_copy(e->ctx, src->id, s->id, src_n) == LM_OK) {
+        /* another sequence held more of this prompt: its entries are ours now */
+        memcpy(s->tokens, t->prompt, (size_t)src_n * sizeof *s->tokens);
+        keep = src_n;
     }
     if (keep >= t->n_prompt) keep = t->n_prompt - 1; /* decode one token for fresh logits */
+    /* the cache stays consistent (tokens match entries) whatever fails below */
+    s->n_past = s->n_tokens = keep;
     lm_status st = lm_kv_seq_trim(e->ctx, s->id, keep);
     if (st != LM_OK) return st;
     const srv_request *r = &t->req;
