@@ -9,17 +9,12 @@
 #define LM_N_WG (gl_NumWorkGroups.x * gl_NumWorkGroups.y)
 
 // IEEE half -> float, exact for all inputs (subnormals, inf, NaN): lm_fp16_to_fp32.
+// Branch-free (selects): SIMD implementations run both sides of a divergent branch.
 float lm_h2f(uint h) {
-    uint s = (h & 0x8000u) << 16;
-    uint e = (h >> 10) & 0x1fu;
-    uint m = h & 0x3ffu;
-    if (e == 0u) {
-        // m * 2^-24 is exact in float; copysign keeps -0
-        float f = float(m) * 5.9604644775390625e-8;
-        return uintBitsToFloat(floatBitsToUint(f) | s);
-    }
-    if (e == 31u) return uintBitsToFloat(s | 0x7f800000u | (m << 13));
-    return uintBitsToFloat(s | ((e + 112u) << 23) | (m << 13));
+    const uint s = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    const float sub = uintBitsToFloat(floatBitsToUint(float(m) * 5.9604644775390625e-8) | s);
+    const uint bits = e == 31u ? (s | 0x7f800000u | (m << 13)) : (s | ((e + 112u) << 23) | (m << 13));
+    return e == 0u ? sub : uintBitsToFloat(bits);
 }
 
 // float -> IEEE half, round to nearest even, overflow to inf, NaN quiet: lm_fp32_to_fp16.

@@ -1,19 +1,32 @@
 #version 450
-// mul_mat for small batches with quantized W (WTYPE_Q*), x already quantized to 8 bits
-// by quantize_act.comp: dst[n, m] = sum over blocks b, in order, of lm_qterm(W[n] block
-// b, x[m] block b) -- the CPU backend's computation, so results are bit-equal to it.
-// A workgroup is 4 rows x 16 lanes: lanes compute the terms of 16 consecutive blocks
-// (the integer work, reading each weight block once per 8 columns), then lane 0 of the
-// row adds them in block order.
+// mul_mat with quantized W (WTYPE_Q*), x already quantized to 16 bits (quantize_act.comp):
+// dst[n, m] = sum over blocks b, in order, of lm_qterm(W[n] block b, x[m] block b) -- the
+// CPU backend's computation, so results are bit-equal to it. No shared memory or
+// barriers (costly on CPU implementations such as lavapipe).
+//   default: one invocation per weight row (4 rows for 32-element blocks) and up to 8
+//            columns (decode); a workgroup is 32 invocations: small matrices still make
+//            several workgroups for a CPU implementation's threads.
+//   TILED:   one invocation per output, a workgroup 16 rows x 16 columns (prefill).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "lm_common.glsl"
 
-layout(local_size_x = 64) in;
+#ifdef TILED
+layout(local_size_x = 256) in;
+#define TR 16u
+#define TC 16u
+#define MAXC 1u
+#else
+layout(local_size_x = 32) in;
+#define TR 32u
+#define TC 1u
+#define MAXC 8u
+#endif
 
 layout(binding = 0) readonly buffer W8 { uint8_t w8[]; };
 layout(binding = 0) readonly buffer W16 { uint16_t w16[]; };
 layout(binding = 0) readonly buffer WF { float wf[]; };
-layout(binding = 1) readonly buffer A8 { uint8_t a8[]; };
+layout(binding = 1) readonly buffer A4 { uvec4 a4[]; };
 layout(binding = 1) readonly buffer AF { float af[]; };
 layout(binding = 1) readonly buffer AI { int ai[]; };
 layout(binding = 2) writeonly buffer D { float d[]; };
@@ -26,36 +39,67 @@ layout(push_constant) uniform PC {
 } pc;
 
 #include "lm_quant.glsl"
+
+#if defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) ||   \
+    defined(WTYPE_Q6_K)
+#define A4 32u // uvec4 per activation block (256 x 16 bits)
+#define LM_KQ
+#else
+#define A4 4u
+#endif
+
+// the activations straight from the buffer: staging them in shared memory for the 64 rows
+// of a workgroup made lavapipe slower (its shared and buffer loads cost the same per lane)
+#define LM_ACT4(cb, i) a4[(pc.act_qs >> 4) + (cb) * A4 + (i)]
+#define LM_ACT_D(cb) af[pc.act_d + (cb)]
+#define LM_ACT_S(cb) af[pc.act_s + (cb)]
+#define LM_ACT_I(cb, i) ai[pc.act_s + (cb) * 16u + (i)]
+
 #include "lm_qdot.glsl"
 
-#define NR 4u
-#define MAXC 8u
-shared float terms[NR][MAXC][16];
+#if !defined(TILED) && !defined(LM_KQ)
+// decode, 32-element blocks: each invocation has 4 rows (32 apart), so an activation block
+// is loaded once for 4 weight blocks (loads are what CPU implementations pay for)
+#define LM_NR 4
+#else
+#define LM_NR 1
+#endif
+#define NR uint(LM_NR)
 
 void main() {
-    const uint tid = gl_LocalInvocationID.x, lane = tid & 15u, rr = tid >> 4;
-    const uint n_rg = (pc.N + NR - 1u) / NR, n_cg = (pc.M + MAXC - 1u) / MAXC;
-    for (uint g = LM_WG_ID; g < n_rg * n_cg; g += LM_N_WG) {
-        const uint row = (g % n_rg) * NR + rr, c0 = (g / n_rg) * MAXC;
-        const uint mc = min(MAXC, pc.M - c0);
-        const uint rowb = pc.w_off + min(row, pc.N - 1u) * pc.w_nb1;
-        precise float acc[MAXC];
-        for (uint c = 0u; c < MAXC; c++) acc[c] = 0.0;
-        for (uint b0 = 0u; b0 < pc.nb; b0 += 16u) {
-            const uint b = b0 + lane;
-            for (uint c = 0u; c < MAXC; c++)
-                terms[rr][c][lane] = c < mc && b < pc.nb && row < pc.N
-                                         ? lm_qterm(rowb + b * LM_QBYTES, (c0 + c) * pc.nb + b)
-                                         : 0.0;
-            barrier();
-            if (lane == 0u) {
-                const uint nt = min(16u, pc.nb - b0);
-                for (uint c = 0u; c < MAXC; c++)
-                    for (uint i = 0u; i < nt; i++) acc[c] += terms[rr][c][i];
+    const uint tid = gl_LocalInvocationID.x;
+    const uint rpg = TR * NR, cpg = TC * MAXC; // rows and columns per workgroup
+    const uint n_tn = (pc.N + rpg - 1u) / rpg, n_tm = (pc.M + cpg - 1u) / cpg;
+    for (uint g = LM_WG_ID; g < n_tn * n_tm; g += LM_N_WG) {
+        // rows past N compute row N - 1 and do not store: in the decode kernel all
+        // invocations then read the same activations at the same time
+        const uint row = (g % n_tn) * rpg + tid % TR;
+#ifdef TILED
+        const uint c0 = (g / n_tn) * TC + tid / TR;
+#else
+        const uint c0 = (g / n_tn) * MAXC;
+#endif
+        // columns one after the other: the rows' blocks stay in cache for the next
+        for (uint c = c0; c < min(c0 + MAXC, pc.M); c++) {
+#if LM_NR == 1
+            const uint rowb = pc.w_off + min(row, pc.N - 1u) * pc.w_nb1;
+            precise float acc = 0.0;
+            for (uint b = 0u; b < pc.nb; b++) acc += lm_qterm(rowb + b * LM_QBYTES, c * pc.nb + b);
+            if (row < pc.N) d[pc.d_off + c * pc.d_nb1 + row] = acc;
+#else
+            uint rb[NR];
+            precise float acc[NR];
+            for (uint k = 0u; k < NR; k++) {
+                rb[k] = pc.w_off + min(row + k * TR, pc.N - 1u) * pc.w_nb1;
+                acc[k] = 0.0;
             }
-            barrier();
+            for (uint b = 0u; b < pc.nb; b++) {
+                const lm_act a = lm_act_load(c * pc.nb + b);
+                for (uint k = 0u; k < NR; k++) acc[k] += lm_qterm_a(rb[k] + b * LM_QBYTES, a);
+            }
+            for (uint k = 0u; k < NR; k++)
+                if (row + k * TR < pc.N) d[pc.d_off + c * pc.d_nb1 + row + k * TR] = acc[k];
+#endif
         }
-        if (lane == 0u && row < pc.N)
-            for (uint c = 0u; c < mc; c++) d[pc.d_off + (c0 + c) * pc.d_nb1 + row] = acc[c];
     }
 }

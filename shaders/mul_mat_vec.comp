@@ -1,15 +1,23 @@
 #version 450
-// mul_mat for small batches with float W (WTYPE_F32, F16, BF16): dst[n, m] =
-// sum_k W[k, n] x[k, m], up to 8 columns of x per pass, so each weight is read once per
-// 8 columns.
-// Every output is summed exactly as the CPU oracle's lm__cpu_dot: 16 lanes, lane j adding
-// the products of elements k = j (mod 16) in increasing k, then a pairwise tree
-// (8, 4, 2, 1); `precise` keeps the products and sums unfused. So the result is bit-equal
-// to the CPU's, whatever the device. A workgroup is 4 rows x 16 lanes.
+// mul_mat with float W (WTYPE_F32, F16, BF16): dst[n, m] = sum_k W[k, n] x[k, m].
+// One invocation per output, summing exactly as the CPU oracle's lm__cpu_dot: 16 lane
+// sums (lane j adds the products of k = j mod 16 in increasing k), then the pairwise tree
+// 8, 4, 2, 1; `precise` keeps every product and sum unfused, so the result is bit-equal to
+// the CPU's. No shared memory or barriers (costly on CPU implementations such as
+// lavapipe). TILED: a workgroup covers 16 rows x 16 columns (prefill); else 64 rows of
+// one column (decode), neighbouring invocations reading neighbouring rows.
 #extension GL_GOOGLE_include_directive : require
 #include "lm_common.glsl"
 
+#ifdef TILED
+layout(local_size_x = 256) in;
+#define TR 16u
+#define TC 16u
+#else
 layout(local_size_x = 64) in;
+#define TR 64u
+#define TC 1u
+#endif
 
 layout(binding = 0) readonly buffer W8 { uint8_t w8[]; };
 layout(binding = 0) readonly buffer W16 { uint16_t w16[]; };
@@ -26,47 +34,21 @@ layout(push_constant) uniform PC {
 
 #include "lm_quant.glsl"
 
-#define NR 4u
-#define MAXC 8u
-shared float red[64 * MAXC];
-
 void main() {
-    const uint tid = gl_LocalInvocationID.x, lane = tid & 15u, rr = tid >> 4;
-    const uint n_rg = (pc.N + NR - 1u) / NR, n_cg = (pc.M + MAXC - 1u) / MAXC;
-    for (uint g = LM_WG_ID; g < n_rg * n_cg; g += LM_N_WG) {
-        const uint row = (g % n_rg) * NR + rr, c0 = (g / n_rg) * MAXC;
-        const uint mc = min(MAXC, pc.M - c0);
-        precise float acc[MAXC];
-        for (uint c = 0u; c < MAXC; c++) acc[c] = 0.0;
-        if (row < pc.N) {
-            const uint rowb = pc.w_off + row * pc.w_nb1;
-            const uint xb = pc.x_off + c0 * pc.x_nb1;
-#if LM_BLCK == 1
-            for (uint i = lane; i < pc.K; i += 16u) {
-                const float w = lm_w(rowb, i);
-                for (uint c = 0u; c < MAXC; c++)
-                    if (c < mc) acc[c] += w * x[xb + c * pc.x_nb1 + i];
-            }
-#else
-            for (uint i = lane; i < pc.K; i += 32u) { // elements i and i + 16 of a 32-unit
-                const float w0 = lm_w(rowb, i), w1 = lm_w(rowb, i + 16u);
-                for (uint c = 0u; c < MAXC; c++)
-                    if (c < mc) {
-                        acc[c] += w0 * x[xb + c * pc.x_nb1 + i];
-                        acc[c] += w1 * x[xb + c * pc.x_nb1 + i + 16u];
-                    }
-            }
-#endif
-        }
-        for (uint c = 0u; c < MAXC; c++) red[tid * MAXC + c] = acc[c];
-        barrier();
-        for (uint w = 8u; w > 0u; w >>= 1) {
-            if (lane < w)
-                for (uint c = 0u; c < MAXC; c++) red[tid * MAXC + c] += red[(tid + w) * MAXC + c];
-            barrier();
-        }
-        if (lane == 0u && row < pc.N)
-            for (uint c = 0u; c < mc; c++) d[pc.d_off + (c0 + c) * pc.d_nb1 + row] = red[tid * MAXC + c];
-        barrier();
+    const uint tid = gl_LocalInvocationID.x;
+    const uint n_tn = (pc.N + TR - 1u) / TR, n_tm = (pc.M + TC - 1u) / TC;
+    for (uint g = LM_WG_ID; g < n_tn * n_tm; g += LM_N_WG) {
+        const uint row = (g % n_tn) * TR + tid % TR, col = (g / n_tn) * TC + tid / TR;
+        if (row >= pc.N || col >= pc.M) continue;
+        const uint rowb = pc.w_off + row * pc.w_nb1, xb = pc.x_off + col * pc.x_nb1;
+        precise float acc[16];
+        for (uint j = 0u; j < 16u; j++) acc[j] = 0.0;
+        uint k = 0u;
+        for (; k + 16u <= pc.K; k += 16u)
+            for (uint j = 0u; j < 16u; j++) acc[j] += lm_w(rowb, k + j) * x[xb + k + j];
+        for (uint j = 0u; k + j < pc.K; j++) acc[j] += lm_w(rowb, k + j) * x[xb + k + j];
+        for (uint w = 8u; w > 0u; w >>= 1)
+            for (uint j = 0u; j < w; j++) acc[j] += acc[j + w];
+        d[pc.d_off + col * pc.d_nb1 + row] = acc[0];
     }
 }

@@ -5,7 +5,7 @@
 # fails the build.
 
 # weight types: float ones multiply in float, quantized ones (as the CPU backend) against
-# 8-bit activations with integer dot products
+# 16-bit activations with integer dot products
 set(LM_VK_FTYPES F32 F16 BF16)
 set(LM_VK_QTYPES Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K)
 
@@ -14,14 +14,14 @@ foreach(t ${LM_VK_FTYPES} ${LM_VK_QTYPES})
 endforeach()
 foreach(t ${LM_VK_FTYPES})
   lm_vk_shader(mul_mat_vec_${t} mul_mat_vec.comp WTYPE_${t})
-  lm_vk_shader(mul_mat_tile_${t} mul_mat_tile.comp WTYPE_${t})
+  lm_vk_shader(mul_mat_tile_${t} mul_mat_vec.comp WTYPE_${t} TILED)
 endforeach()
 foreach(t ${LM_VK_QTYPES})
   lm_vk_shader(mul_mat_qvec_${t} mul_mat_qvec.comp WTYPE_${t})
-  lm_vk_shader(mul_mat_qtile_${t} mul_mat_qtile.comp WTYPE_${t})
+  lm_vk_shader(mul_mat_qtile_${t} mul_mat_qvec.comp WTYPE_${t} TILED)
 endforeach()
-lm_vk_shader(quantize_act_q8a quantize_act.comp ACT_Q8A)
-lm_vk_shader(quantize_act_q8k quantize_act.comp ACT_Q8K)
+lm_vk_shader(quantize_act_32 quantize_act.comp ACT_BLK=32)
+lm_vk_shader(quantize_act_256 quantize_act.comp ACT_BLK=256)
 
 lm_vk_shader(rms_norm rms_norm.comp)
 lm_vk_shader(rms_norm_f64 rms_norm.comp USE_F64)

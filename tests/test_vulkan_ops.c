@@ -6,7 +6,7 @@
  *
  * Tolerances, GPU vs CPU (not vs exact math), per op:
  *  - bit-equal: get_rows, mul_mat (float W: the shaders sum in the CPU's 16-lane order;
- *    quantized W: same 8-bit activations, integer block sums, block terms added in
+ *    quantized W: same 16-bit activations, integer block sums, block terms added in
  *    order), kv_store, add, mul, scale, copy, argmax. Every product and sum is one IEEE
  *    rounding with no FMA (`precise`), so the results are the CPU's own.
  *  - rms_norm: the float scale from a double sum of squares (as the CPU) on devices with

@@ -97,6 +97,7 @@ static void lm__vk_destroy(lm_backend *be) {
     lm__vk *v = lm__vk_ctx(be);
     if (v->dev) {
         vkDeviceWaitIdle(v->dev);
+        lm__vk_profile_report(v);
         lm__vk_commands_close(v);
         lm__vk_buffer_del(v, v->staging);
         lm__vk_buffer_del(v, v->arena);
@@ -233,6 +234,7 @@ lm_status lm_vulkan_backend_create(const lm_backend_config *cfg, lm_backend **ou
     if (s == LM_OK) s = lm__vk_memory_init(v);
     if (s == LM_OK) s = lm__vk_pipelines_init(v);
     if (s == LM_OK) s = lm__vk_commands_init(v);
+    if (s == LM_OK) s = lm__vk_profile_init(v);
     if (s != LM_OK) {
         lm__vk_destroy(be);
         return s;

@@ -5,6 +5,8 @@
  * dispatches (the q/k/v projections) may overlap. Outside begin..end an op runs at once. */
 #include "vk_internal.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static lm_status lm__vk_new_pool(lm__vk *v) {
@@ -52,6 +54,58 @@ void lm__vk_commands_close(lm__vk *v) {
     if (v->cmd_pool) vkDestroyCommandPool(v->dev, v->cmd_pool, NULL);
 }
 
+/* ---- profiling: a timestamp after each dispatch; the time between two is the later
+ * dispatch's (barriers serialise dependent work, so this is close for a decode step) ---- */
+
+lm_status lm__vk_profile_init(lm__vk *v) {
+    const char *e = getenv("LUMEN_VULKAN_PROFILE");
+    if (!e || !*e || strcmp(e, "0") == 0) return LM_OK;
+    if (v->props.limits.timestampPeriod <= 0) return LM_OK;
+    VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                .queryCount = LM_VK_MAX_QUERIES};
+    VkResult r = vkCreateQueryPool(v->dev, &qi, NULL, &v->queries);
+    if (r != VK_SUCCESS) return lm__vk_fail(r, "vkCreateQueryPool");
+    return LM_OK;
+}
+
+static void lm__vk_profile_collect(lm__vk *v) {
+    if (!v->queries || v->n_queries < 2) {
+        v->n_queries = 0;
+        return;
+    }
+    uint64_t ts[LM_VK_MAX_QUERIES];
+    VkResult r = vkGetQueryPoolResults(v->dev, v->queries, 0, v->n_queries, sizeof ts, ts,
+                                       sizeof ts[0], VK_QUERY_RESULT_64_BIT);
+    if (r == VK_SUCCESS)
+        for (uint32_t i = 1; i < v->n_queries; i++) {
+            const lm_vk_shader_id id = v->query_shader[i];
+            v->prof_ms[id] += (double)(ts[i] - ts[i - 1]) * v->props.limits.timestampPeriod * 1e-6;
+            v->prof_n[id]++;
+        }
+    v->n_queries = 0;
+}
+
+void lm__vk_profile_report(lm__vk *v) {
+    if (!v->queries) return;
+    double total = 0;
+    for (int i = 0; i < LM_VK_SHADER_COUNT; i++) total += v->prof_ms[i];
+    lm__log(LM_LOG_INFO, "vulkan profile: %.1f ms of GPU time", total);
+    for (int i = 0; i < LM_VK_SHADER_COUNT; i++)
+        if (v->prof_n[i])
+            lm__log(LM_LOG_INFO, "  %-22s %8llu dispatches %10.2f ms %5.1f %%",
+                    lm_vk_spirv_table[i].name, (unsigned long long)v->prof_n[i], v->prof_ms[i],
+                    100.0 * v->prof_ms[i] / (total > 0 ? total : 1));
+    vkDestroyQueryPool(v->dev, v->queries, NULL);
+    v->queries = VK_NULL_HANDLE;
+}
+
+static void lm__vk_timestamp(lm__vk *v, lm_vk_shader_id id) {
+    if (!v->queries || v->n_queries >= LM_VK_MAX_QUERIES) return;
+    v->query_shader[v->n_queries] = id;
+    vkCmdWriteTimestamp(v->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, v->queries, v->n_queries++);
+}
+
 /* The submitted command buffer has finished: its descriptor sets and arena space are
  * free again. */
 static lm_status lm__vk_wait(lm__vk *v) {
@@ -60,6 +114,7 @@ static lm_status lm__vk_wait(lm__vk *v) {
     v->in_flight = 0;
     if (r != VK_SUCCESS) return lm__vk_fail(r, "vkWaitForFences");
     vkResetFences(v->dev, 1, &v->fence);
+    lm__vk_profile_collect(v);
     for (int i = 0; i < v->n_dpools; i++) vkResetDescriptorPool(v->dev, v->dpools[i], 0);
     v->cur_dpool = 0;
     v->arena_used = 0;
@@ -78,6 +133,10 @@ static lm_status lm__vk_open(lm__vk *v) {
     v->cb_open = 1;
     v->n_recorded = 0;
     v->n_reads = v->n_writes = 0;
+    if (v->queries) {
+        vkCmdResetQueryPool(v->cb, v->queries, 0, LM_VK_MAX_QUERIES);
+        lm__vk_timestamp(v, 0);
+    }
     return LM_OK;
 }
 
@@ -230,10 +289,13 @@ lm_status lm__vk_run(lm__vk *v, const lm__vk_cmd *c) {
     vkCmdBindDescriptorSets(v->cb, VK_PIPELINE_BIND_POINT_COMPUTE, v->layout, 0, 1, &set, 0, NULL);
     vkCmdPushConstants(v->cb, v->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, LM_VK_MAX_PC_WORDS * 4,
                        c->pc);
-    uint64_t x = c->n_groups < LM_VK_MAX_GROUPS ? c->n_groups : LM_VK_MAX_GROUPS;
+    /* on CPU devices each workgroup costs a task: a few per thread, each looping longer */
+    const uint64_t cap = v->max_groups ? v->max_groups : LM_VK_MAX_GROUPS;
+    uint64_t x = c->n_groups < cap ? c->n_groups : cap;
     uint64_t y = (c->n_groups + x - 1) / x;
     if (y > LM_VK_MAX_GROUPS) y = LM_VK_MAX_GROUPS; /* the shaders' loops cover the rest */
     vkCmdDispatch(v->cb, (uint32_t)x, (uint32_t)y, 1);
+    lm__vk_timestamp(v, c->shader);
     v->n_recorded++;
     return v->recording ? LM_OK : lm__vk_flush(v);
 }

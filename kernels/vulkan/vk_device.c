@@ -419,6 +419,12 @@ lm_status lm__vk_device_open(lm__vk *v, const lm_backend_config *cfg) {
     lm__vk_compute_queue(v->pdev, &v->qfam);
     v->uma = v->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
              v->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    /* lavapipe runs each workgroup as a task with a fixed cost: a few big ones per core
+     * (the shaders loop over their items) instead of thousands of small ones */
+    const char *mg = getenv("LUMEN_VULKAN_MAX_GROUPS");
+    v->max_groups = mg && *mg ? (uint32_t)strtoul(mg, NULL, 10)
+                    : v->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 64
+                                                                         : 0;
     VkDeviceSize align = v->props.limits.minStorageBufferOffsetAlignment;
     v->bind_align = align < 4 ? 4 : align;
     v->max_range = v->props.limits.maxStorageBufferRange & ~(v->bind_align - 1);

@@ -27,6 +27,7 @@
 #define LM_VK_STAGING_SIZE  ((VkDeviceSize)16 << 20)
 #define LM_VK_ARENA_SIZE    ((VkDeviceSize)1 << 20)
 #define LM_VK_SETS_PER_POOL 512
+#define LM_VK_MAX_QUERIES   4096 /* timestamps per command buffer when profiling */
 
 typedef struct lm__vk_block lm__vk_block;
 
@@ -94,6 +95,7 @@ typedef struct lm__vk {
     uint32_t type_dev;       /* memory type of buffers */
     uint32_t type_host;      /* host-visible coherent type (staging, arena) */
     int dev_mapped;          /* type_dev is host-visible: upload/download by memcpy */
+    uint32_t max_groups;     /* workgroups per dispatch on CPU devices (0: no cap) */
     lm__vk_block *blocks;
 
     VkDescriptorSetLayout dsl;
@@ -119,7 +121,7 @@ typedef struct lm__vk {
     lm_buffer *arena;   /* host-visible small tables (RoPE factors) for the open cb */
     size_t arena_used;
     lm_buffer *scratch; /* device: split attention partials */
-    lm_buffer *act;     /* device arena: 8-bit activations of the open command buffer */
+    lm_buffer *act;     /* device arena: 16-bit activations of the open command buffer */
     size_t act_used;
     struct { /* the activations last quantized, reused while x is unchanged */
         int valid, kind;
@@ -129,6 +131,13 @@ typedef struct lm__vk {
         int64_t K, M;
         VkDeviceSize at; /* region in the act arena */
     } memo;
+
+    /* LUMEN_VULKAN_PROFILE=1: GPU time per shader from timestamps, logged at destroy */
+    VkQueryPool queries;
+    uint32_t n_queries;
+    lm_vk_shader_id query_shader[LM_VK_MAX_QUERIES];
+    double prof_ms[LM_VK_SHADER_COUNT];
+    uint64_t prof_n[LM_VK_SHADER_COUNT];
 
     int force_mm;    /* tests: 0 auto, 1 matrix-vector, 2 tiled */
     int force_f32;   /* tests: ignore shaderFloat64 */
@@ -182,6 +191,11 @@ lm_status lm__vk_end(lm__vk *v);
 /* Copy n bytes between buffers on the device and wait (staging). */
 lm_status lm__vk_copy_now(lm__vk *v, VkBuffer src, VkDeviceSize so, VkBuffer dst, VkDeviceSize dof,
                           VkDeviceSize n);
+
+/* Profiling (vk_command.c): set up when LUMEN_VULKAN_PROFILE is set; the summary goes to
+ * the log. */
+lm_status lm__vk_profile_init(lm__vk *v);
+void lm__vk_profile_report(lm__vk *v);
 
 /* ---- vk_backend.c: argument checks shared by the ops ---- */
 /* As the CPU's lm__cpu_check: non-NULL, known type (type < 0: any), ne >= 1, contiguous

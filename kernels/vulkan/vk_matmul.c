@@ -1,11 +1,12 @@
 /* mul_mat: dst [N, M] = W [K, N]^T x [K, M], computed as the CPU backend computes it, so
  * results are bit-equal to it:
- *  - float W (F32, F16, BF16): float products summed in 16 lanes (lm__cpu_dot's order);
- *    the matrix-vector kernel for M <= 8 (each weight read once per 8 columns), else the
- *    16 x 16 tiled kernel.
- *  - quantized W: x is first quantized to 8 bits per block (quantize_act.comp, as
+ *  - float W (F32, F16, BF16): float products summed in 16 lanes (lm__cpu_dot's order),
+ *    one invocation per output: 64 rows of a column per workgroup for M <= 8, else
+ *    16 x 16 tiles.
+ *  - quantized W: x is first quantized to 16 bits per block (quantize_act.comp, as
  *    kernels/cpu/cpu_vec_dot.c), then each output is the in-order float sum of per-block
- *    integer dot products (mul_mat_qvec for M <= 8, else mul_mat_qtile). The quantized x
+ *    integer dot products (M <= 8: one invocation per row and all columns, reading each
+ *    weight block once; else 16 x 16 tiles, one invocation per output). The quantized x
  *    is reused by the next mul_mat of the same x (q/k/v, gate/up) until x is written.
  * A weight matrix larger than one storage-buffer binding is split into row ranges, each
  * bound as its own window (likewise columns of x and dst). */
@@ -48,9 +49,9 @@ typedef struct {
     uint32_t K, M, nb, x_off, x_nb1, act_qs, act_d, act_s;
 } lm__vk_quant_pc;
 
-/* Layout of M columns of quantized activations in the act arena (bytes from `at`). */
+/* Layout of M columns of 16-bit activations in the act arena (bytes from `at`). */
 typedef struct {
-    int kind; /* 0: 32-element blocks (d, s), 1: Q8_K (d, 16 bsums) */
+    int kind; /* 0: 32-element blocks (d, s), 1: 256-element blocks (d, 16 sums) */
     int64_t nb, blck;
     size_t qs, d, s, size; /* offsets and total bytes */
 } lm__vk_act_layout;
@@ -62,7 +63,7 @@ static lm__vk_act_layout lm__vk_act_layout_of(lm_type wt, int64_t K, int64_t M) 
     l.nb = K / l.blck;
     const size_t nblk = (size_t)(l.nb * M);
     l.qs = 0;
-    l.d = ((size_t)(K * M) + 15) & ~(size_t)15;
+    l.d = ((size_t)(K * M) * 2 + 15) & ~(size_t)15;
     l.s = l.d + ((nblk * 4 + 15) & ~(size_t)15);
     l.size = l.s + ((nblk * 4 * (l.kind ? 16 : 1) + 15) & ~(size_t)15);
     return l;
@@ -108,7 +109,7 @@ static lm_status lm__vk_quantize_x(lm__vk *v, const lm_tensor *x, const lm__vk_a
     LM_TRY(lm__vk_view_of(v, x, "mul_mat", "x", &vx));
     LM_TRY(lm__vk_act_view(v, *at, l->size, &va));
     lm__vk_cmd c = {.shader =
-                        l->kind ? LM_VK_SHADER_quantize_act_q8k : LM_VK_SHADER_quantize_act_q8a};
+                        l->kind ? LM_VK_SHADER_quantize_act_256 : LM_VK_SHADER_quantize_act_32};
     lm__vk_bind(&c, &vx, 0);
     lm__vk_bind(&c, &va, 1);
     lm__vk_quant_pc pc = {(uint32_t)x->ne[0],
@@ -146,10 +147,15 @@ static lm_status lm__vk_mm_views(lm__vk *v, const lm_tensor *w, const lm_tensor 
                              (size_t)(m1 - 1) * dst->nb[1] + (size_t)n1 * 4, "mul_mat", "dst", vd);
 }
 
-static uint64_t lm__vk_mm_groups(int tiled, int64_t N, int64_t M) {
-    return tiled ? (uint64_t)((N + 15) / 16) * (uint64_t)((M + 15) / 16)
-                 : (uint64_t)((N + 3) / 4) *
-                       (uint64_t)((M + LM_VK_MM_VEC_MAX - 1) / LM_VK_MM_VEC_MAX);
+/* Workgroups of the kernels: tiled 16 x 16 outputs; vector 64 rows x 1 column (float),
+ * quantized 32 invocations x 8 columns, each invocation 4 rows (32-element blocks) or 1
+ * (k-quants). */
+static uint64_t lm__vk_mm_groups(int tiled, lm_type wt, int64_t N, int64_t M) {
+    if (tiled) return (uint64_t)((N + 15) / 16) * (uint64_t)((M + 15) / 16);
+    const int blck = lm_type_get((uint32_t)wt).blck;
+    if (blck == 1) return (uint64_t)((N + 63) / 64) * (uint64_t)M;
+    const int64_t rows = blck == 32 ? 128 : 32;
+    return (uint64_t)((N + rows - 1) / rows) * (uint64_t)((M + 7) / 8);
 }
 
 static lm_status lm__vk_mm_float(lm__vk *v, lm_vk_shader_id sh, int tiled, const lm_tensor *w,
@@ -175,7 +181,7 @@ static lm_status lm__vk_mm_float(lm__vk *v, lm_vk_shader_id sh, int tiled, const
                        vd.base / 4,
                        (uint32_t)(dst->nb[1] / 4)};
     LM_VK_PC(&c, pc);
-    c.n_groups = lm__vk_mm_groups(tiled, N, M);
+    c.n_groups = lm__vk_mm_groups(tiled, w->type, N, M);
     return lm__vk_run(v, &c);
 }
 
@@ -196,13 +202,13 @@ static lm_status lm__vk_mm_quant(lm__vk *v, lm_vk_shader_id sh, int tiled, const
                         (uint32_t)l->nb,
                         vw.base,
                         (uint32_t)w->nb[1],
-                        va.base + (uint32_t)(l->qs + (size_t)(nbm * l->blck)),
+                        va.base + (uint32_t)(l->qs + (size_t)(nbm * l->blck) * 2),
                         (va.base + (uint32_t)l->d) / 4 + (uint32_t)nbm,
                         (va.base + (uint32_t)l->s) / 4 + (uint32_t)(nbm * (l->kind ? 16 : 1)),
                         vd.base / 4,
                         (uint32_t)(dst->nb[1] / 4)};
     LM_VK_PC(&c, pc);
-    c.n_groups = lm__vk_mm_groups(tiled, N, M);
+    c.n_groups = lm__vk_mm_groups(tiled, w->type, N, M);
     return lm__vk_run(v, &c);
 }
 
