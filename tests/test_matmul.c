@@ -14,8 +14,13 @@
  *    (1 + 1e-5) for the float rounding of x / d, + the 1e-4 S above.
  * Float weights (F32, F16, BF16) keep a float dot: 1e-5 relative to sum |w x|.
  * Every case runs with 1 and 3 threads (bit-identical), and a column's result must not
- * depend on the other columns of the batch. The AVX2 dot products must equal the plain C
- * ones bit for bit (integer sums are exact; the float part is shared code). */
+ * depend on the other columns of the batch.
+ *
+ * Dispatch levels: every case runs under every level this CPU supports (scalar, AVX2, ...)
+ * and must equal the scalar result bit for bit (integer sums are exact, the float terms
+ * are evaluated in the same order). The kernels are also compared directly on raw random
+ * blocks (every bit pattern of levels and scales, any row and column count of a call) and
+ * on the blocks that push the integer lanes to their bounds. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -28,6 +33,19 @@
 #include "quant.h"
 
 static lm_backend *g_be[2]; /* 1 thread, 3 threads */
+
+/* the levels this CPU and build run, scalar first */
+static int levels(lm__cpu_level *out) {
+    int n = 0;
+    for (int l = 0; l < LM__CPU_LEVEL_COUNT; l++)
+        if (lm__cpu_level_supported((lm__cpu_level)l)) out[n++] = (lm__cpu_level)l;
+    return n;
+}
+
+static void set_level(lm__cpu_level l) {
+    for (int b = 0; b < 2; b++)
+        cr_assert_eq(lm__cpu_set_level(g_be[b], l), LM_OK, "%s", lm_last_error());
+}
 
 static void setup(void) {
     const int threads[2] = {1, 3};
@@ -123,13 +141,31 @@ static void check_case(lm_test_rng *r, const mm_case *c) {
     float *wd = malloc((size_t)(K * N) * sizeof *wd);
     for (int64_t n = 0; n < N; n++) lm_dequantize_row(type, w + (size_t)n * rs, wd + n * K, K);
 
-    float *out1 = run_mul_mat(0, type, w, x, K, N, M), *out3 = run_mul_mat(1, type, w, x, K, N, M);
-    cr_assert(memcmp(out1, out3, (size_t)(N * M) * sizeof(float)) == 0,
-              "%s K=%lld N=%lld M=%lld: 1 and 3 threads differ", tn, (long long)K, (long long)N,
-              (long long)M);
-    float *last = run_mul_mat(0, type, w, x + (M - 1) * K, K, N, 1); /* last column alone */
-    cr_assert(memcmp(last, out1 + (M - 1) * N, (size_t)N * sizeof(float)) == 0,
-              "%s: a column's result depends on the batch", tn);
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    float *out1 = NULL;
+    for (int l = 0; l < nlv; l++) {
+        set_level(lv[l]);
+        const char *ln = lm__cpu_level_name(lv[l]);
+        float *o1 = run_mul_mat(0, type, w, x, K, N, M), *o3 = run_mul_mat(1, type, w, x, K, N, M);
+        cr_assert(memcmp(o1, o3, (size_t)(N * M) * sizeof(float)) == 0,
+                  "%s %s K=%lld N=%lld M=%lld: 1 and 3 threads differ", ln, tn, (long long)K,
+                  (long long)N, (long long)M);
+        float *last = run_mul_mat(0, type, w, x + (M - 1) * K, K, N, 1); /* last column alone */
+        cr_assert(memcmp(last, o1 + (M - 1) * N, (size_t)N * sizeof(float)) == 0,
+                  "%s %s: a column's result depends on the batch", ln, tn);
+        if (!out1)
+            out1 = o1; /* scalar: checked against the references below */
+        else {
+            for (int64_t i = 0; i < N * M; i++)
+                cr_assert(memcmp(&o1[i], &out1[i], sizeof(float)) == 0,
+                          "%s %s K=%lld N=%lld M=%lld [%lld]: %.9g != scalar %.9g", ln, tn,
+                          (long long)K, (long long)N, (long long)M, (long long)i, o1[i], out1[i]);
+            free(o1);
+        }
+        free(o3), free(last);
+    }
+    set_level(lm__cpu_level_best());
 
     float *xq = malloc((size_t)K * sizeof *xq);
     double *hs = malloc((size_t)K * sizeof *hs), worst = 0;
@@ -165,7 +201,7 @@ static void check_case(lm_test_rng *r, const mm_case *c) {
         }
     }
     if (quant) cr_log_info("%s K=%lld: max |err| / sum|wx| = %.2e", tn, (long long)K, worst);
-    free(wf), free(x), free(w), free(wd), free(out1), free(out3), free(last), free(xq), free(hs);
+    free(wf), free(x), free(w), free(wd), free(out1), free(xq), free(hs);
 }
 
 static const lm_type TYPES[] = {LM_TYPE_F32,  LM_TYPE_F16,  LM_TYPE_BF16, LM_TYPE_Q4_0,
@@ -199,40 +235,250 @@ Test(matmul, model_sized) {
     }
 }
 
-/* The dot product this CPU uses (AVX2 where available) against the plain C one, over 3
- * columns at once and one alone. */
-Test(matmul, simd_equals_scalar) {
+/* ---- the kernels of every level against the scalar ones, on raw blocks ---- */
+
+/* byte offsets of a block's f16 scales (-1: none): kept finite so that results are numbers */
+static void f16_fields(lm_type t, int *a, int *b) {
+    *a = 0, *b = -1;
+    switch (t) {
+    case LM_TYPE_Q4_1:
+    case LM_TYPE_Q5_1:
+    case LM_TYPE_Q4_K:
+    case LM_TYPE_Q5_K:
+        *b = 2;
+        break;
+    case LM_TYPE_Q2_K:
+        *a = 80, *b = 82;
+        break;
+    case LM_TYPE_Q3_K:
+        *a = 108;
+        break;
+    case LM_TYPE_Q6_K:
+        *a = 208;
+        break;
+    default:
+        break;
+    }
+}
+
+static void put_f16(uint8_t *p, float v) {
+    const uint16_t h = lm_fp32_to_fp16(v);
+    memcpy(p, &h, 2);
+}
+
+/* n blocks of random bytes (every level and scale pattern), finite scales */
+static void random_blocks(lm_test_rng *r, lm_type t, uint8_t *w, int64_t n) {
+    const size_t bs = lm_type_get(t).size;
+    for (size_t i = 0; i < bs * (size_t)n; i++) w[i] = (uint8_t)lm_test_rng_u64(r);
+    int fa, fb;
+    f16_fields(t, &fa, &fb);
+    for (int64_t b = 0; b < n; b++) {
+        float v[2];
+        lm_test_fill_normal(r, v, 2, 0.01f);
+        put_f16(w + b * bs + fa, v[0]);
+        if (fb >= 0) put_f16(w + b * bs + fb, v[1]);
+    }
+}
+
+/* activations of column c: random, or (extreme) every value at +-32767 */
+static void random_act(lm_test_rng *r, int act_blck, uint8_t *a, int64_t K, int extreme) {
+    static float x[4096];
+    lm_test_fill_normal(r, x, (size_t)K, 1.0f);
+    if (extreme)
+        for (int64_t k = 0; k < K; k++) x[k] = x[k] < 0 ? -1.0f : 1.0f;
+    else if (lm_test_rng_u64(r) % 3 == 0)
+        x[lm_test_rng_u64(r) % (uint64_t)K] = -300.0f; /* an outlier block */
+    if (act_blck == LM_QK_K)
+        lm__quantize_q16k(x, (lm__q16k *)a, K);
+    else
+        lm__quantize_q16a(x, (lm__q16a *)a, K);
+}
+
+static void compare_kernels(const lm__cpu_kernels *kl, const lm__cpu_kernels *ks, lm_type t,
+                            const uint8_t *w, size_t ws, const uint8_t *act, size_t as, int64_t nb,
+                            const char *what) {
+    const char *tn = lm_type_get(t).name, *ln = lm__cpu_level_name(kl->level);
+    for (int nr = 1; nr <= LM__MR; nr++)
+        for (int nc = 1; nc <= LM__NC; nc++) {
+            float a[LM__NC][LM__MR], b[LM__NC][LM__MR];
+            memset(a, 0xff, sizeof a), memset(b, 0xff, sizeof b);
+            kl->qdot[t](w, ws, nr, act, as, nc, nb, &a[0][0], LM__MR);
+            ks->qdot[t](w, ws, nr, act, as, nc, nb, &b[0][0], LM__MR);
+            for (int c = 0; c < nc; c++)
+                for (int rr = 0; rr < nr; rr++)
+                    cr_assert(memcmp(&a[c][rr], &b[c][rr], sizeof(float)) == 0,
+                              "%s %s (%s) nr=%d nc=%d row %d col %d: %.9g != scalar %.9g", ln, tn,
+                              what, nr, nc, rr, c, a[c][rr], b[c][rr]);
+        }
+}
+
+static const lm_type QTYPES[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1,
+                                 LM_TYPE_Q8_0, LM_TYPE_Q2_K, LM_TYPE_Q3_K, LM_TYPE_Q4_K,
+                                 LM_TYPE_Q5_K, LM_TYPE_Q6_K};
+
+/* Every quantized kernel of every level = the scalar one, for every rows x columns count of
+ * a call, on random raw blocks and activations (some at +-32767). */
+Test(matmul, every_level_equals_scalar) {
     lm_test_rng r = {lm_test_seed()};
-    enum { K = 2048, C = 3 };
-    static float w[K], x[K];
-    static uint8_t wq[K * 2], xq[C][K * 3];
-    for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0]; t++) {
-        lm__vec_dot vd;
-        if (!lm__cpu_vec_dot_get(TYPES[t], &vd)) continue; /* float types */
-        const char *tn = lm_type_get(TYPES[t]).name;
-        if (vd.fn == vd.scalar) cr_log_info("%s: no SIMD version on this CPU", tn);
-        for (int rep = 0; rep < 10; rep++) {
-            lm_test_fill_normal(&r, w, K, rep % 2 ? 1.0f : 1e-3f);
-            lm_quantize_row(TYPES[t], w, wq, K);
-            for (int c = 0; c < C; c++) {
-                lm_test_fill_normal(&r, x, K, 1.0f);
-                if (rep % 5 == 0) x[lm_test_rng_u64(&r) % K] = -300.0f; /* an outlier block */
-                if (vd.act_blck == LM_QK_K)
-                    lm__quantize_q16k(x, (lm__q16k *)xq[c], K);
-                else
-                    lm__quantize_q16a(x, (lm__q16a *)xq[c], K);
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
+    if (nlv == 1) cr_log_info("only the scalar level runs on this CPU");
+    enum { K = 1024 };
+    static uint8_t w[LM__MR * K * 2], act[LM__NC * K * 3];
+    for (int l = 1; l < nlv; l++) {
+        const lm__cpu_kernels *kl = lm__cpu_kernels_get(lv[l]);
+        cr_assert_eq(kl->level, lv[l]);
+        for (size_t t = 0; t < sizeof QTYPES / sizeof QTYPES[0]; t++) {
+            const lm_type ty = QTYPES[t];
+            const int blck = lm_type_get(ty).blck, ab = lm__act_blck(ty);
+            const size_t as = lm__act_size(ty);
+            for (int rep = 0; rep < 6; rep++) {
+                const int64_t nb = 1 + (int64_t)(lm_test_rng_u64(&r) % (uint64_t)(K / blck));
+                const size_t ws = lm_row_size(ty, nb * blck) + (rep % 2) * lm_type_get(ty).size;
+                random_blocks(&r, ty, w, (int64_t)(ws / lm_type_get(ty).size) * LM__MR);
+                for (int c = 0; c < LM__NC; c++)
+                    random_act(&r, ab, act + (size_t)c * (size_t)(nb * blck / ab) * as, nb * blck,
+                               rep == 5);
+                compare_kernels(kl, ks, ty, w, ws, act, (size_t)(nb * blck / ab) * as, nb,
+                                "random");
             }
-            const int64_t nb = K / lm_type_get(TYPES[t]).blck;
-            float a[C], b[C], one;
-            vd.fn(wq, xq, sizeof xq[0], C, nb, a);
-            vd.scalar(wq, xq, sizeof xq[0], C, nb, b);
-            vd.fn(wq, xq[C - 1], 0, 1, nb, &one);
-            cr_assert(memcmp(a, b, sizeof a) == 0,
-                      "%s: SIMD %.9g %.9g %.9g != scalar %.9g %.9g %.9g", tn, a[0], a[1], a[2],
-                      b[0], b[1], b[2]);
-            cr_assert(memcmp(&one, &a[C - 1], sizeof one) == 0, "%s: a column alone differs", tn);
         }
     }
+}
+
+/* The blocks that push the integer lanes to their bounds: q6_K scale -128 with levels -32,
+ * q5_K scale 63 with levels 31, q8_0 levels -128, against activations all +-32767. */
+Test(matmul, integer_bounds) {
+    lm_test_rng r = {lm_test_seed()};
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
+    enum { NB = 3 };
+    static lm_block_q6_K w6[LM__MR * NB];
+    static lm_block_q5_K w5[LM__MR * NB];
+    static lm_block_q8_0 w8[LM__MR * NB * 8];
+    static lm__q16k ak[LM__NC * NB];
+    static lm__q16a aa[LM__NC * NB * 8];
+    for (int i = 0; i < LM__MR * NB; i++) {
+        memset(&w6[i], 0, sizeof w6[i]); /* ql = qh = 0: level -32 */
+        memset(w6[i].scales, 0x80, sizeof w6[i].scales);
+        put_f16((uint8_t *)&w6[i].d, 0.5f);
+        memset(&w5[i], 0xff, sizeof w5[i]); /* levels 31, 6-bit scales and mins 63 */
+        put_f16((uint8_t *)&w5[i].d, 0.25f), put_f16((uint8_t *)&w5[i].dmin, 0.125f);
+    }
+    for (int i = 0; i < LM__MR * NB * 8; i++) {
+        memset(w8[i].qs, 0x80, sizeof w8[i].qs);
+        put_f16((uint8_t *)&w8[i].d, 1.0f);
+    }
+    for (int c = 0; c < LM__NC; c++) {
+        static float x[NB * LM_QK_K];
+        for (int k = 0; k < NB * LM_QK_K; k++) x[k] = c % 2 ? 1.0f : -1.0f; /* +-32767 */
+        if (c == 3) x[5] = 0.5f; /* one smaller element: the scale stays, others +-32767 */
+        lm__quantize_q16k(x, ak + c * NB, NB * LM_QK_K);
+        lm__quantize_q16a(x, aa + c * NB * 8, NB * LM_QK_K);
+    }
+    /* the exact value of the q6_K case: 256 products of 4096 * 32767 per block */
+    float o[LM__NC][LM__MR];
+    ks->qdot[LM_TYPE_Q6_K](w6, sizeof w6[0] * NB, 1, ak, sizeof ak[0] * NB, 1, NB, &o[0][0],
+                           LM__MR);
+    const double blk = 256.0 * 4096 * 32767 * (1.0 / 32767) * 0.5; /* (-128)(-32)(-32767) */
+    cr_assert(fabs(o[0][0] + NB * blk) <= 1e-6 * NB * blk, "q6_K bound: %.9g, expected %.9g",
+              o[0][0], -NB * blk);
+    for (int l = 1; l < nlv; l++) {
+        const lm__cpu_kernels *kl = lm__cpu_kernels_get(lv[l]);
+        compare_kernels(kl, ks, LM_TYPE_Q6_K, (const uint8_t *)w6, sizeof w6[0] * NB,
+                        (const uint8_t *)ak, sizeof ak[0] * NB, NB, "bounds");
+        compare_kernels(kl, ks, LM_TYPE_Q5_K, (const uint8_t *)w5, sizeof w5[0] * NB,
+                        (const uint8_t *)ak, sizeof ak[0] * NB, NB, "bounds");
+        compare_kernels(kl, ks, LM_TYPE_Q8_0, (const uint8_t *)w8, sizeof w8[0] * NB * 8,
+                        (const uint8_t *)aa, sizeof aa[0] * NB * 8, NB * 8, "bounds");
+    }
+    (void)r;
+}
+
+/* Float dot products and the f16 conversion of every level = the scalar ones, any length. */
+Test(matmul, float_kernels_every_level) {
+    lm_test_rng r = {lm_test_seed()};
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
+    enum { N = 613 };
+    static float w[N], x[N], fa[N], fb[N];
+    static uint16_t h[N];
+    for (int l = 1; l < nlv; l++) {
+        const lm__cpu_kernels *kl = lm__cpu_kernels_get(lv[l]);
+        for (int rep = 0; rep < 20; rep++) {
+            const int n = 1 + (int)(lm_test_rng_u64(&r) % N);
+            lm_test_fill_normal(&r, w, N, 1.0f), lm_test_fill_normal(&r, x, N, 1.0f);
+            const lm_type ft[] = {LM_TYPE_F32, LM_TYPE_F16, LM_TYPE_BF16};
+            for (int t = 0; t < 3; t++) {
+                const void *wp = w;
+                if (ft[t] != LM_TYPE_F32) {
+                    lm_quantize_row(ft[t], w, h, n);
+                    wp = h;
+                }
+                const float a = kl->fdot[ft[t]](wp, x, n), b = ks->fdot[ft[t]](wp, x, n);
+                cr_assert(memcmp(&a, &b, sizeof a) == 0, "%s %s n=%d: %.9g != scalar %.9g",
+                          lm__cpu_level_name(lv[l]), lm_type_get(ft[t]).name, n, a, b);
+            }
+            for (int i = 0; i < n; i++) h[i] = (uint16_t)lm_test_rng_u64(&r); /* any half */
+            kl->f16_to_f32(h, fa, n), ks->f16_to_f32(h, fb, n);
+            for (int i = 0; i < n; i++)
+                cr_assert(memcmp(&fa[i], &fb[i], 4) == 0 || (fa[i] != fa[i] && fb[i] != fb[i]),
+                          "f16 %04x: %g != %g", h[i], fa[i], fb[i]);
+        }
+    }
+}
+
+/* ---- levels: forcing, names, errors ---- */
+
+Test(matmul, level_in_device_name_and_forcing) {
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    cr_assert(nlv >= 1 && lv[0] == LM__CPU_SCALAR, "scalar always runs");
+    const char *best = lm__cpu_level_name(lm__cpu_level_best());
+    cr_assert(strstr(g_be[0]->ops->device_name(g_be[0]), best), "device name '%s' lacks '%s'",
+              g_be[0]->ops->device_name(g_be[0]), best);
+    for (int l = 0; l < nlv; l++) {
+        set_level(lv[l]);
+        cr_assert_eq(lm__cpu_get_level(g_be[0]), lv[l]);
+        cr_assert(strstr(g_be[0]->ops->device_name(g_be[0]), lm__cpu_level_name(lv[l])));
+    }
+    for (int l = 0; l < LM__CPU_LEVEL_COUNT; l++) {
+        if (lm__cpu_level_supported((lm__cpu_level)l)) continue;
+        set_level(LM__CPU_SCALAR);
+        cr_assert_eq(lm__cpu_set_level(g_be[0], (lm__cpu_level)l), LM_ERR_UNSUPPORTED);
+        cr_assert(strstr(lm_last_error(), lm__cpu_level_name((lm__cpu_level)l)) &&
+                      strstr(lm_last_error(), "available: scalar"),
+                  "message: %s", lm_last_error());
+        cr_assert_eq(lm__cpu_get_level(g_be[0]), LM__CPU_SCALAR, "the level is kept");
+    }
+    lm__cpu_level out;
+    cr_assert_eq(lm__cpu_level_parse("sse9", &out), LM_ERR_INVALID_ARG);
+    cr_assert(strstr(lm_last_error(), "sse9"));
+}
+
+/* LUMEN_CPU_LEVEL at backend creation: a known level is used (and named), an unknown or
+ * unsupported one is a clear error, not a silent fallback. */
+Test(matmul, level_from_environment) {
+    lm_backend_config cfg = {1, 0};
+    lm_backend *be = NULL;
+    setenv("LUMEN_CPU_LEVEL", "scalar", 1);
+    cr_assert_eq(lm_backend_create("cpu", &cfg, &be), LM_OK, "%s", lm_last_error());
+    cr_assert_eq(lm__cpu_get_level(be), LM__CPU_SCALAR);
+    cr_assert(strstr(be->ops->device_name(be), "scalar"), "%s", be->ops->device_name(be));
+    lm_backend_destroy(be);
+    setenv("LUMEN_CPU_LEVEL", "fast", 1);
+    cr_assert_eq(lm_backend_create("cpu", &cfg, &be), LM_ERR_INVALID_ARG);
+    cr_assert(strstr(lm_last_error(), "LUMEN_CPU_LEVEL=fast"), "%s", lm_last_error());
+    for (int l = 0; l < LM__CPU_LEVEL_COUNT; l++) {
+        if (lm__cpu_level_supported((lm__cpu_level)l)) continue;
+        setenv("LUMEN_CPU_LEVEL", lm__cpu_level_name((lm__cpu_level)l), 1);
+        cr_assert_eq(lm_backend_create("cpu", &cfg, &be), LM_ERR_UNSUPPORTED);
+        cr_assert(strstr(lm_last_error(), "not available"), "%s", lm_last_error());
+    }
+    unsetenv("LUMEN_CPU_LEVEL");
 }
 
 /* ---- errors ---- */

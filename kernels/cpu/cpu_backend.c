@@ -92,23 +92,22 @@ static size_t lm__cpu_device_memory(lm_backend *be) {
     return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
 }
 
-/* "<model name from /proc/cpuinfo> (N threads)", or "CPU (N threads)". */
-static void lm__cpu_fill_name(lm__cpu *c) {
-    char model[128] = "CPU";
+/* The model name from /proc/cpuinfo, or "CPU"; the level and threads are added by
+ * lm__cpu_set_level: "<model> (N threads, avx2)". */
+static void lm__cpu_fill_model(lm__cpu *c) {
+    snprintf(c->model, sizeof c->model, "CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f)) {
-            char *colon = strchr(line, ':');
-            if (strncmp(line, "model name", 10) != 0 || !colon) continue;
-            colon += 1 + (colon[1] == ' ');
-            colon[strcspn(colon, "\n")] = '\0';
-            snprintf(model, sizeof model, "%s", colon);
-            break;
-        }
-        fclose(f);
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) != 0 || !colon) continue;
+        colon += 1 + (colon[1] == ' ');
+        colon[strcspn(colon, "\n")] = '\0';
+        snprintf(c->model, sizeof c->model, "%s", colon);
+        break;
     }
-    snprintf(c->name, sizeof c->name, "%s (%d threads)", model, c->n_threads);
+    fclose(f);
 }
 
 /* ---- buffers ---- */
@@ -239,9 +238,16 @@ lm_status lm_cpu_backend_create(const lm_backend_config *cfg, lm_backend **out) 
         return lm__error(LM_ERR_NOMEM, "cpu: cannot create a pool of %d threads", n);
     }
     c->n_threads = lm__pool_threads(c->pool); /* may be fewer if threads failed to start */
-    lm__cpu_fill_name(c);
+    lm__cpu_fill_model(c);
     be->ops = &lm__cpu_ops;
     be->ctx = c;
+    lm__cpu_level level;
+    lm_status st = lm__cpu_level_from_env(&level);
+    if (st == LM_OK) st = lm__cpu_set_level(be, level);
+    if (st != LM_OK) {
+        lm__cpu_destroy(be);
+        return st;
+    }
     *out = be;
     return LM_OK;
 }

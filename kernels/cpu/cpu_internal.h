@@ -6,6 +6,7 @@
 #include "../../runtime/backend.h"
 #include "../../runtime/lm_internal.h"
 #include "threadpool.h"
+#include "../common/lm_quant_blocks.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,7 +29,9 @@ typedef struct lm__cpu {
     size_t scratch_stride; /* floats per thread, a multiple of 16 (one cache line) */
     void *act;             /* mul_mat's quantized activations (grows, never shrinks) */
     size_t act_size;
-    char name[160];
+    const struct lm__cpu_kernels_s *kern; /* the level's kernels */
+    char model[128];                      /* CPU model name */
+    char name[192];                       /* model, threads, level */
 } lm__cpu;
 
 static inline lm__cpu *lm__cpu_ctx(lm_backend *be) {
@@ -81,7 +84,8 @@ lm_status lm__cpu_check(const char *op, const char *arg, const lm_tensor *t, int
 lm_status lm__cpu_check_same_shape(const char *op, const char *an, const lm_tensor *a,
                                    const char *bn, const lm_tensor *b);
 
-/* ---- quantized dot products (cpu_vec_dot.c) ---- */
+/* ---- kernels: plain C (cpu_dot_scalar.c, the oracle) and SIMD (cpu_dot_avx2.c), chosen
+ * per backend by dispatch level (cpu_dispatch.c) ---- */
 
 /* Activations for the 32-element weight types: 16-bit with a float scale d = amax / 32767,
  * and s = d * sum(qs) for the types with a min (q4_1, q5_1). */
@@ -102,21 +106,80 @@ typedef struct {
 void lm__quantize_q16a(const float *restrict x, lm__q16a *restrict y, int64_t n);
 void lm__quantize_q16k(const float *restrict x, lm__q16k *restrict y, int64_t n);
 
-/* out[c] = dot(weight row of nblocks blocks, activation column c) for c < nc <=
- * LM__DOT_COLS, the columns stride bytes apart. A column's result does not depend on nc. */
-#define LM__DOT_COLS 8
-typedef void (*lm__vec_dot_fn)(const void *w, const void *act, size_t stride, int nc,
-                               int64_t nblocks, float *out);
+/* Instruction-set levels, lowest first. A backend uses one (the best this CPU and build
+ * support, or the one LUMEN_CPU_LEVEL / lm__cpu_set_level asks for). */
+typedef enum {
+    LM__CPU_SCALAR, /* plain C: always there, the oracle */
+    LM__CPU_AVX2,   /* x86-64 AVX2 + F16C */
+    LM__CPU_AVX512, /* x86-64 AVX-512 F/BW/VL: detected, no kernels of its own yet */
+    LM__CPU_LEVEL_COUNT
+} lm__cpu_level;
 
-typedef struct {
-    lm__vec_dot_fn fn;     /* the fastest this CPU runs (AVX2 where it has it) */
-    lm__vec_dot_fn scalar; /* plain C: same results, bit for bit (tests compare) */
-    int act_blck;          /* activation elements per block: 32 (lm__q16a) or 256 (lm__q16k) */
-    size_t act_size;       /* bytes per activation block */
-} lm__vec_dot;
+/* Quantized weight rows against quantized activation columns, several of each per call so
+ * that a weight block is unpacked once for all columns and the float work runs with one
+ * output per SIMD lane: out[c * out_stride + r] = dot(row r, column c) for r < nr <=
+ * LM__MR rows (w_stride bytes apart) and c < nc <= LM__NC columns (act_stride bytes
+ * apart), nb blocks each. Every result is the float sum, in block order, of one term per
+ * block computed from the block's exact integer dot product (see cpu_dot_scalar.c): it
+ * depends only on its row and column, never on nr, nc, the thread count or the level. */
+#define LM__MR 8
+#define LM__NC 4
+typedef void (*lm__qdot_fn)(const void *w, size_t w_stride, int nr, const void *act,
+                            size_t act_stride, int nc, int64_t nb, float *out, size_t out_stride);
 
-/* The integer dot product for a quantized weight type; false for float types. */
-bool lm__cpu_vec_dot_get(lm_type type, lm__vec_dot *out);
+/* Float dot products in lm__cpu_dot's order (16 partial sums, then a fixed tree); the
+ * half-precision inputs are converted exactly, so they equal lm__cpu_dot on floats. */
+typedef float (*lm__fdot_fn)(const void *w, const float *x, int64_t n);
+
+typedef struct lm__cpu_kernels_s {
+    lm__cpu_level level;
+    lm__qdot_fn qdot[LM_TYPE_COUNT]; /* NULL: no integer dot for that type */
+    lm__fdot_fn fdot[LM_TYPE_COUNT]; /* F32, F16, BF16 */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n); /* exact */
+} lm__cpu_kernels;
+
+const char *lm__cpu_level_name(lm__cpu_level level);
+/* The best level this CPU runs and this build has kernels for. */
+lm__cpu_level lm__cpu_level_best(void);
+/* Whether this CPU and build can run level (its kernels exist and the CPU has the ISA). */
+bool lm__cpu_level_supported(lm__cpu_level level);
+/* "scalar", "avx2", "avx512" -> level; LM_ERR_INVALID_ARG naming the known ones. */
+lm_status lm__cpu_level_parse(const char *s, lm__cpu_level *out);
+/* The kernel table of a supported level (the scalar table for any other). */
+const lm__cpu_kernels *lm__cpu_kernels_get(lm__cpu_level level);
+/* Per-level tables (cpu_dot_scalar.c, cpu_dot_avx2.c). */
+void lm__cpu_kernels_scalar(lm__cpu_kernels *k);
+bool lm__cpu_kernels_avx2(lm__cpu_kernels *k); /* false when not compiled in */
+
+/* Shared by the scalar and SIMD files (cpu_dot_scalar.c): a k-quant block's 256 levels as
+ * int8 in element order, and the integer scale and min of each 16-element chunk t (a
+ * q4_K/q5_K sub-block's twice; min 0 for types without), so that a block's isum =
+ * sum_t sc[t] * (chunk t's sum of products) and msum = sum_t mn[t] * bsums[t]. */
+void lm__unpack_q2_K(const lm_block_q2_K *w, int8_t *q);
+void lm__unpack_q3_K(const lm_block_q3_K *w, int8_t *q);
+void lm__unpack_q4_K(const lm_block_q4_K *w, int8_t *q);
+void lm__unpack_q5_K(const lm_block_q5_K *w, int8_t *q);
+void lm__unpack_q6_K(const lm_block_q6_K *w, int8_t *q);
+void lm__scales_q2_K(const void *w, int16_t *sc, int16_t *mn);
+void lm__scales_q3_K(const void *w, int16_t *sc, int16_t *mn);
+void lm__scales_k4(const void *w, int16_t *sc, int16_t *mn);
+void lm__scales_q6_K(const void *w, int16_t *sc, int16_t *mn);
+
+/* Activation block of a quantized weight type: 32 (lm__q16a) or 256 (lm__q16k) elements */
+static inline int lm__act_blck(lm_type t) {
+    return lm_type_get((uint32_t)t).blck == LM_QK_K ? LM_QK_K : 32;
+}
+static inline size_t lm__act_size(lm_type t) {
+    return lm__act_blck(t) == LM_QK_K ? sizeof(lm__q16k) : sizeof(lm__q16a);
+}
+
+/* Use level on this backend from now on (tests; LUMEN_CPU_LEVEL does it at creation).
+ * LM_ERR_UNSUPPORTED naming the levels this CPU runs when it cannot run that one; the
+ * backend then keeps its level. */
+lm_status lm__cpu_set_level(lm_backend *be, lm__cpu_level level);
+lm__cpu_level lm__cpu_get_level(lm_backend *be);
+/* LUMEN_CPU_LEVEL's level, or the best when it is unset or empty. */
+lm_status lm__cpu_level_from_env(lm__cpu_level *out);
 
 /* ---- ops (cpu_ops.c, cpu_matmul.c, cpu_attention.c) ---- */
 

@@ -3,25 +3,36 @@
  *
  * Quantized W: x is quantized once per call to 16-bit integers per block (lm__q16a blocks
  * of 32 for the 32-element types, lm__q16k blocks of 256 for the k-quants) and each output
- * is an integer dot product per block, scaled (cpu_vec_dot.c). This is ggml's scheme with
- * 16-bit instead of 8-bit activations: no per-row dequantization, integer arithmetic, and
- * an x quantization error (amax / 65534 per element) far below the weights' own, so the
- * results stay those of a float matmul within rounding. F32/F16/BF16 W keep a float dot.
+ * is a float sum of per-block terms from exact integer block dot products (cpu_dot_*.c).
+ * This is ggml's scheme with 16-bit instead of 8-bit activations: no per-row
+ * dequantization, integer arithmetic, and an x quantization error (amax / 65534 per
+ * element) far below the weights' own, so the results stay those of a float matmul within
+ * rounding. F32/F16/BF16 W keep a float dot.
  *
- * Threads split the N weight rows; each output is computed by one thread with a fixed
- * order, so results do not depend on the thread count. A weight row is read once per call
- * and dotted with all M columns while it is in cache. */
+ * Tiling: threads take groups of LM__MR (8) weight rows; a kernel call multiplies a group
+ * with LM__NC (4) activation columns, unpacking each weight block once for all of them.
+ * Columns are walked in tiles whose quantized activations fit in L2, so a row group's
+ * weights (a few KB) stay in L1 across a tile and a tile's activations stay in L2 across
+ * the row groups. Each output is computed by one kernel call with a fixed order, so
+ * results depend neither on the thread count nor on the batch. */
 #include "cpu_internal.h"
 
 #include "../../runtime/quant.h"
 
 #include <string.h>
 
+#define LM__MM_TILE_BYTES   (192 * 1024) /* quantized activations per column tile (L2) */
+#define LM__MM_QUANT_INLINE 16384        /* x elements quantized on the calling thread */
+
 typedef struct {
     lm__cpu *c;
     const lm_tensor *w, *x, *dst;
-    lm__vec_dot vd;
+    lm__qdot_fn qdot;
+    lm__fdot_fn fdot;
+    int act_blck;
     size_t act_row; /* bytes of one quantized x column */
+    int64_t nb;     /* blocks per weight row */
+    int64_t tile;   /* columns per tile, a multiple of LM__NC */
 } lm__mm_job;
 
 /* Quantize x columns [b, e) into c->act. */
@@ -31,44 +42,44 @@ static void lm__mm_quantize_task(void *ctx, int64_t b, int64_t e, int ith) {
     for (int64_t m = b; m < e; m++) {
         const float *xc = (const float *)lm__cpu_row(j->x, m, 0, 0);
         void *out = (char *)j->c->act + (size_t)m * j->act_row;
-        if (j->vd.act_blck == LM_QK_K)
+        if (j->act_blck == LM_QK_K)
             lm__quantize_q16k(xc, out, K);
         else
             lm__quantize_q16a(xc, out, K);
     }
 }
 
-static void lm__mm_quant_task(void *ctx, int64_t b, int64_t e, int ith) {
+/* Row groups [g0, g1) against every column, tile by tile. */
+static void lm__mm_quant_task(void *ctx, int64_t g0, int64_t g1, int ith) {
     const lm__mm_job *j = ctx;
-    const int64_t M = j->x->ne[1];
-    const int64_t nblocks = j->w->ne[0] / lm_type_get((uint32_t)j->w->type).blck;
-    float out[LM__DOT_COLS];
-    for (int64_t n = b; n < e; n++) {
-        const void *wr = lm__cpu_row(j->w, n, 0, 0);
-        for (int64_t m0 = 0; m0 < M; m0 += LM__DOT_COLS) { /* each weight block unpacked once */
-            const int nc = (int)(M - m0 < LM__DOT_COLS ? M - m0 : LM__DOT_COLS);
-            j->vd.fn(wr, (const char *)j->c->act + (size_t)m0 * j->act_row, j->act_row, nc, nblocks,
-                     out);
-            for (int c = 0; c < nc; c++) ((float *)lm__cpu_row(j->dst, m0 + c, 0, 0))[n] = out[c];
+    const int64_t N = j->w->ne[1], M = j->x->ne[1];
+    const size_t os = j->dst->nb[1] / sizeof(float);
+    const char *act = j->c->act;
+    for (int64_t t0 = 0; t0 < M; t0 += j->tile) {
+        const int64_t t1 = M - t0 < j->tile ? M : t0 + j->tile;
+        for (int64_t g = g0; g < g1; g++) {
+            const int64_t n0 = g * LM__MR;
+            const int nr = (int)(N - n0 < LM__MR ? N - n0 : LM__MR);
+            const void *wr = lm__cpu_row(j->w, n0, 0, 0);
+            for (int64_t m = t0; m < t1; m += LM__NC) {
+                const int nc = (int)(t1 - m < LM__NC ? t1 - m : LM__NC);
+                float *out = (float *)lm__cpu_row(j->dst, m, 0, 0) + n0;
+                j->qdot(wr, j->w->nb[1], nr, act + (size_t)m * j->act_row, j->act_row, nc, j->nb,
+                        out, os);
+            }
         }
     }
 }
 
-/* Float weights: F32 in place, F16/BF16 converted row by row into the thread's scratch. */
+/* Float weights: one dot per output, rows [b, e). */
 static void lm__mm_float_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__mm_job *j = ctx;
     const int64_t K = j->w->ne[0], M = j->x->ne[1];
-    float *row = lm__cpu_scratch(j->c, ith);
     for (int64_t n = b; n < e; n++) {
         const void *wr = lm__cpu_row(j->w, n, 0, 0);
-        const float *wf = wr;
-        if (j->w->type != LM_TYPE_F32) {
-            lm_dequantize_row(j->w->type, wr, row, K);
-            wf = row;
-        }
         for (int64_t m = 0; m < M; m++) {
             const float *xc = (const float *)lm__cpu_row(j->x, m, 0, 0);
-            ((float *)lm__cpu_row(j->dst, m, 0, 0))[n] = lm__cpu_dot(wf, xc, K);
+            ((float *)lm__cpu_row(j->dst, m, 0, 0))[n] = j->fdot(wr, xc, K);
         }
     }
 }
@@ -98,6 +109,9 @@ static lm_status lm__mm_check(const lm_tensor *w, const lm_tensor *x, const lm_t
     if (x->ne[0] != w->ne[0])
         return lm__error(LM_ERR_INVALID_ARG, "mul_mat: x ne[0] = %lld != W ne[0] (K) = %lld",
                          (long long)x->ne[0], (long long)w->ne[0]);
+    if (dst->nb[1] % sizeof(float) != 0)
+        return lm__error(LM_ERR_INVALID_ARG, "mul_mat: dst nb[1] = %zu is not a multiple of 4",
+                         dst->nb[1]);
     if (dst->ne[0] != w->ne[1] || dst->ne[1] != x->ne[1])
         return lm__error(
             LM_ERR_INVALID_ARG, "mul_mat: dst is [%lld, %lld], expected [N=%lld, M=%lld]",
@@ -108,23 +122,32 @@ static lm_status lm__mm_check(const lm_tensor *w, const lm_tensor *x, const lm_t
 lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst) {
     LM_TRY(lm__mm_check(w, x, dst));
     lm__cpu *c = lm__cpu_ctx(be);
-    lm__mm_job j = {c, w, x, dst, {0}, 0};
-    if (!lm__cpu_vec_dot_get(w->type, &j.vd)) {
-        LM_TRY(lm__cpu_reserve(c, (size_t)w->ne[0]));
+    lm__mm_job j = {c, w, x, dst, c->kern->qdot[w->type], c->kern->fdot[w->type], 0, 0, 0, 0};
+    if (!j.qdot) {
+        if (!j.fdot) /* lm_type_computable and the kernel tables disagree: a bug, not input */
+            return lm__error(LM_ERR_INVALID_ARG, "mul_mat: no kernel for W type %s",
+                             lm_type_get((uint32_t)w->type).name);
         lm__pool_run(c->pool, lm__mm_float_task, &j, w->ne[1]);
         return LM_OK;
     }
     const int64_t K = w->ne[0], M = x->ne[1];
-    if (K % j.vd.act_blck != 0) /* W's block is the activation block: checked, but be sure */
+    j.act_blck = lm__act_blck(w->type);
+    if (K % j.act_blck != 0) /* W's block is the activation block: checked, but be sure */
         return lm__error(LM_ERR_INVALID_ARG, "mul_mat: K = %lld is not a multiple of %d",
-                         (long long)K, j.vd.act_blck);
-    j.act_row = (size_t)(K / j.vd.act_blck) * j.vd.act_size;
+                         (long long)K, j.act_blck);
+    j.nb = K / j.act_blck;
+    j.act_row = (size_t)j.nb * lm__act_size(w->type);
     uint64_t bytes;
     if (!lm__mul_ok(j.act_row, (uint64_t)M, &bytes) || bytes > SIZE_MAX)
         return lm__error(LM_ERR_INVALID_ARG, "mul_mat: activations of %lld x %lld overflow",
                          (long long)K, (long long)M);
     LM_TRY(lm__mm_reserve_act(c, (size_t)bytes));
-    lm__pool_run(c->pool, lm__mm_quantize_task, &j, M);
-    lm__pool_run(c->pool, lm__mm_quant_task, &j, w->ne[1]);
+    if (K * M <= LM__MM_QUANT_INLINE)
+        lm__mm_quantize_task(&j, 0, M, 0);
+    else
+        lm__pool_run(c->pool, lm__mm_quantize_task, &j, M);
+    j.tile = (int64_t)(LM__MM_TILE_BYTES / j.act_row) / LM__NC * LM__NC;
+    if (j.tile < LM__NC) j.tile = LM__NC;
+    lm__pool_run(c->pool, lm__mm_quant_task, &j, (w->ne[1] + LM__MR - 1) / LM__MR);
     return LM_OK;
 }

@@ -1,0 +1,442 @@
+/* The AVX2 (+ F16C) kernels: the numbers of cpu_dot_scalar.c, bit for bit, faster.
+ *
+ * Quantized dot products take 8 weight rows and up to 4 activation columns per call and
+ * keep one output per SIMD lane: for each block, every row's levels are unpacked once and
+ * multiplied with every column (pmaddwd: 16-bit products summed in pairs into 8 int32
+ * lanes), a transposing add tree turns the 8 rows' lane vectors into one vector of 8 exact
+ * block sums, and the block's float term (scalar formula, each operation rounded on its
+ * own) is evaluated for the 8 rows at once and added to 8 running sums. So the float work
+ * is vector work and nothing is summed horizontally per output, while each output still
+ * gets exactly the scalar sequence of roundings.
+ *
+ * Integer ranges (|activation| <= 32767): a legacy lane holds 4 products of an int8 level,
+ * < 2^24. A k-quant lane holds the products of (scale * level), which fits int16, with
+ * activations: 32 per lane over a block, < 2^31 for every type but q6_K (|scale * level|
+ * <= 4096), whose two half blocks are kept apart (16 products each, < 2^31). The block sum
+ * (up to ~2^34) is added as 16-bit halves and converted through double, exactly, then
+ * rounded once to float as C's (float)int64 does. */
+#include "cpu_internal.h"
+
+#include "../common/lm_quant_math.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LM_NO_AVX2)
+#include <immintrin.h>
+#include <string.h>
+
+#define LM__AVX2   __attribute__((target("avx2,f16c")))
+#define LM__INLINE static inline __attribute__((always_inline))
+
+/* ---- helpers ---- */
+
+/* r[i] = sum of the 8 int32 lanes of p[i] */
+LM__AVX2 LM__INLINE __m256i lm__hsum8x8(const __m256i *p) {
+    const __m256i s01 = _mm256_hadd_epi32(p[0], p[1]), s23 = _mm256_hadd_epi32(p[2], p[3]);
+    const __m256i s45 = _mm256_hadd_epi32(p[4], p[5]), s67 = _mm256_hadd_epi32(p[6], p[7]);
+    const __m256i a = _mm256_hadd_epi32(s01, s23), b = _mm256_hadd_epi32(s45, s67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* The two f16 at byte offset 0 of 8 rows' blocks (vidx: the rows' byte offsets from base),
+ * as floats: the first half-word into *lo, the second into *hi. */
+LM__AVX2 LM__INLINE void lm__f16pair8(const char *base, __m256i vidx, __m256 *lo, __m256 *hi) {
+    const __m256i g = _mm256_i32gather_epi32((const int *)(const void *)base, vidx, 1);
+    const __m256i sh = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1,
+                                        4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    /* qwords after the shuffle: lo 0-3, hi 0-3, lo 4-7, hi 4-7 */
+    const __m256i t = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, sh), 0xd8);
+    *lo = _mm256_cvtph_ps(_mm256_castsi256_si128(t));
+    *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(t, 1));
+}
+
+/* Row pointers and gather offsets for nr rows, the missing ones repeating the last. */
+LM__AVX2 LM__INLINE __m256i lm__rows8(const char *w, size_t ws, int nr, const char **rows) {
+    int idx[LM__MR];
+    for (int r = 0; r < LM__MR; r++) {
+        const int rr = r < nr ? r : nr - 1;
+        rows[r] = w + (size_t)rr * ws;
+        idx[r] = (int)((size_t)rr * ws);
+    }
+    __m256i v;
+    memcpy(&v, idx, sizeof v);
+    return v;
+}
+
+LM__AVX2 LM__INLINE void lm__store8(float *out, __m256 v, int nr) {
+    if (nr == LM__MR) {
+        _mm256_storeu_ps(out, v);
+        return;
+    }
+    float t[LM__MR];
+    _mm256_storeu_ps(t, v);
+    memcpy(out, t, (size_t)nr * sizeof(float));
+}
+
+/* ---- legacy types: a block's 32 levels as two int16 vectors (elements 0-15, 16-31) ---- */
+
+LM__AVX2 LM__INLINE void lm__u16_nib(const uint8_t *qs, __m256i *lo, __m256i *hi) {
+    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)qs));
+    *lo = _mm256_and_si256(v, _mm256_set1_epi16(0x0f));
+    *hi = _mm256_srli_epi16(v, 4);
+}
+
+/* 0x10 in lane j where bit j of the 16 bits is set */
+LM__AVX2 LM__INLINE __m256i lm__bit4x16(uint32_t bits) {
+    const __m256i m = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096,
+                                        8192, 16384, -32768);
+    const __m256i v = _mm256_and_si256(_mm256_set1_epi16((short)(bits & 0xffff)), m);
+    return _mm256_and_si256(_mm256_cmpeq_epi16(v, m), _mm256_set1_epi16(0x10));
+}
+
+LM__AVX2 LM__INLINE void lm__lv_q4_0(const void *vb, __m256i *lo, __m256i *hi) {
+    const lm_block_q4_0 *b = vb;
+    const __m256i off = _mm256_set1_epi16(8);
+    lm__u16_nib(b->qs, lo, hi);
+    *lo = _mm256_sub_epi16(*lo, off);
+    *hi = _mm256_sub_epi16(*hi, off);
+}
+LM__AVX2 LM__INLINE void lm__lv_q4_1(const void *vb, __m256i *lo, __m256i *hi) {
+    lm__u16_nib(((const lm_block_q4_1 *)vb)->qs, lo, hi);
+}
+LM__AVX2 LM__INLINE void lm__lv_q5(const uint8_t *qs, const uint8_t *qhb, __m256i *lo,
+                                   __m256i *hi) {
+    const uint32_t qh = lm_load_u32le(qhb);
+    lm__u16_nib(qs, lo, hi);
+    *lo = _mm256_or_si256(*lo, lm__bit4x16(qh));
+    *hi = _mm256_or_si256(*hi, lm__bit4x16(qh >> 16));
+}
+LM__AVX2 LM__INLINE void lm__lv_q5_0(const void *vb, __m256i *lo, __m256i *hi) {
+    const lm_block_q5_0 *b = vb;
+    const __m256i off = _mm256_set1_epi16(16);
+    lm__lv_q5(b->qs, b->qh, lo, hi);
+    *lo = _mm256_sub_epi16(*lo, off);
+    *hi = _mm256_sub_epi16(*hi, off);
+}
+LM__AVX2 LM__INLINE void lm__lv_q5_1(const void *vb, __m256i *lo, __m256i *hi) {
+    const lm_block_q5_1 *b = vb;
+    lm__lv_q5(b->qs, b->qh, lo, hi);
+}
+LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
+    const lm_block_q8_0 *b = vb;
+    *lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->qs));
+    *hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b->qs + 16)));
+}
+
+/* term = (dw * da) * (float)isum [+ m * sa]; acc += term (cpu_dot_scalar.c's order) */
+#define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN)                                            \
+    LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
+                                      int64_t nb, float *out, size_t os, const int NC) {           \
+        const char *rows[LM__MR];                                                                  \
+        const __m256i vidx = lm__rows8(w, ws, nr, rows);                                           \
+        __m256 acc[LM__NC];                                                                        \
+        for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            __m256i P[LM__NC][LM__MR];                                                             \
+            for (int r = 0; r < LM__MR; r++) {                                                     \
+                __m256i lo, hi;                                                                    \
+                UNPACK((const blk_t *)rows[r] + b, &lo, &hi);                                      \
+                for (int c = 0; c < NC; c++) {                                                     \
+                    const lm__q16a *a = (const lm__q16a *)(va + (size_t)c * as) + b;               \
+                    P[c][r] = _mm256_add_epi32(                                                    \
+                        _mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)a->qs)),         \
+                        _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(a->qs + 16)))); \
+                }                                                                                  \
+            }                                                                                      \
+            __m256 dw, m;                                                                          \
+            lm__f16pair8(w + (size_t)b * sizeof(blk_t), vidx, &dw, &m);                            \
+            for (int c = 0; c < NC; c++) {                                                         \
+                const lm__q16a *a = (const lm__q16a *)(va + (size_t)c * as) + b;                   \
+                __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(a->d)),                  \
+                                         _mm256_cvtepi32_ps(lm__hsum8x8(P[c])));                   \
+                if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(a->s)));         \
+                acc[c] = _mm256_add_ps(acc[c], t);                                                 \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
+    }                                                                                              \
+    LM__AVX2 static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc, \
+                              int64_t nb, float *out, size_t os) {                                 \
+        switch (nc) {                                                                              \
+        case 1:                                                                                    \
+            name##_n(w, ws, nr, va, as, nb, out, os, 1);                                           \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            name##_n(w, ws, nr, va, as, nb, out, os, 2);                                           \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            name##_n(w, ws, nr, va, as, nb, out, os, 3);                                           \
+            break;                                                                                 \
+        default:                                                                                   \
+            name##_n(w, ws, nr, va, as, nb, out, os, 4);                                           \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
+LM__QDOT_LEGACY_X(lm__qdot_q4_0_x, lm_block_q4_0, lm__lv_q4_0, 0)
+LM__QDOT_LEGACY_X(lm__qdot_q4_1_x, lm_block_q4_1, lm__lv_q4_1, 1)
+LM__QDOT_LEGACY_X(lm__qdot_q5_0_x, lm_block_q5_0, lm__lv_q5_0, 0)
+LM__QDOT_LEGACY_X(lm__qdot_q5_1_x, lm_block_q5_1, lm__lv_q5_1, 1)
+LM__QDOT_LEGACY_X(lm__qdot_q8_0_x, lm_block_q8_0, lm__lv_q8_0, 0)
+
+/* ---- k-quants ---- */
+
+/* w16[16 t + l] = sc[t] * q[16 t + l] (fits int16 for every type) */
+LM__AVX2 LM__INLINE void lm__k_scale(const int8_t *q, const int16_t *sc, int16_t *w16) {
+    for (int t = 0; t < 16; t++) {
+        const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 16 * t)));
+        _mm256_storeu_si256((__m256i *)(w16 + 16 * t),
+                            _mm256_mullo_epi16(v, _mm256_set1_epi16(sc[t])));
+    }
+}
+
+/* q4_K straight to scaled int16: byte l of qs[32 p ..] holds elements 64 p + l (low
+ * nibble) and 64 p + 32 + l (high), i.e. chunks 4p, 4p+1 (low) and 4p+2, 4p+3 (high) */
+LM__AVX2 LM__INLINE void lm__k_prep_q4_K(const void *vb, int16_t *w16, int16_t *mn) {
+    const lm_block_q4_K *b = vb;
+    int16_t sc[16];
+    lm__scales_k4(vb, sc, mn);
+    for (int p = 0; p < 4; p++)
+        for (int h = 0; h < 2; h++) {
+            const __m256i v =
+                _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b->qs + 32 * p + 16 * h)));
+            const int tl = 4 * p + h, th = 4 * p + 2 + h;
+            _mm256_storeu_si256((__m256i *)(w16 + 16 * tl),
+                                _mm256_mullo_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x0f)),
+                                                   _mm256_set1_epi16(sc[tl])));
+            _mm256_storeu_si256(
+                (__m256i *)(w16 + 16 * th),
+                _mm256_mullo_epi16(_mm256_srli_epi16(v, 4), _mm256_set1_epi16(sc[th])));
+        }
+}
+
+LM__AVX2 static void lm__unpack_q6_K_x(const lm_block_q6_K *w, int8_t *q) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(32);
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
+        /* quarter k: low nibble source l0/l1/l0 >> 4/l1 >> 4, high bits qh >> 2k */
+        const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+        for (int k = 0; k < 4; k++) {
+            const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), m2);
+            const __m256i v = _mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4));
+            _mm256_storeu_si256((__m256i *)(q + 128 * h + 32 * k), _mm256_sub_epi8(v, off));
+        }
+    }
+}
+
+/* the same loops as the scalar file's, compiled for AVX2 so they vectorise with it */
+LM__AVX2 static void lm__unpack_q2_K_x(const lm_block_q2_K *w, int8_t *q) {
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++)
+                q[128 * h + 32 * k + l] = (int8_t)((w->qs[32 * h + l] >> (2 * k)) & 3);
+}
+LM__AVX2 static void lm__unpack_q3_K_x(const lm_block_q3_K *w, int8_t *q) {
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) {
+                const int lo = (w->qs[32 * h + l] >> (2 * k)) & 3;
+                const int hi = (w->hmask[l] >> (4 * h + k)) & 1;
+                q[128 * h + 32 * k + l] = (int8_t)(lo - 4 + 4 * hi);
+            }
+}
+LM__AVX2 static void lm__unpack_q5_K_x(const lm_block_q5_K *w, int8_t *q) {
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < 32; l++) {
+            const int h = w->qh[l] >> (2 * p);
+            q[64 * p + l] = (int8_t)((w->qs[32 * p + l] & 0x0f) | ((h & 1) << 4));
+            q[64 * p + 32 + l] = (int8_t)((w->qs[32 * p + l] >> 4) | ((h & 2) << 3));
+        }
+}
+
+#define LM__K_PREP_GENERIC(unpack, scales)                                                         \
+    {                                                                                              \
+        int8_t q_[LM_QK_K];                                                                        \
+        int16_t sc_[16];                                                                           \
+        unpack(vb, q_);                                                                            \
+        scales(vb, sc_, mn);                                                                       \
+        lm__k_scale(q_, sc_, w16);                                                                 \
+    }
+LM__AVX2 LM__INLINE void lm__k_prep_q2_K(const void *vb, int16_t *w16, int16_t *mn){
+    LM__K_PREP_GENERIC(lm__unpack_q2_K_x, lm__scales_q2_K)} LM__AVX2 LM__INLINE
+    void lm__k_prep_q3_K(const void *vb, int16_t *w16, int16_t *mn){
+        LM__K_PREP_GENERIC(lm__unpack_q3_K_x, lm__scales_q3_K)} LM__AVX2 LM__INLINE
+    void lm__k_prep_q5_K(const void *vb, int16_t *w16, int16_t *mn){
+        LM__K_PREP_GENERIC(lm__unpack_q5_K_x, lm__scales_k4)} LM__AVX2 LM__INLINE
+    void lm__k_prep_q6_K(const void *vb, int16_t *w16,
+                         int16_t *mn){LM__K_PREP_GENERIC(lm__unpack_q6_K_x, lm__scales_q6_K)}
+
+/* lanes of sum over chunks [t0, t1) of w16 * a, paired by pmaddwd */
+LM__AVX2 LM__INLINE __m256i lm__k_lanes(const int16_t *w16, const int16_t *a, int t0, int t1) {
+    __m256i s = _mm256_setzero_si256();
+    for (int t = t0; t < t1; t++)
+        s = _mm256_add_epi32(s,
+                             _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(w16 + 16 * t)),
+                                               _mm256_loadu_si256((const __m256i *)(a + 16 * t))));
+    return s;
+}
+
+/* 8 exact int64 sums HI * 65536 + LO (|HI| < 2^21, 0 <= LO < 2^21) rounded once to float */
+LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
+    const __m256d k = _mm256_set1_pd(65536.0);
+    const __m256d a =
+        _mm256_add_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(hi)), k),
+                      _mm256_cvtepi32_pd(_mm256_castsi256_si128(lo)));
+    const __m256d b =
+        _mm256_add_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(hi, 1)), k),
+                      _mm256_cvtepi32_pd(_mm256_extracti128_si256(lo, 1)));
+    return _mm256_set_m128(_mm256_cvtpd_ps(b), _mm256_cvtpd_ps(a));
+}
+
+/* PREP(block, w16, mn): scaled levels and chunk mins; GOFF: byte offset of a 4-byte
+ * window holding d (and dmin), DHI: d is its second half-word; SPLIT: halves apart (q6_K).
+ * term = da * (dw * (float)isum [- dmin * (float)msum]); acc += term */
+#define LM__QDOT_K_X(name, blk_t, PREP, GOFF, DHI, HAS_MIN, SPLIT)                                 \
+    LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
+                                      int64_t nb, float *out, size_t os, const int NC) {           \
+        const char *rows[LM__MR];                                                                  \
+        const __m256i vidx = lm__rows8(w, ws, nr, rows);                                           \
+        const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
+        __m256 acc[LM__NC];                                                                        \
+        for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            __m256i HI[LM__NC][LM__MR], LO[LM__NC][LM__MR], MS[LM__NC][LM__MR];                    \
+            for (int r = 0; r < LM__MR; r++) {                                                     \
+                int16_t w16[LM_QK_K], mn[16];                                                      \
+                PREP((const blk_t *)rows[r] + b, w16, mn);                                         \
+                const __m256i mlo = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn));   \
+                const __m256i mhi =                                                                \
+                    _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8)));             \
+                for (int c = 0; c < NC; c++) {                                                     \
+                    const lm__q16k *a = (const lm__q16k *)(va + (size_t)c * as) + b;               \
+                    if (SPLIT) {                                                                   \
+                        const __m256i p0 = lm__k_lanes(w16, a->qs, 0, 8);                          \
+                        const __m256i p1 = lm__k_lanes(w16, a->qs, 8, 16);                         \
+                        HI[c][r] = _mm256_add_epi32(_mm256_srai_epi32(p0, 16),                     \
+                                                    _mm256_srai_epi32(p1, 16));                    \
+                        LO[c][r] = _mm256_add_epi32(_mm256_and_si256(p0, m16),                     \
+                                                    _mm256_and_si256(p1, m16));                    \
+                    } else {                                                                       \
+                        const __m256i p = lm__k_lanes(w16, a->qs, 0, 16);                          \
+                        HI[c][r] = _mm256_srai_epi32(p, 16);                                       \
+                        LO[c][r] = _mm256_and_si256(p, m16);                                       \
+                    }                                                                              \
+                    if (HAS_MIN)                                                                   \
+                        MS[c][r] = _mm256_add_epi32(                                               \
+                            _mm256_mullo_epi32(mlo,                                                \
+                                               _mm256_loadu_si256((const __m256i *)a->bsums)),     \
+                            _mm256_mullo_epi32(                                                    \
+                                mhi, _mm256_loadu_si256((const __m256i *)(a->bsums + 8))));        \
+                }                                                                                  \
+            }                                                                                      \
+            __m256 h0, h1;                                                                         \
+            lm__f16pair8(w + (size_t)b * sizeof(blk_t) + (GOFF), vidx, &h0, &h1);                  \
+            const __m256 dw = DHI ? h1 : h0, dmin = h1;                                            \
+            for (int c = 0; c < NC; c++) {                                                         \
+                const lm__q16k *a = (const lm__q16k *)(va + (size_t)c * as) + b;                   \
+                __m256 t =                                                                         \
+                    _mm256_mul_ps(dw, lm__i64x8_to_f32(lm__hsum8x8(HI[c]), lm__hsum8x8(LO[c])));   \
+                if (HAS_MIN)                                                                       \
+                    t = _mm256_sub_ps(                                                             \
+                        t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(lm__hsum8x8(MS[c]))));           \
+                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(a->d), t));            \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
+    }                                                                                              \
+    LM__AVX2 static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc, \
+                              int64_t nb, float *out, size_t os) {                                 \
+        switch (nc) {                                                                              \
+        case 1:                                                                                    \
+            name##_n(w, ws, nr, va, as, nb, out, os, 1);                                           \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            name##_n(w, ws, nr, va, as, nb, out, os, 2);                                           \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            name##_n(w, ws, nr, va, as, nb, out, os, 3);                                           \
+            break;                                                                                 \
+        default:                                                                                   \
+            name##_n(w, ws, nr, va, as, nb, out, os, 4);                                           \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
+/* d/dmin windows: q2_K d at 80 (dmin 82), q3_K d at 108 (window 106), q4_K/q5_K d at 0
+ * (dmin 2), q6_K d at 208 (window 206): every window lies inside its block */
+LM__QDOT_K_X(lm__qdot_q2_K_x, lm_block_q2_K, lm__k_prep_q2_K, 80, 0, 1, 0)
+LM__QDOT_K_X(lm__qdot_q3_K_x, lm_block_q3_K, lm__k_prep_q3_K, 106, 1, 0, 0)
+LM__QDOT_K_X(lm__qdot_q4_K_x, lm_block_q4_K, lm__k_prep_q4_K, 0, 0, 1, 0)
+LM__QDOT_K_X(lm__qdot_q5_K_x, lm_block_q5_K, lm__k_prep_q5_K, 0, 0, 1, 0)
+LM__QDOT_K_X(lm__qdot_q6_K_x, lm_block_q6_K, lm__k_prep_q6_K, 206, 1, 0, 1)
+
+_Static_assert(offsetof(lm_block_q2_K, d) == 80 && offsetof(lm_block_q2_K, dmin) == 82, "q2_K");
+_Static_assert(offsetof(lm_block_q3_K, d) == 108, "q3_K");
+_Static_assert(offsetof(lm_block_q4_K, dmin) == 2 && offsetof(lm_block_q5_K, dmin) == 2, "k4");
+_Static_assert(offsetof(lm_block_q6_K, d) == 208, "q6_K");
+
+/* ---- float dot products: 16 partial sums in two vectors, then the scalar tail/tree ---- */
+
+#define LM__FDOT_X(name, T, LOAD8, conv)                                                           \
+    LM__AVX2 static float name(const void *vw, const float *x, int64_t n) {                        \
+        const T *w = vw;                                                                           \
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                                 \
+        int64_t i = 0;                                                                             \
+        for (; i + 16 <= n; i += 16) {                                                             \
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(LOAD8(w + i), _mm256_loadu_ps(x + i)));           \
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(LOAD8(w + i + 8), _mm256_loadu_ps(x + i + 8)));   \
+        }                                                                                          \
+        float acc[16];                                                                             \
+        _mm256_storeu_ps(acc, a0);                                                                 \
+        _mm256_storeu_ps(acc + 8, a1);                                                             \
+        for (int j = 0; i < n; i++, j++) acc[j] += conv(w[i]) * x[i];                              \
+        for (int s = 8; s >= 1; s /= 2)                                                            \
+            for (int j = 0; j < s; j++) acc[j] += acc[j + s];                                      \
+        return acc[0];                                                                             \
+    }
+#define LM__LD_F32(p) _mm256_loadu_ps(p)
+#define LM__LD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define LM__LD_BF16(p)                                                                             \
+    _mm256_castsi256_ps(                                                                           \
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+#define LM__ID(v) (v)
+LM__FDOT_X(lm__fdot_f32_x, float, LM__LD_F32, LM__ID)
+LM__FDOT_X(lm__fdot_f16_x, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
+LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
+
+LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, LM__LD_F16(src + i));
+    for (; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
+}
+
+bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
+    lm__cpu_kernels_scalar(k);
+    k->level = LM__CPU_AVX2;
+    k->qdot[LM_TYPE_Q4_0] = lm__qdot_q4_0_x;
+    k->qdot[LM_TYPE_Q4_1] = lm__qdot_q4_1_x;
+    k->qdot[LM_TYPE_Q5_0] = lm__qdot_q5_0_x;
+    k->qdot[LM_TYPE_Q5_1] = lm__qdot_q5_1_x;
+    k->qdot[LM_TYPE_Q8_0] = lm__qdot_q8_0_x;
+    k->qdot[LM_TYPE_Q2_K] = lm__qdot_q2_K_x;
+    k->qdot[LM_TYPE_Q3_K] = lm__qdot_q3_K_x;
+    k->qdot[LM_TYPE_Q4_K] = lm__qdot_q4_K_x;
+    k->qdot[LM_TYPE_Q5_K] = lm__qdot_q5_K_x;
+    k->qdot[LM_TYPE_Q6_K] = lm__qdot_q6_K_x;
+    k->fdot[LM_TYPE_F32] = lm__fdot_f32_x;
+    k->fdot[LM_TYPE_F16] = lm__fdot_f16_x;
+    k->fdot[LM_TYPE_BF16] = lm__fdot_bf16_x;
+    k->f16_to_f32 = lm__f16_to_f32_x;
+    return true;
+}
+
+#else
+bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
+    (void)k;
+    return false;
+}
+#endif
