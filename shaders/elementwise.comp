@@ -2,7 +2,8 @@
 // Element-wise ops over a [ne0, ne1, ne2, ne3] view, one invocation per element:
 // OP_SWIGLU silu(a) * b, OP_GEGLU gelu_tanh(a) * b, OP_ADD a + b, OP_MUL a * b (b broadcast
 // along dims where its extent is 1), OP_SCALE a * s. dst may alias a or b: each element is
-// read and written by the same invocation.
+// read and written by the same invocation. USE_F64: swiglu with glibc's expf (bit-equal
+// to the CPU backend).
 #extension GL_GOOGLE_include_directive : require
 #include "lm_common.glsl"
 
@@ -31,7 +32,9 @@ void main() {
         float y = b[pc.b_off + i0 % pc.bne0 + (i1 % pc.bne1) * pc.b_nb1 +
                     (i2 % pc.bne2) * pc.b_nb2 + (i3 % pc.bne3) * pc.b_nb3];
 #endif
-#if defined(OP_SWIGLU)
+#if defined(OP_SWIGLU) && defined(USE_F64)
+        precise float o = x / (1.0 + lm_expf(-x)) * y; // the CPU's expf: bit-equal
+#elif defined(OP_SWIGLU)
         precise float o = x / (1.0 + lm_exp(-x)) * y;
 #elif defined(OP_GEGLU)
         const float k = 0.7978845608028654; // sqrt(2/pi)

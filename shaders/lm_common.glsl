@@ -92,3 +92,43 @@ float lm_tanh(float x) {
     return x < 0.0 ? -t : t;
 }
 
+
+#ifdef USE_F64
+// expf as glibc computes it (sysdeps/ieee754/flt-32/e_expf.c, which the CPU backend calls):
+// x * 32 / ln 2 = k + r, 2^(k/32) from a table (bits of 2^(i/32) less i << 47) scaled by
+// 2^(k/32 rounded down), times a cubic in r, all in double, rounded once to float. Equal
+// to glibc's float except when its double and this one straddle a rounding midpoint
+// (odds ~1e-9: glibc may fuse multiply-adds). Needs shaderFloat64.
+const uvec2 LM_EXP2F_TAB[32] = uvec2[32](
+    uvec2(0x00000000u, 0x3ff00000u), uvec2(0xd3158574u, 0x3fefd9b0u), uvec2(0x6cf9890fu, 0x3fefb558u),
+    uvec2(0xd0125b51u, 0x3fef9301u), uvec2(0x3c7d517bu, 0x3fef72b8u), uvec2(0x3168b9aau, 0x3fef5487u),
+    uvec2(0x6e756238u, 0x3fef387au), uvec2(0xf51fdee1u, 0x3fef1e9du), uvec2(0x0a31b715u, 0x3fef06feu),
+    uvec2(0x373aa9cbu, 0x3feef1a7u), uvec2(0x4c123422u, 0x3feedea6u), uvec2(0x6061892du, 0x3feece08u),
+    uvec2(0xd5362a27u, 0x3feebfdau), uvec2(0x569d4f82u, 0x3feeb42bu), uvec2(0xdd485429u, 0x3feeab07u),
+    uvec2(0xb03a5585u, 0x3feea47eu), uvec2(0x667f3bcdu, 0x3feea09eu), uvec2(0xe8ec5f74u, 0x3fee9f75u),
+    uvec2(0x73eb0187u, 0x3feea114u), uvec2(0x994cce13u, 0x3feea589u), uvec2(0x422aa0dbu, 0x3feeace5u),
+    uvec2(0xb0cdc5e5u, 0x3feeb737u), uvec2(0x82a3f090u, 0x3feec491u), uvec2(0xb23e255du, 0x3feed503u),
+    uvec2(0x995ad3adu, 0x3feee89fu), uvec2(0xf2fb5e47u, 0x3feeff76u), uvec2(0xdd85529cu, 0x3fef199bu),
+    uvec2(0xdcef9069u, 0x3fef3720u), uvec2(0xdcfba487u, 0x3fef5818u), uvec2(0x337b9b5fu, 0x3fef7c97u),
+    uvec2(0xa2a490dau, 0x3fefa4afu), uvec2(0x5b6e4540u, 0x3fefd076u));
+
+float lm_expf(float x) {
+    if (isnan(x)) return x;
+    if (x > 88.72283172607421875) return uintBitsToFloat(0x7f800000u); // overflow
+    if (x < -103.97207641601562) return 0.0;                        // underflow
+    precise double z = 46.16624130844683LF * double(x);
+    precise double kd = z + 6755399441055744.0LF; // 1.5 * 2^52: round z to an integer
+    const uint ki = unpackDouble2x32(kd).x;
+    kd = kd - 6755399441055744.0LF;
+    precise double r = z - kd;
+    uvec2 t = LM_EXP2F_TAB[ki & 31u];
+    t.y += ki << 15; // + (k << 47): the integer part of k / 32 into the exponent
+    const double s = packDouble2x32(t);
+    precise double zz = 1.6938359250920212e-06LF * r + 0.00023459809789509004LF;
+    precise double r2 = r * r;
+    precise double y = 0.021660849396613134LF * r + 1.0LF;
+    y = zz * r2 + y;
+    y = y * s;
+    return float(y);
+}
+#endif

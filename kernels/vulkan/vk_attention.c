@@ -1,6 +1,11 @@
-/* Attention over the KV cache (shaders/attention.comp): one workgroup per (token, head),
- * and for few tokens over a long cache (decode) the positions are split into chunks whose
- * partial softmax results attn_combine.comp merges, so the device has enough workgroups. */
+/* Attention over the KV cache. Two kernels:
+ *  - attn_exact.comp (devices with shaderFloat64, the default): the CPU oracle's
+ *    computation step for step (scores in its summation order, glibc's expf, positions
+ *    in order), so results are bit-equal to it; one workgroup per (token, head).
+ *  - attention.comp (flash: tiles of 64 positions with an online softmax; devices without
+ *    doubles, or LUMEN_VULKAN_ATTENTION=flash): for few tokens over a long cache (decode)
+ *    the positions are split into chunks whose partial results attn_combine.comp merges,
+ *    so the device has enough workgroups. Within float rounding of the oracle. */
 #include "vk_internal.h"
 
 #define LM_VK_ATTN_MAX_D 256 /* head_dim the shader's shared q and 4 dims per lane hold */
@@ -87,6 +92,58 @@ static lm_status lm__vk_scratch(lm__vk *v, size_t bytes) {
                              &v->scratch);
 }
 
+/* The bit-equal kernel: the flash kernel's push constants less the split fields. */
+static lm_status lm__vk_attn_exact(lm__vk *v, const lm_tensor *q, const lm_tensor *k_cache,
+                                   const lm_tensor *v_cache, const lm_tensor *pos,
+                                   const lm_tensor *seq, const lm_attn_params *p, lm_tensor *dst) {
+    const char *op = "attention";
+    const size_t es = k_cache->type == LM_TYPE_F16 ? 2 : 4;
+    lm__vk_view vq, vk, vv, vp, vs, vo;
+    LM_TRY(lm__vk_view_of(v, q, op, "q", &vq));
+    LM_TRY(lm__vk_view_of(v, k_cache, op, "k_cache", &vk));
+    LM_TRY(lm__vk_view_of(v, v_cache, op, "v_cache", &vv));
+    LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
+    LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
+    LM_TRY(lm__vk_view_of(v, dst, op, "dst", &vo));
+    lm__vk_cmd c = {.shader = es == 2 ? LM_VK_SHADER_attn_exact_f16 : LM_VK_SHADER_attn_exact_f32};
+    lm__vk_bind(&c, &vq, 0);
+    lm__vk_bind(&c, &vk, 0);
+    lm__vk_bind(&c, &vv, 0);
+    lm__vk_bind(&c, &vp, 0);
+    lm__vk_bind(&c, &vs, 0);
+    lm__vk_bind(&c, &vo, 1);
+    lm__vk_attn_pc pc = {(uint32_t)q->ne[0],
+                         (uint32_t)q->ne[1],
+                         (uint32_t)k_cache->ne[1],
+                         (uint32_t)q->ne[2],
+                         vq.base / 4,
+                         (uint32_t)(q->nb[1] / 4),
+                         (uint32_t)(q->nb[2] / 4),
+                         (uint32_t)(vk.base / es),
+                         (uint32_t)(k_cache->nb[1] / es),
+                         (uint32_t)(k_cache->nb[2] / es),
+                         (uint32_t)(k_cache->nb[3] / es),
+                         (uint32_t)(vv.base / es),
+                         (uint32_t)(v_cache->nb[1] / es),
+                         (uint32_t)(v_cache->nb[2] / es),
+                         (uint32_t)(v_cache->nb[3] / es),
+                         vp.base / 4,
+                         vs.base / 4,
+                         vo.base / 4,
+                         (uint32_t)(dst->nb[1] / 4),
+                         (uint32_t)(dst->nb[2] / 4),
+                         (int32_t)k_cache->ne[2],
+                         (int32_t)k_cache->ne[3],
+                         p->window,
+                         p->scale,
+                         p->softcap,
+                         1,
+                         0};
+    LM_VK_PC(&c, pc);
+    c.n_groups = (uint64_t)(q->ne[1] * q->ne[2]);
+    return lm__vk_run(v, &c);
+}
+
 lm_status lm__vk_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *k_cache,
                            const lm_tensor *v_cache, const lm_tensor *pos, const lm_tensor *seq,
                            const lm_attn_params *p, lm_tensor *dst) {
@@ -117,6 +174,8 @@ lm_status lm__vk_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *
         return lm__error(LM_ERR_UNSUPPORTED, "attention: head_dim %lld > %d is not supported",
                          (long long)q->ne[0], LM_VK_ATTN_MAX_D);
     LM_TRY(lm__vk_attn_check_ids(v, q, k_cache, pos, seq));
+    if (v->has_f64 && !v->force_f32 && v->force_split == 0 && !v->flash_attention)
+        return lm__vk_attn_exact(v, q, k_cache, v_cache, pos, seq, p, dst);
 
     const int64_t D = q->ne[0], H = q->ne[1], T = q->ne[2];
     uint32_t chunk;

@@ -185,6 +185,10 @@ void lm__vk_set_test_knobs(lm_backend *be, int mm_path, int f32_only, int attn_s
     v->force_split = attn_split;
 }
 
+int lm__vk_has_f64(lm_backend *be) {
+    return lm__vk_ctx(be)->has_f64 && !lm__vk_ctx(be)->force_f32;
+}
+
 int lm__vk_validation_errors(lm_backend *be) {
     return lm__vk_ctx(be)->n_validation_errors;
 }

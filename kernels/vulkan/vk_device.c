@@ -421,6 +421,11 @@ lm_status lm__vk_device_open(lm__vk *v, const lm_backend_config *cfg) {
              v->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     /* lavapipe runs each workgroup as a task with a fixed cost: a few big ones per core
      * (the shaders loop over their items) instead of thousands of small ones */
+    /* LUMEN_VULKAN_F32=1: the float variants even where doubles exist (to try them) */
+    const char *f32 = getenv("LUMEN_VULKAN_F32");
+    v->force_f32 = f32 && *f32 && strcmp(f32, "0") != 0;
+    const char *fa = getenv("LUMEN_VULKAN_ATTENTION");
+    v->flash_attention = fa && strcmp(fa, "flash") == 0;
     const char *mg = getenv("LUMEN_VULKAN_MAX_GROUPS");
     v->max_groups = mg && *mg ? (uint32_t)strtoul(mg, NULL, 10)
                     : v->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 64

@@ -139,9 +139,11 @@ typedef struct lm__vk {
     double prof_ms[LM_VK_SHADER_COUNT];
     uint64_t prof_n[LM_VK_SHADER_COUNT];
 
-    int force_mm;    /* tests: 0 auto, 1 matrix-vector, 2 tiled */
-    int force_f32;   /* tests: ignore shaderFloat64 */
-    int force_split; /* tests: attention chunks, 0 auto, -1 never, n > 0 exactly n */
+    int force_mm;        /* tests: 0 auto, 1 matrix-vector, 2 tiled */
+    int force_f32;       /* tests: ignore shaderFloat64 */
+    int force_split;     /* tests: flash attention chunks, 0 auto (exact kernel when it can),
+                            -1 flash without chunks, n > 0 flash with exactly n */
+    int flash_attention; /* LUMEN_VULKAN_ATTENTION=flash: the faster kernel, not bit-equal */
     int n_validation_errors;
     char name[300];
 } lm__vk;
@@ -151,9 +153,12 @@ static inline lm__vk *lm__vk_ctx(lm_backend *be) {
 }
 
 /* Internal test knobs (tests/test_vulkan_ops.c): matmul path 0 auto, 1 vector, 2 tiled;
- * f32_only != 0 uses the float variants even on devices with shaderFloat64; attention
- * split 0 auto, -1 never, n > 0 exactly n chunks. */
+ * f32_only != 0 uses the float variants even on devices with shaderFloat64; attention 0
+ * auto, -1 the flash kernel without chunks, n > 0 the flash kernel with exactly n. */
 void lm__vk_set_test_knobs(lm_backend *be, int mm_path, int f32_only, int attn_split);
+/* 1 if the bit-equal rms_norm, rope, swiglu and attention run: the device has
+ * shaderFloat64 and neither LUMEN_VULKAN_F32 nor the f32 knob turned them off. */
+int lm__vk_has_f64(lm_backend *be);
 /* Validation-layer errors reported so far (0 when the layer is off). */
 int lm__vk_validation_errors(lm_backend *be);
 

@@ -377,7 +377,10 @@ static lm_status lm__vk_glu(lm_backend *be, const char *op, lm_vk_shader_id sh,
 
 lm_status lm__vk_swiglu(lm_backend *be, const lm_tensor *gate, const lm_tensor *up,
                         lm_tensor *dst) {
-    return lm__vk_glu(be, "swiglu", LM_VK_SHADER_swiglu, gate, up, dst);
+    const lm__vk *v = lm__vk_ctx(be); /* with doubles: glibc's expf, bit-equal to the CPU */
+    return lm__vk_glu(be, "swiglu",
+                      v->has_f64 && !v->force_f32 ? LM_VK_SHADER_swiglu_f64 : LM_VK_SHADER_swiglu,
+                      gate, up, dst);
 }
 
 lm_status lm__vk_geglu(lm_backend *be, const lm_tensor *gate, const lm_tensor *up, lm_tensor *dst) {

@@ -1,0 +1,104 @@
+#version 450
+// Causal GQA attention computed exactly as the CPU oracle (kernels/cpu/cpu_attention.c),
+// so results are bit-equal to it: per (token, head) one online-softmax pass over the
+// positions in order (running max m, sum l, output acc), each score the 16-lane dot of
+// lm__cpu_dot times scale, exp as glibc's expf (USE_F64: needs shaderFloat64). One
+// workgroup per (token, head); positions in tiles of 64: the scores of a tile are computed
+// in parallel (one position per invocation), then every invocation runs the same scalar
+// recurrence over the tile in order, each updating its own dimensions of acc. Positions
+// outside [max(0, pos - window + 1), pos] are never read. (Soft-capping uses the shaders'
+// tanh, which is not glibc's: close, not bit-equal.)
+#extension GL_GOOGLE_include_directive : require
+#include "lm_common.glsl"
+
+layout(local_size_x = 64) in;
+
+layout(binding = 0) readonly buffer Q { float q[]; };
+#ifdef KV_F16
+layout(binding = 1) readonly buffer KC { uint16_t kc[]; };
+layout(binding = 2) readonly buffer VC { uint16_t vc[]; };
+#define KV(b, i) lm_h2f(uint(b[i]))
+#else
+layout(binding = 1) readonly buffer KC { float kc[]; };
+layout(binding = 2) readonly buffer VC { float vc[]; };
+#define KV(b, i) b[i]
+#endif
+layout(binding = 3) readonly buffer P { int pos[]; };
+layout(binding = 4) readonly buffer S { int seq[]; };
+layout(binding = 5) writeonly buffer O { float o[]; };
+
+layout(push_constant) uniform PC {
+    uint D, H, Hk, T;
+    uint q_off, q_nb1, q_nb2;        // elements
+    uint k_off, k_nb1, k_nb2, k_nb3; // cache elements
+    uint v_off, v_nb1, v_nb2, v_nb3;
+    uint pos_off, seq_off;
+    uint o_off, o_nb1, o_nb2;
+    int n_ctx, n_seq, window;
+    float scale, softcap;
+} pc;
+
+shared float qs[256];
+shared float sc[64];
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const float NEG_INF = uintBitsToFloat(0xff800000u);
+    for (uint g = LM_WG_ID; g < pc.T * pc.H; g += LM_N_WG) {
+        const uint h = g % pc.H, t = g / pc.H, kvh = h / (pc.H / pc.Hk);
+        const int p = pos[pc.pos_off + t], s = seq[pc.seq_off + t];
+        const bool ok = p >= 0 && p < pc.n_ctx && s >= 0 && s < pc.n_seq;
+        const int lo = pc.window > 0 && p - pc.window + 1 > 0 ? p - pc.window + 1 : 0;
+        const int hi = ok ? p : lo - 1;
+        for (uint d = tid; d < pc.D; d += 64u) qs[d] = q[pc.q_off + h * pc.q_nb1 + t * pc.q_nb2 + d];
+        barrier();
+        const uint kb = pc.k_off + kvh * pc.k_nb1 + uint(max(s, 0)) * pc.k_nb3;
+        const uint vb = pc.v_off + kvh * pc.v_nb1 + uint(max(s, 0)) * pc.v_nb3;
+        float m = NEG_INF;
+        precise float l = 0.0;                               // no fusing across statements
+        precise float acc[4] = float[4](0.0, 0.0, 0.0, 0.0); // dims tid + 64 j
+        for (int p0 = lo; p0 <= hi; p0 += 64) {
+            const int pp = p0 + int(tid);
+            if (pp <= hi) { // the score of position pp: lm__cpu_dot(q, k) * scale
+                const uint kr = kb + uint(pp) * pc.k_nb2;
+                precise float a16[16];
+                for (uint j = 0u; j < 16u; j++) a16[j] = 0.0;
+                uint i = 0u;
+                for (; i + 16u <= pc.D; i += 16u)
+                    for (uint j = 0u; j < 16u; j++) a16[j] += qs[i + j] * KV(kc, kr + i + j);
+                for (uint j = 0u; i + j < pc.D; j++) a16[j] += qs[i + j] * KV(kc, kr + i + j);
+                for (uint w = 8u; w > 0u; w >>= 1)
+                    for (uint j = 0u; j < w; j++) a16[j] += a16[j + w];
+                precise float x = a16[0] * pc.scale;
+                if (pc.softcap > 0.0) x = pc.softcap * lm_tanh(x / pc.softcap);
+                sc[tid] = x;
+            }
+            barrier();
+            const int n = min(64, hi - p0 + 1);
+            for (int i = 0; i < n; i++) { // in position order, as the CPU
+                const float x = sc[i];
+                if (x > m) { // rescale what we have when the max grows
+                    const float corr = lm_expf(m - x);
+                    l = l * corr;
+                    for (uint j = 0u; j < 4u; j++) acc[j] = acc[j] * corr;
+                    m = x;
+                }
+                const float w = lm_expf(x - m);
+                l = l + w;
+                const uint vr = vb + uint(p0 + i) * pc.v_nb2;
+                for (uint j = 0u; j < 4u; j++) {
+                    const uint d = tid + 64u * j;
+                    if (d < pc.D) acc[j] += w * KV(vc, vr + d);
+                }
+            }
+            barrier(); // sc is rewritten by the next tile
+        }
+        const float inv = l > 0.0 ? 1.0 / l : 0.0; // l >= 1 for a valid token
+        for (uint j = 0u; j < 4u; j++) {
+            const uint d = tid + 64u * j;
+            precise float y = acc[j] * inv;
+            if (d < pc.D) o[pc.o_off + h * pc.o_nb1 + t * pc.o_nb2 + d] = y;
+        }
+        barrier(); // qs is rewritten by the next item
+    }
+}
