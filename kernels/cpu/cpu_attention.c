@@ -18,12 +18,12 @@ typedef struct {
 } lm__attn_job;
 
 /* Cache row (kv head h, position p, sequence s) as floats: F32 rows are used in place,
- * F16 rows are converted into buf. */
-static const float *lm__attn_row(const lm_tensor *cache, int64_t h, int64_t p, int64_t s,
-                                 float *buf) {
+ * F16 rows are converted (exactly) into buf. */
+static const float *lm__attn_row(const lm__attn_job *j, const lm_tensor *cache, int64_t h,
+                                 int64_t p, int64_t s, float *buf) {
     const void *r = lm__cpu_row(cache, h, p, s);
     if (cache->type == LM_TYPE_F32) return r;
-    lm_dequantize_row(cache->type, r, buf, cache->ne[0]);
+    j->c->kern->f16_to_f32(r, buf, cache->ne[0]);
     return buf;
 }
 
@@ -37,8 +37,8 @@ static void lm__attn_one(const lm__attn_job *j, int64_t t, int64_t h, float *acc
     float m = -INFINITY, l = 0.0f;
     for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
     for (int32_t p = lo; p <= pos; p++) {
-        const float *k = lm__attn_row(j->k, kvh, p, seq, kbuf);
-        float s = lm__cpu_dot(q, k, D) * j->p.scale;
+        /* the level's dot: lm__cpu_dot's order on the exactly converted row */
+        float s = j->c->kern->fdot[j->k->type](lm__cpu_row(j->k, kvh, p, seq), q, D) * j->p.scale;
         if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
         /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
         if (s > m) {
@@ -48,7 +48,7 @@ static void lm__attn_one(const lm__attn_job *j, int64_t t, int64_t h, float *acc
             m = s;
         }
         const float w = expf(s - m);
-        const float *v = lm__attn_row(j->v, kvh, p, seq, kbuf);
+        const float *v = lm__attn_row(j, j->v, kvh, p, seq, kbuf);
         l += w;
         for (int64_t d = 0; d < D; d++) acc[d] += w * v[d];
     }

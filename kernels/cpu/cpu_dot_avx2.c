@@ -28,19 +28,32 @@
 
 /* ---- helpers ---- */
 
+/* Sums of 8 int32 lanes for 8 rows, in three steps so that few vectors stay live:
+ * lm__hpair(p0, p1) = [p0 0+2, p1 0+2, p0 1+3, p1 1+3 | the same for lanes 4-7], then
+ * lm__hquad(two pairs) = [p0, p1, p2, p3 sums of lanes 0-3 | of lanes 4-7], then
+ * lm__hfin(two quads) = [the 8 sums]. Unpacks and adds: one micro-op each. */
+LM__AVX2 LM__INLINE __m256i lm__hpair(__m256i p0, __m256i p1) {
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
+}
+LM__AVX2 LM__INLINE __m256i lm__hquad(__m256i t0, __m256i t1) {
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+}
+LM__AVX2 LM__INLINE __m256i lm__hfin(__m256i u0, __m256i u1) {
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31));
+}
 /* r[i] = sum of the 8 int32 lanes of p[i] */
 LM__AVX2 LM__INLINE __m256i lm__hsum8x8(const __m256i *p) {
-    const __m256i s01 = _mm256_hadd_epi32(p[0], p[1]), s23 = _mm256_hadd_epi32(p[2], p[3]);
-    const __m256i s45 = _mm256_hadd_epi32(p[4], p[5]), s67 = _mm256_hadd_epi32(p[6], p[7]);
-    const __m256i a = _mm256_hadd_epi32(s01, s23), b = _mm256_hadd_epi32(s45, s67);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                            _mm256_permute2x128_si256(a, b, 0x31));
+    return lm__hfin(lm__hquad(lm__hpair(p[0], p[1]), lm__hpair(p[2], p[3])),
+                    lm__hquad(lm__hpair(p[4], p[5]), lm__hpair(p[6], p[7])));
 }
 
-/* The two f16 at byte offset 0 of 8 rows' blocks (vidx: the rows' byte offsets from base),
- * as floats: the first half-word into *lo, the second into *hi. */
-LM__AVX2 LM__INLINE void lm__f16pair8(const char *base, __m256i vidx, __m256 *lo, __m256 *hi) {
-    const __m256i g = _mm256_i32gather_epi32((const int *)(const void *)base, vidx, 1);
+/* The two f16 at byte offset off of 8 rows' blocks, as floats: the first half-word into
+ * *lo, the second into *hi. Plain loads: a gather costs more on several CPUs. */
+LM__AVX2 LM__INLINE void lm__f16pair8(const char *const *rows, size_t off, __m256 *lo, __m256 *hi) {
+    int v[LM__MR];
+    for (int r = 0; r < LM__MR; r++) memcpy(&v[r], rows[r] + off, 4);
+    const __m256i g = _mm256_loadu_si256((const __m256i *)v);
     const __m256i sh = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1,
                                         4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     /* qwords after the shuffle: lo 0-3, hi 0-3, lo 4-7, hi 4-7 */
@@ -49,17 +62,9 @@ LM__AVX2 LM__INLINE void lm__f16pair8(const char *base, __m256i vidx, __m256 *lo
     *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(t, 1));
 }
 
-/* Row pointers and gather offsets for nr rows, the missing ones repeating the last. */
-LM__AVX2 LM__INLINE __m256i lm__rows8(const char *w, size_t ws, int nr, const char **rows) {
-    int idx[LM__MR];
-    for (int r = 0; r < LM__MR; r++) {
-        const int rr = r < nr ? r : nr - 1;
-        rows[r] = w + (size_t)rr * ws;
-        idx[r] = (int)((size_t)rr * ws);
-    }
-    __m256i v;
-    memcpy(&v, idx, sizeof v);
-    return v;
+/* Row pointers for nr rows, the missing ones repeating the last. */
+LM__INLINE void lm__rows8(const char *w, size_t ws, int nr, const char **rows) {
+    for (int r = 0; r < LM__MR; r++) rows[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
 }
 
 LM__AVX2 LM__INLINE void lm__store8(float *out, __m256 v, int nr) {
@@ -123,32 +128,43 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
 }
 
 /* term = (dw * da) * (float)isum [+ m * sa]; acc += term (cpu_dot_scalar.c's order) */
+/* one row's 8 lanes of block products with column c */
+#define LM__LEG_LANES(lo, hi, a)                                                                   \
+    _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)(a)->qs)),          \
+                     _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)((a)->qs + 16))))
+#define LM__LEG_PAIR(r0, T, blk_t, UNPACK)                                                         \
+    {                                                                                              \
+        __m256i lo0, hi0, lo1, hi1;                                                                \
+        UNPACK((const blk_t *)rows[r0] + b, &lo0, &hi0);                                           \
+        UNPACK((const blk_t *)rows[r0 + 1] + b, &lo1, &hi1);                                       \
+        for (int c = 0; c < NC; c++)                                                               \
+            T[c] = lm__hpair(LM__LEG_LANES(lo0, hi0, A[c]), LM__LEG_LANES(lo1, hi1, A[c]));        \
+    }
+
+/* term = (dw * da) * (float)isum [+ m * sa]; acc += term (cpu_dot_scalar.c's order) */
 #define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN)                                            \
     LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
                                       int64_t nb, float *out, size_t os, const int NC) {           \
         const char *rows[LM__MR];                                                                  \
-        const __m256i vidx = lm__rows8(w, ws, nr, rows);                                           \
+        lm__rows8(w, ws, nr, rows);                                                                \
         __m256 acc[LM__NC];                                                                        \
         for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
         for (int64_t b = 0; b < nb; b++) {                                                         \
-            __m256i P[LM__NC][LM__MR];                                                             \
-            for (int r = 0; r < LM__MR; r++) {                                                     \
-                __m256i lo, hi;                                                                    \
-                UNPACK((const blk_t *)rows[r] + b, &lo, &hi);                                      \
-                for (int c = 0; c < NC; c++) {                                                     \
-                    const lm__q16a *a = (const lm__q16a *)(va + (size_t)c * as) + b;               \
-                    P[c][r] = _mm256_add_epi32(                                                    \
-                        _mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)a->qs)),         \
-                        _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(a->qs + 16)))); \
-                }                                                                                  \
-            }                                                                                      \
+            const lm__q16a *A[LM__NC];                                                             \
+            for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;       \
+            __m256i T0[LM__NC], T1[LM__NC], U[LM__NC];                                             \
+            LM__LEG_PAIR(0, T0, blk_t, UNPACK)                                                     \
+            LM__LEG_PAIR(2, T1, blk_t, UNPACK)                                                     \
+            for (int c = 0; c < NC; c++) U[c] = lm__hquad(T0[c], T1[c]);                           \
+            LM__LEG_PAIR(4, T0, blk_t, UNPACK)                                                     \
+            LM__LEG_PAIR(6, T1, blk_t, UNPACK)                                                     \
             __m256 dw, m;                                                                          \
-            lm__f16pair8(w + (size_t)b * sizeof(blk_t), vidx, &dw, &m);                            \
+            lm__f16pair8(rows, (size_t)b * sizeof(blk_t), &dw, &m);                                \
             for (int c = 0; c < NC; c++) {                                                         \
-                const lm__q16a *a = (const lm__q16a *)(va + (size_t)c * as) + b;                   \
-                __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(a->d)),                  \
-                                         _mm256_cvtepi32_ps(lm__hsum8x8(P[c])));                   \
-                if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(a->s)));         \
+                const __m256i isum = lm__hfin(U[c], lm__hquad(T0[c], T1[c]));                      \
+                __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)),               \
+                                         _mm256_cvtepi32_ps(isum));                                \
+                if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));      \
                 acc[c] = _mm256_add_ps(acc[c], t);                                                 \
             }                                                                                      \
         }                                                                                          \
@@ -299,7 +315,7 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
     LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
                                       int64_t nb, float *out, size_t os, const int NC) {           \
         const char *rows[LM__MR];                                                                  \
-        const __m256i vidx = lm__rows8(w, ws, nr, rows);                                           \
+        lm__rows8(w, ws, nr, rows);                                                                \
         const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
         __m256 acc[LM__NC];                                                                        \
         for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
@@ -334,7 +350,7 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
                 }                                                                                  \
             }                                                                                      \
             __m256 h0, h1;                                                                         \
-            lm__f16pair8(w + (size_t)b * sizeof(blk_t) + (GOFF), vidx, &h0, &h1);                  \
+            lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                      \
             const __m256 dw = DHI ? h1 : h0, dmin = h1;                                            \
             for (int c = 0; c < NC; c++) {                                                         \
                 const lm__q16k *a = (const lm__q16k *)(va + (size_t)c * as) + b;                   \
