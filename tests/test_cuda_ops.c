@@ -37,8 +37,11 @@
 #include "quant.h"
 
 #ifdef LM_HAVE_CUDA
-/* internal knobs of kernels/cuda (cuda_backend.cu) */
+/* internals of kernels/cuda (cuda_backend.cu, cuda_selftest.cu) */
 void lm__cuda_set_test_knobs(lm_backend *be, int mm_path, int attn_split);
+lm_status lm__cuda_emulate_mul_mat(lm_type t, const void *w, int64_t K, int64_t N, const float *x,
+                                   int64_t M, float *out_mv, float *out_mm);
+int lm__cuda_selftest_geometry(char *msg, size_t size);
 #endif
 
 static lm_backend *g_cpu, *g_cu;
@@ -172,6 +175,10 @@ static void compare(const char *what, const float *cpu, const float *gpu, size_t
                  what, bad, n, atol, rtol, worst, gpu[worst], cpu[worst]);
 }
 
+static int is_kquant(lm_type t) {
+    return lm_type_get((uint32_t)t).blck == 256;
+}
+
 static void expect_ok(lm_status s, const char *what) {
     cr_assert_eq(s, LM_OK, "%s: %s", what, lm_last_error());
 }
@@ -240,6 +247,65 @@ Test(cuda_ops, buffers_round_trip_and_refuse_bad_ranges) {
     free(src), free(back);
 }
 
+static const lm_type g_wtypes[] = {LM_TYPE_F32,  LM_TYPE_F16,  LM_TYPE_BF16, LM_TYPE_Q4_0,
+                                   LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1, LM_TYPE_Q8_0,
+                                   LM_TYPE_Q2_K, LM_TYPE_Q3_K, LM_TYPE_Q4_K, LM_TYPE_Q5_K,
+                                   LM_TYPE_Q6_K};
+#define N_WTYPES ((int)(sizeof g_wtypes / sizeof g_wtypes[0]))
+
+/* ---- the kernels' arithmetic replayed on the host (runs without a device) ---- */
+
+/* The integer mul_mat kernels' arithmetic (cuda_common.cuh: unpacking, dp4a sums, scale
+ * combination, block terms and folds, activation quantisation), replayed on the host in
+ * the kernels' order, against the CPU backend: bit-equal for the matrix-vector order and
+ * the tensor-core order of the 32-element types; the tensor cores' per-sub-block folds of
+ * the k-quants within 1e-5 sqrt(K) (see the header comment). */
+Test(cuda_ops, host_replay_of_the_integer_kernels_equals_the_cpu) {
+#ifdef LM_HAVE_CUDA
+    lm_test_rng r = {lm_test_seed()};
+    static const int64_t shapes[][3] = {{96, 5, 1}, {608, 7, 3}, {512, 9, 2}, {4096, 3, 2}};
+    int runs = 0;
+    for (int t = 3; t < N_WTYPES; t++) { /* the quantized types */
+        const lm_type type = g_wtypes[t];
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t K = shapes[s][0], N = shapes[s][1], M = shapes[s][2];
+            if (K % lm_type_get((uint32_t)type).blck) continue;
+            float *wf = randn(&r, (size_t)(K * N), 0.5f), *x = randn(&r, (size_t)(K * M), 1.0f);
+            void *w = encode(type, wf, K, N);
+            cr_assert_not_null(w);
+            dt tw = dt_new(g_cpu, type, K, N, 1, 1, w),
+               tx = dt_new(g_cpu, LM_TYPE_F32, K, M, 1, 1, x);
+            dt td = dt_new(g_cpu, LM_TYPE_F32, N, M, 1, 1, NULL);
+            expect_ok(g_cpu->ops->mul_mat(g_cpu, &tw.t, &tx.t, &td.t), "cpu mul_mat");
+            float *ref = dt_read(&td), *mv = malloc((size_t)(N * M) * 4),
+                  *mm = malloc((size_t)(N * M) * 4);
+            expect_ok(lm__cuda_emulate_mul_mat(type, w, K, N, x, M, mv, mm), "host replay");
+            lm_op_case c = {.op = LM_OP_MUL_MAT, .type = type, .k = K, .n = N, .m = M};
+            compare(desc(&c, "replay: matrix-vector, bit-equal"), ref, mv, (size_t)(N * M), 0, 0);
+            const double atol = is_kquant(type) ? 1e-5 * sqrt((double)K) : 0;
+            compare(desc(&c, is_kquant(type) ? "replay: tensor cores, 1e-5 sqrt(K)"
+                                             : "replay: tensor cores, bit-equal"),
+                    ref, mm, (size_t)(N * M), atol, atol ? 1e-5 : 0);
+            dt_free(&tw), dt_free(&tx), dt_free(&td);
+            free(wf), free(x), free(w), free(ref), free(mv), free(mm);
+            runs++;
+        }
+    }
+    cr_expect_geq(runs, 20);
+#else
+    cr_skip_test("%s", g_why);
+#endif
+}
+
+Test(cuda_ops, staging_and_split_geometry) {
+#ifdef LM_HAVE_CUDA
+    char msg[256];
+    cr_expect_eq(lm__cuda_selftest_geometry(msg, sizeof msg), 0, "%s", msg);
+#else
+    cr_skip_test("%s", g_why);
+#endif
+}
+
 /* ---- get_rows: table rows padded by 64 bytes (a strided view), every weight type ---- */
 
 static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
@@ -274,10 +340,6 @@ static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
 }
 
 /* ---- mul_mat: every weight type on each path; W a view at a row offset ---- */
-
-static int is_kquant(lm_type t) {
-    return lm_type_get((uint32_t)t).blck == 256;
-}
 
 static void run_mul_mat(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     const int64_t K = c->k, N = c->n, M = c->m, off_rows = 3;
@@ -320,12 +382,6 @@ static void run_mul_mat(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     knobs(0, 0);
     free(wf), free(x), free(w), free(ref);
 }
-
-static const lm_type g_wtypes[] = {LM_TYPE_F32,  LM_TYPE_F16,  LM_TYPE_BF16, LM_TYPE_Q4_0,
-                                   LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1, LM_TYPE_Q8_0,
-                                   LM_TYPE_Q2_K, LM_TYPE_Q3_K, LM_TYPE_Q4_K, LM_TYPE_Q5_K,
-                                   LM_TYPE_Q6_K};
-#define N_WTYPES ((int)(sizeof g_wtypes / sizeof g_wtypes[0]))
 
 /* Shapes the table lacks: k-quant blocks (K a multiple of 256), batches over 8 (tensor
  * cores) with ragged 64 x 64 tiles, several chunks of 32 blocks per row (matrix-vector). */

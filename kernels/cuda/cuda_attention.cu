@@ -75,11 +75,9 @@ __global__ void __launch_bounds__(32 * LM_AT_WARPS) lm__at_kernel(const lm__at_a
     if (bad && threadIdx.x == 0) atomicOr(a.err, LM_CU_ERR_ATTENTION);
 
     /* this split's positions [start, end] */
-    const int32_t lo = a.window > 0 && pos - a.window + 1 > 0 ? pos - a.window + 1 : 0;
-    const int32_t L = pos - lo + 1;
-    const int32_t chunk = ((L + a.n_split - 1) / a.n_split + 31) & ~31;
-    const int32_t start = lo + sp * chunk;
-    const int32_t end = bad ? start - 1 : min(pos, start + chunk - 1);
+    int32_t start, end;
+    lm__cu_attn_range(pos, a.window, a.n_split, sp, &start, &end);
+    if (bad) end = start - 1;
 
     const float *qr = (const float *)lm__cu_row(a.q, h, t, 0);
     for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = qr[d];

@@ -7,7 +7,8 @@
  *   cuda_matvec.cu     decode: mul_mat for M <= 8 columns, every weight type
  *   cuda_matmul.cu     prefill: int8 tensor cores (WMMA) for the quantized types
  *   cuda_attention.cu  flash-style attention with split-K for decode
- *   cuda_ops.cu        get_rows, rms_norm, rope, kv_store, element-wise, argmax, copy */
+ *   cuda_ops.cu        get_rows, rms_norm, rope, kv_store, element-wise, argmax, copy
+ *   cuda_selftest.cu   host replays of the kernels' arithmetic (tests, no device needed) */
 #ifndef LM_CUDA_INTERNAL_H
 #define LM_CUDA_INTERNAL_H
 
@@ -185,6 +186,15 @@ lm_status lm__cu_mul(lm_backend *be, const lm_tensor *a, const lm_tensor *b, lm_
 lm_status lm__cu_scale(lm_backend *be, const lm_tensor *x, float s, lm_tensor *dst);
 lm_status lm__cu_argmax(lm_backend *be, const lm_tensor *x, lm_tensor *dst);
 lm_status lm__cu_copy(lm_backend *be, const lm_tensor *src, lm_tensor *dst);
+
+/* Host replays of the integer mul_mat kernels' arithmetic (cuda_selftest.cu; no device
+ * needed): out_mv and out_mm [N, M] as the matrix-vector and tensor-core kernels compute
+ * them for W of type t (N contiguous rows of K) and x F32 [K, M] contiguous. */
+lm_status lm__cuda_emulate_mul_mat(lm_type t, const void *w, int64_t K, int64_t N, const float *x,
+                                   int64_t M, float *out_mv, float *out_mm);
+/* The staging and attention-split geometry for every type, alignment and size: the number
+ * of failures (0), the first described in msg. */
+int lm__cuda_selftest_geometry(char *msg, size_t size);
 
 /* Internal test knobs (tests/test_cuda_ops.c): mul_mat path 0 auto, 1 matrix-vector, 2
  * tiled; attention splits 0 auto, -1 never, n > 0 exactly n. */

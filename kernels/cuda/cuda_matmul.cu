@@ -33,63 +33,6 @@ typedef struct lm__mm_args {
     int64_t d_nb1;
 } lm__mm_args;
 
-/* k-quants: the float scale A (times the integer sum, less KOFF per activation-sum unit)
- * and min B (times the activation sum) of half h (0, 1) of item it */
-template <typename Q> struct lm__mm_k;
-template <> struct lm__mm_k<lm__cu_q2_K> {
-    enum { KOFF = 0 };
-    __device__ static void ab(const uint8_t *p, int it, int h, float &A, float &B) {
-        const lm_block_q2_K *b = (const lm_block_q2_K *)p;
-        const int c = b->scales[2 * it + h];
-        A = __fmul_rn(lm__cu_h2f(b->d), (float)(c & 15));
-        B = __fmul_rn(lm__cu_h2f(b->dmin), (float)(c >> 4));
-    }
-};
-template <> struct lm__mm_k<lm__cu_q3_K> {
-    enum { KOFF = 4 };
-    __device__ static void ab(const uint8_t *p, int it, int h, float &A, float &B) {
-        const lm_block_q3_K *b = (const lm_block_q3_K *)p;
-        A = __fmul_rn(lm__cu_h2f(b->d), (float)(lm_q3_K_scale(b->scales, 2 * it + h) - 32));
-        B = 0.0f;
-    }
-};
-template <typename BLK> __device__ void lm__mm_k4_ab(const uint8_t *p, int it, float &A, float &B) {
-    const BLK *b = (const BLK *)p;
-    int sc, m;
-    lm_k4_scale_min(b->scales, it, &sc, &m);
-    A = __fmul_rn(lm__cu_h2f(b->d), (float)sc);
-    B = __fmul_rn(lm__cu_h2f(b->dmin), (float)m);
-}
-template <> struct lm__mm_k<lm__cu_q4_K> {
-    enum { KOFF = 0 };
-    __device__ static void ab(const uint8_t *p, int it, int, float &A, float &B) {
-        lm__mm_k4_ab<lm_block_q4_K>(p, it, A, B);
-    }
-};
-template <> struct lm__mm_k<lm__cu_q5_K> {
-    enum { KOFF = 0 };
-    __device__ static void ab(const uint8_t *p, int it, int, float &A, float &B) {
-        lm__mm_k4_ab<lm_block_q5_K>(p, it, A, B);
-    }
-};
-template <> struct lm__mm_k<lm__cu_q6_K> {
-    enum { KOFF = 32 };
-    __device__ static void ab(const uint8_t *p, int it, int h, float &A, float &B) {
-        const lm_block_q6_K *b = (const lm_block_q6_K *)p;
-        A = __fmul_rn(lm__cu_h2f(b->d), (float)b->scales[2 * it + h]);
-        B = 0.0f;
-    }
-};
-/* the 32-element types do not use it */
-template <> struct lm__mm_k<lm__cu_q4_0> {
-    enum { KOFF = 0 };
-    __device__ static void ab(const uint8_t *, int, int, float &, float &) {}
-};
-template <> struct lm__mm_k<lm__cu_q4_1> : lm__mm_k<lm__cu_q4_0> {};
-template <> struct lm__mm_k<lm__cu_q5_0> : lm__mm_k<lm__cu_q4_0> {};
-template <> struct lm__mm_k<lm__cu_q5_1> : lm__mm_k<lm__cu_q4_0> {};
-template <> struct lm__mm_k<lm__cu_q8_0> : lm__mm_k<lm__cu_q4_0> {};
-
 /* Shared memory of a CTA. Int8 tiles are [half][row][16 bytes]: element k of a row is in
  * half k / 16, so each 16 x 16 WMMA operand is 256 contiguous, 32-byte aligned bytes. */
 typedef struct lm__mm_smem {
@@ -119,7 +62,7 @@ __device__ __forceinline__ void lm__mm_stage(const lm__mm_args &g, lm__mm_smem &
 #pragma unroll
         for (int w = 0; w < 4; w++) v[w] = Q::word(bp, it, 4 * h + w);
         if constexpr (Q::KQ) {
-            lm__mm_k<Q>::ab(bp, it, h, A, B);
+            lm__cu_kab<Q>::ab(bp, it, h, A, B);
         } else {
             Q::scales(bp, A, B);
         }
@@ -171,17 +114,7 @@ __device__ __forceinline__ void lm__mm_fold(const lm__mm_smem &s, int warp, int 
         const int col = wm * 32 + j;
         const int S = C[j * LM_MM_CLD + lane] + 128 * wsum;
         const int bsum = h < 0 ? s.cb[col][0] + s.cb[col][1] : s.cb[col][h];
-        float t;
-        if constexpr (Q::KQ) {
-            const int Si = S - lm__mm_k<Q>::KOFF * bsum;
-            t = __fmul_rn(A, (float)Si);
-            if (Q::DMIN) t = __fsub_rn(t, __fmul_rn(B, (float)bsum));
-            t = __fmul_rn(s.cd[col], t);
-        } else {
-            /* the CPU's dw * da * isum + mw * sa */
-            t = __fmul_rn(__fmul_rn(A, s.cd[col]), (float)(S - Q::OFF * bsum));
-            if (Q::MIN) t = __fadd_rn(t, __fmul_rn(B, s.cs[col]));
-        }
+        const float t = lm__cu_fold<Q>(S, bsum, A, B, s.cd[col], s.cs[col]);
         acc[j] = __fadd_rn(acc[j], t);
     }
 }

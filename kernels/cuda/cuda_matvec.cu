@@ -31,46 +31,24 @@ typedef struct lm__mv_args {
 
 template <typename Q> struct lm__mv_geom {
     enum {
-        BPC = 32 / Q::ITEMS,         /* blocks per chunk */
-        CHUNK = BPC * Q::SIZE,       /* bytes of a full chunk */
-        N16 = (CHUNK + 29) / 16 + 1, /* 16-byte loads covering it at any offset */
-        PF = (N16 + 31) / 32         /* per lane */
+        BPC = 32 / Q::ITEMS,          /* blocks per chunk */
+        CHUNK = BPC * Q::SIZE,        /* bytes of a full chunk */
+        N16 = LM_CU_STAGE_N16(CHUNK), /* 16-byte loads covering it at any offset */
+        PF = (N16 + 31) / 32          /* per lane */
     };
 };
-
-/* The integer sums of one item against column m: s0 over words 0..3, s1 over 4..7. */
-__device__ __forceinline__ void lm__mv_isums(const int v[8], const lm__cu_act &a, int64_t m,
-                                             int64_t item, int &s0, int &s1) {
-    const int4 *hp = (const int4 *)(a.hi + m * a.K + item * 32);
-    const int4 *lp = (const int4 *)(a.lo + m * a.K + item * 32);
-    const int4 h0 = hp[0], h1 = hp[1], l0 = lp[0], l1 = lp[1];
-    const int h[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-    const int l[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
-    int sh0 = 0, sh1 = 0, sl0 = 0, sl1 = 0;
-#pragma unroll
-    for (int w = 0; w < 4; w++) {
-        sh0 = lm__cu_dp4a_ss(v[w], h[w], sh0);
-        sl0 = lm__cu_dp4a_su(v[w], (unsigned)l[w], sl0);
-        sh1 = lm__cu_dp4a_ss(v[w + 4], h[w + 4], sh1);
-        sl1 = lm__cu_dp4a_su(v[w + 4], (unsigned)l[w + 4], sl1);
-    }
-    s0 = sh0 * 256 + sl0;
-    s1 = sh1 * 256 + sl1;
-}
 
 /* Block term of a 32-element type for column m: dw da isum (+ mw sa), as the CPU. */
 template <typename Q>
 __device__ __forceinline__ float lm__mv_term_legacy(const uint8_t *bp, const int v[8],
                                                     const lm__cu_act &a, int64_t m, int64_t blk) {
     int s0, s1;
-    lm__mv_isums(v, a, m, blk, s0, s1);
+    lm__cu_item_isums(v, a.hi + m * a.K + blk * 32, a.lo + m * a.K + blk * 32, s0, s1);
     const int32_t *b16 = a.sum16 + m * (a.K / 16) + 2 * blk;
-    const int isum = s0 + s1 - Q::OFF * (b16[0] + b16[1]);
     float dw, mw;
     Q::scales(bp, dw, mw);
-    float t = __fmul_rn(__fmul_rn(dw, a.d[m * (a.K / 32) + blk]), (float)isum);
-    if (Q::MIN) t = __fadd_rn(t, __fmul_rn(mw, a.s[m * (a.K / 32) + blk]));
-    return t;
+    return lm__cu_term_legacy<Q>(dw, mw, a.d[m * (a.K / 32) + blk], a.s[m * (a.K / 32) + blk],
+                                 s0 + s1 - Q::OFF * (b16[0] + b16[1]));
 }
 
 __device__ __forceinline__ long long lm__mv_sum8(long long v) {
@@ -100,10 +78,8 @@ __global__ void __launch_bounds__(32 * LM_MV_WARPS) lm__mv_quant(lm__mv_args g) 
     int64_t off = 0, nb = 0;
     auto fetch = [&](int64_t b0) {
         nb = nblk - b0 < G::BPC ? nblk - b0 : G::BPC;
-        const uintptr_t gs = (uintptr_t)(row + b0 * Q::SIZE);
-        a0 = gs & ~(uintptr_t)15;
-        off = (int64_t)(gs - a0);
-        const int n16 = (int)((((gs + (uintptr_t)(nb * Q::SIZE) + 15) & ~(uintptr_t)15) - a0) / 16);
+        int n16;
+        lm__cu_stage_span((uintptr_t)(row + b0 * Q::SIZE), nb, Q::SIZE, a0, off, n16);
 #pragma unroll
         for (int i = 0; i < G::PF; i++)
             if (lane + 32 * i < n16) pf[i] = ((const int4 *)a0)[lane + 32 * i];
@@ -133,19 +109,16 @@ __global__ void __launch_bounds__(32 * LM_MV_WARPS) lm__mv_quant(lm__mv_args g) 
                 long long isum = 0, msum = 0;
                 if (on) {
                     int s0, s1;
-                    lm__mv_isums(v, g.a, m, blk * 8 + it, s0, s1);
+                    const int64_t e = m * g.K + (blk * 8 + it) * 32;
+                    lm__cu_item_isums(v, g.a.hi + e, g.a.lo + e, s0, s1);
                     const int32_t *b16 = g.a.sum16 + m * (g.K / 16) + blk * 16 + 2 * it;
                     Q::combine(bp, it, s0, s1, b16[0], b16[1], isum, msum);
                 }
                 isum = lm__mv_sum8(isum);
                 msum = lm__mv_sum8(msum);
-                if (on && it == 0) {
-                    const float da = g.a.d[m * (g.K / 256) + blk];
-                    float t = __fmul_rn(lm__cu_kd<Q>(bp), __ll2float_rn(isum));
-                    if (Q::DMIN)
-                        t = __fsub_rn(t, __fmul_rn(lm__cu_kdmin<Q>(bp), __ll2float_rn(msum)));
-                    terms[warp][c][bi] = __fmul_rn(da, t);
-                }
+                if (on && it == 0)
+                    terms[warp][c][bi] =
+                        lm__cu_term_k<Q>(bp, isum, msum, g.a.d[m * (g.K / 256) + blk]);
             } else {
                 if (on) terms[warp][c][bi] = lm__mv_term_legacy<Q>(bp, v, g.a, m, blk);
             }

@@ -23,14 +23,12 @@ __global__ void __launch_bounds__(256)
         amax = fmaxf(amax, fabsf(v[i]));
     }
     for (int o = 1; o < BLK / 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = __fdiv_rn(amax, 32767.0f);
-    const float id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+    float d, id;
+    lm__cu_q16_scale(amax, d, id);
     uint32_t hi[2] = {0, 0}, lo[2] = {0, 0};
     int sum = 0;
     for (int i = 0; i < 8; i++) {
-        const float t = __fmul_rn(v[i], id);
-        int r = __float2int_rz(__fadd_rn(t, t >= 0.0f ? 0.5f : -0.5f));
-        r = r > 32767 ? 32767 : r < -32767 ? -32767 : r;
+        const int r = lm__cu_q16(v[i], id);
         sum += r;
         hi[i >> 2] |= (uint32_t)((r >> 8) & 0xff) << (8 * (i & 3));
         lo[i >> 2] |= (uint32_t)(r & 0xff) << (8 * (i & 3));
@@ -42,7 +40,7 @@ __global__ void __launch_bounds__(256)
     *(uint2 *)(a.lo + m * K + e0) = make_uint2(lo[0], lo[1]);
     if ((lane & 1) == 0) a.sum16[m * (K / 16) + e0 / 16] = s16;
     if (e0 % BLK == 0) a.d[m * (K / BLK) + e0 / BLK] = d;
-    if (BLK == 32 && (lane & 3) == 0) a.s[m * (K / 32) + e0 / 32] = __fmul_rn(d, (float)s32);
+    if (BLK == 32 && (lane & 3) == 0) a.s[m * (K / 32) + e0 / 32] = LM_CU_FMUL(d, LM_CU_I2F(s32));
 }
 
 static size_t lm__cu_round(size_t n) {
