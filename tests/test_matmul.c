@@ -431,6 +431,42 @@ Test(matmul, float_kernels_every_level) {
     }
 }
 
+/* Activation quantization of every level = the scalar one, byte for byte: normal values,
+ * outliers, exact halves (amax 32767: d = 1, so x = k + 0.5 is a tie), zeros, +-inf, NaN. */
+Test(matmul, quantize_every_level) {
+    lm_test_rng r = {lm_test_seed()};
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
+    enum { K = 6 * 256 };
+    static float x[K];
+    static lm__q16a a1[K / 32], a2[K / 32];
+    static lm__q16k k1[K / 256], k2[K / 256];
+    for (int l = 1; l < nlv; l++) {
+        const lm__cpu_kernels *kl = lm__cpu_kernels_get(lv[l]);
+        for (int rep = 0; rep < 20; rep++) {
+            lm_test_fill_normal(&r, x, K, rep % 2 ? 1.0f : 1e-3f);
+            for (int i = 0; i < K; i += 1 + (int)(lm_test_rng_u64(&r) % 300)) x[i] *= 50;
+            for (int i = 256; i < 512; i++) /* a block of ties */
+                x[i] = i == 256 ? 32767.0f
+                                : (float)((int)(lm_test_rng_u64(&r) % 60000) - 30000) + 0.5f;
+            memset(x + 512, 0, 256 * sizeof(float)); /* zeros */
+            if (rep % 4 == 1) x[800] = INFINITY, x[801] = -INFINITY;
+            if (rep % 4 == 2) x[1100] = NAN;
+            memset(a1, 0, sizeof a1), memset(a2, 0, sizeof a2);
+            memset(k1, 0, sizeof k1), memset(k2, 0, sizeof k2);
+            kl->quantize_q16a(x, a1, K), ks->quantize_q16a(x, a2, K);
+            kl->quantize_q16k(x, k1, K), ks->quantize_q16k(x, k2, K);
+            for (int b = 0; b < K / 32; b++)
+                cr_assert(memcmp(&a1[b], &a2[b], sizeof a1[b]) == 0, "%s q16a block %d differs",
+                          lm__cpu_level_name(lv[l]), b);
+            for (int b = 0; b < K / 256; b++)
+                cr_assert(memcmp(&k1[b], &k2[b], sizeof k1[b]) == 0, "%s q16k block %d differs",
+                          lm__cpu_level_name(lv[l]), b);
+        }
+    }
+}
+
 /* ---- levels: forcing, names, errors ---- */
 
 Test(matmul, level_in_device_name_and_forcing) {

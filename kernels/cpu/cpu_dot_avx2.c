@@ -430,8 +430,73 @@ LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n
     for (; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
 }
 
+/* ---- activation quantization: lm__quantize_16's operations, 8 lanes at a time ---- */
+
+/* q[j] = round half away from zero (x[j] / d), d = amax / 32767; n a multiple of 16 */
+LM__AVX2 LM__INLINE void lm__quantize_16_x(const float *x, int16_t *q, int n, float *d_out) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mx = _mm256_setzero_ps();
+    /* max_ps returns its second operand when the first is NaN: NaNs are skipped, as fmaxf */
+    for (int j = 0; j < n; j += 8)
+        mx = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), absm), mx);
+    float m8[8];
+    _mm256_storeu_ps(m8, mx);
+    float amax = 0; /* the max of numbers: any order gives the same */
+    for (int i = 0; i < 8; i++) amax = m8[i] > amax ? m8[i] : amax;
+    const float d = amax / 32767;
+    const float id = d != 0 ? 1 / d : 0;
+    const __m256 vid = _mm256_set1_ps(id), half = _mm256_set1_ps(0.5f),
+                 mhalf = _mm256_set1_ps(-0.5f), zero = _mm256_setzero_ps();
+    const __m256i hi = _mm256_set1_epi32(32767), lo = _mm256_set1_epi32(-32767);
+    for (int j = 0; j < n; j += 16) {
+        __m256i r[2];
+        for (int h = 0; h < 2; h++) {
+            const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * h), vid);
+            const __m256 off = _mm256_blendv_ps(mhalf, half, _mm256_cmp_ps(v, zero, _CMP_GE_OQ));
+            r[h] = _mm256_max_epi32(
+                _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_add_ps(v, off)), hi), lo);
+        }
+        _mm256_storeu_si256((__m256i *)(q + j),
+                            _mm256_permute4x64_epi64(_mm256_packs_epi32(r[0], r[1]), 0xd8));
+    }
+    *d_out = d;
+}
+
+/* the sums of 8 chunks of 16 int16 (exact) */
+LM__AVX2 LM__INLINE __m256i lm__sums16x8(const int16_t *q) {
+    const __m256i one = _mm256_set1_epi16(1);
+    __m256i p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(q + 16 * i)), one);
+    return lm__hsum8x8(p);
+}
+
+LM__AVX2 static void lm__quantize_q16a_x(const float *restrict x, lm__q16a *restrict y, int64_t n) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        lm__quantize_16_x(x + 32 * b, y[b].qs, 32, &y[b].d);
+        const __m256i one = _mm256_set1_epi16(1);
+        const __m256i s = _mm256_add_epi32(
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[b].qs), one),
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(y[b].qs + 16)), one));
+        int32_t l[8], sum = 0;
+        _mm256_storeu_si256((__m256i *)l, s);
+        for (int i = 0; i < 8; i++) sum += l[i];
+        y[b].s = y[b].d * (float)sum;
+    }
+}
+
+LM__AVX2 static void lm__quantize_q16k_x(const float *restrict x, lm__q16k *restrict y, int64_t n) {
+    for (int64_t b = 0; b < n / LM_QK_K; b++) {
+        lm__quantize_16_x(x + LM_QK_K * b, y[b].qs, LM_QK_K, &y[b].d);
+        _mm256_storeu_si256((__m256i *)y[b].bsums, lm__sums16x8(y[b].qs));
+        _mm256_storeu_si256((__m256i *)(y[b].bsums + 8), lm__sums16x8(y[b].qs + 128));
+    }
+}
+
 bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
     lm__cpu_kernels_scalar(k);
+    k->quantize_q16a = lm__quantize_q16a_x;
+    k->quantize_q16k = lm__quantize_q16k_x;
     k->level = LM__CPU_AVX2;
     k->qdot[LM_TYPE_Q4_0] = lm__qdot_q4_0_x;
     k->qdot[LM_TYPE_Q4_1] = lm__qdot_q4_1_x;

@@ -333,4 +333,6 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_F16] = lm__fdot_f16;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16;
     k->f16_to_f32 = lm__f16_to_f32;
+    k->quantize_q16a = lm__quantize_q16a;
+    k->quantize_q16k = lm__quantize_q16k;
 }

@@ -136,6 +136,9 @@ typedef struct lm__cpu_kernels_s {
     lm__qdot_fn qdot[LM_TYPE_COUNT]; /* NULL: no integer dot for that type */
     lm__fdot_fn fdot[LM_TYPE_COUNT]; /* F32, F16, BF16 */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n); /* exact */
+    /* lm__quantize_q16a / q16k, bit for bit */
+    void (*quantize_q16a)(const float *restrict x, lm__q16a *restrict y, int64_t n);
+    void (*quantize_q16k)(const float *restrict x, lm__q16k *restrict y, int64_t n);
 } lm__cpu_kernels;
 
 const char *lm__cpu_level_name(lm__cpu_level level);

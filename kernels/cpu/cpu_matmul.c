@@ -43,9 +43,9 @@ static void lm__mm_quantize_task(void *ctx, int64_t b, int64_t e, int ith) {
         const float *xc = (const float *)lm__cpu_row(j->x, m, 0, 0);
         void *out = (char *)j->c->act + (size_t)m * j->act_row;
         if (j->act_blck == LM_QK_K)
-            lm__quantize_q16k(xc, out, K);
+            j->c->kern->quantize_q16k(xc, out, K);
         else
-            lm__quantize_q16a(xc, out, K);
+            j->c->kern->quantize_q16a(xc, out, K);
     }
 }
 
