@@ -27,6 +27,8 @@ static lm_model *g_cpu, *g_vk;
 static int g_exact;
 
 static void setup(void) {
+    /* the oracle: the CPU backend's plain-C level (its SIMD levels equal it bit for bit) */
+    setenv("LUMEN_CPU_LEVEL", "scalar", 0);
     if (access(lm_test_model_path(), R_OK) != 0)
         cr_skip_test("default model not found at %s (run scripts/setup.sh)", lm_test_model_path());
     lm_model_params mp = lm_model_default_params();

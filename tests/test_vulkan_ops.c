@@ -1,4 +1,5 @@
-/* The Vulkan backend's ops against the CPU backend (the oracle), on the same random inputs:
+/* The Vulkan backend's ops against the CPU backend (the oracle: its plain-C level unless
+ * LUMEN_CPU_LEVEL says otherwise), on the same random inputs:
  * every row of the shared op-case table (tests/helpers/op_cases.c), mul_mat and get_rows
  * of every row for every weight type whose block fits the row's K, plus the shapes the
  * table lacks (k-quant blocks, batches that take the tiled kernels, long decode contexts
@@ -44,6 +45,8 @@ static lm_backend *g_cpu, *g_vk;
 static char g_why[512];
 
 static void setup(void) {
+    /* the oracle: the CPU backend's plain-C level, which its SIMD levels equal bit for bit */
+    setenv("LUMEN_CPU_LEVEL", "scalar", 0);
     lm_backend_config cfg = {2, 0};
     cr_assert_eq(lm_backend_create("cpu", &cfg, &g_cpu), LM_OK, "%s", lm_last_error());
 #ifdef LM_HAVE_VULKAN
@@ -686,4 +689,191 @@ Test(vk_ops, argmax) {
 Test(vk_ops, copy) {
     NEED_VK();
     run_table(LM_OP_COPY);
+}
+
+/* ---- recording: ops between begin and end run in order; an upload in the middle sees
+ * the work recorded before it; sync mid-recording lets the host read ---- */
+
+static float *run_sequence(lm_backend *be, const float *a0, const float *a1, int64_t n) {
+    dt a = dt_new(be, LM_TYPE_F32, n, 1, 1, 1, a0);
+    dt b = dt_new(be, LM_TYPE_F32, n, 1, 1, 1, NULL);
+    dt c = dt_new(be, LM_TYPE_F32, n, 1, 1, 1, NULL);
+    expect_ok(be->ops->begin(be), "begin");
+    expect_ok(be->ops->scale(be, &a.t, 2.0f, &b.t), "scale"); /* b = 2 a0 */
+    expect_ok(be->ops->add(be, &b.t, &a.t, &b.t), "add");     /* b = 3 a0 (reads b, a) */
+    expect_ok(be->ops->upload(be, a.buf, 0, a1, (size_t)n * 4), "upload"); /* a = a1 */
+    expect_ok(be->ops->mul(be, &a.t, &b.t, &c.t), "mul");                  /* c = a1 * 3 a0 */
+    expect_ok(be->ops->sync(be), "sync");
+    float *mid = dt_read(&c);
+    expect_ok(be->ops->add(be, &c.t, &a.t, &c.t), "add"); /* c += a1 */
+    expect_ok(be->ops->end(be), "end");
+    expect_ok(be->ops->sync(be), "sync");
+    float *out = dt_read(&c);
+    cr_expect(memcmp(mid, out, (size_t)n * 4) != 0, "the op after sync did not run");
+    free(mid);
+    dt_free(&a), dt_free(&b), dt_free(&c);
+    return out;
+}
+
+Test(vk_ops, recorded_sequence_in_order) {
+    NEED_VK();
+    lm_test_rng r = {lm_test_seed()};
+    const int64_t n = 1000;
+    float *a0 = randn(&r, n, 1.0f), *a1 = randn(&r, n, 1.0f);
+    float *x = run_sequence(g_cpu, a0, a1, n), *y = run_sequence(g_vk, a0, a1, n);
+    compare("recorded sequence: bit-equal", x, y, (size_t)n, 0, 0);
+    free(a0), free(a1), free(x), free(y);
+}
+
+/* ---- a weight matrix larger than one storage-buffer binding (lavapipe: 128 MiB) is bound
+ * in windows of rows: mul_mat and get_rows across the boundary ---- */
+
+Test(vk_ops, weights_larger_than_a_binding) {
+    NEED_VK();
+    lm_test_rng r = {lm_test_seed()};
+    const int64_t K = 2048, N = 16500, M = 2; /* 135 MB of F32 */
+    float *w = randn(&r, (size_t)(K * N), 0.5f), *x = randn(&r, (size_t)(K * M), 1.0f);
+    const int32_t ids[4] = {0, 16499, 8191, 16383};
+    float *mm[2], *rows[2];
+    lm_backend *bes[2] = {g_cpu, g_vk};
+    for (int b = 0; b < 2; b++) {
+        dt tw = dt_new(bes[b], LM_TYPE_F32, K, N, 1, 1, w);
+        dt tx = dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, x);
+        dt td = dt_new(bes[b], LM_TYPE_F32, N, M, 1, 1, NULL);
+        dt ti = dt_new(bes[b], LM_TYPE_I32, 4, 1, 1, 1, ids);
+        dt tr = dt_new(bes[b], LM_TYPE_F32, K, 4, 1, 1, NULL);
+        expect_ok(bes[b]->ops->mul_mat(bes[b], &tw.t, &tx.t, &td.t), "big mul_mat");
+        expect_ok(bes[b]->ops->get_rows(bes[b], &tw.t, &ti.t, &tr.t), "big get_rows");
+        mm[b] = dt_read(&td), rows[b] = dt_read(&tr);
+        dt_free(&tw), dt_free(&tx), dt_free(&td), dt_free(&ti), dt_free(&tr);
+    }
+    compare("mul_mat W of 135 MB: bit-equal", mm[0], mm[1], (size_t)(N * M), 0, 0);
+    compare("get_rows of 135 MB: bit-equal", rows[0], rows[1], (size_t)(K * 4), 0, 0);
+    free(w), free(x), free(mm[0]), free(mm[1]), free(rows[0]), free(rows[1]);
+}
+
+/* ---- errors: as the CPU's, LM_ERR_INVALID_ARG naming the op and the fault ---- */
+
+static void expect_err(lm_status s, lm_status want, const char *want1, const char *want2) {
+    cr_expect_eq(s, want, "expected status %d, got %d (%s)", (int)want, (int)s, lm_last_error());
+    cr_expect(strstr(lm_last_error(), want1) != NULL, "message '%s' lacks '%s'", lm_last_error(),
+              want1);
+    if (want2)
+        cr_expect(strstr(lm_last_error(), want2) != NULL, "message '%s' lacks '%s'",
+                  lm_last_error(), want2);
+}
+
+Test(vk_ops, errors) {
+    NEED_VK();
+    lm_backend *be = g_vk;
+    const lm_backend_ops *o = be->ops;
+    const lm_status INV = LM_ERR_INVALID_ARG;
+    dt w = dt_new(be, LM_TYPE_Q8_0, 64, 8, 1, 1, NULL);
+    dt x = dt_new(be, LM_TYPE_F32, 96, 2, 1, 1, NULL);
+    dt x64 = dt_new(be, LM_TYPE_F32, 64, 2, 1, 1, NULL);
+    dt d = dt_new(be, LM_TYPE_F32, 8, 2, 1, 1, NULL);
+    dt d3 = dt_new(be, LM_TYPE_F32, 8, 3, 1, 1, NULL);
+    expect_err(o->mul_mat(be, &w.t, &x.t, &d.t), INV, "mul_mat", "K");
+    expect_err(o->mul_mat(be, &w.t, &x64.t, &d3.t), INV, "mul_mat", "dst");
+    expect_err(o->mul_mat(be, NULL, &x64.t, &d.t), INV, "mul_mat", "NULL");
+    lm_tensor big = w.t;
+    big.ne[1] = 9;
+    expect_err(o->mul_mat(be, &big, &x64.t, &d.t), INV, "mul_mat", "exceeds");
+    lm_tensor iq = w.t;
+    iq.type = LM_TYPE_IQ4_NL;
+    iq.nb[0] = 18;
+    expect_err(o->mul_mat(be, &iq, &x64.t, &d.t), INV, "mul_mat", "IQ4_NL");
+
+    int32_t bad_id = 8, p4 = 4, s2 = 2, s0 = 0, p0 = 0;
+    dt ids = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &bad_id);
+    dt row = dt_new(be, LM_TYPE_F32, 64, 1, 1, 1, NULL);
+    expect_err(o->get_rows(be, &w.t, &ids.t, &row.t), INV, "get_rows", "ids[0] = 8");
+    expect_err(o->add(be, &d.t, &d3.t, &d.t), INV, "add", "broadcast");
+    expect_err(o->argmax(be, &d.t, &d.t), INV, "argmax", "type");
+    dt q8 = dt_new(be, LM_TYPE_Q8_0, 32, 1, 1, 1, NULL),
+       f = dt_new(be, LM_TYPE_F32, 32, 1, 1, 1, NULL);
+    expect_err(o->copy(be, &f.t, &q8.t), LM_ERR_UNSUPPORTED, "copy", "Q8_0");
+
+    dt k = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    dt kc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL),
+       vc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
+    dt pos = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p0),
+       pos4 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p4);
+    dt seq0 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s0),
+       seq2 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s2);
+    expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos4.t, &seq0.t), INV, "kv_store",
+               "n_ctx");
+    expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos.t, &seq2.t), INV, "kv_store",
+               "n_seq");
+    lm_attn_params ap = {0.25f, 0, 0};
+    dt q2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL),
+       o2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos4.t, &seq0.t, &ap, &o2.t), INV,
+               "attention", "pos[0] = 4");
+    expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos.t, &seq2.t, &ap, &o2.t), INV, "attention",
+               "seq[0] = 2");
+    cr_expect_eq(o->attention(be, &q2.t, &kc.t, &vc.t, &pos.t, &seq0.t, &ap, &o2.t), LM_OK, "%s",
+                 lm_last_error());
+
+    char buf[16] = {0};
+    expect_err(o->upload(be, d.buf, 60, buf, 9), INV, "upload", "exceeds");
+    expect_err(o->download(be, d.buf, 65, buf, 0), INV, "download", "exceeds");
+    lm_buffer *huge = NULL;
+    expect_err(o->buffer_alloc(be, (size_t)1 << 42, &huge), LM_ERR_NOMEM, "vulkan",
+               "4398046511104");
+    cr_expect_null(huge);
+
+    dt *all[] = {&w, &x,  &x64, &d,   &d3,   &ids,  &row,  &q8, &f,
+                 &k, &kc, &vc,  &pos, &pos4, &seq0, &seq2, &q2, &o2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
+}
+
+/* ---- devices: listing, choice by name and index, and a bad choice ---- */
+
+Test(vk_ops, devices_listed_and_chosen) {
+    NEED_VK();
+#ifdef LM_HAVE_VULKAN
+    int32_t n = 0;
+    cr_assert_eq(lm_vulkan_list_devices(NULL, 0, &n), LM_OK, "%s", lm_last_error());
+    cr_assert_gt(n, 0);
+    lm_vulkan_device_info *info = calloc((size_t)n, sizeof *info);
+    int32_t n2 = 0;
+    cr_assert_eq(lm_vulkan_list_devices(info, n, &n2), LM_OK);
+    cr_expect_eq(n2, n);
+    int usable = -1;
+    for (int32_t i = 0; i < n; i++) {
+        cr_expect_eq(info[i].index, i);
+        cr_expect_gt(strlen(info[i].name), 0);
+        cr_expect(info[i].usable || info[i].why_not[0], "device %d: unusable without a reason", i);
+        if (info[i].usable && usable < 0) usable = i;
+    }
+    cr_assert_geq(usable, 0, "no usable device listed, yet the backend started");
+    /* by index and by part of its name */
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", usable);
+    lm_backend *be = NULL;
+    setenv("LUMEN_VULKAN_DEVICE", idx, 1);
+    cr_expect_eq(lm_backend_create("vulkan", NULL, &be), LM_OK, "%s", lm_last_error());
+    if (be) cr_expect(strstr(be->ops->device_name(be), info[usable].name) != NULL);
+    lm_backend_destroy(be);
+    char part[8] = {0};
+    memcpy(part, info[usable].name, strlen(info[usable].name) < 5 ? strlen(info[usable].name) : 5);
+    setenv("LUMEN_VULKAN_DEVICE", part, 1);
+    be = NULL;
+    cr_expect_eq(lm_backend_create("vulkan", NULL, &be), LM_OK, "%s", lm_last_error());
+    lm_backend_destroy(be);
+    setenv("LUMEN_VULKAN_DEVICE", "no-such-gpu", 1);
+    be = (lm_backend *)1;
+    expect_err(lm_backend_create("vulkan", NULL, &be), LM_ERR_INVALID_ARG, "LUMEN_VULKAN_DEVICE",
+               "no-such-gpu");
+    cr_expect_null(be);
+    setenv("LUMEN_VULKAN_DEVICE", "99", 1);
+    expect_err(lm_backend_create("vulkan", NULL, &be), LM_ERR_INVALID_ARG, "99", NULL);
+    unsetenv("LUMEN_VULKAN_DEVICE");
+    lm_backend_config cfg = {0, 99};
+    expect_err(lm_backend_create("vulkan", &cfg, &be), LM_ERR_INVALID_ARG, "device 99", NULL);
+    cr_expect_gt(strlen(g_vk->ops->device_name(g_vk)), 0);
+    cr_expect_gt(g_vk->ops->device_memory(g_vk), 0);
+    free(info);
+#endif
 }

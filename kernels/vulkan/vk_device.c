@@ -76,12 +76,13 @@ static int lm__vk_has_layer(const char *name) {
     return found;
 }
 
-static int lm__vk_has_inst_ext(const char *name) {
+/* An instance extension of the loader/drivers (layer NULL) or of a layer. */
+static int lm__vk_has_inst_ext(const char *layer, const char *name) {
     uint32_t n = 0;
-    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || n == 0) return 0;
+    if (vkEnumerateInstanceExtensionProperties(layer, &n, NULL) != VK_SUCCESS || n == 0) return 0;
     VkExtensionProperties *p = LM_MALLOC(n * sizeof *p);
     int found = 0;
-    if (p && vkEnumerateInstanceExtensionProperties(NULL, &n, p) == VK_SUCCESS)
+    if (p && vkEnumerateInstanceExtensionProperties(layer, &n, p) == VK_SUCCESS)
         for (uint32_t i = 0; i < n; i++) found |= strcmp(p[i].extensionName, name) == 0;
     LM_FREE(p);
     return found;
@@ -94,15 +95,26 @@ static lm_status lm__vk_instance(lm__vk *v, VkInstance *out, VkDebugUtilsMesseng
                              .pApplicationName = "lumen",
                              .pEngineName = "lumen",
                              .apiVersion = VK_API_VERSION_1_2};
-    const char *exts[3], *layers[1];
+    const char *exts[4], *layers[1];
     uint32_t n_ext = 0, n_layer = 0;
     VkInstanceCreateFlags flags = 0;
+    const char *khr = "VK_LAYER_KHRONOS_validation";
+    /* with the layer: core and synchronization validation (barriers are ours to get right) */
+    const VkValidationFeatureEnableEXT enables[] = {
+        VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+    VkValidationFeaturesEXT features = {.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+                                        .enabledValidationFeatureCount = 1,
+                                        .pEnabledValidationFeatures = enables};
+    const void *next = NULL;
     int validate = v && lm__vk_env_on("LUMEN_VULKAN_VALIDATE");
     if (validate) {
-        if (lm__vk_has_layer("VK_LAYER_KHRONOS_validation") &&
-            lm__vk_has_inst_ext(VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
-            layers[n_layer++] = "VK_LAYER_KHRONOS_validation";
+        if (lm__vk_has_layer(khr) && lm__vk_has_inst_ext(NULL, VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
+            layers[n_layer++] = khr;
             exts[n_ext++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+            if (lm__vk_has_inst_ext(khr, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME)) {
+                exts[n_ext++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
+                next = &features;
+            }
         } else {
             lm__log(LM_LOG_WARN, "LUMEN_VULKAN_VALIDATE is set but VK_LAYER_KHRONOS_validation "
                                  "is not installed (Debian: vulkan-validationlayers)");
@@ -111,12 +123,13 @@ static lm_status lm__vk_instance(lm__vk *v, VkInstance *out, VkDebugUtilsMesseng
     }
 #ifdef VK_KHR_portability_enumeration
     /* MoltenVK and other portability drivers are listed only when asked for */
-    if (lm__vk_has_inst_ext(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+    if (lm__vk_has_inst_ext(NULL, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
         exts[n_ext++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
         flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
     }
 #endif
     VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+                               .pNext = next,
                                .flags = flags,
                                .pApplicationInfo = &app,
                                .enabledLayerCount = n_layer,
