@@ -21,7 +21,9 @@
 
 #define N_GEN 32
 
+#ifdef LM_HAVE_VULKAN
 int lm__vk_has_f64(lm_backend *be); /* kernels/vulkan: the bit-equal variants run */
+#endif
 
 static lm_model *g_cpu, *g_vk;
 static int g_exact;
@@ -39,7 +41,9 @@ static void setup(void) {
     if (s == LM_ERR_UNSUPPORTED || s == LM_ERR_BACKEND)
         cr_skip_test("no Vulkan backend or device: %s", lm_last_error());
     cr_assert_eq(s, LM_OK, "%s", lm_last_error());
+#ifdef LM_HAVE_VULKAN
     g_exact = lm__vk_has_f64(g_vk->be);
+#endif
 }
 
 static void teardown(void) {
