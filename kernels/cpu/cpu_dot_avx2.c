@@ -286,16 +286,6 @@ LM__AVX2 LM__INLINE void lm__k_prep_q2_K(const void *vb, int16_t *w16, int16_t *
     void lm__k_prep_q6_K(const void *vb, int16_t *w16,
                          int16_t *mn){LM__K_PREP_GENERIC(lm__unpack_q6_K_x, lm__scales_q6_K)}
 
-/* lanes of sum over chunks [t0, t1) of w16 * a, paired by pmaddwd */
-LM__AVX2 LM__INLINE __m256i lm__k_lanes(const int16_t *w16, const int16_t *a, int t0, int t1) {
-    __m256i s = _mm256_setzero_si256();
-    for (int t = t0; t < t1; t++)
-        s = _mm256_add_epi32(s,
-                             _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(w16 + 16 * t)),
-                                               _mm256_loadu_si256((const __m256i *)(a + 16 * t))));
-    return s;
-}
-
 /* 8 exact int64 sums HI * 65536 + LO (|HI| < 2^21, 0 <= LO < 2^21) rounded once to float */
 LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
     const __m256d k = _mm256_set1_pd(65536.0);
@@ -321,25 +311,37 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
         for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
         for (int64_t b = 0; b < nb; b++) {                                                         \
             __m256i HI[LM__NC][LM__MR], LO[LM__NC][LM__MR], MS[LM__NC][LM__MR];                    \
+            const lm__q16k *A[LM__NC];                                                             \
+            for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;       \
             for (int r = 0; r < LM__MR; r++) {                                                     \
                 int16_t w16[LM_QK_K], mn[16];                                                      \
                 PREP((const blk_t *)rows[r] + b, w16, mn);                                         \
                 const __m256i mlo = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn));   \
                 const __m256i mhi =                                                                \
                     _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8)));             \
+                /* chunks outer, columns inner: a chunk of levels is loaded once for all */        \
+                __m256i P[LM__NC], P0[LM__NC];                                                     \
+                for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();                        \
+                for (int t = 0; t < 16; t++) {                                                     \
+                    if (SPLIT && t == 8)                                                           \
+                        for (int c = 0; c < NC; c++) P0[c] = P[c], P[c] = _mm256_setzero_si256();  \
+                    const __m256i wt = _mm256_loadu_si256((const __m256i *)(w16 + 16 * t));        \
+                    for (int c = 0; c < NC; c++)                                                   \
+                        P[c] = _mm256_add_epi32(                                                   \
+                            P[c],                                                                  \
+                            _mm256_madd_epi16(                                                     \
+                                wt, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * t))));    \
+                }                                                                                  \
                 for (int c = 0; c < NC; c++) {                                                     \
-                    const lm__q16k *a = (const lm__q16k *)(va + (size_t)c * as) + b;               \
+                    const lm__q16k *a = A[c];                                                      \
                     if (SPLIT) {                                                                   \
-                        const __m256i p0 = lm__k_lanes(w16, a->qs, 0, 8);                          \
-                        const __m256i p1 = lm__k_lanes(w16, a->qs, 8, 16);                         \
-                        HI[c][r] = _mm256_add_epi32(_mm256_srai_epi32(p0, 16),                     \
-                                                    _mm256_srai_epi32(p1, 16));                    \
-                        LO[c][r] = _mm256_add_epi32(_mm256_and_si256(p0, m16),                     \
-                                                    _mm256_and_si256(p1, m16));                    \
+                        HI[c][r] = _mm256_add_epi32(_mm256_srai_epi32(P0[c], 16),                  \
+                                                    _mm256_srai_epi32(P[c], 16));                  \
+                        LO[c][r] = _mm256_add_epi32(_mm256_and_si256(P0[c], m16),                  \
+                                                    _mm256_and_si256(P[c], m16));                  \
                     } else {                                                                       \
-                        const __m256i p = lm__k_lanes(w16, a->qs, 0, 16);                          \
-                        HI[c][r] = _mm256_srai_epi32(p, 16);                                       \
-                        LO[c][r] = _mm256_and_si256(p, m16);                                       \
+                        HI[c][r] = _mm256_srai_epi32(P[c], 16);                                    \
+                        LO[c][r] = _mm256_and_si256(P[c], m16);                                    \
                     }                                                                              \
                     if (HAS_MIN)                                                                   \
                         MS[c][r] = _mm256_add_epi32(                                               \
