@@ -275,6 +275,59 @@ lm_quantize_params lm_quantize_default_params(void);
 lm_status lm_quantize_file(const char *in, const char *out, const lm_quantize_params *params,
                            lm_quantize_stats *stats);
 
+/* ---- benchmarking (lumen bench) ------------------------------------------------------- */
+
+/* The backend holding the model's weights ("cpu") and its device, as the backend names it
+ * ("AMD EPYC 7B13 (2 threads)"). Never NULL. */
+const char *lm_model_backend_name(const lm_model *model);
+const char *lm_model_device_name(const lm_model *model);
+
+/* Sustained main-memory read bandwidth, STREAM-like: n_threads threads (0 = cores) each sum
+ * their share of a buffer of *bytes bytes (0 = max(256 MiB, 8 x the last-level cache); the
+ * size used is written back), touched once first; the best of 6 passes, in bytes/s.
+ * Errors: LM_ERR_NOMEM, LM_ERR_INVALID_ARG. */
+lm_status lm_bench_mem_bandwidth(int32_t n_threads, size_t *bytes, double *bytes_per_s);
+/* Peak single-precision multiply-add rate: n_threads threads (0 = cores) run independent
+ * FMA chains on the widest vector unit the CPU has; FLOP/s (an FMA counts 2) in *flops_per_s.
+ * *isa (optional) names the unit used ("avx512f", "avx2+fma", "sse2", "scalar"). */
+lm_status lm_bench_flops_peak(int32_t n_threads, double *flops_per_s, const char **isa);
+
+/* One timed op case of `lumen bench --ops`: a row of the op-case table shared with the op
+ * tests (runtime/op_cases.c), run on a backend with random inputs. */
+typedef struct lm_bench_op_result {
+    char desc[192];   /* "mul_mat Q4_1 k=576 n=1536 m=1" (the op tests' description) */
+    const char *op;   /* "mul_mat" */
+    const char *type; /* weights / cache / table type ("Q4_1"; "F32" for plain ops) */
+    int64_t k, n, m;  /* the case's shape fields (see runtime/op_cases.h) */
+    int32_t n_calls;  /* timed calls */
+    double t_mean_us; /* mean wall time per call (begin + op + end + sync) */
+    double t_sd_us;   /* its standard deviation over the calls */
+    double bytes;     /* bytes one call must move at least: operands read + results written */
+    double flops;     /* floating-point (or integer multiply-add) operations, 2 per MAC */
+    int32_t n_copies; /* copies of the weights / caches cycled so they come from memory */
+    char device[160]; /* the backend's device name */
+} lm_bench_op_result;
+
+/* Called after each case (i of n); return false to stop early. */
+typedef bool (*lm_bench_op_fn)(const lm_bench_op_result *r, int32_t i, int32_t n, void *user);
+
+typedef struct lm_bench_ops_params {
+    const char *backend; /* NULL = "cpu" */
+    int32_t n_threads;   /* 0 = cores */
+    const char *filter;  /* run cases whose desc contains this (NULL or "" = all) */
+    double min_time_s;   /* time each case for at least this long (<= 0: 0.25 s) */
+    size_t cold_bytes;   /* weights/caches are cycled over copies filling this many bytes,
+                            so each call reads them from memory (0 = max(128 MiB, 4 x LLC)) */
+} lm_bench_ops_params;
+
+lm_bench_ops_params lm_bench_ops_default_params(void);
+/* Number of bench op cases that match filter (NULL: all). */
+int32_t lm_bench_ops_count(const char *filter);
+/* Time every matching case of the bench op table. Errors: LM_ERR_INVALID_ARG (no case
+ * matches the filter: the message says so), backend creation errors, LM_ERR_NOMEM, an op's
+ * own error, LM_ERR_INTERRUPTED when fn returned false. */
+lm_status lm_bench_ops(const lm_bench_ops_params *params, lm_bench_op_fn fn, void *user);
+
 #ifdef __cplusplus
 }
 #endif

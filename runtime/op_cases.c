@@ -1,4 +1,4 @@
-/* The op-case table: see tests/op_cases.h for what each field means per op. */
+/* The op-case tables: see op_cases.h for what each field means per op. */
 #include "op_cases.h"
 
 #include "backend.h"
@@ -22,6 +22,9 @@
 #define WHY_ATTN                                                                                   \
     "float dot, expf and running sums over <= 300 positions: ~1e-6; the reference reads the "      \
     "same stored cache values, so f16 cache rounding (~1e-3) is not part of the error"
+#define WHY_ATTN_LONG                                                                              \
+    "as above over up to 4096 positions: the output is a convex mix of |v| ~ 1 values, float "     \
+    "sums of L terms err by ~sqrt(L) eps ~ 4e-6 at 4096; measured worst 3e-7 (tolerance 70x)"
 #define WHY_ACT "expf / tanhf in float: a few ulps of each factor"
 
 #define F32  LM_TYPE_F32
@@ -119,6 +122,62 @@ const lm_op_case lm_op_cases[] = {
 /* clang-format on */
 
 const int lm_op_n_cases = (int)(sizeof lm_op_cases / sizeof lm_op_cases[0]);
+
+/* Bench shapes: SmolLM2-135M (n_embd 576, n_ff 1536, 9 heads of 64, 3 KV heads) and Gemma 3
+ * 270M (n_embd 640, n_ff 2048, 4 heads of 256, 1 KV head). Decode is batch 1; prefill 128
+ * and 512. K per weight type as the models use it (k-quants need K % 256 == 0). The
+ * tolerances follow the same reasons as the rows above. */
+/* clang-format off */
+const lm_op_case lm_op_bench_cases[] = {
+    /* decode: matrix-vector, every weight type, N = 1536 rows */
+    {.op = LM_OP_MUL_MAT, .type = F32,  .k = 576,  .n = 1536, .m = 1, .atol = 1e-4,   .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = F16,  .k = 576,  .n = 1536, .m = 1, .atol = 1e-4,   .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = BF16, .k = 576,  .n = 1536, .m = 1, .atol = 1e-4,   .rtol = 1e-5, .why = WHY_DOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_0, .k = 576,  .n = 1536, .m = 1, .atol = 2.4e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_1, .k = 576,  .n = 1536, .m = 1, .atol = 2.4e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_1, .k = 1536, .n = 576,  .m = 1, .atol = 3.9e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q5_0, .k = 640,  .n = 1536, .m = 1, .atol = 2.6e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q5_1, .k = 576,  .n = 1536, .m = 1, .atol = 2.4e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q8_0, .k = 640,  .n = 1536, .m = 1, .atol = 2.6e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q2_K, .k = 1024, .n = 1536, .m = 1, .atol = 3.2e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q3_K, .k = 1024, .n = 1536, .m = 1, .atol = 3.2e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_K, .k = 1024, .n = 1536, .m = 1, .atol = 3.2e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q5_K, .k = 1024, .n = 1536, .m = 1, .atol = 3.2e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q6_K, .k = 2048, .n = 1536, .m = 1, .atol = 4.5e-3, .rtol = 1e-5, .why = WHY_QDOT},
+
+    /* prefill: batches of 128 and 512 */
+    {.op = LM_OP_MUL_MAT, .type = Q4_1, .k = 576,  .n = 1536, .m = 128, .atol = 2.4e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_1, .k = 576,  .n = 1536, .m = 512, .atol = 2.4e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q5_0, .k = 640,  .n = 1536, .m = 128, .atol = 2.6e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q8_0, .k = 640,  .n = 1536, .m = 128, .atol = 2.6e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q4_K, .k = 1024, .n = 1536, .m = 128, .atol = 3.2e-3, .rtol = 1e-5, .why = WHY_QDOT},
+    {.op = LM_OP_MUL_MAT, .type = Q6_K, .k = 2048, .n = 1536, .m = 128, .atol = 4.5e-3, .rtol = 1e-5, .why = WHY_QDOT},
+
+    /* attention over an F16 cache: decode at contexts 128, 1024, 4096; a 128-token prefill */
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64,  .n = 9, .n_kv_head = 3, .m = 1,   .n_ctx = 128,  .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64,  .n = 9, .n_kv_head = 3, .m = 1,   .n_ctx = 1024, .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_LONG},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64,  .n = 9, .n_kv_head = 3, .m = 1,   .n_ctx = 4096, .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_LONG},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 64,  .n = 9, .n_kv_head = 3, .m = 128, .n_ctx = 128,  .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    {.op = LM_OP_ATTENTION, .type = F16, .k = 256, .n = 4, .n_kv_head = 1, .m = 1,   .n_ctx = 1024, .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_LONG},
+    {.op = LM_OP_KV_STORE, .type = F16, .k = 64, .n_kv_head = 3, .m = 1,   .n_ctx = 4096, .n_seq = 1, .atol = 3e-8, .rtol = 4.9e-4, .why = WHY_F16},
+    {.op = LM_OP_KV_STORE, .type = F16, .k = 64, .n_kv_head = 3, .m = 512, .n_ctx = 4096, .n_seq = 1, .atol = 3e-8, .rtol = 4.9e-4, .why = WHY_F16},
+
+    /* norms, RoPE, activations, residual adds, embeddings, greedy pick */
+    {.op = LM_OP_RMS_NORM, .k = 576, .n = 1, .m = 1,   .mode = 1, .atol = 1e-6, .rtol = 2e-6, .why = WHY_NORM},
+    {.op = LM_OP_RMS_NORM, .k = 576, .n = 1, .m = 512, .mode = 1, .atol = 1e-6, .rtol = 2e-6, .why = WHY_NORM},
+    {.op = LM_OP_ROPE, .k = 64,  .n = 9, .m = 1,   .mode = LM_ROPE_NORMAL, .n_rot = 64,  .n_ctx = 4096, .atol = 1e-5, .rtol = 1e-5, .why = WHY_ROPE},
+    {.op = LM_OP_ROPE, .k = 64,  .n = 9, .m = 512, .mode = LM_ROPE_NORMAL, .n_rot = 64,  .n_ctx = 4096, .atol = 1e-5, .rtol = 1e-5, .why = WHY_ROPE},
+    {.op = LM_OP_ROPE, .k = 256, .n = 4, .m = 1,   .mode = LM_ROPE_NEOX,   .n_rot = 256, .n_ctx = 4096, .atol = 1e-5, .rtol = 1e-5, .why = WHY_ROPE},
+    {.op = LM_OP_SWIGLU, .k = 1536, .n = 1, .m = 1,   .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
+    {.op = LM_OP_SWIGLU, .k = 1536, .n = 1, .m = 512, .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
+    {.op = LM_OP_GEGLU,  .k = 2048, .n = 1, .m = 1,   .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
+    {.op = LM_OP_ADD, .k = 576, .n = 1, .m = 512, .mode = 0, .rtol = 6e-8, .why = WHY_ONE_ROUND},
+    {.op = LM_OP_GET_ROWS, .type = Q8_0, .k = 576, .n = 4096, .m = 512, .why = WHY_EXACT},
+    {.op = LM_OP_ARGMAX, .k = 49152, .m = 1, .why = WHY_EXACT},
+};
+/* clang-format on */
+
+const int lm_op_n_bench_cases = (int)(sizeof lm_op_bench_cases / sizeof lm_op_bench_cases[0]);
 
 const char *lm_op_name(lm_op_kind op) {
     switch (op) {

@@ -1,6 +1,10 @@
 /* One table of backend op cases (op, type, shape, tolerance), used by tests/test_ops.c,
- * later by `lumen bench --ops` and by every GPU backend's op tests. Adding a case is one
- * row in tests/helpers/op_cases.c.
+ * `lumen bench --ops` (runtime/bench_ops.c) and every GPU backend's op tests. Adding a case
+ * is one row in runtime/op_cases.c. Two arrays:
+ *   lm_op_cases        small, odd shapes that probe edge cases (every backend's op tests)
+ *   lm_op_bench_cases  the shapes of real models (SmolLM2-135M, Gemma 3 270M) at decode and
+ *                      prefill sizes: what `lumen bench --ops` times; test_ops checks every
+ *                      one of them against its reference too, so each timed case is tested
  *
  * Shapes per op (k, n, m as below; unused fields are 0):
  *   get_rows   table [k, n] of `type`, m ids -> [k, m] F32
@@ -69,6 +73,8 @@ typedef struct lm_op_case {
 
 extern const lm_op_case lm_op_cases[];
 extern const int lm_op_n_cases;
+extern const lm_op_case lm_op_bench_cases[];
+extern const int lm_op_n_bench_cases;
 
 const char *lm_op_name(lm_op_kind op);
 /* "mul_mat Q4_1 k=96 n=17 m=7 ..." into buf; returns buf. */

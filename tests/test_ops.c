@@ -1,6 +1,6 @@
 /* Backend ops of the CPU backend (the oracle) against direct formulas written here in
- * double precision, over every row of the op-case table (tests/helpers/op_cases.c) on
- * random inputs from a fresh seed (replay with LUMEN_TEST_SEED). Each case runs with 1
+ * double precision, over every row of the op-case tables (runtime/op_cases.c: edge cases and bench
+ * shapes) on random inputs from a fresh seed (replay with LUMEN_TEST_SEED). Each case runs with 1
  * and 3 threads and the two results must be bit-identical. Tolerances are per row of the
  * table, each with its reason. Mul_mat's reference dequantizes with lm_dequantize_row,
  * which test_quant checks bit-exact against gguf-py fixtures. */
@@ -551,11 +551,13 @@ static void check_copy(const lm_op_case *c, lm_test_rng *r) {
 
 /* ---- the table ---- */
 
+/* Both tables: the edge-case shapes and the bench shapes `lumen bench --ops` times. */
 static void run_cases(lm_op_kind op) {
     lm_test_rng r = {lm_test_seed()};
     int n = 0;
-    for (int i = 0; i < lm_op_n_cases; i++) {
-        const lm_op_case *c = &lm_op_cases[i];
+    for (int i = 0; i < lm_op_n_cases + lm_op_n_bench_cases; i++) {
+        const lm_op_case *c =
+            i < lm_op_n_cases ? &lm_op_cases[i] : &lm_op_bench_cases[i - lm_op_n_cases];
         if (c->op != op) continue;
         n++;
         switch (op) {

@@ -112,5 +112,7 @@ void cmd_serve_help(void);
 int cmd_quantize(const cli_opts *o);
 void cmd_quantize_help(void);
 int cmd_perplexity(const cli_opts *o);
+/* bench parses its own options (llama-bench style lists: -p 128,512) */
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -26,6 +26,16 @@ static const cli_command commands[] = {
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
+/* Commands that parse their own options. */
+static const struct {
+    const char *name, *summary;
+    int (*main)(int argc, char **argv);
+} own_commands[] = {
+    {"bench", "Measure prefill/decode tokens/s and memory bandwidth; --ops times each op.",
+     cmd_bench},
+};
+#define N_OWN (sizeof own_commands / sizeof own_commands[0])
+
 static void usage(FILE *f) {
     fprintf(f,
             "lumen %s: run GGUF language models\n\nusage: lumen COMMAND [options]\n\n"
@@ -33,6 +43,8 @@ static void usage(FILE *f) {
             LM_VERSION_STRING);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_OWN; i++)
+        fprintf(f, "  %-10s %s\n", own_commands[i].name, own_commands[i].summary);
     fprintf(f, "\n'lumen COMMAND --help' lists a command's options.\n");
 }
 
@@ -57,6 +69,8 @@ int main(int argc, char **argv) {
         if (done) return 0;
         return commands[i].run(&o);
     }
+    for (size_t i = 0; i < N_OWN; i++)
+        if (!strcmp(argv[1], own_commands[i].name)) return own_commands[i].main(argc - 2, argv + 2);
     fprintf(stderr, "lumen: error: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 1;

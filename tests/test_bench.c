@@ -1,0 +1,468 @@
+/* lumen bench as scripts use it: the JSON and CSV records of a tiny generated model (every
+ * field present with its type and unit, numbers positive and consistent with each other:
+ * means of the samples, bandwidth = weight bytes per token x tokens/s, the weight bytes the
+ * model's own tensor table gives), a reduced --ops run, and bad options. Speed itself is
+ * never asserted (the machine is shared); only what the numbers must satisfy. */
+#include "helpers/test_util.h"
+#include "helpers/tiny_model.h"
+
+#include "lumen.h"
+
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- a small JSON reader (the suite has no JSON library) ---- */
+
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+
+typedef struct jval {
+    jtype t;
+    double num;
+    char *str;
+    struct jval *items; /* array items / object values */
+    char **keys;        /* object keys */
+    int n;
+} jval;
+
+typedef struct {
+    const char *p;
+    int err;
+} jparser;
+
+static void jws(jparser *j) {
+    while (isspace((unsigned char)*j->p)) j->p++;
+}
+
+static jval jparse(jparser *j);
+
+static char *jstring(jparser *j) {
+    if (*j->p != '"') {
+        j->err = 1;
+        return NULL;
+    }
+    j->p++;
+    size_t cap = 64, n = 0;
+    char *s = malloc(cap);
+    while (*j->p && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\') {
+            c = *j->p++;
+            if (c == 'u') { /* the writer escapes control characters only */
+                c = (char)strtol((char[5]){j->p[0], j->p[1], j->p[2], j->p[3], 0}, NULL, 16);
+                j->p += 4;
+            } else if (c == 'n')
+                c = '\n';
+            else if (c == 't')
+                c = '\t';
+        }
+        if (n + 2 > cap) s = realloc(s, cap *= 2);
+        s[n++] = c;
+    }
+    if (*j->p != '"')
+        j->err = 1;
+    else
+        j->p++;
+    s[n] = '\0';
+    return s;
+}
+
+static void jpush(jval *v, jval item, char *key) {
+    v->items = realloc(v->items, (size_t)(v->n + 1) * sizeof *v->items);
+    v->keys = realloc(v->keys, (size_t)(v->n + 1) * sizeof *v->keys);
+    v->items[v->n] = item;
+    v->keys[v->n++] = key;
+}
+
+static jval jparse(jparser *j) {
+    jval v = {0};
+    jws(j);
+    char c = *j->p;
+    if (c == '{' || c == '[') {
+        v.t = c == '{' ? J_OBJ : J_ARR;
+        j->p++;
+        jws(j);
+        if (*j->p == (c == '{' ? '}' : ']')) {
+            j->p++;
+            return v;
+        }
+        for (;;) {
+            char *key = NULL;
+            if (v.t == J_OBJ) {
+                jws(j);
+                key = jstring(j);
+                jws(j);
+                if (*j->p++ != ':') j->err = 1;
+            }
+            jpush(&v, jparse(j), key);
+            jws(j);
+            if (*j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (*j->p++ != (v.t == J_OBJ ? '}' : ']')) j->err = 1;
+            break;
+        }
+    } else if (c == '"') {
+        v.t = J_STR;
+        v.str = jstring(j);
+    } else if (!strncmp(j->p, "null", 4)) {
+        v.t = J_NULL;
+        j->p += 4;
+    } else if (!strncmp(j->p, "true", 4) || !strncmp(j->p, "false", 5)) {
+        v.t = J_BOOL;
+        v.num = *j->p == 't';
+        j->p += *j->p == 't' ? 4 : 5;
+    } else {
+        char *end;
+        v.t = J_NUM;
+        v.num = strtod(j->p, &end);
+        if (end == j->p) j->err = 1;
+        j->p = end;
+    }
+    return v;
+}
+
+static void jfree(jval *v) {
+    for (int i = 0; i < v->n; i++) {
+        jfree(&v->items[i]);
+        free(v->keys[i]);
+    }
+    free(v->items), free(v->keys), free(v->str);
+}
+
+/* The whole text must be one JSON value. */
+static jval jparse_all(const char *text) {
+    jparser j = {text, 0};
+    jval v = jparse(&j);
+    jws(&j);
+    cr_assert(!j.err && *j.p == '\0', "not valid JSON (at offset %ld): %s", (long)(j.p - text),
+              text);
+    return v;
+}
+
+static const jval *jget(const jval *obj, const char *key, jtype t) {
+    for (int i = 0; i < obj->n; i++)
+        if (!strcmp(obj->keys[i], key)) {
+            cr_assert_eq(obj->items[i].t, t, "field '%s' has JSON type %d, expected %d", key,
+                         (int)obj->items[i].t, (int)t);
+            return &obj->items[i];
+        }
+    cr_assert_fail("field '%s' missing", key);
+    return NULL;
+}
+
+static double jnum(const jval *o, const char *key) {
+    return jget(o, key, J_NUM)->num;
+}
+static const char *jstr(const jval *o, const char *key) {
+    return jget(o, key, J_STR)->str;
+}
+
+/* Well within the rounding of the printed numbers (%.10g) and of the sums. */
+static void expect_near(double got, double want, const char *what) {
+    cr_expect(fabs(got - want) <= 1e-7 * fabs(want) + 1e-9, "%s: %.9g vs %.9g", what, got, want);
+}
+
+/* ---- the tiny model and the command ---- */
+
+static char g_model[64];
+static char g_model_untied[64];
+
+static void write_model(char *path, bool tied) {
+    strcpy(path, "/tmp/lumen_bench_XXXXXX.gguf");
+    int fd = mkstemps(path, 5);
+    cr_assert(fd >= 0);
+    close(fd);
+    lm_tiny_spec spec = lm_tiny_default_spec();
+    spec.tied = tied;
+    cr_assert(lm_tiny_write(&spec, path), "cannot write %s", path);
+}
+
+static void setup(void) {
+    write_model(g_model, true);
+    write_model(g_model_untied, false);
+}
+
+static void teardown(void) {
+    unlink(g_model);
+    unlink(g_model_untied);
+}
+
+TestSuite(bench, .init = setup, .fini = teardown, .timeout = 300);
+
+/* Run `lumen bench ARGS`; stdout only when quiet_stderr (stderr dropped). */
+static char *bench(int *rc, bool stdout_only, const char *fmt, ...) {
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    if (stdout_only)
+        snprintf(cmd, sizeof cmd, "(%s bench %s 2>/dev/null)", lm_test_cli(), args);
+    else
+        snprintf(cmd, sizeof cmd, "%s bench %s", lm_test_cli(), args);
+    char *out = NULL;
+    *rc = lm_test_run(cmd, &out);
+    return out;
+}
+
+/* Weight bytes a decode step reads, from the model's own tensor table. */
+static double weight_bytes(const char *path, double *size) {
+    lm_model_params mp = lm_model_default_params();
+    mp.n_threads = 1;
+    lm_model *m = NULL;
+    cr_assert_eq(lm_model_load(path, &mp, &m), LM_OK, "%s", lm_last_error());
+    double all = 0, embd = 0, embd_row = 0;
+    bool tied = true;
+    for (int32_t i = 0; i < lm_model_tensor_count(m); i++) {
+        lm_tensor_desc d;
+        cr_assert_eq(lm_model_tensor_info(m, i, &d), LM_OK);
+        all += (double)d.n_bytes;
+        if (!strcmp(d.name, "output.weight")) tied = false;
+        if (!strcmp(d.name, "token_embd.weight"))
+            embd = (double)d.n_bytes, embd_row = (double)d.n_bytes / (double)d.ne[1];
+    }
+    *size = (double)lm_model_size(m);
+    lm_model_free(m);
+    return tied ? all : all - embd + embd_row;
+}
+
+static void check_model_record(const jval *r, const char *model, int pp, int tg) {
+    cr_assert_eq(r->t, J_OBJ);
+    cr_expect_str_eq(jstr(r, "lumen_version"), LM_VERSION_STRING);
+    cr_expect_str_eq(jstr(r, "model_file"), model);
+    cr_expect(strstr(jstr(r, "model_desc"), "llama") != NULL);
+    cr_expect_str_eq(jstr(r, "backend"), "cpu");
+    cr_expect_gt(strlen(jstr(r, "device")), 0);
+    cr_expect_eq(jnum(r, "n_threads"), 2);
+    cr_expect_eq(jnum(r, "peak_bandwidth_threads"), 2, "the probe runs with the run's threads");
+    cr_expect_eq(jnum(r, "peak_bandwidth_buffer_bytes"), 64 << 20);
+    cr_expect_gt(jnum(r, "peak_bandwidth_gb_per_s"), 0);
+    cr_expect_gt(jnum(r, "model_n_params"), 0);
+    char test[32];
+    snprintf(test, sizeof test, pp ? "pp%d" : "tg%d", pp ? pp : tg);
+    cr_expect_str_eq(jstr(r, "test"), test);
+    cr_expect_eq(jnum(r, "n_prompt"), pp);
+    cr_expect_eq(jnum(r, "n_gen"), tg);
+    cr_expect_eq(jnum(r, "n_reps"), 2);
+
+    /* the mean and deviation are those of the samples; ms and tok/s describe the same reps */
+    const jval *s = jget(r, "samples_tok_per_s", J_ARR);
+    cr_assert_eq(s->n, 2);
+    double sum = 0, ms = 0;
+    for (int i = 0; i < s->n; i++) {
+        cr_assert_eq(s->items[i].t, J_NUM);
+        cr_expect_gt(s->items[i].num, 0);
+        sum += s->items[i].num;
+        ms += (pp ? pp : tg) * 1e3 / s->items[i].num;
+    }
+    const double avg = jnum(r, "avg_tok_per_s");
+    expect_near(avg, sum / 2, "avg_tok_per_s = mean of the samples");
+    expect_near(jnum(r, "sd_tok_per_s"), fabs(s->items[0].num - s->items[1].num) / sqrt(2.0),
+                "sd_tok_per_s = sample standard deviation");
+    expect_near(jnum(r, "avg_ms"), ms / 2, "avg_ms = mean time of the repetitions");
+    cr_expect_geq(jnum(r, "sd_ms"), 0);
+
+    double size;
+    const double wb = weight_bytes(model, &size);
+    cr_expect_eq(jnum(r, "model_size_bytes"), size);
+    cr_expect_eq(jnum(r, "weight_bytes_per_token"), wb);
+    if (pp) { /* bandwidth is a decode figure */
+        jget(r, "bandwidth_gb_per_s", J_NULL);
+        jget(r, "bandwidth_pct_of_peak", J_NULL);
+        return;
+    }
+    const double bw = jnum(r, "bandwidth_gb_per_s");
+    expect_near(bw, wb * avg / 1e9, "bandwidth = weight bytes per token x tok/s");
+    expect_near(jnum(r, "bandwidth_pct_of_peak"), 100 * bw / jnum(r, "peak_bandwidth_gb_per_s"),
+                "% of peak = bandwidth / probe");
+}
+
+Test(bench, json_records_are_complete_and_consistent) {
+    const char *models[2] = {g_model, g_model_untied};
+    for (int k = 0; k < 2; k++) {
+        int rc;
+        char *out =
+            bench(&rc, true, "-m %s -p 16 -n 8 -r 2 -t 2 -o json --probe-mib 64 -q", models[k]);
+        cr_assert_eq(rc, 0, "%s", out);
+        jval v = jparse_all(out);
+        cr_assert_eq(v.t, J_ARR);
+        cr_assert_eq(v.n, 2, "one record for pp16 and one for tg8: %s", out);
+        check_model_record(&v.items[0], models[k], 16, 0);
+        check_model_record(&v.items[1], models[k], 0, 8);
+        jfree(&v);
+        free(out);
+    }
+}
+
+/* Lists of values give one record per (threads, test), threads outermost. */
+Test(bench, lists_give_one_record_each) {
+    int rc;
+    char *out =
+        bench(&rc, true, "-m %s -p 8,16 -n 4 -r 1 -t 1,2 -o json --probe-mib 64 -q", g_model);
+    cr_assert_eq(rc, 0, "%s", out);
+    jval v = jparse_all(out);
+    cr_assert_eq(v.n, 6, "%s", out);
+    const char *tests[3] = {"pp8", "pp16", "tg4"};
+    for (int i = 0; i < 6; i++) {
+        cr_expect_str_eq(jstr(&v.items[i], "test"), tests[i % 3]);
+        cr_expect_eq(jnum(&v.items[i], "n_threads"), i < 3 ? 1 : 2);
+        cr_expect_eq(jnum(&v.items[i], "peak_bandwidth_threads"), i < 3 ? 1 : 2);
+    }
+    jfree(&v);
+    free(out);
+}
+
+static int csv_fields(const char *line, size_t len) {
+    int n = 1;
+    bool quoted = false;
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == '"') quoted = !quoted;
+        if (line[i] == ',' && !quoted) n++;
+    }
+    return n;
+}
+
+Test(bench, csv_has_the_json_keys_as_header) {
+    int rc;
+    char *out = bench(&rc, true, "-m %s -p 16 -n 8 -r 2 -t 2 -o csv --probe-mib 64 -q", g_model);
+    cr_assert_eq(rc, 0, "%s", out);
+    const char *header =
+        "lumen_version,model_file,model_desc,model_size_bytes,model_n_params,backend,device,"
+        "n_threads,test,n_prompt,n_gen,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
+        "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
+        "peak_bandwidth_gb_per_s,peak_bandwidth_threads,peak_bandwidth_buffer_bytes\n";
+    cr_assert(!strncmp(out, header, strlen(header)), "%s", out);
+    int lines = 0, want = csv_fields(header, strlen(header) - 1);
+    for (const char *p = out; *p;) {
+        const char *nl = strchr(p, '\n');
+        cr_assert(nl, "unterminated line: %s", p);
+        cr_expect_eq(csv_fields(p, (size_t)(nl - p)), want, "line %d: %.*s", lines, (int)(nl - p),
+                     p);
+        lines++;
+        p = nl + 1;
+    }
+    cr_expect_eq(lines, 3, "header + pp16 + tg8: %s", out);
+    cr_expect(strstr(out, ",\"pp16\",") && strstr(out, ",\"tg8\","), "%s", out);
+    free(out);
+}
+
+Test(bench, markdown_table_and_progress) {
+    int rc;
+    char *out = bench(&rc, false, "-m %s -p 16 -n 8 -r 2 -t 2 --probe-mib 64", g_model);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "| model | size | params | backend | threads | test | t/s |"), "%s", out);
+    cr_expect(strstr(out, "| pp16 |") && strstr(out, "| tg8 |"), "%s", out);
+    cr_expect(strstr(out, "memory bandwidth probe:"), "%s", out);
+    cr_expect(strstr(out, "rep 2 of 2"), "progress on stderr: %s", out);
+    free(out);
+}
+
+/* --ops on a filtered set: records of the shared op table with their roofline. */
+Test(bench, ops_json_reduced_set) {
+    int rc;
+    char *out = bench(&rc, true,
+                      "--ops-filter rms_norm --ops-time 0.02 -t 2 -o json --probe-mib 64", g_model);
+    cr_assert_eq(rc, 0, "%s", out);
+    jval v = jparse_all(out);
+    cr_assert_eq(v.t, J_ARR);
+    cr_assert_eq(v.n, lm_bench_ops_count("rms_norm"), "%s", out);
+    cr_assert_gt(v.n, 0);
+    for (int i = 0; i < v.n; i++) {
+        const jval *r = &v.items[i];
+        cr_expect_str_eq(jstr(r, "op"), "rms_norm");
+        cr_expect(strstr(jstr(r, "case"), "rms_norm F32 k=") != NULL);
+        cr_expect_str_eq(jstr(r, "backend"), "cpu");
+        cr_expect_eq(jnum(r, "n_threads"), 2);
+        cr_expect_geq(jnum(r, "n_calls"), 5);
+        const double us = jnum(r, "avg_us"), bytes = jnum(r, "bytes"), flops = jnum(r, "flops");
+        cr_expect_gt(us, 0);
+        cr_expect_geq(jnum(r, "sd_us"), 0);
+        /* rms_norm reads x and w and writes y: 8 bytes per element + 4 per weight */
+        cr_expect_eq(bytes, 8.0 * jnum(r, "k") * jnum(r, "n") * jnum(r, "m") + 4 * jnum(r, "k"));
+        expect_near(jnum(r, "gb_per_s"), bytes / us / 1e3, "GB/s = bytes / time");
+        expect_near(jnum(r, "gflop_per_s"), flops / us / 1e3, "GFLOP/s = flops / time");
+        expect_near(jnum(r, "flops_per_byte"), flops / bytes, "intensity");
+        const char *bound = jstr(r, "bound");
+        cr_expect(!strcmp(bound, "memory") || !strcmp(bound, "compute"), "%s", bound);
+        const double peak = !strcmp(bound, "memory") ? jnum(r, "peak_bandwidth_gb_per_s")
+                                                     : jnum(r, "peak_gflop_per_s");
+        const double got = !strcmp(bound, "memory") ? jnum(r, "gb_per_s") : jnum(r, "gflop_per_s");
+        expect_near(jnum(r, "roofline_pct"), 100 * got / peak, "% of roofline");
+        cr_expect_gt(jnum(r, "peak_gflop_per_s"), 0);
+        cr_expect_gt(strlen(jstr(r, "peak_flops_isa")), 0);
+        cr_expect_geq(jnum(r, "n_copies"), 1);
+    }
+    jfree(&v);
+    free(out);
+}
+
+/* Every bench op case is a row the op tests run: the filter selects from lm_op_bench_cases,
+ * which test_ops iterates. Its count matches the library's. */
+Test(bench, ops_count_and_library_errors) {
+    cr_expect_gt(lm_bench_ops_count(NULL), 20);
+    cr_expect_eq(lm_bench_ops_count("no such op"), 0);
+    lm_bench_ops_params p = lm_bench_ops_default_params();
+    p.filter = "no such op";
+    cr_expect_eq(lm_bench_ops(&p, NULL, NULL), LM_ERR_INVALID_ARG);
+    cr_expect(strstr(lm_last_error(), "no op case matches 'no such op'"), "%s", lm_last_error());
+    p.filter = "argmax";
+    p.backend = "nope";
+    cr_expect_neq(lm_bench_ops(&p, NULL, NULL), LM_OK);
+    cr_expect(strstr(lm_last_error(), "nope"), "%s", lm_last_error());
+    size_t bytes = 1;
+    double bw;
+    cr_expect_eq(lm_bench_mem_bandwidth(1, &bytes, &bw), LM_ERR_INVALID_ARG);
+    cr_expect_eq(lm_bench_mem_bandwidth(1, NULL, &bw), LM_ERR_INVALID_ARG);
+    cr_expect_eq(lm_bench_flops_peak(-1, &bw, NULL), LM_ERR_INVALID_ARG);
+}
+
+static void expect_error(const char *args, const char *want) {
+    int rc;
+    char *out = bench(&rc, false, "%s", args);
+    cr_expect_neq(rc, 0, "'%s' should fail: %s", args, out);
+    cr_expect(strstr(out, want) != NULL, "'%s': message lacks '%s': %s", args, want, out);
+    cr_expect(strstr(out, "| model |") == NULL, "'%s' printed a table: %s", args, out);
+    free(out);
+}
+
+Test(bench, bad_options_give_clear_errors) {
+    char a[512];
+    expect_error("--bogus", "unknown option '--bogus'");
+    expect_error("-p abc", "-p expects integers in [0, 65536]");
+    expect_error("-p 16,-3", "-p expects integers");
+    expect_error("-n 1.5", "-n expects integers");
+    expect_error("-r 0", "-r expects integers in [1,");
+    expect_error("-r 2,3", "-r takes one value");
+    expect_error("-t 0", "-t expects integers in [1, 1024]");
+    expect_error("-o xml", "-o expects md, json or csv, got 'xml'");
+    expect_error("-p", "option '-p' needs a value");
+    expect_error("--ops-time -1", "--ops-time expects seconds");
+    expect_error("--ops -t 1,2", "--ops takes one thread count");
+    expect_error("--ops-filter 'no such op' --probe-mib 64", "no op case matches 'no such op'");
+    expect_error("-m /nonexistent/model.gguf -p 8 -n 0", "/nonexistent/model.gguf");
+    snprintf(a, sizeof a, "-m %s -p 0 -n 0", g_model);
+    expect_error(a, "nothing to run");
+    snprintf(a, sizeof a, "-m %s -p 8 -n 0 --backend nope --probe-mib 64", g_model);
+    expect_error(a, "nope");
+}
+
+Test(bench, listed_in_lumen_help) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --help", lm_test_cli());
+    char *out = NULL;
+    cr_assert_eq(lm_test_run(cmd, &out), 0);
+    cr_expect(strstr(out, "  bench ") != NULL, "%s", out);
+    free(out);
+    int rc;
+    out = bench(&rc, false, "--help");
+    cr_expect_eq(rc, 0);
+    cr_expect(strstr(out, "--ops-filter") && strstr(out, "-o, --output FMT"), "%s", out);
+    free(out);
+}

@@ -1,0 +1,261 @@
+/* lumen bench output: a Markdown table like llama-bench's, JSON (an array of flat records,
+ * the same keys for every backend) and CSV (one header line, the same keys). */
+#include "bench_report.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- JSON helpers ---- */
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* A finite number, or null (JSON has no NaN). */
+static void json_num(FILE *f, double v) {
+    if (isfinite(v))
+        fprintf(f, "%.10g", v);
+    else
+        fputs("null", f);
+}
+
+static void csv_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_num(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.10g", v);
+}
+
+/* One key/value field, rendered for JSON (with its key) or CSV (value only). */
+typedef struct {
+    FILE *f;
+    bench_format fmt;
+    int n; /* fields written in this record */
+} rec;
+
+static void rec_sep(rec *w, const char *key) {
+    if (w->n++) fputc(',', w->f);
+    if (w->fmt == BENCH_JSON) fprintf(w->f, "\"%s\":", key);
+}
+static void rec_s(rec *w, const char *key, const char *v) {
+    rec_sep(w, key);
+    if (w->fmt == BENCH_JSON)
+        json_str(w->f, v);
+    else
+        csv_str(w->f, v);
+}
+static void rec_d(rec *w, const char *key, double v) {
+    rec_sep(w, key);
+    if (w->fmt == BENCH_JSON)
+        json_num(w->f, v);
+    else
+        csv_num(w->f, v);
+}
+static void rec_i(rec *w, const char *key, long long v) {
+    rec_sep(w, key);
+    fprintf(w->f, "%lld", v);
+}
+
+static void peak_fields(rec *w, const bench_peak *p, bool flops) {
+    rec_d(w, "peak_bandwidth_gb_per_s", p->bw_bytes_s / 1e9);
+    rec_i(w, "peak_bandwidth_threads", p->n_threads);
+    rec_i(w, "peak_bandwidth_buffer_bytes", (long long)p->bw_buffer);
+    if (flops) {
+        rec_d(w, "peak_gflop_per_s", p->flops / 1e9);
+        rec_s(w, "peak_flops_isa", p->isa ? p->isa : "");
+    }
+}
+
+/* ---- model records ---- */
+
+static void model_fields(rec *w, const bench_record *r) {
+    rec_s(w, "lumen_version", LM_VERSION_STRING);
+    rec_s(w, "model_file", r->model_file);
+    rec_s(w, "model_desc", r->model_desc);
+    rec_i(w, "model_size_bytes", (long long)r->model_size);
+    rec_i(w, "model_n_params", (long long)r->n_params);
+    rec_s(w, "backend", r->backend);
+    rec_s(w, "device", r->device);
+    rec_i(w, "n_threads", r->n_threads);
+    rec_s(w, "test", r->test);
+    rec_i(w, "n_prompt", r->n_prompt);
+    rec_i(w, "n_gen", r->n_gen);
+    rec_i(w, "n_reps", r->n_reps);
+    rec_d(w, "avg_tok_per_s", r->avg_ts);
+    rec_d(w, "sd_tok_per_s", r->sd_ts);
+    rec_d(w, "avg_ms", r->avg_ms);
+    rec_d(w, "sd_ms", r->sd_ms);
+    rec_sep(w, "samples_tok_per_s");
+    if (w->fmt == BENCH_JSON) fputc('[', w->f);
+    if (w->fmt == BENCH_CSV) fputc('"', w->f);
+    for (int i = 0; i < r->n_reps; i++) {
+        if (i) fputc(w->fmt == BENCH_JSON ? ',' : ';', w->f);
+        fprintf(w->f, "%.10g", r->samples[i]);
+    }
+    fputc(w->fmt == BENCH_JSON ? ']' : '"', w->f);
+    rec_i(w, "weight_bytes_per_token", (long long)r->weight_bytes_per_token);
+    const bool bw = r->bw_bytes_s >= 0;
+    rec_d(w, "bandwidth_gb_per_s", bw ? r->bw_bytes_s / 1e9 : NAN);
+    rec_d(w, "bandwidth_pct_of_peak",
+          bw && r->peak.bw_bytes_s > 0 ? 100 * r->bw_bytes_s / r->peak.bw_bytes_s : NAN);
+    peak_fields(w, &r->peak, false);
+}
+
+static const char *const model_keys =
+    "lumen_version,model_file,model_desc,model_size_bytes,model_n_params,backend,device,"
+    "n_threads,test,n_prompt,n_gen,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
+    "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
+    "peak_bandwidth_gb_per_s,peak_bandwidth_threads,peak_bandwidth_buffer_bytes";
+
+static void print_records(FILE *f, bench_format fmt, const void *recs, size_t size, int n,
+                          const char *keys, void (*fields)(rec *, const void *)) {
+    if (fmt == BENCH_CSV) fprintf(f, "%s\n", keys);
+    if (fmt == BENCH_JSON) fputs("[\n", f);
+    for (int i = 0; i < n; i++) {
+        rec w = {f, fmt, 0};
+        if (fmt == BENCH_JSON) fputs("  {", f);
+        fields(&w, (const char *)recs + (size_t)i * size);
+        if (fmt == BENCH_JSON) fputs(i + 1 < n ? "},\n" : "}\n", f);
+        if (fmt == BENCH_CSV) fputc('\n', f);
+    }
+    if (fmt == BENCH_JSON) fputs("]\n", f);
+}
+
+static void model_fields_v(rec *w, const void *r) {
+    model_fields(w, r);
+}
+
+static const char *human_bytes(double n, char *buf, size_t size) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB"};
+    int i = 0;
+    while (n >= 1024 && i < 3) n /= 1024, i++;
+    snprintf(buf, size, "%.2f %s", n, u[i]);
+    return buf;
+}
+
+static void model_md(FILE *f, const bench_record *r, int n) {
+    char b1[32], b2[32];
+    int32_t last_threads = -1;
+    for (int i = 0; i < n; i++) {
+        if (r[i].peak.n_threads == last_threads) continue;
+        last_threads = r[i].peak.n_threads;
+        fprintf(f, "memory bandwidth probe: %.2f GB/s (%d threads, best of 6 passes over %s)\n",
+                r[i].peak.bw_bytes_s / 1e9, r[i].peak.n_threads,
+                human_bytes((double)r[i].peak.bw_buffer, b1, sizeof b1));
+    }
+    if (n > 0) fprintf(f, "device: %s\n\n", r[0].device);
+    fprintf(f, "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak |\n");
+    fprintf(f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n; i++) {
+        char bw[32] = "", pct[32] = "";
+        if (r[i].bw_bytes_s >= 0) {
+            snprintf(bw, sizeof bw, "%.2f", r[i].bw_bytes_s / 1e9);
+            if (r[i].peak.bw_bytes_s > 0)
+                snprintf(pct, sizeof pct, "%.1f", 100 * r[i].bw_bytes_s / r[i].peak.bw_bytes_s);
+        }
+        fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s |\n", r[i].model_desc,
+                human_bytes((double)r[i].model_size, b1, sizeof b1), (double)r[i].n_params / 1e6,
+                r[i].backend, r[i].n_threads, r[i].test, r[i].avg_ts, r[i].sd_ts, bw, pct);
+    }
+    if (n > 0)
+        fprintf(f,
+                "\nGB/s (decode) = %s of weights read per token x tokens/s: every weight tensor "
+                "once, the token embedding as the output head when it is tied (else one row); "
+                "KV-cache reads not counted.\n",
+                human_bytes((double)r[0].weight_bytes_per_token, b2, sizeof b2));
+}
+
+void bench_print_model(FILE *f, bench_format fmt, const bench_record *r, int n) {
+    if (fmt == BENCH_MD)
+        model_md(f, r, n);
+    else
+        print_records(f, fmt, r, sizeof *r, n, model_keys, model_fields_v);
+}
+
+/* ---- op records ---- */
+
+void bench_op_roofline(bench_op_record *o) {
+    const lm_bench_op_result *r = &o->r;
+    const double t = r->t_mean_us * 1e-6, bw = o->peak.bw_bytes_s, pf = o->peak.flops;
+    o->gb_s = t > 0 ? r->bytes / t / 1e9 : 0;
+    o->gflop_s = t > 0 ? r->flops / t / 1e9 : 0;
+    o->intensity = r->bytes > 0 ? r->flops / r->bytes : 0;
+    /* attainable = min(peak FLOP/s, intensity x bandwidth); ops without arithmetic are
+     * measured against the bandwidth alone */
+    const bool compute = r->flops > 0 && pf > 0 && o->intensity * bw > pf;
+    o->bound = compute ? "compute" : "memory";
+    if (compute)
+        o->roofline_pct = 100 * o->gflop_s * 1e9 / pf;
+    else
+        o->roofline_pct = bw > 0 ? 100 * o->gb_s * 1e9 / bw : 0;
+}
+
+static void op_fields(rec *w, const void *p) {
+    const bench_op_record *o = p;
+    rec_s(w, "lumen_version", LM_VERSION_STRING);
+    rec_s(w, "backend", o->backend);
+    rec_s(w, "device", o->r.device);
+    rec_i(w, "n_threads", o->n_threads);
+    rec_s(w, "case", o->r.desc);
+    rec_s(w, "op", o->r.op);
+    rec_s(w, "type", o->r.type);
+    rec_i(w, "k", o->r.k);
+    rec_i(w, "n", o->r.n);
+    rec_i(w, "m", o->r.m);
+    rec_i(w, "n_calls", o->r.n_calls);
+    rec_d(w, "avg_us", o->r.t_mean_us);
+    rec_d(w, "sd_us", o->r.t_sd_us);
+    rec_d(w, "bytes", o->r.bytes);
+    rec_d(w, "flops", o->r.flops);
+    rec_d(w, "gb_per_s", o->gb_s);
+    rec_d(w, "gflop_per_s", o->gflop_s);
+    rec_d(w, "flops_per_byte", o->intensity);
+    rec_s(w, "bound", o->bound);
+    rec_d(w, "roofline_pct", o->roofline_pct);
+    rec_i(w, "n_copies", o->r.n_copies);
+    peak_fields(w, &o->peak, true);
+}
+
+static const char *const op_keys =
+    "lumen_version,backend,device,n_threads,case,op,type,k,n,m,n_calls,avg_us,sd_us,bytes,flops,"
+    "gb_per_s,gflop_per_s,flops_per_byte,bound,roofline_pct,n_copies,peak_bandwidth_gb_per_s,"
+    "peak_bandwidth_threads,peak_bandwidth_buffer_bytes,peak_gflop_per_s,peak_flops_isa";
+
+void bench_print_ops(FILE *f, bench_format fmt, const bench_op_record *r, int n) {
+    if (fmt != BENCH_MD) {
+        print_records(f, fmt, r, sizeof *r, n, op_keys, op_fields);
+        return;
+    }
+    if (n == 0) return;
+    fprintf(f,
+            "roofline: memory %.2f GB/s (read probe, %d threads), compute %.1f GFLOP/s (%s FMA "
+            "probe, %d threads)\ndevice: %s\n\n",
+            r[0].peak.bw_bytes_s / 1e9, r[0].peak.n_threads, r[0].peak.flops / 1e9,
+            r[0].peak.isa ? r[0].peak.isa : "?", r[0].peak.n_threads, r[0].r.device);
+    fprintf(f, "| op case | µs/call | GB/s | GFLOP/s | bound | %% of roofline | copies |\n");
+    fprintf(f, "| --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "| %s | %.2f ± %.2f | %.2f | %.2f | %s | %.1f | %d |\n", r[i].r.desc,
+                r[i].r.t_mean_us, r[i].r.t_sd_us, r[i].gb_s, r[i].gflop_s, r[i].bound,
+                r[i].roofline_pct, r[i].r.n_copies);
+    fprintf(f, "\nbytes = operands read + results written once; copies > 1: weights/caches cycled "
+               "over that many copies so they come from memory. Quantized mul_mat counts 2 "
+               "operations per multiply-add against the FP32 FMA peak; > 100%% of the memory "
+               "roofline means the operands were served from cache.\n");
+}

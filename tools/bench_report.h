@@ -1,0 +1,53 @@
+/* lumen bench: the records it measures and their Markdown / JSON / CSV renderings. */
+#ifndef LM_BENCH_REPORT_H
+#define LM_BENCH_REPORT_H
+
+#include "lumen.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { BENCH_MD, BENCH_JSON, BENCH_CSV } bench_format;
+
+/* The machine's ceilings, measured once per thread count. */
+typedef struct bench_peak {
+    int32_t n_threads;
+    double bw_bytes_s;  /* lm_bench_mem_bandwidth */
+    uint64_t bw_buffer; /* bytes the probe read per pass */
+    double flops;       /* lm_bench_flops_peak (0: not measured) */
+    const char *isa;
+} bench_peak;
+
+/* One model test: pp<N> (prefill N tokens in one batch) or tg<N> (N single-token steps). */
+typedef struct bench_record {
+    const char *model_file;
+    char model_desc[128];
+    uint64_t model_size, n_params;
+    const char *backend;
+    char device[256];
+    int32_t n_threads;
+    char test[32];
+    int32_t n_prompt, n_gen, n_reps;
+    double *samples; /* tokens/s of each repetition (n_reps) */
+    double avg_ts, sd_ts, avg_ms, sd_ms;
+    uint64_t weight_bytes_per_token;
+    double bw_bytes_s; /* tg: weight_bytes_per_token x avg_ts; pp: < 0 (not defined) */
+    bench_peak peak;
+} bench_record;
+
+/* One op case of --ops with its roofline. */
+typedef struct bench_op_record {
+    lm_bench_op_result r;
+    int32_t n_threads;
+    const char *backend;
+    double gb_s, gflop_s, intensity, roofline_pct;
+    const char *bound; /* "memory" or "compute" */
+    bench_peak peak;
+} bench_op_record;
+
+void bench_print_model(FILE *f, bench_format fmt, const bench_record *r, int n);
+void bench_print_ops(FILE *f, bench_format fmt, const bench_op_record *r, int n);
+/* Fill the roofline fields of an op record from r->r and r->peak. */
+void bench_op_roofline(bench_op_record *r);
+
+#endif
