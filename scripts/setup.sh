@@ -101,16 +101,18 @@ fetch_gemma() {
 # files with the gguf package's reader. Plain pip first; on a Debian Python that refuses
 # (externally managed), a user install.
 install_python_packages() {
-    if python3 -c "import gguf, numpy" 2>/dev/null; then
-        say "python packages: gguf and numpy present"
+    local check="import gguf, numpy, openai, jsonschema"
+    if python3 -c "$check" 2>/dev/null; then
+        say "python packages: present (scripts/py_requirements.txt)"
         return
     fi
-    say "installing the python packages gguf and numpy"
-    python3 -m pip install --quiet --disable-pip-version-check gguf numpy 2>/dev/null ||
+    say "installing the python packages in scripts/py_requirements.txt"
+    python3 -m pip install --quiet --disable-pip-version-check -r scripts/py_requirements.txt \
+        2>/dev/null ||
         python3 -m pip install --quiet --disable-pip-version-check --user \
-            --break-system-packages gguf numpy
-    python3 -c "import gguf, numpy" ||
-        { say "error: gguf/numpy still not importable after pip install"; exit 1; }
+            --break-system-packages -r scripts/py_requirements.txt
+    python3 -c "$check" ||
+        { say "error: python packages still not importable after pip install"; exit 1; }
 }
 
 build() {
