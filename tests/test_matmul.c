@@ -422,6 +422,12 @@ Test(matmul, float_kernels_every_level) {
                 cr_assert(memcmp(&a, &b, sizeof a) == 0, "%s %s n=%d: %.9g != scalar %.9g",
                           lm__cpu_level_name(lv[l]), lm_type_get(ft[t]).name, n, a, b);
             }
+            /* the attention's elementwise updates */
+            memcpy(fa, w, sizeof w), memcpy(fb, w, sizeof w);
+            kl->f32_axpy(fa, x[0], x + 1, n - 1), ks->f32_axpy(fb, x[0], x + 1, n - 1);
+            kl->f32_scale(fa, x[2], n), ks->f32_scale(fb, x[2], n);
+            cr_assert(memcmp(fa, fb, (size_t)n * sizeof(float)) == 0, "%s axpy/scale n=%d",
+                      lm__cpu_level_name(lv[l]), n);
             for (int i = 0; i < n; i++) h[i] = (uint16_t)lm_test_rng_u64(&r); /* any half */
             kl->f16_to_f32(h, fa, n), ks->f16_to_f32(h, fb, n);
             for (int i = 0; i < n; i++)

@@ -15,6 +15,7 @@ typedef struct {
     const lm_tensor *q, *k, *v, *dst;
     const int32_t *pos, *seq;
     lm_attn_params p;
+    int nh; /* heads per task: a divisor of the kv group size */
 } lm__attn_job;
 
 /* Cache row (kv head h, position p, sequence s) as floats: F32 rows are used in place,
@@ -27,41 +28,52 @@ static const float *lm__attn_row(const lm__attn_job *j, const lm_tensor *cache, 
     return buf;
 }
 
-/* One (token, head): online softmax over positions lo..pos of the token's sequence. */
-static void lm__attn_one(const lm__attn_job *j, int64_t t, int64_t h, float *acc, float *kbuf) {
+/* Heads [h0, h0 + nh) of token t, all reading kv head kvh: each K and V row is converted
+ * once for all of them, and each head's online softmax (max m, sum l, output acc) runs
+ * exactly as it would alone, over positions lo..pos of the token's sequence. */
+static void lm__attn_heads(const lm__attn_job *j, int64_t t, int64_t h0, int nh, float *scr) {
     const int64_t D = j->q->ne[0];
-    const int64_t kvh = h / (j->q->ne[1] / j->k->ne[1]);
+    const int64_t kvh = h0 / (j->q->ne[1] / j->k->ne[1]);
     const int32_t pos = j->pos[t], seq = j->seq[t];
     const int32_t lo = j->p.window > 0 && pos - j->p.window + 1 > 0 ? pos - j->p.window + 1 : 0;
-    const float *q = (const float *)lm__cpu_row(j->q, h, t, 0);
-    float m = -INFINITY, l = 0.0f;
-    for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
+    const lm__cpu_kernels *kern = j->c->kern;
+    float *kb = scr, *vb = kb + D, *m = vb + D, *l = m + nh, *acc = l + nh; /* acc: nh x D */
+    for (int i = 0; i < nh; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    for (int64_t d = 0; d < nh * D; d++) acc[d] = 0.0f;
     for (int32_t p = lo; p <= pos; p++) {
-        /* the level's dot: lm__cpu_dot's order on the exactly converted row */
-        float s = j->c->kern->fdot[j->k->type](lm__cpu_row(j->k, kvh, p, seq), q, D) * j->p.scale;
-        if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
-        /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
-        if (s > m) {
-            const float corr = expf(m - s);
-            l *= corr;
-            for (int64_t d = 0; d < D; d++) acc[d] *= corr;
-            m = s;
+        const float *k = lm__attn_row(j, j->k, kvh, p, seq, kb);
+        const float *v = lm__attn_row(j, j->v, kvh, p, seq, vb);
+        for (int i = 0; i < nh; i++) {
+            const float *q = (const float *)lm__cpu_row(j->q, h0 + i, t, 0);
+            float *a = acc + i * D;
+            /* lm__cpu_dot's order (the level's kernel; the row was converted exactly) */
+            float s = kern->fdot[LM_TYPE_F32](k, q, D) * j->p.scale;
+            if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
+            /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
+            if (s > m[i]) {
+                const float corr = expf(m[i] - s);
+                l[i] *= corr;
+                kern->f32_scale(a, corr, D);
+                m[i] = s;
+            }
+            const float w = expf(s - m[i]);
+            l[i] += w;
+            kern->f32_axpy(a, w, v, D);
         }
-        const float w = expf(s - m);
-        const float *v = lm__attn_row(j, j->v, kvh, p, seq, kbuf);
-        l += w;
-        for (int64_t d = 0; d < D; d++) acc[d] += w * v[d];
     }
-    float *out = (float *)lm__cpu_row(j->dst, h, t, 0);
-    const float inv = 1.0f / l; /* l >= 1: the max term contributes e^0 */
-    for (int64_t d = 0; d < D; d++) out[d] = acc[d] * inv;
+    for (int i = 0; i < nh; i++) {
+        float *out = (float *)lm__cpu_row(j->dst, h0 + i, t, 0);
+        const float inv = 1.0f / l[i]; /* l >= 1: the max term contributes e^0 */
+        for (int64_t d = 0; d < D; d++) out[d] = acc[i * D + d] * inv;
+    }
 }
 
+/* Tasks are (token, run of nh heads of one kv group). */
 static void lm__attn_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__attn_job *j = ctx;
-    const int64_t H = j->q->ne[1], D = j->q->ne[0];
-    float *acc = lm__cpu_scratch(j->c, ith), *kbuf = acc + D;
-    for (int64_t i = b; i < e; i++) lm__attn_one(j, i / H, i % H, acc, kbuf);
+    const int64_t runs = j->q->ne[1] / j->nh;
+    float *scr = lm__cpu_scratch(j->c, ith);
+    for (int64_t i = b; i < e; i++) lm__attn_heads(j, i / runs, (i % runs) * j->nh, j->nh, scr);
 }
 
 static lm_status lm__attn_check_cache(const char *name, const lm_tensor *q, const lm_tensor *c) {
@@ -121,8 +133,12 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
     const int32_t *sq = (const int32_t *)lm__cpu_data(seq);
     LM_TRY(lm__attn_check_ids(q, k_cache, ps, sq));
     lm__cpu *c = lm__cpu_ctx(be);
-    LM_TRY(lm__cpu_reserve(c, 2 * (size_t)q->ne[0]));
-    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p};
-    lm__pool_run(c->pool, lm__attn_task, &j, q->ne[1] * q->ne[2]);
+    /* as many heads of a group per task as still leaves ~4 tasks per thread */
+    const int64_t H = q->ne[1], T = q->ne[2], group = H / k_cache->ne[1];
+    int64_t nh = group;
+    while (nh > 1 && (group % nh != 0 || T * (H / nh) < 4 * (int64_t)c->n_threads)) nh--;
+    LM_TRY(lm__cpu_reserve(c, (size_t)(nh + 2) * (size_t)q->ne[0] + 2 * (size_t)nh));
+    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, (int)nh};
+    lm__pool_run(c->pool, lm__attn_task, &j, T * (H / nh));
     return LM_OK;
 }

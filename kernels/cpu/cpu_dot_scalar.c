@@ -316,6 +316,14 @@ static void lm__f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
 }
 
+static void lm__f32_axpy(float *restrict a, float w, const float *restrict v, int64_t n) {
+    for (int64_t i = 0; i < n; i++) a[i] += w * v[i];
+}
+
+static void lm__f32_scale(float *a, float c, int64_t n) {
+    for (int64_t i = 0; i < n; i++) a[i] *= c;
+}
+
 void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     memset(k, 0, sizeof *k);
     k->level = LM__CPU_SCALAR;
@@ -333,6 +341,8 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_F16] = lm__fdot_f16;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16;
     k->f16_to_f32 = lm__f16_to_f32;
+    k->f32_axpy = lm__f32_axpy;
+    k->f32_scale = lm__f32_scale;
     k->quantize_q16a = lm__quantize_q16a;
     k->quantize_q16k = lm__quantize_q16k;
 }
