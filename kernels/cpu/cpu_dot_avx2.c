@@ -399,6 +399,15 @@ _Static_assert(offsetof(lm_block_q6_K, d) == 208, "q6_K");
 
 /* ---- float dot products: 16 partial sums in two vectors, then the scalar tail/tree ---- */
 
+/* lm__cpu_dot's tree over 16 partial sums a0 (0-7), a1 (8-15): acc[j] += acc[j + w] for
+ * w = 8, 4, 2, 1, the same pairs added in vector lanes */
+LM__AVX2 LM__INLINE float lm__tree16(__m256 a0, __m256 a1) {
+    const __m256 t8 = _mm256_add_ps(a0, a1);
+    const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+}
+
 #define LM__FDOT_X(name, T, LOAD8, conv)                                                           \
     LM__AVX2 static float name(const void *vw, const float *x, int64_t n) {                        \
         const T *w = vw;                                                                           \
@@ -408,13 +417,12 @@ _Static_assert(offsetof(lm_block_q6_K, d) == 208, "q6_K");
             a0 = _mm256_add_ps(a0, _mm256_mul_ps(LOAD8(w + i), _mm256_loadu_ps(x + i)));           \
             a1 = _mm256_add_ps(a1, _mm256_mul_ps(LOAD8(w + i + 8), _mm256_loadu_ps(x + i + 8)));   \
         }                                                                                          \
+        if (i == n) return lm__tree16(a0, a1);                                                     \
         float acc[16];                                                                             \
         _mm256_storeu_ps(acc, a0);                                                                 \
         _mm256_storeu_ps(acc + 8, a1);                                                             \
         for (int j = 0; i < n; i++, j++) acc[j] += conv(w[i]) * x[i];                              \
-        for (int s = 8; s >= 1; s /= 2)                                                            \
-            for (int j = 0; j < s; j++) acc[j] += acc[j + s];                                      \
-        return acc[0];                                                                             \
+        return lm__tree16(_mm256_loadu_ps(acc), _mm256_loadu_ps(acc + 8));                         \
     }
 #define LM__LD_F32(p) _mm256_loadu_ps(p)
 #define LM__LD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
