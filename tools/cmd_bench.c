@@ -307,7 +307,7 @@ static int run_test(bench_run *br, lm_context *ctx, const lm_model *m, const ben
     }
     free(buf);
     if (s != LM_OK) {
-        free(ms);
+        free(r->samples), free(ms);
         cli_progress_end();
         cli_error(s);
         return 1;
