@@ -6,12 +6,20 @@
 //   default: one invocation per weight row (4 rows for 32-element blocks) and up to 8
 //            columns (decode); a workgroup is 32 invocations: small matrices still make
 //            several workgroups for a CPU implementation's threads.
-//   TILED:   one invocation per output, a workgroup 16 rows x 16 columns (prefill).
+//   TILED:   prefill: 4 rows x 4 columns per invocation (32-element blocks: each block
+//            loaded serves 4 outputs), one output per invocation for the k-quants.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #include "lm_common.glsl"
 
-#ifdef TILED
+#if defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) ||   \
+    defined(WTYPE_Q6_K)
+#define LM_KQ
+#endif
+
+#if defined(TILED) && !defined(LM_KQ)
+layout(local_size_x = 64) in; // 4 x 4 outputs per invocation, see below
+#elif defined(TILED)
 layout(local_size_x = 256) in;
 #define TR 16u
 #define TC 16u
@@ -40,10 +48,8 @@ layout(push_constant) uniform PC {
 
 #include "lm_quant.glsl"
 
-#if defined(WTYPE_Q2_K) || defined(WTYPE_Q3_K) || defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K) ||   \
-    defined(WTYPE_Q6_K)
+#ifdef LM_KQ
 #define A4 32u // uvec4 per activation block (256 x 16 bits)
-#define LM_KQ
 #else
 #define A4 4u
 #endif
@@ -66,6 +72,41 @@ layout(push_constant) uniform PC {
 #endif
 #define NR uint(LM_NR)
 
+#if defined(TILED) && !defined(LM_KQ)
+// prefill, 32-element blocks: each invocation computes 4 rows x 4 columns (rows 16 apart,
+// columns adjacent), so one weight block serves 4 columns and one activation block 4 rows;
+// a workgroup of 64 covers 64 rows x 16 columns
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint n_tn = (pc.N + 63u) / 64u, n_tm = (pc.M + 15u) / 16u;
+    for (uint g = LM_WG_ID; g < n_tn * n_tm; g += LM_N_WG) {
+        const uint r0 = (g % n_tn) * 64u + (tid & 15u), c0 = (g / n_tn) * 16u + (tid >> 4) * 4u;
+        if (c0 >= pc.M) continue;
+        uint rb[4], cc[4];
+        precise float acc[16];
+        for (uint k = 0u; k < 4u; k++) {
+            rb[k] = pc.w_off + min(r0 + 16u * k, pc.N - 1u) * pc.w_nb1;
+            cc[k] = min(c0 + k, pc.M - 1u) * pc.nb;
+        }
+        for (uint i = 0u; i < 16u; i++) acc[i] = 0.0;
+        for (uint b = 0u; b < pc.nb; b++) {
+            const lm_act a0 = lm_act_load(cc[0] + b), a1 = lm_act_load(cc[1] + b),
+                         a2 = lm_act_load(cc[2] + b), a3 = lm_act_load(cc[3] + b);
+            for (uint k = 0u; k < 4u; k++) {
+                const uint wb = rb[k] + b * LM_QBYTES;
+                acc[4u * k] += lm_qterm_a(wb, a0);
+                acc[4u * k + 1u] += lm_qterm_a(wb, a1);
+                acc[4u * k + 2u] += lm_qterm_a(wb, a2);
+                acc[4u * k + 3u] += lm_qterm_a(wb, a3);
+            }
+        }
+        for (uint k = 0u; k < 4u; k++)
+            for (uint l = 0u; l < 4u; l++)
+                if (r0 + 16u * k < pc.N && c0 + l < pc.M)
+                    d[pc.d_off + (c0 + l) * pc.d_nb1 + r0 + 16u * k] = acc[4u * k + l];
+    }
+}
+#else
 void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint rpg = TR * NR, cpg = TC * MAXC; // rows and columns per workgroup
@@ -103,3 +144,4 @@ void main() {
         }
     }
 }
+#endif

@@ -147,12 +147,14 @@ static lm_status lm__vk_mm_views(lm__vk *v, const lm_tensor *w, const lm_tensor 
                              (size_t)(m1 - 1) * dst->nb[1] + (size_t)n1 * 4, "mul_mat", "dst", vd);
 }
 
-/* Workgroups of the kernels: tiled 16 x 16 outputs; vector 64 rows x 1 column (float),
- * quantized 32 invocations x 8 columns, each invocation 4 rows (32-element blocks) or 1
- * (k-quants). */
+/* Workgroups of the kernels: tiled 16 x 16 outputs (64 x 16 for 32-element blocks);
+ * vector 64 rows x 1 column (float), quantized 32 invocations x 8 columns, each
+ * invocation 4 rows (32-element blocks) or 1 (k-quants). */
 static uint64_t lm__vk_mm_groups(int tiled, lm_type wt, int64_t N, int64_t M) {
-    if (tiled) return (uint64_t)((N + 15) / 16) * (uint64_t)((M + 15) / 16);
     const int blck = lm_type_get((uint32_t)wt).blck;
+    if (tiled && blck == 32) /* 64 invocations of 4 x 4 outputs */
+        return (uint64_t)((N + 63) / 64) * (uint64_t)((M + 15) / 16);
+    if (tiled) return (uint64_t)((N + 15) / 16) * (uint64_t)((M + 15) / 16);
     if (blck == 1) return (uint64_t)((N + 63) / 64) * (uint64_t)M;
     const int64_t rows = blck == 32 ? 128 : 32;
     return (uint64_t)((N + rows - 1) / rows) * (uint64_t)((M + 7) / 8);
