@@ -127,7 +127,6 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
     *hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b->qs + 16)));
 }
 
-/* term = (dw * da) * (float)isum [+ m * sa]; acc += term (cpu_dot_scalar.c's order) */
 /* one row's 8 lanes of block products with column c */
 #define LM__LEG_LANES(lo, hi, a)                                                                   \
     _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)(a)->qs)),          \
@@ -141,18 +140,37 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             T[c] = lm__hpair(LM__LEG_LANES(lo0, hi0, A[c]), LM__LEG_LANES(lo1, hi1, A[c]));        \
     }
 
-/* term = (dw * da) * (float)isum [+ m * sa]; acc += term (cpu_dot_scalar.c's order) */
+/* the float terms of block b for NC columns: term = (dw * da) * (float)isum [+ m * sa];
+ * acc += term (cpu_dot_scalar.c's order); isum of column c: lm__hfin(U[c], hquad(T0, T1)) */
+#define LM__LEG_TERMS(HAS_MIN, acc)                                                                \
+    for (int c = 0; c < NC; c++) {                                                                 \
+        const __m256i isum = lm__hfin(U[c], lm__hquad(T0[c], T1[c]));                              \
+        __m256 t =                                                                                 \
+            _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)), _mm256_cvtepi32_ps(isum));   \
+        if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));              \
+        acc[c] = _mm256_add_ps(acc[c], t);                                                         \
+    }
+
+/* rows r0, r0 + 1 from unpacked levels u (row r: u[2r], u[2r + 1]) */
+#define LM__LEG_PAIRU(r0, T)                                                                       \
+    for (int c = 0; c < NC; c++)                                                                   \
+        T[c] = lm__hpair(LM__LEG_LANES(u[2 * (r0)], u[2 * (r0) + 1], A[c]),                        \
+                         LM__LEG_LANES(u[2 * (r0) + 2], u[2 * (r0) + 3], A[c]));
+
+/* Up to LM__NC columns. Few (decode): each row's block is unpacked into registers and used
+ * at once. Many (prefill): the 8 rows' blocks are unpacked once into u, then every group
+ * of 4 columns reads them, so the unpacking is shared by the whole column tile. */
 #define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN)                                            \
     LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
                                       int64_t nb, float *out, size_t os, const int NC) {           \
         const char *rows[LM__MR];                                                                  \
         lm__rows8(w, ws, nr, rows);                                                                \
-        __m256 acc[LM__NC];                                                                        \
+        __m256 acc[4];                                                                             \
         for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
         for (int64_t b = 0; b < nb; b++) {                                                         \
-            const lm__q16a *A[LM__NC];                                                             \
+            const lm__q16a *A[4];                                                                  \
             for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;       \
-            __m256i T0[LM__NC], T1[LM__NC], U[LM__NC];                                             \
+            __m256i T0[4], T1[4], U[4];                                                            \
             LM__LEG_PAIR(0, T0, blk_t, UNPACK)                                                     \
             LM__LEG_PAIR(2, T1, blk_t, UNPACK)                                                     \
             for (int c = 0; c < NC; c++) U[c] = lm__hquad(T0[c], T1[c]);                           \
@@ -160,15 +178,53 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             LM__LEG_PAIR(6, T1, blk_t, UNPACK)                                                     \
             __m256 dw, m;                                                                          \
             lm__f16pair8(rows, (size_t)b * sizeof(blk_t), &dw, &m);                                \
-            for (int c = 0; c < NC; c++) {                                                         \
-                const __m256i isum = lm__hfin(U[c], lm__hquad(T0[c], T1[c]));                      \
-                __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)),               \
-                                         _mm256_cvtepi32_ps(isum));                                \
-                if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));      \
-                acc[c] = _mm256_add_ps(acc[c], t);                                                 \
-            }                                                                                      \
+            LM__LEG_TERMS(HAS_MIN, acc)                                                            \
         }                                                                                          \
         for (int c = 0; c < NC; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
+    }                                                                                              \
+    LM__AVX2 LM__INLINE void name##_g(const __m256i *u, const char *va, size_t as, int64_t b,      \
+                                      __m256 dw, __m256 m, __m256 *acc, const int NC) {            \
+        const lm__q16a *A[4];                                                                      \
+        for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;           \
+        __m256i T0[4], T1[4], U[4];                                                                \
+        LM__LEG_PAIRU(0, T0)                                                                       \
+        LM__LEG_PAIRU(2, T1)                                                                       \
+        for (int c = 0; c < NC; c++) U[c] = lm__hquad(T0[c], T1[c]);                               \
+        LM__LEG_PAIRU(4, T0)                                                                       \
+        LM__LEG_PAIRU(6, T1)                                                                       \
+        LM__LEG_TERMS(HAS_MIN, acc)                                                                \
+    }                                                                                              \
+    LM__AVX2 static void name##_wide(const char *w, size_t ws, int nr, const char *va, size_t as,  \
+                                     int nc, int64_t nb, float *out, size_t os) {                  \
+        const char *rows[LM__MR];                                                                  \
+        lm__rows8(w, ws, nr, rows);                                                                \
+        __m256 acc[LM__NC];                                                                        \
+        for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            __m256i u[2 * LM__MR];                                                                 \
+            for (int r = 0; r < LM__MR; r++)                                                       \
+                UNPACK((const blk_t *)rows[r] + b, &u[2 * r], &u[2 * r + 1]);                      \
+            __m256 dw, m;                                                                          \
+            lm__f16pair8(rows, (size_t)b * sizeof(blk_t), &dw, &m);                                \
+            for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
+                const char *vc = va + (size_t)c0 * as;                                             \
+                switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \
+                case 1:                                                                            \
+                    name##_g(u, vc, as, b, dw, m, acc + c0, 1);                                    \
+                    break;                                                                         \
+                case 2:                                                                            \
+                    name##_g(u, vc, as, b, dw, m, acc + c0, 2);                                    \
+                    break;                                                                         \
+                case 3:                                                                            \
+                    name##_g(u, vc, as, b, dw, m, acc + c0, 3);                                    \
+                    break;                                                                         \
+                default:                                                                           \
+                    name##_g(u, vc, as, b, dw, m, acc + c0, 4);                                    \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < nc; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
     }                                                                                              \
     LM__AVX2 static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc, \
                               int64_t nb, float *out, size_t os) {                                 \
@@ -182,8 +238,11 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         case 3:                                                                                    \
             name##_n(w, ws, nr, va, as, nb, out, os, 3);                                           \
             break;                                                                                 \
-        default:                                                                                   \
+        case 4:                                                                                    \
             name##_n(w, ws, nr, va, as, nb, out, os, 4);                                           \
+            break;                                                                                 \
+        default:                                                                                   \
+            name##_wide(w, ws, nr, va, as, nc, nb, out, os);                                       \
             break;                                                                                 \
         }                                                                                          \
     }
@@ -300,88 +359,132 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
 
 /* PREP(block, w16, mn): scaled levels and chunk mins; GOFF: byte offset of a 4-byte
  * window holding d (and dmin), DHI: d is its second half-word; SPLIT: halves apart (q6_K).
+ * Per block, the 8 rows are prepared once into w16/mn, then every group of 4 columns reads
+ * them (so the preparation is shared by all the columns of a call).
  * term = da * (dw * (float)isum [- dmin * (float)msum]); acc += term */
 #define LM__QDOT_K_X(name, blk_t, PREP, GOFF, DHI, HAS_MIN, SPLIT)                                 \
-    LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
-                                      int64_t nb, float *out, size_t os, const int NC) {           \
-        const char *rows[LM__MR];                                                                  \
-        lm__rows8(w, ws, nr, rows);                                                                \
+    /* row r's lanes with NC columns: HI/LO halves of the block sums, MS the mins */               \
+    LM__AVX2 LM__INLINE void name##_row(                                                           \
+        const int16_t *w16, const int16_t *mn, const lm__q16k *const *A, int r,                    \
+        __m256i(*HI)[LM__MR], __m256i(*LO)[LM__MR], __m256i(*MS)[LM__MR], const int NC) {          \
         const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
-        __m256 acc[LM__NC];                                                                        \
-        for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
-        for (int64_t b = 0; b < nb; b++) {                                                         \
-            __m256i HI[LM__NC][LM__MR], LO[LM__NC][LM__MR], MS[LM__NC][LM__MR];                    \
-            const lm__q16k *A[LM__NC];                                                             \
-            for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;       \
-            for (int r = 0; r < LM__MR; r++) {                                                     \
-                int16_t w16[LM_QK_K], mn[16];                                                      \
-                PREP((const blk_t *)rows[r] + b, w16, mn);                                         \
-                const __m256i mlo = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn));   \
-                const __m256i mhi =                                                                \
-                    _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8)));             \
-                /* chunks outer, columns inner: a chunk of levels is loaded once for all */        \
-                __m256i P[LM__NC], P0[LM__NC];                                                     \
-                for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();                        \
-                for (int t = 0; t < 16; t++) {                                                     \
-                    if (SPLIT && t == 8)                                                           \
-                        for (int c = 0; c < NC; c++) P0[c] = P[c], P[c] = _mm256_setzero_si256();  \
-                    const __m256i wt = _mm256_loadu_si256((const __m256i *)(w16 + 16 * t));        \
-                    for (int c = 0; c < NC; c++)                                                   \
-                        P[c] = _mm256_add_epi32(                                                   \
-                            P[c],                                                                  \
-                            _mm256_madd_epi16(                                                     \
-                                wt, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * t))));    \
-                }                                                                                  \
-                for (int c = 0; c < NC; c++) {                                                     \
-                    const lm__q16k *a = A[c];                                                      \
-                    if (SPLIT) {                                                                   \
-                        HI[c][r] = _mm256_add_epi32(_mm256_srai_epi32(P0[c], 16),                  \
-                                                    _mm256_srai_epi32(P[c], 16));                  \
-                        LO[c][r] = _mm256_add_epi32(_mm256_and_si256(P0[c], m16),                  \
-                                                    _mm256_and_si256(P[c], m16));                  \
-                    } else {                                                                       \
-                        HI[c][r] = _mm256_srai_epi32(P[c], 16);                                    \
-                        LO[c][r] = _mm256_and_si256(P[c], m16);                                    \
-                    }                                                                              \
-                    if (HAS_MIN)                                                                   \
-                        MS[c][r] = _mm256_add_epi32(                                               \
-                            _mm256_mullo_epi32(mlo,                                                \
-                                               _mm256_loadu_si256((const __m256i *)a->bsums)),     \
-                            _mm256_mullo_epi32(                                                    \
-                                mhi, _mm256_loadu_si256((const __m256i *)(a->bsums + 8))));        \
-                }                                                                                  \
+        /* chunks outer, columns inner: a chunk of levels is loaded once for all */                \
+        __m256i P[4], P0[4];                                                                       \
+        for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();                                \
+        for (int t = 0; t < 16; t++) {                                                             \
+            if (SPLIT && t == 8)                                                                   \
+                for (int c = 0; c < NC; c++) P0[c] = P[c], P[c] = _mm256_setzero_si256();          \
+            const __m256i wt = _mm256_loadu_si256((const __m256i *)(w16 + 16 * t));                \
+            for (int c = 0; c < NC; c++)                                                           \
+                P[c] = _mm256_add_epi32(                                                           \
+                    P[c], _mm256_madd_epi16(                                                       \
+                              wt, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * t))));      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) {                                                             \
+            if (SPLIT) {                                                                           \
+                HI[c][r] =                                                                         \
+                    _mm256_add_epi32(_mm256_srai_epi32(P0[c], 16), _mm256_srai_epi32(P[c], 16));   \
+                LO[c][r] =                                                                         \
+                    _mm256_add_epi32(_mm256_and_si256(P0[c], m16), _mm256_and_si256(P[c], m16));   \
+            } else {                                                                               \
+                HI[c][r] = _mm256_srai_epi32(P[c], 16);                                            \
+                LO[c][r] = _mm256_and_si256(P[c], m16);                                            \
             }                                                                                      \
+        }                                                                                          \
+        if (HAS_MIN) {                                                                             \
+            const __m256i mlo = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn));       \
+            const __m256i mhi = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8))); \
+            for (int c = 0; c < NC; c++)                                                           \
+                MS[c][r] = _mm256_add_epi32(                                                       \
+                    _mm256_mullo_epi32(mlo, _mm256_loadu_si256((const __m256i *)A[c]->bsums)),     \
+                    _mm256_mullo_epi32(mhi,                                                        \
+                                       _mm256_loadu_si256((const __m256i *)(A[c]->bsums + 8))));   \
+        }                                                                                          \
+    }                                                                                              \
+    /* the float terms of NC columns for the 8 rows: acc[c] += da * (dw isum - dmin msum) */       \
+    LM__AVX2 LM__INLINE void name##_terms(const lm__q16k *const *A, __m256i(*HI)[LM__MR],          \
+                                          __m256i(*LO)[LM__MR], __m256i(*MS)[LM__MR], __m256 dw,   \
+                                          __m256 dmin, __m256 *acc, const int NC) {                \
+        for (int c = 0; c < NC; c++) {                                                             \
+            __m256 t =                                                                             \
+                _mm256_mul_ps(dw, lm__i64x8_to_f32(lm__hsum8x8(HI[c]), lm__hsum8x8(LO[c])));       \
+            if (HAS_MIN)                                                                           \
+                t = _mm256_sub_ps(t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(lm__hsum8x8(MS[c])))); \
+            acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));             \
+        }                                                                                          \
+    }                                                                                              \
+    /* NC columns: each row's block prepared and used at once (decode) ... */                      \
+    LM__AVX2 LM__INLINE void name##_n(const char *const *rows, const char *va, size_t as,          \
+                                      int64_t b, __m256 *acc, const int NC) {                      \
+        __m256i HI[4][LM__MR], LO[4][LM__MR], MS[4][LM__MR];                                       \
+        const lm__q16k *A[4];                                                                      \
+        for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;           \
+        for (int r = 0; r < LM__MR; r++) {                                                         \
+            int16_t w16[LM_QK_K], mn[16];                                                          \
+            PREP((const blk_t *)rows[r] + b, w16, mn);                                             \
+            name##_row(w16, mn, A, r, HI, LO, MS, NC);                                             \
+        }                                                                                          \
+        __m256 h0, h1;                                                                             \
+        lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                          \
+        name##_terms(A, HI, LO, MS, DHI ? h1 : h0, h1, acc, NC);                                   \
+    }                                                                                              \
+    /* ... or 4 of the columns against the 8 rows prepared once for all (prefill) */               \
+    LM__AVX2 LM__INLINE void name##_g(int16_t(*w16)[LM_QK_K], int16_t(*mn)[16], const char *va,    \
+                                      size_t as, int64_t b, __m256 dw, __m256 dmin, __m256 *acc,   \
+                                      const int NC) {                                              \
+        __m256i HI[4][LM__MR], LO[4][LM__MR], MS[4][LM__MR];                                       \
+        const lm__q16k *A[4];                                                                      \
+        for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;           \
+        for (int r = 0; r < LM__MR; r++) name##_row(w16[r], mn[r], A, r, HI, LO, MS, NC);          \
+        name##_terms(A, HI, LO, MS, dw, dmin, acc, NC);                                            \
+    }                                                                                              \
+    LM__AVX2 static void name(const void *vw, size_t ws, int nr, const void *vva, size_t as,       \
+                              int nc, int64_t nb, float *out, size_t os) {                         \
+        const char *rows[LM__MR], *va = vva;                                                       \
+        lm__rows8(vw, ws, nr, rows);                                                               \
+        __m256 acc[LM__NC];                                                                        \
+        for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            if (nc <= 4) {                                                                         \
+                switch (nc) {                                                                      \
+                case 1:                                                                            \
+                    name##_n(rows, va, as, b, acc, 1);                                             \
+                    break;                                                                         \
+                case 2:                                                                            \
+                    name##_n(rows, va, as, b, acc, 2);                                             \
+                    break;                                                                         \
+                case 3:                                                                            \
+                    name##_n(rows, va, as, b, acc, 3);                                             \
+                    break;                                                                         \
+                default:                                                                           \
+                    name##_n(rows, va, as, b, acc, 4);                                             \
+                    break;                                                                         \
+                }                                                                                  \
+                continue;                                                                          \
+            }                                                                                      \
+            int16_t w16[LM__MR][LM_QK_K], mn[LM__MR][16];                                          \
+            for (int r = 0; r < LM__MR; r++) PREP((const blk_t *)rows[r] + b, w16[r], mn[r]);      \
             __m256 h0, h1;                                                                         \
             lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                      \
-            const __m256 dw = DHI ? h1 : h0, dmin = h1;                                            \
-            for (int c = 0; c < NC; c++) {                                                         \
-                const lm__q16k *a = (const lm__q16k *)(va + (size_t)c * as) + b;                   \
-                __m256 t =                                                                         \
-                    _mm256_mul_ps(dw, lm__i64x8_to_f32(lm__hsum8x8(HI[c]), lm__hsum8x8(LO[c])));   \
-                if (HAS_MIN)                                                                       \
-                    t = _mm256_sub_ps(                                                             \
-                        t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(lm__hsum8x8(MS[c]))));           \
-                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(a->d), t));            \
+            for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
+                const char *vc = va + (size_t)c0 * as;                                             \
+                switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \
+                case 1:                                                                            \
+                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 1);                  \
+                    break;                                                                         \
+                case 2:                                                                            \
+                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 2);                  \
+                    break;                                                                         \
+                case 3:                                                                            \
+                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 3);                  \
+                    break;                                                                         \
+                default:                                                                           \
+                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 4);                  \
+                    break;                                                                         \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        for (int c = 0; c < NC; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
-    }                                                                                              \
-    LM__AVX2 static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc, \
-                              int64_t nb, float *out, size_t os) {                                 \
-        switch (nc) {                                                                              \
-        case 1:                                                                                    \
-            name##_n(w, ws, nr, va, as, nb, out, os, 1);                                           \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            name##_n(w, ws, nr, va, as, nb, out, os, 2);                                           \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            name##_n(w, ws, nr, va, as, nb, out, os, 3);                                           \
-            break;                                                                                 \
-        default:                                                                                   \
-            name##_n(w, ws, nr, va, as, nb, out, os, 4);                                           \
-            break;                                                                                 \
-        }                                                                                          \
+        for (int c = 0; c < nc; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
     }
 
 /* d/dmin windows: q2_K d at 80 (dmin 82), q3_K d at 108 (window 106), q4_K/q5_K d at 0

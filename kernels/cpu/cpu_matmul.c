@@ -10,11 +10,11 @@
  * rounding. F32/F16/BF16 W keep a float dot.
  *
  * Tiling: threads take groups of LM__MR (8) weight rows; a kernel call multiplies a group
- * with LM__NC (4) activation columns, unpacking each weight block once for all of them.
- * Columns are walked in tiles whose quantized activations fit in L2, so a row group's
- * weights (a few KB) stay in L1 across a tile and a tile's activations stay in L2 across
- * the row groups. Each output is computed by one kernel call with a fixed order, so
- * results depend neither on the thread count nor on the batch. */
+ * with a tile of up to LM__NC (64) activation columns, unpacking each weight block once for
+ * the whole tile. A tile's quantized activations fit in L2 and stay there across the row
+ * groups; a row group's weights (a few KB) are read once per tile. Each output is computed by one
+ * kernel call with a fixed order, so results depend neither on the thread count nor on the batch.
+ */
 #include "cpu_internal.h"
 
 #include "../../runtime/quant.h"
@@ -32,7 +32,7 @@ typedef struct {
     int act_blck;
     size_t act_row; /* bytes of one quantized x column */
     int64_t nb;     /* blocks per weight row */
-    int64_t tile;   /* columns per tile, a multiple of LM__NC */
+    int64_t tile;   /* columns per tile, <= LM__NC */
 } lm__mm_job;
 
 /* Quantize x columns [b, e) into c->act. */
@@ -60,13 +60,9 @@ static void lm__mm_quant_task(void *ctx, int64_t g0, int64_t g1, int ith) {
         for (int64_t g = g0; g < g1; g++) {
             const int64_t n0 = g * LM__MR;
             const int nr = (int)(N - n0 < LM__MR ? N - n0 : LM__MR);
-            const void *wr = lm__cpu_row(j->w, n0, 0, 0);
-            for (int64_t m = t0; m < t1; m += LM__NC) {
-                const int nc = (int)(t1 - m < LM__NC ? t1 - m : LM__NC);
-                float *out = (float *)lm__cpu_row(j->dst, m, 0, 0) + n0;
-                j->qdot(wr, j->w->nb[1], nr, act + (size_t)m * j->act_row, j->act_row, nc, j->nb,
-                        out, os);
-            }
+            j->qdot(lm__cpu_row(j->w, n0, 0, 0), j->w->nb[1], nr, act + (size_t)t0 * j->act_row,
+                    j->act_row, (int)(t1 - t0), j->nb, (float *)lm__cpu_row(j->dst, t0, 0, 0) + n0,
+                    os);
         }
     }
 }
@@ -146,8 +142,8 @@ lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x
         lm__mm_quantize_task(&j, 0, M, 0);
     else
         lm__pool_run(c->pool, lm__mm_quantize_task, &j, M);
-    j.tile = (int64_t)(LM__MM_TILE_BYTES / j.act_row) / LM__NC * LM__NC;
-    if (j.tile < LM__NC) j.tile = LM__NC;
+    j.tile = (int64_t)(LM__MM_TILE_BYTES / j.act_row);
+    j.tile = j.tile < 4 ? 4 : j.tile > LM__NC ? LM__NC : j.tile;
     lm__pool_run(c->pool, lm__mm_quant_task, &j, (w->ne[1] + LM__MR - 1) / LM__MR);
     return LM_OK;
 }
