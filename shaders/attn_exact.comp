@@ -4,8 +4,9 @@
 // positions in order (running max m, sum l, output acc), each score the 16-lane dot of
 // lm__cpu_dot times scale, exp as glibc's expf (USE_F64: needs shaderFloat64). One
 // workgroup per (token, head); positions in tiles of 64: the scores of a tile are computed
-// in parallel (one position per invocation), then every invocation runs the same scalar
-// recurrence over the tile in order, each updating its own dimensions of acc. Positions
+// in parallel (one position per invocation), the running max in order, the exps in
+// parallel, then every invocation runs the CPU's recurrence over the tile in order, each
+// updating its own dimensions of acc. Positions
 // outside [max(0, pos - window + 1), pos] are never read. (Soft-capping uses the shaders'
 // tanh, which is not glibc's: close, not bit-equal.)
 #extension GL_GOOGLE_include_directive : require
@@ -39,7 +40,7 @@ layout(push_constant) uniform PC {
 } pc;
 
 shared float qs[256];
-shared float sc[64];
+shared float sc[64], mx[64], cf[64], wt[64]; // scores, running max, rescale, weight
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
@@ -75,15 +76,24 @@ void main() {
             }
             barrier();
             const int n = min(64, hi - p0 + 1);
-            for (int i = 0; i < n; i++) { // in position order, as the CPU
-                const float x = sc[i];
-                if (x > m) { // rescale what we have when the max grows
-                    const float corr = lm_expf(m - x);
-                    l = l * corr;
-                    for (uint j = 0u; j < 4u; j++) acc[j] = acc[j] * corr;
-                    m = x;
+            // the running max after each position, and the rescale factor where it grows
+            // (1 elsewhere: multiplying by 1 changes nothing, as not multiplying)
+            if (tid == 0u) {
+                float mm = m;
+                for (int i = 0; i < n; i++) {
+                    const float x = sc[i];
+                    cf[i] = x > mm ? lm_expf(mm - x) : 1.0;
+                    mm = x > mm ? x : mm;
+                    mx[i] = mm;
                 }
-                const float w = lm_expf(x - m);
+            }
+            barrier();
+            if (int(tid) < n) wt[tid] = lm_expf(sc[tid] - mx[tid]); // the weights, in parallel
+            barrier();
+            for (int i = 0; i < n; i++) { // in position order, as the CPU
+                const float corr = cf[i], w = wt[i];
+                l = l * corr;
+                for (uint j = 0u; j < 4u; j++) acc[j] = acc[j] * corr;
                 l = l + w;
                 const uint vr = vb + uint(p0 + i) * pc.v_nb2;
                 for (uint j = 0u; j < 4u; j++) {
@@ -91,6 +101,7 @@ void main() {
                     if (d < pc.D) acc[j] += w * KV(vc, vr + d);
                 }
             }
+            m = mx[n - 1];
             barrier(); // sc is rewritten by the next tile
         }
         const float inv = l > 0.0 ? 1.0 / l : 0.0; // l >= 1 for a valid token
