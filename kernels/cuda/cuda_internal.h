@@ -114,9 +114,16 @@ static inline lm__cuda *lm__cu_ctx(lm_backend *be) {
     return (lm__cuda *)be->ctx;
 }
 
-/* The context for an op that is not a mul_mat: it may write what the memo quantized. */
-static inline lm__cuda *lm__cu_op(lm_backend *be) {
+/* The context for an op, with its device current on the calling thread (the current
+ * device is per host thread). */
+static inline lm__cuda *lm__cu_ctx_op(lm_backend *be) {
     lm__cuda *c = (lm__cuda *)be->ctx;
+    cudaSetDevice(c->device); /* cannot fail for a device that was opened */
+    return c;
+}
+/* ... for an op that is not a mul_mat: it may write what the memo quantized. */
+static inline lm__cuda *lm__cu_op(lm_backend *be) {
+    lm__cuda *c = lm__cu_ctx_op(be);
     c->memo.valid = 0;
     return c;
 }

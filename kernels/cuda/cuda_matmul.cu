@@ -109,7 +109,7 @@ __device__ __forceinline__ void lm__mm_fold(const lm__mm_smem &s, int warp, int 
     const int hh = h < 0 ? 0 : h;
     const int wsum = h < 0 ? s.wsum[r][0] + s.wsum[r][1] : s.wsum[r][h];
     const float A = s.ra[r][hh], B = s.rb[r][hh];
-#pragma unroll 8
+#pragma unroll
     for (int j = 0; j < 32; j++) {
         const int col = wm * 32 + j;
         const int S = C[j * LM_MM_CLD + lane] + 128 * wsum;
@@ -270,7 +270,7 @@ static lm_status lm__cu_mm_check(const lm_tensor *w, const lm_tensor *x, const l
 
 extern "C" lm_status lm__cu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x,
                                     lm_tensor *dst) {
-    lm__cuda *c = lm__cu_ctx(be);
+    lm__cuda *c = lm__cu_ctx_op(be);
     LM_TRY(lm__cu_mm_check(w, x, dst));
     const int64_t M = x->ne[1];
     const int tiled = lm__cu_is_quant(w->type) && c->cc >= 72 &&

@@ -169,7 +169,9 @@ __global__ void __launch_bounds__(32 * LM_MV_WARPS) lm__mv_float(lm__mv_args g) 
             if (lane < o) acc[c] = __fadd_rn(acc[c], other);
         }
     if (on && lane == 0)
-        for (int c = 0; c < ncols; c++) *(float *)(g.dst + (m0 + c) * g.d_nb1 + n * 4) = acc[c];
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            if (c < ncols) *(float *)(g.dst + (m0 + c) * g.d_nb1 + n * 4) = acc[c];
 }
 
 /* ---- launchers ---- */
