@@ -37,6 +37,12 @@ else
     say "skipping the gguf-package check of quantized files: python3 gguf/numpy missing"
 fi
 
+if [ -x build/test_vulkan_ops ]; then
+    # the Khronos layer with synchronization validation: any message fails the suite
+    say "Vulkan op suite under the validation layers"
+    LUMEN_VULKAN_VALIDATE=1 build/test_vulkan_ops --jobs 2
+fi
+
 if [ "${LUMEN_SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null; then
     # --trace-children: Criterion runs each test in a child process
     for t in test_gguf test_gguf_malformed test_tokenizer; do
