@@ -57,10 +57,16 @@ if [ "${LUMEN_SKIP_ASAN:-0}" != 1 ]; then
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUMEN_SANITIZE=ON >/dev/null
     cmake --build build-asan -j"$jobs"
     say "suites under ASan + UBSan"
-    # the openai-client server suite (16 concurrent streams) runs in the release step only
-    (cd build-asan && LUMEN_SKIP_PY_SERVE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ctest --output-on-failure --timeout 1500)
+    # the openai-client server suite (16 concurrent streams) runs in the release step only;
+    # the Vulkan suites run with leak checks off: lavapipe's driver (unloaded at exit, so
+    # its frames cannot even be named) keeps allocations; ASan still checks every access
+    export LUMEN_SKIP_PY_SERVE=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        ctest --output-on-failure --timeout 1500 -E '^test_vulkan')
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+        ctest --output-on-failure --timeout 1500 -R '^test_vulkan')
+    unset LUMEN_SKIP_PY_SERVE
 fi
 
 if [ "${LUMEN_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
