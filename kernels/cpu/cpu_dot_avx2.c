@@ -1,13 +1,13 @@
 /* The AVX2 (+ F16C) kernels: the numbers of cpu_dot_scalar.c, bit for bit, faster.
  *
- * Quantized dot products take 8 weight rows and up to 4 activation columns per call and
- * keep one output per SIMD lane: for each block, every row's levels are unpacked once and
- * multiplied with every column (pmaddwd: 16-bit products summed in pairs into 8 int32
- * lanes), a transposing add tree turns the 8 rows' lane vectors into one vector of 8 exact
- * block sums, and the block's float term (scalar formula, each operation rounded on its
- * own) is evaluated for the 8 rows at once and added to 8 running sums. So the float work
- * is vector work and nothing is summed horizontally per output, while each output still
- * gets exactly the scalar sequence of roundings.
+ * Quantized dot products take 8 weight rows and up to 64 activation columns per call (in
+ * groups of 4) and keep one output per SIMD lane: for each block, every row's levels are
+ * unpacked once and multiplied with every column (pmaddwd: 16-bit products summed in pairs
+ * into 8 int32 lanes), a transposing add tree turns the 8 rows' lane vectors into one
+ * vector of 8 exact block sums, and the block's float term (scalar formula, each operation rounded
+ * on its own) is evaluated for the 8 rows at once and added to 8 running sums. So the float work is
+ * vector work and nothing is summed horizontally per output, while each output still gets exactly
+ * the scalar sequence of roundings.
  *
  * Integer ranges (|activation| <= 32767): a legacy lane holds 4 products of an int8 level,
  * < 2^24. A k-quant lane holds the products of (scale * level), which fits int16, with
