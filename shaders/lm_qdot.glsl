@@ -1,4 +1,4 @@
-// One block's term of a quantized dot product, mirroring kernels/cpu/cpu_vec_dot.c: the
+// One block's term of a quantized dot product, mirroring kernels/cpu/cpu_dot_scalar.c: the
 // integer sum of weight levels times 16-bit activations (exact in any order; the k-quants'
 // scaled sums in 64 bits), then the block's float expression in the CPU's order with no
 // fused operations. A row's result is the float sum of its blocks' terms in block order

@@ -1,6 +1,6 @@
 #version 450
 // Quantize activations x [K, M] to 16-bit integers per block, exactly as the CPU backend
-// does before its integer dot products (kernels/cpu/cpu_vec_dot.c, lm__quantize_16): per
+// does before its integer dot products (kernels/cpu/cpu_dot_scalar.c, lm__quantize_16): per
 // block of ACT_BLK elements (32 for the 32-element weight types, 256 for the k-quants)
 // d = amax / 32767, q = round half away from zero (x * (1 / d)) within +-32767; then
 // s = d * sum(q) (32) or the sums of each 16 q (256). One invocation per block; block

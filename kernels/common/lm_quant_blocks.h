@@ -101,7 +101,7 @@ typedef struct {
 } lm_block_q6_K;
 
 /* ggml's activation format for k-quant dot products (Lumen's CPU backend uses 16-bit
- * activations instead, kernels/cpu/cpu_vec_dot.c): x = d * q with a float d, bsums[i] =
+ * activations instead, kernels/cpu/cpu_dot_scalar.c): x = d * q with a float d, bsums[i] =
  * sum of qs[16 i .. 16 i + 16). Quantizable and dequantizable, not computable as a weight. */
 typedef struct {
     float d;

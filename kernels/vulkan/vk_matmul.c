@@ -4,7 +4,7 @@
  *    one invocation per output: 64 rows of a column per workgroup for M <= 8, else
  *    16 x 16 tiles.
  *  - quantized W: x is first quantized to 16 bits per block (quantize_act.comp, as
- *    kernels/cpu/cpu_vec_dot.c), then each output is the in-order float sum of per-block
+ *    kernels/cpu/cpu_dot_scalar.c), then each output is the in-order float sum of per-block
  *    integer dot products (M <= 8: one invocation per row and all columns, reading each
  *    weight block once; else 16 x 16 tiles, one invocation per output). The quantized x
  *    is reused by the next mul_mat of the same x (q/k/v, gate/up) until x is written.
