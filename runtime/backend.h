@@ -146,14 +146,14 @@ lm_status lm_vulkan_backend_create(const lm_backend_config *cfg, lm_backend **ou
 
 /* One Vulkan device as `lumen devices` shows it. */
 typedef struct lm_vulkan_device_info {
-    int32_t index;         /* what config->device / LUMEN_VULKAN_DEVICE select */
-    char name[256];        /* VkPhysicalDeviceProperties::deviceName */
-    const char *type;      /* "discrete", "integrated", "virtual", "cpu" or "other" */
+    int32_t index;    /* what config->device / LUMEN_VULKAN_DEVICE select */
+    char name[256];   /* VkPhysicalDeviceProperties::deviceName */
+    const char *type; /* "discrete", "integrated", "virtual", "cpu" or "other" */
     uint32_t vendor_id, device_id;
-    uint32_t api_version;  /* VK_MAKE_API_VERSION encoding */
-    uint64_t memory;       /* bytes of device-local heap */
-    int32_t usable;        /* 1 if it has what Lumen needs */
-    char why_not[160];     /* when not usable: what is missing */
+    uint32_t api_version; /* VK_MAKE_API_VERSION encoding */
+    uint64_t memory;      /* bytes of device-local heap */
+    int32_t usable;       /* 1 if it has what Lumen needs */
+    char why_not[160];    /* when not usable: what is missing */
 } lm_vulkan_device_info;
 
 /* Fill out[0 .. min(cap, n)) with the devices, best first (discrete, integrated, virtual,
