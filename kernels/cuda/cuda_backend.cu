@@ -416,6 +416,11 @@ extern "C" lm_status lm_cuda_backend_create(const lm_backend_config *cfg, lm_bac
     }
     be->ops = &lm__cu_ops;
     be->ctx = c;
+    /* diagnosis on a GPU: LUMEN_CUDA_MATMUL=vec|tc forces a mul_mat path, LUMEN_CUDA_SPLITS
+     * the attention splits (-1: none) */
+    const char *mm = getenv("LUMEN_CUDA_MATMUL"), *sp = getenv("LUMEN_CUDA_SPLITS");
+    c->force_mm = mm && !strcmp(mm, "vec") ? 1 : mm && !strcmp(mm, "tc") ? 2 : 0;
+    c->force_split = sp ? atoi(sp) : 0;
     const lm_status s = lm__cu_open(c, cfg);
     if (s != LM_OK) {
         lm__cu_destroy(be); /* keeps the error text: it only frees */
