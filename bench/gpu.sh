@@ -90,6 +90,12 @@ step_test() {
         [ -x "$BUILD/$t" ] || continue
         LUMEN_TEST_VERBOSE=1 run "$t" "$BUILD/$t" --verbose --jobs 1 || rc=1
     done
+    if grep -q "Failing: [1-9]" "$OUT/test_cuda_e2e.log" 2>/dev/null; then
+        # localise: matrix-vector kernels only, then no attention splits
+        LUMEN_CUDA_MATMUL=vec run test_cuda_e2e_vec "$BUILD/test_cuda_e2e" --jobs 1
+        LUMEN_CUDA_MATMUL=vec LUMEN_CUDA_SPLITS=-1 run test_cuda_e2e_vec_nosplit \
+            "$BUILD/test_cuda_e2e" --jobs 1
+    fi
     (cd "$BUILD" && run ctest ctest --output-on-failure --timeout 900 -j4) || rc=1
     return $rc
 }
