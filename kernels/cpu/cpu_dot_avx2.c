@@ -77,6 +77,25 @@ LM__AVX2 LM__INLINE void lm__store8(float *out, __m256 v, int nr) {
     memcpy(out, t, (size_t)nr * sizeof(float));
 }
 
+/* Decode streams each weight byte once, from memory, in row groups of a few KB: too short
+ * for the hardware prefetchers to ramp up on the group's 8 interleaved row streams. So while
+ * a group is computed, the next group (contiguous, LM__MR * ws bytes on) is prefetched,
+ * spread evenly over the block iterations. */
+typedef struct {
+    const char *next, *end; /* the next line to prefetch; the end of the prefetched bytes */
+    size_t step;
+} lm__pf;
+LM__INLINE lm__pf lm__pf_init(const char *w, size_t ws, int64_t nb) {
+    const size_t group = (size_t)LM__MR * ws;
+    lm__pf pf = {w + group, w + group, (group + (size_t)nb - 1) / (size_t)nb};
+    return pf;
+}
+/* one prefetch per new cache line: a redundant one still takes a miss buffer slot */
+LM__AVX2 LM__INLINE void lm__pf_step(lm__pf *pf) {
+    pf->end += pf->step;
+    for (; pf->next < pf->end; pf->next += 64) _mm_prefetch(pf->next, _MM_HINT_T0);
+}
+
 /* ---- legacy types: a block's 32 levels as two int16 vectors (elements 0-15, 16-31) ---- */
 
 LM__AVX2 LM__INLINE void lm__u16_nib(const uint8_t *qs, __m256i *lo, __m256i *hi) {
@@ -167,7 +186,9 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         lm__rows8(w, ws, nr, rows);                                                                \
         __m256 acc[4];                                                                             \
         for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, ws, nb);                                                        \
         for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
             const lm__q16a *A[4];                                                                  \
             for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;       \
             __m256i T0[4], T1[4], U[4];                                                            \
@@ -200,7 +221,9 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         lm__rows8(w, ws, nr, rows);                                                                \
         __m256 acc[LM__NC];                                                                        \
         for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init((const char *)(w), ws, nb);                                        \
         for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
             __m256i u[2 * LM__MR];                                                                 \
             for (int r = 0; r < LM__MR; r++)                                                       \
                 UNPACK((const blk_t *)rows[r] + b, &u[2 * r], &u[2 * r + 1]);                      \
@@ -444,7 +467,9 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
         lm__rows8(vw, ws, nr, rows);                                                               \
         __m256 acc[LM__NC];                                                                        \
         for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init((const char *)(vw), ws, nb);                                       \
         for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
             if (nc <= 4) {                                                                         \
                 switch (nc) {                                                                      \
                 case 1:                                                                            \
