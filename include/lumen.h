@@ -139,12 +139,26 @@ const char *const *lm_chat_templates(void);
 
 /* ---- context and decoding ------------------------------------------------------------- */
 
+/* Element type of the KV cache, numbered as GGUF types. Q8_0 (blocks of 32 values with an
+ * f16 scale, as ggml's) takes 53 % of F16's memory; it needs head_dim % 32 == 0. */
+typedef enum lm_kv_type {
+    LM_KV_DEFAULT = 0, /* F16, unless the environment sets LUMEN_KV_TYPE=f16|q8_0 */
+    LM_KV_F16 = 1,
+    LM_KV_Q8_0 = 8,
+} lm_kv_type;
+
 typedef struct lm_context_params {
-    int32_t n_ctx;     /* positions per sequence; 0 = min(model's training context, 4096) */
-    int32_t n_batch;   /* max tokens per lm_decode call */
-    int32_t n_seq_max; /* sequences with their own KV slot */
-    int32_t n_threads; /* 0 = model's */
+    int32_t n_ctx;      /* positions per sequence; 0 = min(model's training context, 4096) */
+    int32_t n_batch;    /* max tokens per lm_decode call */
+    int32_t n_seq_max;  /* sequences with their own KV slot */
+    int32_t n_threads;  /* 0 = model's */
+    lm_kv_type kv_type; /* other values: LM_ERR_INVALID_ARG; CUDA: F16 only (UNSUPPORTED) */
 } lm_context_params;
+
+/* "f16" or "q8_0" (any case) -> *out; LM_ERR_INVALID_ARG naming the valid ones otherwise. */
+lm_status lm_kv_type_from_name(const char *name, lm_kv_type *out);
+/* "f16", "q8_0", or NULL for a value that is not a KV type. */
+const char *lm_kv_type_name(lm_kv_type t);
 
 lm_context_params lm_context_default_params(void);
 lm_status lm_context_create(lm_model *model, const lm_context_params *params, lm_context **out);

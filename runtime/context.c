@@ -4,7 +4,9 @@
 #include "lm_internal.h"
 #include "quant.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LM_ALIGN 256
@@ -13,8 +15,52 @@
 #define LM_LOGITS_SCRATCH (64u << 20)
 
 lm_context_params lm_context_default_params(void) {
-    lm_context_params p = {.n_ctx = 0, .n_batch = 512, .n_seq_max = 1, .n_threads = 0};
+    lm_context_params p = {
+        .n_ctx = 0, .n_batch = 512, .n_seq_max = 1, .n_threads = 0, .kv_type = LM_KV_DEFAULT};
     return p;
+}
+
+static bool lm__ieq(const char *a, const char *b) {
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return false;
+    return *a == *b;
+}
+
+lm_status lm_kv_type_from_name(const char *name, lm_kv_type *out) {
+    if (!out) return lm__error(LM_ERR_INVALID_ARG, "lm_kv_type_from_name: NULL out");
+    if (name && lm__ieq(name, "f16")) return *out = LM_KV_F16, LM_OK;
+    if (name && lm__ieq(name, "q8_0")) return *out = LM_KV_Q8_0, LM_OK;
+    return lm__error(LM_ERR_INVALID_ARG, "KV cache type '%s' is not one of: f16, q8_0",
+                     name ? name : "(null)");
+}
+
+const char *lm_kv_type_name(lm_kv_type t) {
+    return t == LM_KV_F16 ? "f16" : t == LM_KV_Q8_0 ? "q8_0" : NULL;
+}
+
+/* The cache's element type: the parameter, else LUMEN_KV_TYPE (until every tool has a
+ * --kv-type flag), else F16. */
+static lm_status lm__kv_type(const lm_context *c, const lm_context_params *p, lm_type *out) {
+    lm_kv_type t = p->kv_type;
+    if (t == LM_KV_DEFAULT) {
+        const char *env = getenv("LUMEN_KV_TYPE");
+        t = LM_KV_F16;
+        if (env && *env && lm_kv_type_from_name(env, &t) != LM_OK)
+            return lm__error(LM_ERR_INVALID_ARG, "LUMEN_KV_TYPE=%s: expected f16 or q8_0", env);
+    }
+    if (t != LM_KV_F16 && t != LM_KV_Q8_0)
+        return lm__error(LM_ERR_INVALID_ARG, "kv_type %d: expected LM_KV_F16 or LM_KV_Q8_0",
+                         (int)t);
+    const int32_t hd = c->model->hp.head_dim;
+    if (t == LM_KV_Q8_0 && hd % 32 != 0)
+        return lm__error(LM_ERR_UNSUPPORTED,
+                         "a q8_0 KV cache needs head_dim %% 32 == 0 (this model: %d); use f16", hd);
+    /* the CUDA kernels read F16/F32 caches only: refuse here, not at the first decode */
+    if (t == LM_KV_Q8_0 && strcmp(c->be->ops->name, "cuda") == 0)
+        return lm__error(LM_ERR_UNSUPPORTED,
+                         "the CUDA backend has no q8_0 KV cache yet; use --kv-type f16");
+    *out = (lm_type)t; /* lm_kv_type is numbered as GGUF types */
+    return LM_OK;
 }
 
 static size_t lm__align(size_t n) {
@@ -55,14 +101,15 @@ static size_t lm__scratch_layout(lm_context *c, lm_buffer *buf) {
     return off;
 }
 
-static lm_status lm__alloc_kv(lm_context *c) {
+static lm_status lm__alloc_kv(lm_context *c, lm_type type) {
     const lm_hparams *hp = &c->model->hp;
     int L = hp->n_layer;
     c->k_cache = LM_CALLOC((size_t)L, sizeof *c->k_cache);
     c->v_cache = LM_CALLOC((size_t)L, sizeof *c->v_cache);
     if (!c->k_cache || !c->v_cache) return lm__error(LM_ERR_NOMEM, "cannot allocate KV views");
     uint64_t per = 0, total = 0;
-    if (!lm__mul_ok((uint64_t)hp->head_dim * hp->n_head_kv * 2u, (uint64_t)c->n_ctx, &per) ||
+    const uint64_t row = lm_row_size(type, hp->head_dim); /* one head at one position */
+    if (!lm__mul_ok(row * (uint64_t)hp->n_head_kv, (uint64_t)c->n_ctx, &per) ||
         !lm__mul_ok(per, (uint64_t)c->n_seq, &per) ||
         !lm__mul_ok(lm__align(per), 2u * (uint64_t)L, &total) || total > SIZE_MAX / 2)
         return lm__error(LM_ERR_LIMIT, "KV cache for n_ctx=%d x %d sequences overflows", c->n_ctx,
@@ -76,11 +123,11 @@ static lm_status lm__alloc_kv(lm_context *c) {
     LM_TRY(c->be->ops->buffer_alloc(c->be, (size_t)total, &c->kv_buf));
     size_t off = 0;
     for (int il = 0; il < L; il++) {
-        lm_tensor_init(&c->k_cache[il], c->kv_buf, off, LM_TYPE_F16, hp->head_dim, hp->n_head_kv,
-                       c->n_ctx, c->n_seq);
+        lm_tensor_init(&c->k_cache[il], c->kv_buf, off, type, hp->head_dim, hp->n_head_kv, c->n_ctx,
+                       c->n_seq);
         off += lm__align(per);
-        lm_tensor_init(&c->v_cache[il], c->kv_buf, off, LM_TYPE_F16, hp->head_dim, hp->n_head_kv,
-                       c->n_ctx, c->n_seq);
+        lm_tensor_init(&c->v_cache[il], c->kv_buf, off, type, hp->head_dim, hp->n_head_kv, c->n_ctx,
+                       c->n_seq);
         off += lm__align(per);
     }
     return LM_OK;
@@ -107,7 +154,9 @@ static lm_status lm__context_init(lm_context *c, const lm_context_params *p) {
     size_t row_bytes = (size_t)hp->n_vocab * sizeof(float);
     size_t rows = LM_LOGITS_SCRATCH / row_bytes;
     c->n_out_max = rows < 1 ? 1 : rows > (size_t)c->n_batch ? c->n_batch : (int32_t)rows;
-    LM_TRY(lm__alloc_kv(c));
+    lm_type kv_type = LM_TYPE_F16;
+    LM_TRY(lm__kv_type(c, p, &kv_type));
+    LM_TRY(lm__alloc_kv(c, kv_type));
     size_t scratch = lm__scratch_layout(c, NULL);
     LM_TRY(c->be->ops->buffer_alloc(c->be, scratch, &c->scratch_buf));
     lm__scratch_layout(c, c->scratch_buf);

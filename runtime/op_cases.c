@@ -25,6 +25,13 @@
 #define WHY_ATTN_LONG                                                                              \
     "as above over up to 4096 positions: the output is a convex mix of |v| ~ 1 values, float "     \
     "sums of L terms err by ~sqrt(L) eps ~ 4e-6 at 4096; measured worst 3e-7 (tolerance 70x)"
+#define WHY_ATTN_Q8                                                                                \
+    "as the F16 rows: the reference reads the same stored q8_0 values (dequantization is exact), " \
+    "so the cache's rounding (up to amax_blk/254, ~1e-2) is not part of the error"
+#define WHY_Q8_KV                                                                                  \
+    "q8_0 rounds each value to a multiple of d = amax_blk/127 (d stored as f16): error <= "        \
+    "d/2 + 127 d 2^-11 = 0.0044 amax_blk; atol 0.03 holds for amax_blk <= 6.7 (N(0,1): "           \
+    "p ~ 1e-11 per value)"
 #define WHY_ACT "expf / tanhf in float: a few ulps of each factor"
 
 #define F32  LM_TYPE_F32
@@ -86,6 +93,8 @@ const lm_op_case lm_op_cases[] = {
     /* kv_store: [head_dim, n_kv_head, n_tok] into [.., n_ctx, n_seq] */
     {.op = LM_OP_KV_STORE, .type = F32, .k = 64, .n_kv_head = 3, .m = 5, .n_ctx = 40, .n_seq = 2, .why = WHY_EXACT},
     {.op = LM_OP_KV_STORE, .type = F16, .k = 64, .n_kv_head = 1, .m = 7, .n_ctx = 16, .n_seq = 3, .atol = 3e-8, .rtol = 4.9e-4, .why = WHY_F16},
+    {.op = LM_OP_KV_STORE, .type = Q8_0, .k = 64, .n_kv_head = 3, .m = 5, .n_ctx = 40, .n_seq = 2, .atol = 0.03, .why = WHY_Q8_KV},
+    {.op = LM_OP_KV_STORE, .type = Q8_0, .k = 96, .n_kv_head = 1, .m = 7, .n_ctx = 16, .n_seq = 3, .atol = 0.03, .why = WHY_Q8_KV},
 
     /* attention: contexts 1, 33, 300; GQA 1 and 3; window; softcap; 2 sequences */
     {.op = LM_OP_ATTENTION, .type = F32, .k = 64, .n = 3, .n_kv_head = 3, .m = 2, .n_ctx = 1,   .n_seq = 2, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
@@ -97,6 +106,11 @@ const lm_op_case lm_op_cases[] = {
     {.op = LM_OP_ATTENTION, .type = F16, .k = 64, .n = 6, .n_kv_head = 2, .m = 5, .n_ctx = 300, .n_seq = 2, .window = 64, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
     {.op = LM_OP_ATTENTION, .type = F32, .k = 48, .n = 3, .n_kv_head = 1, .m = 4, .n_ctx = 33,  .n_seq = 2, .softcap = 2.0f, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
     {.op = LM_OP_ATTENTION, .type = F16, .k = 64, .n = 6, .n_kv_head = 2, .m = 3, .n_ctx = 300, .n_seq = 2, .window = 17, .softcap = 50.0f, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN},
+    /* q8_0 caches: contexts 1, 33, 300; GQA 3; a window; a soft-cap; head_dim 32 and 96 */
+    {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 64, .n = 3, .n_kv_head = 1, .m = 1, .n_ctx = 1,   .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
+    {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 64, .n = 9, .n_kv_head = 3, .m = 7, .n_ctx = 33,  .n_seq = 2, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
+    {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 96, .n = 6, .n_kv_head = 2, .m = 5, .n_ctx = 300, .n_seq = 2, .window = 64, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
+    {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 32, .n = 4, .n_kv_head = 2, .m = 4, .n_ctx = 33,  .n_seq = 2, .softcap = 2.0f, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
 
     /* activations and element-wise */
     {.op = LM_OP_SWIGLU, .k = 1536, .n = 1, .m = 7, .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
@@ -161,6 +175,10 @@ const lm_op_case lm_op_bench_cases[] = {
     {.op = LM_OP_ATTENTION, .type = F16, .k = 256, .n = 4, .n_kv_head = 1, .m = 1,   .n_ctx = 1024, .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_LONG},
     {.op = LM_OP_KV_STORE, .type = F16, .k = 64, .n_kv_head = 3, .m = 1,   .n_ctx = 4096, .n_seq = 1, .atol = 3e-8, .rtol = 4.9e-4, .why = WHY_F16},
     {.op = LM_OP_KV_STORE, .type = F16, .k = 64, .n_kv_head = 3, .m = 512, .n_ctx = 4096, .n_seq = 1, .atol = 3e-8, .rtol = 4.9e-4, .why = WHY_F16},
+    /* the same over a q8_0 cache */
+    {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 64, .n = 9, .n_kv_head = 3, .m = 1,   .n_ctx = 1024, .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
+    {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 64, .n = 9, .n_kv_head = 3, .m = 128, .n_ctx = 128,  .n_seq = 1, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
+    {.op = LM_OP_KV_STORE, .type = Q8_0, .k = 64, .n_kv_head = 3, .m = 1,   .n_ctx = 4096, .n_seq = 1, .atol = 0.03, .why = WHY_Q8_KV},
 
     /* norms, RoPE, activations, residual adds, embeddings, greedy pick */
     {.op = LM_OP_RMS_NORM, .k = 576, .n = 1, .m = 1,   .mode = 1, .atol = 1e-6, .rtol = 2e-6, .why = WHY_NORM},

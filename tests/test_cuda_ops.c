@@ -793,6 +793,8 @@ static void run_table(lm_op_kind op) {
     for (int i = 0; i < lm_op_n_cases; i++) {
         const lm_op_case *c = &lm_op_cases[i];
         if (c->op != op) continue;
+        /* the CUDA backend refuses Q8_0 KV caches (UNSUPPORTED) until it has kernels */
+        if ((op == LM_OP_KV_STORE || op == LM_OP_ATTENTION) && c->type == LM_TYPE_Q8_0) continue;
         n++;
         switch (op) {
         case LM_OP_RMS_NORM:

@@ -317,6 +317,18 @@ typedef struct {
     size_t layer_bytes;
 } attn_in;
 
+/* Positions past each sequence's context, in layer 1 at byte `layer`: all bytes 0xff,
+ * which is NaN in every cache type (an F32/F16 NaN; a Q8_0 block with a NaN scale). */
+static void nan_unused_rows(const lm_op_case *c, void *cache, size_t layer, int64_t D, int64_t Hk,
+                            int64_t C, int64_t S) {
+    const size_t rs = lm_row_size(c->type, D);
+    for (int64_t s = 0; s < S; s++) {
+        int64_t L = c->n_ctx - 7 * s > 1 ? c->n_ctx - 7 * s : 1;
+        for (int64_t p = L; p < C; p++)
+            memset((char *)cache + layer + (size_t)((s * C + p) * Hk) * rs, 0xff, (size_t)Hk * rs);
+    }
+}
+
 static void attn_make(const lm_op_case *c, lm_test_rng *r, attn_in *a) {
     a->D = c->k, a->H = c->n, a->Hk = c->n_kv_head, a->T = c->m, a->S = c->n_seq;
     a->C = c->n_ctx + 3;
@@ -335,13 +347,8 @@ static void attn_make(const lm_op_case *c, lm_test_rng *r, attn_in *a) {
     a->layer_bytes = lm_row_size(c->type, a->D) * (size_t)rows;
     for (int kv = 0; kv < 2; kv++) {
         float *f = randn(r, (size_t)(2 * n), 1.0f); /* layer 0 then layer 1 */
-        for (int64_t s = 0; s < a->S; s++) {
-            int64_t L = c->n_ctx - 7 * s > 1 ? c->n_ctx - 7 * s : 1;
-            for (int64_t p = L; p < a->C; p++)
-                for (int64_t e = 0; e < a->D * a->Hk; e++)
-                    f[n + ((s * a->C + p) * a->Hk) * a->D + e] = NAN;
-        }
         a->cache[kv] = encode(c->type, f, a->D, 2 * rows);
+        nan_unused_rows(c, a->cache[kv], a->layer_bytes, a->D, a->Hk, a->C, a->S);
         double *d = decode_d(c->type, (char *)a->cache[kv] + a->layer_bytes, a->D, rows);
         if (kv == 0)
             a->kd = d;

@@ -435,12 +435,15 @@ static void run_attention(const lm_op_case *c, lm_test_rng *r, int split) {
     void *cache[2];
     for (int kv = 0; kv < 2; kv++) {
         float *f = randn(r, (size_t)(2 * n), 1.0f);
+        cache[kv] = encode(c->type, f, D, 2 * rows);
+        /* 0xff bytes: NaN in every cache type (F32, F16, a Q8_0 block's scale) */
+        const size_t rs = lm_row_size(c->type, D);
         for (int64_t s = 0; s < S; s++) {
             int64_t L = c->n_ctx - 7 * s > 1 ? c->n_ctx - 7 * s : 1;
             for (int64_t p = L; p < C; p++)
-                for (int64_t e = 0; e < D * Hk; e++) f[n + ((s * C + p) * Hk) * D + e] = NAN;
+                memset((char *)cache[kv] + layer + (size_t)((s * C + p) * Hk) * rs, 0xff,
+                       (size_t)Hk * rs);
         }
-        cache[kv] = encode(c->type, f, D, 2 * rows);
         free(f);
     }
     lm_attn_params p = {1.0f / sqrtf((float)D), c->window, c->softcap};

@@ -2,7 +2,9 @@
  * cache positions with an online softmax (running max m, running sum l, running output
  * acc), so the score matrix is never materialised.
  * q F32 [head_dim, n_head, n_tok]; k_cache, v_cache [head_dim, n_kv_head, n_ctx, n_seq]
- * F16 or F32 (may be views: any nb[1..3]); pos, seq I32 [n_tok]; dst like q. Score:
+ * F16, F32 or Q8_0 (may be views: any nb[1..3]); pos, seq I32 [n_tok]; dst like q. A
+ * cache row is converted to floats exactly (a Q8_0 value d * q, an f16 times an 8-bit
+ * integer, fits a float), so the arithmetic is that of an F32 cache. Score:
  * s = scale * (q . k); with softcap c: s = c * tanh(s / c) (as ggml's flash attention). */
 #include "cpu_internal.h"
 
@@ -19,12 +21,15 @@ typedef struct {
 } lm__attn_job;
 
 /* Cache row (kv head h, position p, sequence s) as floats: F32 rows are used in place,
- * F16 rows are converted (exactly) into buf. */
+ * F16 and Q8_0 rows are converted (exactly) into buf. */
 static const float *lm__attn_row(const lm__attn_job *j, const lm_tensor *cache, int64_t h,
                                  int64_t p, int64_t s, float *buf) {
     const void *r = lm__cpu_row(cache, h, p, s);
     if (cache->type == LM_TYPE_F32) return r;
-    j->c->kern->f16_to_f32(r, buf, cache->ne[0]);
+    if (cache->type == LM_TYPE_F16)
+        j->c->kern->f16_to_f32(r, buf, cache->ne[0]);
+    else
+        lm_dequantize_row(cache->type, r, buf, cache->ne[0]);
     return buf;
 }
 
@@ -78,9 +83,9 @@ static void lm__attn_task(void *ctx, int64_t b, int64_t e, int ith) {
 
 static lm_status lm__attn_check_cache(const char *name, const lm_tensor *q, const lm_tensor *c) {
     LM_TRY(lm__cpu_check("attention", name, c, -1));
-    if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32)
-        return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16 or F32", name,
-                         lm_type_get((uint32_t)c->type).name);
+    if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32 && c->type != LM_TYPE_Q8_0)
+        return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16, F32 or Q8_0",
+                         name, lm_type_get((uint32_t)c->type).name);
     if (c->ne[0] != q->ne[0])
         return lm__error(LM_ERR_INVALID_ARG, "attention: %s head_dim %lld != q head_dim %lld", name,
                          (long long)c->ne[0], (long long)q->ne[0]);

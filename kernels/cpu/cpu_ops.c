@@ -168,14 +168,15 @@ lm_status lm__cpu_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos,
 }
 
 /* ---- kv_store: k, v F32 [head_dim, n_kv_head, n_tok] -> caches [head_dim, n_kv_head,
- * n_ctx, n_seq] (F16 or F32) at (pos[i], seq[i]). Serial: it moves a few KB per token. */
+ * n_ctx, n_seq] (F16, F32 or Q8_0: ggml's reference quantizer, 32 values per block) at
+ * (pos[i], seq[i]). Serial: it moves a few KB per token. */
 
 static lm_status lm__kv_check_cache(const char *name, const lm_tensor *src,
                                     const lm_tensor *cache) {
     LM_TRY(lm__cpu_check("kv_store", name, cache, -1));
-    if (cache->type != LM_TYPE_F16 && cache->type != LM_TYPE_F32)
-        return lm__error(LM_ERR_INVALID_ARG, "kv_store: %s type %s, expected F16 or F32", name,
-                         lm_type_get((uint32_t)cache->type).name);
+    if (cache->type != LM_TYPE_F16 && cache->type != LM_TYPE_F32 && cache->type != LM_TYPE_Q8_0)
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: %s type %s, expected F16, F32 or Q8_0",
+                         name, lm_type_get((uint32_t)cache->type).name);
     if (cache->ne[0] != src->ne[0] || cache->ne[1] != src->ne[1])
         return lm__error(LM_ERR_INVALID_ARG,
                          "kv_store: %s is [%lld, %lld, ...], source is [%lld, %lld, ...]", name,
@@ -235,19 +236,10 @@ typedef enum { LM__EW_SWIGLU, LM__EW_GEGLU, LM__EW_ADD, LM__EW_MUL, LM__EW_SCALE
 
 typedef struct {
     lm__ew_kind kind;
+    const lm__cpu_kernels *kern;
     const lm_tensor *a, *b, *dst; /* b: up for the GLUs, the broadcast operand for add/mul */
     float s;
 } lm__ew_job;
-
-static float lm__silu(float g) {
-    return g / (1.0f + expf(-g));
-}
-
-/* gelu, tanh approximation (as ggml and Gemma use) */
-static float lm__gelu_tanh(float g) {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
-}
 
 static void lm__ew_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__ew_job *j = ctx;
@@ -267,10 +259,8 @@ static void lm__ew_task(void *ctx, int64_t b, int64_t e, int ith) {
         }
         switch (j->kind) {
         case LM__EW_SWIGLU:
-            for (int64_t i = 0; i < n; i++) y[i] = lm__silu(x[i]) * u[i];
-            break;
         case LM__EW_GEGLU:
-            for (int64_t i = 0; i < n; i++) y[i] = lm__gelu_tanh(x[i]) * u[i];
+            j->kern->glu(j->kind == LM__EW_GEGLU, x, u, y, n);
             break;
         case LM__EW_ADD:
             for (int64_t i = 0; i < n; i++) y[i] = x[i] + u[i * ustep];

@@ -222,6 +222,9 @@ static int lm__at_splits(const lm__cuda *c, int64_t pairs, int64_t n_ctx) {
 
 static lm_status lm__at_check_cache(const char *name, const lm_tensor *q, const lm_tensor *c) {
     LM_TRY(lm__cu_check("attention", name, c, -1));
+    if (c->type == LM_TYPE_Q8_0) /* the CPU and Vulkan backends have it; not written yet */
+        return lm__error(LM_ERR_UNSUPPORTED,
+                         "attention: the CUDA backend has no Q8_0 KV cache yet");
     if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32)
         return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16 or F32", name,
                          lm_type_get((uint32_t)c->type).name);

@@ -287,6 +287,8 @@ __global__ void lm__cu_kv_kernel(lm__cu_view k, lm__cu_view v, lm__cu_view kc, l
 static lm_status lm__cu_kv_check_cache(const char *name, const lm_tensor *src,
                                        const lm_tensor *cache) {
     LM_TRY(lm__cu_check("kv_store", name, cache, -1));
+    if (cache->type == LM_TYPE_Q8_0) /* the CPU and Vulkan backends have it; not written yet */
+        return lm__error(LM_ERR_UNSUPPORTED, "kv_store: the CUDA backend has no Q8_0 KV cache yet");
     if (cache->type != LM_TYPE_F16 && cache->type != LM_TYPE_F32)
         return lm__error(LM_ERR_INVALID_ARG, "kv_store: %s type %s, expected F16 or F32", name,
                          lm_type_get((uint32_t)cache->type).name);
