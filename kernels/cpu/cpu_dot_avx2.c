@@ -669,6 +669,7 @@ bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_F16] = lm__fdot_f16_x;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16_x;
     k->f16_to_f32 = lm__f16_to_f32_x;
+    lm__cpu_act_avx2(k);
     return true;
 }
 

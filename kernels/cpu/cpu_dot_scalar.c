@@ -320,6 +320,23 @@ static void lm__f32_axpy(float *restrict a, float w, const float *restrict v, in
     for (int64_t i = 0; i < n; i++) a[i] += w * v[i];
 }
 
+static float lm__silu(float g) {
+    return g / (1.0f + expf(-g));
+}
+
+/* gelu, tanh approximation (as ggml and Gemma use) */
+static float lm__gelu_tanh(float g) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+}
+
+static void lm__glu(int gelu, const float *x, const float *u, float *y, int64_t n) {
+    if (gelu)
+        for (int64_t i = 0; i < n; i++) y[i] = lm__gelu_tanh(x[i]) * u[i];
+    else
+        for (int64_t i = 0; i < n; i++) y[i] = lm__silu(x[i]) * u[i];
+}
+
 static void lm__f32_scale(float *a, float c, int64_t n) {
     for (int64_t i = 0; i < n; i++) a[i] *= c;
 }
@@ -343,6 +360,7 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->f16_to_f32 = lm__f16_to_f32;
     k->f32_axpy = lm__f32_axpy;
     k->f32_scale = lm__f32_scale;
+    k->glu = lm__glu;
     k->quantize_q16a = lm__quantize_q16a;
     k->quantize_q16k = lm__quantize_q16k;
 }

@@ -142,6 +142,8 @@ typedef struct lm__cpu_kernels_s {
     /* lm__quantize_q16a / q16k, bit for bit */
     void (*quantize_q16a)(const float *restrict x, lm__q16a *restrict y, int64_t n);
     void (*quantize_q16k)(const float *restrict x, lm__q16k *restrict y, int64_t n);
+    /* y[i] = act(x[i]) * u[i], act = gelu_tanh when gelu, else silu */
+    void (*glu)(int gelu, const float *x, const float *u, float *y, int64_t n);
 } lm__cpu_kernels;
 
 const char *lm__cpu_level_name(lm__cpu_level level);
@@ -156,6 +158,7 @@ const lm__cpu_kernels *lm__cpu_kernels_get(lm__cpu_level level);
 /* Per-level tables (cpu_dot_scalar.c, cpu_dot_avx2.c). */
 void lm__cpu_kernels_scalar(lm__cpu_kernels *k);
 bool lm__cpu_kernels_avx2(lm__cpu_kernels *k); /* false when not compiled in */
+void lm__cpu_act_avx2(lm__cpu_kernels *k);     /* cpu_act_avx2.c: the GLUs */
 
 /* Shared by the scalar and SIMD files (cpu_dot_scalar.c): a k-quant block's 256 levels as
  * int8 in element order, and the integer scale and min of each 16-element chunk t (a

@@ -287,7 +287,7 @@ static lm_status lm__glu(lm_backend *be, const char *op, lm__ew_kind kind, const
     LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
     LM_TRY(lm__cpu_check_same_shape(op, "gate", gate, "up", up));
     LM_TRY(lm__cpu_check_same_shape(op, "gate", gate, "dst", dst));
-    lm__ew_job j = {kind, gate, up, dst, 0};
+    lm__ew_job j = {kind, lm__cpu_ctx(be)->kern, gate, up, dst, 0};
     return lm__ew_run(be, &j);
 }
 
@@ -313,7 +313,7 @@ static lm_status lm__binary(lm_backend *be, const char *op, lm__ew_kind kind, co
             return lm__error(LM_ERR_INVALID_ARG,
                              "%s: b ne[%d] = %lld cannot broadcast to a ne[%d] = %lld", op, i,
                              (long long)b->ne[i], i, (long long)a->ne[i]);
-    lm__ew_job j = {kind, a, b, dst, 0};
+    lm__ew_job j = {kind, NULL, a, b, dst, 0};
     return lm__ew_run(be, &j);
 }
 
@@ -329,7 +329,7 @@ lm_status lm__cpu_scale(lm_backend *be, const lm_tensor *x, float s, lm_tensor *
     LM_TRY(lm__cpu_check("scale", "x", x, LM__F32));
     LM_TRY(lm__cpu_check("scale", "dst", dst, LM__F32));
     LM_TRY(lm__cpu_check_same_shape("scale", "x", x, "dst", dst));
-    lm__ew_job j = {LM__EW_SCALE, x, NULL, dst, s};
+    lm__ew_job j = {LM__EW_SCALE, NULL, x, NULL, dst, s};
     return lm__ew_run(be, &j);
 }
 
