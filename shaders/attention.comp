@@ -1,6 +1,6 @@
 #version 450
-// Causal GQA attention over the KV cache (KV_F16 or KV_F32), flash style: one workgroup
-// per (token, head, split), positions in tiles of 64 with an online softmax (running max
+// Causal GQA attention over the KV cache (KV_F16, KV_F32 or KV_Q8_0: lm_kv.glsl), flash
+// style: one workgroup per (token, head, split), positions in tiles of 64 with an online softmax (running max
 // m, sum l, output acc), so no score matrix is stored. With n_split > 1 (decode over long
 // contexts) each workgroup covers one chunk of positions and writes (acc, m, l) for
 // attn_combine.comp. Positions outside [max(0, pos - window + 1), pos] are never read.
@@ -10,15 +10,7 @@
 layout(local_size_x = 64) in;
 
 layout(binding = 0) readonly buffer Q { float q[]; };
-#ifdef KV_F16
-layout(binding = 1) readonly buffer KC { uint16_t kc[]; };
-layout(binding = 2) readonly buffer VC { uint16_t vc[]; };
-#define KV(b, i) lm_h2f(uint(b[i]))
-#else
-layout(binding = 1) readonly buffer KC { float kc[]; };
-layout(binding = 2) readonly buffer VC { float vc[]; };
-#define KV(b, i) b[i]
-#endif
+#include "lm_kv.glsl"
 layout(binding = 3) readonly buffer P { int pos[]; };
 layout(binding = 4) readonly buffer S { int seq[]; };
 layout(binding = 5) writeonly buffer O { float o[]; };
@@ -27,7 +19,7 @@ layout(binding = 6) writeonly buffer PART { float part[]; }; // [D + 2] per work
 layout(push_constant) uniform PC {
     uint D, H, Hk, T;
     uint q_off, q_nb1, q_nb2;        // elements
-    uint k_off, k_nb1, k_nb2, k_nb3; // cache elements
+    uint k_off, k_nb1, k_nb2, k_nb3; // cache elements (Q8_0: bytes)
     uint v_off, v_nb1, v_nb2, v_nb3;
     uint pos_off, seq_off;
     uint o_off, o_nb1, o_nb2;
@@ -88,7 +80,7 @@ void main() {
             if (pp <= hi) {
                 const uint kr = kb + uint(pp) * pc.k_nb2;
                 float dot = 0.0;
-                for (uint d = 0u; d < pc.D; d++) dot += qs[d] * KV(kc, kr + d);
+                for (uint d = 0u; d < pc.D; d++) dot += qs[d] * KV(kc, kr, d);
                 sc = dot * pc.scale;
                 if (pc.softcap > 0.0) sc = pc.softcap * lm_tanh(sc / pc.softcap);
             }
@@ -102,7 +94,7 @@ void main() {
                 const uint d = tid + 64u * j;
                 if (d >= pc.D) break;
                 float a = acc[j] * corr;
-                for (int i = 0; i < n; i++) a += ps[i] * KV(vc, vb + uint(p0 + i) * pc.v_nb2 + d);
+                for (int i = 0; i < n; i++) a += ps[i] * KV(vc, vb + uint(p0 + i) * pc.v_nb2, d);
                 acc[j] = a;
             }
             m = mn;

@@ -15,15 +15,7 @@
 layout(local_size_x = 64) in;
 
 layout(binding = 0) readonly buffer Q { float q[]; };
-#ifdef KV_F16
-layout(binding = 1) readonly buffer KC { uint16_t kc[]; };
-layout(binding = 2) readonly buffer VC { uint16_t vc[]; };
-#define KV(b, i) lm_h2f(uint(b[i]))
-#else
-layout(binding = 1) readonly buffer KC { float kc[]; };
-layout(binding = 2) readonly buffer VC { float vc[]; };
-#define KV(b, i) b[i]
-#endif
+#include "lm_kv.glsl"
 layout(binding = 3) readonly buffer P { int pos[]; };
 layout(binding = 4) readonly buffer S { int seq[]; };
 layout(binding = 5) writeonly buffer O { float o[]; };
@@ -31,7 +23,7 @@ layout(binding = 5) writeonly buffer O { float o[]; };
 layout(push_constant) uniform PC {
     uint D, H, Hk, T;
     uint q_off, q_nb1, q_nb2;        // elements
-    uint k_off, k_nb1, k_nb2, k_nb3; // cache elements
+    uint k_off, k_nb1, k_nb2, k_nb3; // cache elements (Q8_0: bytes)
     uint v_off, v_nb1, v_nb2, v_nb3;
     uint pos_off, seq_off;
     uint o_off, o_nb1, o_nb2;
@@ -66,8 +58,8 @@ void main() {
                 for (uint j = 0u; j < 16u; j++) a16[j] = 0.0;
                 uint i = 0u;
                 for (; i + 16u <= pc.D; i += 16u)
-                    for (uint j = 0u; j < 16u; j++) a16[j] += qs[i + j] * KV(kc, kr + i + j);
-                for (uint j = 0u; i + j < pc.D; j++) a16[j] += qs[i + j] * KV(kc, kr + i + j);
+                    for (uint j = 0u; j < 16u; j++) a16[j] += qs[i + j] * KV(kc, kr, i + j);
+                for (uint j = 0u; i + j < pc.D; j++) a16[j] += qs[i + j] * KV(kc, kr, i + j);
                 for (uint w = 8u; w > 0u; w >>= 1)
                     for (uint j = 0u; j < w; j++) a16[j] += a16[j + w];
                 precise float x = a16[0] * pc.scale;
@@ -98,7 +90,7 @@ void main() {
                 const uint vr = vb + uint(p0 + i) * pc.v_nb2;
                 for (uint j = 0u; j < 4u; j++) {
                     const uint d = tid + 64u * j;
-                    if (d < pc.D) acc[j] += w * KV(vc, vr + d);
+                    if (d < pc.D) acc[j] += w * KV(vc, vr, d);
                 }
             }
             m = mx[n - 1];

@@ -693,6 +693,20 @@ Test(vk_ops, copy) {
     NEED_VK();
     run_table(LM_OP_COPY);
 }
+/* a Q8_0 KV cache's lm_kv_seq_copy: block rows moved unchanged (not in the shared table:
+ * the CUDA backend has no Q8_0 copy) */
+Test(vk_ops, copy_q8_0_blocks) {
+    NEED_VK();
+    lm_test_rng r = {lm_test_seed()};
+    const lm_op_case c = {.op = LM_OP_COPY,
+                          .type = LM_TYPE_Q8_0,
+                          .src_type = LM_TYPE_Q8_0,
+                          .k = 96,
+                          .n = 3,
+                          .m = 5,
+                          .why = "bytes moved: must be byte-equal"};
+    run_copy(&c, &r);
+}
 
 /* ---- recording: ops between begin and end run in order; an upload in the middle sees
  * the work recorded before it; sync mid-recording lets the host read ---- */

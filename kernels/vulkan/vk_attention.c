@@ -5,7 +5,9 @@
  *  - attention.comp (flash: tiles of 64 positions with an online softmax; devices without
  *    doubles, or LUMEN_VULKAN_ATTENTION=flash): for few tokens over a long cache (decode)
  *    the positions are split into chunks whose partial results attn_combine.comp merges,
- *    so the device has enough workgroups. Within float rounding of the oracle. */
+ *    so the device has enough workgroups. Within float rounding of the oracle.
+ * Caches are F16, F32 or Q8_0 (shaders/lm_kv.glsl reads each value exactly as the CPU
+ * converts it, so a Q8_0 cache keeps the exact kernel bit-equal). */
 #include "vk_internal.h"
 
 #define LM_VK_ATTN_MAX_D 256 /* head_dim the shader's shared q and 4 dims per lane hold */
@@ -28,9 +30,9 @@ typedef struct {
 
 static lm_status lm__vk_attn_check_cache(const char *name, const lm_tensor *q, const lm_tensor *c) {
     LM_TRY(lm__vk_check("attention", name, c, -1));
-    if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32)
-        return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16 or F32", name,
-                         lm_type_get((uint32_t)c->type).name);
+    if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32 && c->type != LM_TYPE_Q8_0)
+        return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16, F32 or Q8_0",
+                         name, lm_type_get((uint32_t)c->type).name);
     if (c->ne[0] != q->ne[0])
         return lm__error(LM_ERR_INVALID_ARG, "attention: %s head_dim %lld != q head_dim %lld", name,
                          (long long)c->ne[0], (long long)q->ne[0]);
@@ -97,7 +99,7 @@ static lm_status lm__vk_attn_exact(lm__vk *v, const lm_tensor *q, const lm_tenso
                                    const lm_tensor *v_cache, const lm_tensor *pos,
                                    const lm_tensor *seq, const lm_attn_params *p, lm_tensor *dst) {
     const char *op = "attention";
-    const size_t es = k_cache->type == LM_TYPE_F16 ? 2 : 4;
+    const size_t es = lm__vk_kv_unit(k_cache->type);
     lm__vk_view vq, vk, vv, vp, vs, vo;
     LM_TRY(lm__vk_view_of(v, q, op, "q", &vq));
     LM_TRY(lm__vk_view_of(v, k_cache, op, "k_cache", &vk));
@@ -105,7 +107,9 @@ static lm_status lm__vk_attn_exact(lm__vk *v, const lm_tensor *q, const lm_tenso
     LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
     LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
     LM_TRY(lm__vk_view_of(v, dst, op, "dst", &vo));
-    lm__vk_cmd c = {.shader = es == 2 ? LM_VK_SHADER_attn_exact_f16 : LM_VK_SHADER_attn_exact_f32};
+    lm__vk_cmd c = {.shader = es == 1   ? LM_VK_SHADER_attn_exact_q8_0
+                              : es == 2 ? LM_VK_SHADER_attn_exact_f16
+                                        : LM_VK_SHADER_attn_exact_f32};
     lm__vk_bind(&c, &vq, 0);
     lm__vk_bind(&c, &vk, 0);
     lm__vk_bind(&c, &vv, 0);
@@ -180,7 +184,7 @@ lm_status lm__vk_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *
     const int64_t D = q->ne[0], H = q->ne[1], T = q->ne[2];
     uint32_t chunk;
     const uint32_t n_split = lm__vk_attn_splits(v, H * T, k_cache->ne[2], &chunk);
-    const size_t es = k_cache->type == LM_TYPE_F16 ? 2 : 4;
+    const size_t es = lm__vk_kv_unit(k_cache->type);
     lm__vk_view vq, vk, vv, vp, vs, vo, vpart;
     LM_TRY(lm__vk_view_of(v, q, op, "q", &vq));
     LM_TRY(lm__vk_view_of(v, k_cache, op, "k_cache", &vk));
@@ -194,7 +198,9 @@ lm_status lm__vk_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *
     lm_tensor_init(&pt, v->scratch, 0, LM_TYPE_F32, (int64_t)(part_bytes / 4), 1, 1, 1);
     LM_TRY(lm__vk_view_of(v, &pt, op, "partials", &vpart));
 
-    lm__vk_cmd c = {.shader = es == 2 ? LM_VK_SHADER_attn_f16 : LM_VK_SHADER_attn_f32};
+    lm__vk_cmd c = {.shader = es == 1   ? LM_VK_SHADER_attn_q8_0
+                              : es == 2 ? LM_VK_SHADER_attn_f16
+                                        : LM_VK_SHADER_attn_f32};
     lm__vk_bind(&c, &vq, 0);
     lm__vk_bind(&c, &vk, 0);
     lm__vk_bind(&c, &vv, 0);

@@ -247,6 +247,8 @@ lm_status lm__vk_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *w
                           lm_tensor *dst);
 lm_status lm__vk_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst);
 lm_status lm__vk_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p);
+/* Bytes per unit of a KV cache binding's offsets and strides: 2 (F16), 4 (F32), 1 (Q8_0). */
+size_t lm__vk_kv_unit(lm_type t);
 lm_status lm__vk_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v,
                           lm_tensor *k_cache, lm_tensor *v_cache, const lm_tensor *pos,
                           const lm_tensor *seq);

@@ -236,6 +236,11 @@ lm_status lm__vk_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos, const 
 
 /* ---- kv_store ---- */
 
+/* Bytes per unit of a cache binding's offsets and strides (Q8_0: bytes). */
+size_t lm__vk_kv_unit(lm_type t) {
+    return t == LM_TYPE_F16 ? 2 : t == LM_TYPE_Q8_0 ? 1 : 4;
+}
+
 typedef struct {
     uint32_t D, Hk, T;
     uint32_t k_off, k_nb1, k_nb2, v_off, v_nb1, v_nb2;
@@ -247,9 +252,9 @@ typedef struct {
 static lm_status lm__vk_kv_check_cache(const char *name, const lm_tensor *src,
                                        const lm_tensor *cache) {
     LM_TRY(lm__vk_check("kv_store", name, cache, -1));
-    if (cache->type != LM_TYPE_F16 && cache->type != LM_TYPE_F32)
-        return lm__error(LM_ERR_INVALID_ARG, "kv_store: %s type %s, expected F16 or F32", name,
-                         lm_type_get((uint32_t)cache->type).name);
+    if (cache->type != LM_TYPE_F16 && cache->type != LM_TYPE_F32 && cache->type != LM_TYPE_Q8_0)
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: %s type %s, expected F16, F32 or Q8_0",
+                         name, lm_type_get((uint32_t)cache->type).name);
     if (cache->ne[0] != src->ne[0] || cache->ne[1] != src->ne[1])
         return lm__error(LM_ERR_INVALID_ARG,
                          "kv_store: %s is [%lld, %lld, ...], source is [%lld, %lld, ...]", name,
@@ -282,7 +287,8 @@ lm_status lm__vk_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v
         return lm__vk_bad(op, "seq count", seq->ne[0], T);
     LM_TRY(lm__vk_check_index(v, op, "pos", pos, T, n_ctx, "n_ctx = "));
     LM_TRY(lm__vk_check_index(v, op, "seq", seq, T, n_seq, "n_seq = "));
-    const size_t es = k_cache->type == LM_TYPE_F16 ? 2 : 4;
+    /* cache offsets in elements of the binding: halves, floats, or bytes for Q8_0 */
+    const size_t es = lm__vk_kv_unit(k_cache->type);
     lm__vk_view vk, vv, vkc, vvc, vp, vs;
     LM_TRY(lm__vk_view_of(v, k, op, "k", &vk));
     LM_TRY(lm__vk_view_of(v, val, op, "v", &vv));
@@ -290,7 +296,10 @@ lm_status lm__vk_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v
     LM_TRY(lm__vk_view_of(v, v_cache, op, "v_cache", &vvc));
     LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
     LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
-    lm__vk_cmd c = {.shader = es == 2 ? LM_VK_SHADER_kv_store_f16 : LM_VK_SHADER_kv_store_f32};
+    const bool q8 = k_cache->type == LM_TYPE_Q8_0;
+    lm__vk_cmd c = {.shader = q8        ? LM_VK_SHADER_kv_store_q8_0
+                              : es == 2 ? LM_VK_SHADER_kv_store_f16
+                                        : LM_VK_SHADER_kv_store_f32};
     lm__vk_bind(&c, &vk, 0);
     lm__vk_bind(&c, &vv, 0);
     lm__vk_bind(&c, &vkc, 1);
@@ -319,7 +328,8 @@ lm_status lm__vk_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v
                        (int32_t)n_ctx,
                        (int32_t)n_seq};
     LM_VK_PC(&c, pc);
-    c.n_groups = lm__groups(k->ne[0] * k->ne[1] * T, 256);
+    /* one invocation per element, or per 32-element block for Q8_0 */
+    c.n_groups = lm__groups(k->ne[0] / (q8 ? 32 : 1) * k->ne[1] * T, 256);
     return lm__vk_run(v, &c);
 }
 
@@ -443,7 +453,7 @@ lm_status lm__vk_argmax(lm_backend *be, const lm_tensor *x, lm_tensor *dst) {
     return lm__vk_run(v, &c);
 }
 
-/* ---- copy between F32, F16 and BF16 ---- */
+/* ---- copy between F32, F16 and BF16; same-type block rows moved raw ---- */
 
 typedef struct {
     uint32_t ne[4];
@@ -452,6 +462,23 @@ typedef struct {
 
 static int lm__vk_copy_index(lm_type t) {
     return t == LM_TYPE_F32 ? 0 : t == LM_TYPE_F16 ? 1 : t == LM_TYPE_BF16 ? 2 : -1;
+}
+
+static lm_status lm__vk_copy_shader(lm__vk *v, const lm_tensor *src, const lm_tensor *dst,
+                                    lm_vk_shader_id shader, size_t ss, size_t ds);
+
+/* Same block type on both sides (a Q8_0 KV cache's lm_kv_seq_copy): the rows' bytes are
+ * moved untouched as 16-bit words, so no shader per block type is needed. */
+static lm_status lm__vk_copy_blocks(lm_backend *be, const lm_tensor *src, lm_tensor *dst) {
+    const size_t rs = lm_row_size(src->type, src->ne[0]);
+    if (rs % 2)
+        return lm__error(LM_ERR_UNSUPPORTED, "copy: %s rows of %zu bytes (odd) on Vulkan",
+                         lm_type_get((uint32_t)src->type).name, rs);
+    lm_tensor s = *src, d = *dst;
+    s.type = d.type = LM_TYPE_F16;
+    s.ne[0] = d.ne[0] = (int64_t)(rs / 2);
+    s.nb[0] = d.nb[0] = 2;
+    return lm__vk_copy_shader(lm__vk_ctx(be), &s, &d, LM_VK_SHADER_copy_RAW16, 2, 2);
 }
 
 lm_status lm__vk_copy(lm_backend *be, const lm_tensor *src, lm_tensor *dst) {
@@ -464,6 +491,8 @@ lm_status lm__vk_copy(lm_backend *be, const lm_tensor *src, lm_tensor *dst) {
     LM_TRY(lm__vk_check("copy", "src", src, -1));
     LM_TRY(lm__vk_check("copy", "dst", dst, -1));
     LM_TRY(lm__vk_check_same_shape("copy", "src", src, "dst", dst));
+    if (src->type == dst->type && lm_type_get((uint32_t)src->type).blck > 1)
+        return lm__vk_copy_blocks(be, src, dst);
     const int si = lm__vk_copy_index(src->type), di = lm__vk_copy_index(dst->type);
     if (si < 0 || di < 0)
         return lm__error(LM_ERR_UNSUPPORTED,
@@ -471,11 +500,16 @@ lm_status lm__vk_copy(lm_backend *be, const lm_tensor *src, lm_tensor *dst) {
                          "BF16 only)",
                          lm_type_get((uint32_t)src->type).name,
                          lm_type_get((uint32_t)dst->type).name);
-    const size_t ss = si ? 2 : 4, ds = di ? 2 : 4;
+    return lm__vk_copy_shader(v, src, dst, sh[si][di], si ? 2 : 4, di ? 2 : 4);
+}
+
+/* The copy dispatch: ss, ds are the bytes of one source / destination element. */
+static lm_status lm__vk_copy_shader(lm__vk *v, const lm_tensor *src, const lm_tensor *dst,
+                                    lm_vk_shader_id shader, size_t ss, size_t ds) {
     lm__vk_view vs, vd;
     LM_TRY(lm__vk_view_of(v, src, "copy", "src", &vs));
     LM_TRY(lm__vk_view_of(v, dst, "copy", "dst", &vd));
-    lm__vk_cmd c = {.shader = sh[si][di]};
+    lm__vk_cmd c = {.shader = shader};
     lm__vk_bind(&c, &vs, 0);
     lm__vk_bind(&c, &vd, 1);
     lm__vk_copy_pc pc = {
