@@ -59,7 +59,11 @@ typedef struct lm_context lm_context;
 typedef struct lm_sampler lm_sampler;
 
 typedef struct lm_model_params {
-    const char *backend; /* "cpu" (default; NULL means cpu) */
+    const char *backend; /* "cpu" (default; NULL means cpu), "vulkan", "cuda": lm_backends() */
+    int32_t device;      /* the backend's device, an index as lm_devices() lists it; -1 = the
+                            backend's default (LUMEN_VULKAN_DEVICE / LUMEN_CUDA_DEVICE, else the
+                            first usable one). Out of range: LM_ERR_INVALID_ARG naming the valid
+                            ones. The CPU has one device, 0. */
     int32_t n_threads;   /* CPU threads; 0 = number of cores */
     bool vocab_only;     /* load metadata and tokenizer only, no weights */
     size_t max_memory;   /* refuse models needing more bytes than this; 0 = device's */
@@ -341,6 +345,40 @@ int32_t lm_bench_ops_count(const char *filter);
  * matches the filter: the message says so), backend creation errors, LM_ERR_NOMEM, an op's
  * own error, LM_ERR_INTERRUPTED when fn returned false. */
 lm_status lm_bench_ops(const lm_bench_ops_params *params, lm_bench_op_fn fn, void *user);
+
+/* ---- backends and devices (lumen devices, --backend, --device) ------------------------- */
+
+/* Names of the backends compiled in ("cuda", "vulkan", "cpu"), NULL-terminated. */
+const char *const *lm_backends(void);
+
+typedef struct lm_device_info {
+    char backend[16];  /* "cpu", "vulkan" or "cuda" */
+    int32_t index;     /* what lm_model_params.device selects */
+    char name[256];    /* "llvmpipe (LLVM 15.0.7, 256 bits)", "AMD EPYC 7B13" */
+    char type[16];     /* "cpu", "discrete", "integrated", "virtual" or "other" */
+    char detail[256];  /* backend-specific facts on one line (SIMD level, API version, ...) */
+    uint64_t memory;   /* bytes of device memory; 0 = unknown (the CPU: main memory) */
+    int32_t n_cores;   /* CPU: cores online; 0 elsewhere */
+    bool usable;       /* Lumen can run on it */
+    char why_not[160]; /* when not usable: what is missing */
+} lm_device_info;
+
+/* The devices of one backend, in lm_model_params.device order: fills out[0 .. min(cap, n))
+ * and sets *n_devices (out may be NULL with cap 0 to count). Errors: LM_ERR_UNSUPPORTED
+ * (backend not compiled in: the message lists those that are), LM_ERR_BACKEND (its driver
+ * cannot be used: the message says why, e.g. "no CUDA device: ..."). */
+lm_status lm_devices(const char *backend, lm_device_info *out, int32_t cap, int32_t *n_devices);
+
+/* ---- inspection (lumen verify) --------------------------------------------------------- */
+
+/* Called by lm_decode after each layer with that layer's output, the hidden state (residual
+ * stream) of the batch's tokens copied to the host: x[t * n_embd + i] for t < n_tokens (a
+ * chunk of at most n_batch tokens). Each call syncs the device and copies the state, so
+ * decoding is slower while one is set. */
+typedef void (*lm_layer_fn)(int32_t layer, const float *x, int32_t n_embd, int32_t n_tokens,
+                            void *user);
+/* Set (fn non-NULL) or clear the context's layer callback. */
+void lm_context_set_layer_fn(lm_context *ctx, lm_layer_fn fn, void *user);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,8 @@ struct lm_context {
     void *abort_user;
     lm_layer_hook hook;
     void *hook_user;
+    lm_layer_fn layer_fn; /* lm_context_set_layer_fn: host copies through hook (inspect.c) */
+    void *layer_user;
     lm_perf perf;
 };
 

@@ -2,6 +2,7 @@
  * backend. Every check happens before the backend sees a byte. */
 #include "model.h"
 
+#include "inspect.h"
 #include "lm_internal.h"
 #include "quant.h"
 
@@ -449,7 +450,8 @@ static void lm__ftype_name(lm_model *m) {
 }
 
 lm_model_params lm_model_default_params(void) {
-    lm_model_params p = {.backend = NULL, .n_threads = 0, .vocab_only = false, .max_memory = 0};
+    lm_model_params p = {
+        .backend = NULL, .device = -1, .n_threads = 0, .vocab_only = false, .max_memory = 0};
     return p;
 }
 
@@ -464,6 +466,7 @@ static lm_status lm__model_load(lm_model *m, const char *path, const lm_model_pa
     lm__ftype_name(m);
     if (p->vocab_only) return LM_OK;
     lm_backend_config cfg = {.n_threads = p->n_threads, .device = 0};
+    LM_TRY(lm__device_config(p->backend, p->device, &cfg));
     LM_TRY(lm_backend_create(p->backend ? p->backend : "cpu", &cfg, &m->be));
     /* Shapes are checked against a NULL buffer first: nothing is loaded before all pass. */
     LM_TRY(lm_model_bind(m));

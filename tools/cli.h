@@ -22,6 +22,9 @@ enum {
     CLI_RUN_CHAT = 1 << 8,  /* --chat */
     CLI_PPL = 1 << 9,       /* -f, --ctx (a window), --batch, --chunks */
     CLI_QUANTIZE = 1 << 10, /* --allow-requantize */
+    CLI_BACKEND = 1 << 11,  /* --backend, --device */
+    CLI_VERIFY = 1 << 12,   /* verify: -n steps, --tol */
+    CLI_DEVICES = 1 << 13,  /* devices: -o text|json */
     CLI_SERVE = 1 << 20,    /* serve: --host, --port, --api-key, ... */
 };
 
@@ -46,6 +49,10 @@ typedef struct cli_opts {
     int32_t batch;
     int32_t chunks;
     bool allow_requantize;
+    const char *backend;          /* NULL: cpu */
+    const char *device;           /* an index or part of a name; NULL: the backend's default */
+    double tol;                   /* verify: relative tolerance (0: the default) */
+    bool json;                    /* devices: -o json */
     const char *pos[CLI_MAX_POS]; /* positional arguments, in order */
     int n_pos;
     /* serve (0/NULL: the defaults in cmd_serve.c) */
@@ -71,6 +78,14 @@ void cli_print_help(const cli_command *cmd);
 /* Load the model named by -m, $LUMEN_MODEL or the default; prints the error and returns
  * NULL on failure. */
 lm_model *cli_load_model(const cli_opts *o, bool vocab_only);
+/* The same on a given backend and device (NULL: o->backend, o->device). */
+lm_model *cli_load_model_on(const cli_opts *o, const char *backend, const char *device);
+/* Check backend (NULL: cpu) against those compiled in and turn device ("N" or a
+ * case-insensitive part of a device name; NULL: -1, the backend's default) into an index.
+ * Prints an error naming the valid choices and returns 1 when either is unknown. */
+int cli_resolve_device(const char *cmd, const char *backend, const char *device, int32_t *index);
+/* "cuda, vulkan, cpu": the backends compiled in. */
+const char *cli_backend_list(void);
 /* Print "lumen: <status>: <detail>" to stderr. */
 void cli_error(lm_status s);
 
@@ -112,6 +127,9 @@ void cmd_serve_help(void);
 int cmd_quantize(const cli_opts *o);
 void cmd_quantize_help(void);
 int cmd_perplexity(const cli_opts *o);
+int cmd_devices(const cli_opts *o);
+int cmd_verify(const cli_opts *o);
+void cmd_verify_help(void);
 /* bench parses its own options (llama-bench style lists: -p 128,512) */
 int cmd_bench(int argc, char **argv);
 

@@ -2,6 +2,7 @@
  * CLI commands. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -47,6 +48,14 @@ static const cli_optdef cli_optdefs[] = {
     {"ignore-eos", 0, CLI_GEN, NULL, "keep generating past end-of-generation tokens"},
     {"seed", 0, CLI_GEN, "N", "random seed (default: from the clock)"},
     {"threads", 't', CLI_THREADS, "N", "CPU threads (default: all cores)"},
+    {"backend", 0, CLI_BACKEND, "NAME", "compute backend (default cpu); compiled in:"},
+    {"device", 0, CLI_BACKEND, "N|NAME",
+     "device by index or part of its name ('lumen devices'; default: "
+     "$LUMEN_VULKAN_DEVICE or $LUMEN_CUDA_DEVICE, else the first usable)"},
+    {"n-predict", 'n', CLI_VERIFY, "N", "decode steps compared after the prompt (default 4)"},
+    {"output", 'o', CLI_DEVICES, "text|json", "output format (default text)"},
+    {"tol", 0, CLI_VERIFY, "X",
+     "relative tolerance: max|a-b| / max|a| per layer and on the logits (default 1e-3)"},
     {"ctx", 'c', CLI_CTX, "N", "context size in tokens (default: min(training, 4096))"},
     {"quiet", 'q', CLI_QUIET, NULL, "do not print load time and speed to stderr"},
     {"template", 0, CLI_CHAT, "NAME",
@@ -88,7 +97,10 @@ void cli_print_help(const cli_command *cmd) {
         else
             snprintf(left, sizeof left, "    --%s%s%s", d->lng, d->arg ? " " : "",
                      d->arg ? d->arg : "");
-        printf("  %-28s %s\n", left, d->help);
+        if (d->group == CLI_BACKEND && !strcmp(d->lng, "backend"))
+            printf("  %-28s %s %s\n", left, d->help, cli_backend_list());
+        else
+            printf("  %-28s %s\n", left, d->help);
     }
     printf("  %-28s %s\n", "-h, --help", "show this help");
     if (cmd->help_extra) cmd->help_extra();
@@ -187,7 +199,20 @@ static int cli_set(cli_opts *o, const char *name, const char *val) {
         o->chat_template = val;
     else if (!strcmp(name, "system"))
         o->system = val;
-    else if (!strcmp(name, "host"))
+    else if (!strcmp(name, "backend"))
+        o->backend = val;
+    else if (!strcmp(name, "device"))
+        o->device = val;
+    else if (!strcmp(name, "output")) {
+        if (strcmp(val, "text") && strcmp(val, "json")) {
+            fprintf(stderr, "lumen: error: --output expects text or json, got '%s'\n", val);
+            return 1;
+        }
+        o->json = !strcmp(val, "json");
+    } else if (!strcmp(name, "tol")) {
+        NUM(0, 1e9);
+        o->tol = v;
+    } else if (!strcmp(name, "host"))
         o->host = val;
     else if (!strcmp(name, "api-key"))
         o->api_key = val;
@@ -234,6 +259,7 @@ static const cli_optdef *cli_find(const cli_command *cmd, const char *arg, bool 
 
 int cli_parse(const cli_command *cmd, int argc, char **argv, cli_opts *o, bool *done) {
     cli_defaults(o);
+    if (cmd->flags & CLI_VERIFY) o->n_predict = 4; /* a few steps: ~1 s each on lavapipe */
     *done = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -293,7 +319,71 @@ static const char *cli_default_model(void) {
     return NULL;
 }
 
-lm_model *cli_load_model(const cli_opts *o, bool vocab_only) {
+const char *cli_backend_list(void) {
+    static char list[128];
+    list[0] = '\0';
+    for (const char *const *b = lm_backends(); *b; b++) {
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", *b);
+    }
+    return list;
+}
+
+/* A device name matches when it contains the text, ignoring case. */
+static bool cli_name_has(const char *name, const char *text) {
+    size_t n = strlen(name), k = strlen(text);
+    for (size_t i = 0; i + k <= n; i++) {
+        size_t j = 0;
+        while (j < k && tolower((unsigned char)name[i + j]) == tolower((unsigned char)text[j])) j++;
+        if (j == k) return true;
+    }
+    return false;
+}
+
+int cli_resolve_device(const char *cmd, const char *backend, const char *device, int32_t *index) {
+    if (!backend) backend = "cpu";
+    const char *sp = cmd && *cmd ? " " : "";
+    if (!cmd) cmd = "";
+    bool known = false;
+    for (const char *const *b = lm_backends(); *b; b++) known |= !strcmp(*b, backend);
+    if (!known) {
+        fprintf(stderr, "lumen%s%s: error: unknown backend '%s' (compiled in: %s)\n", sp, cmd,
+                backend, cli_backend_list());
+        return 1;
+    }
+    *index = -1;
+    if (!device) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(device, &end, 10);
+    bool numeric = *device && !*end && !errno;
+    if (numeric && v >= 0 && v <= INT32_MAX && !strcmp(backend, "cuda")) {
+        *index = (int32_t)v; /* CUDA lists devices by opening them: the backend checks */
+        return 0;
+    }
+    lm_device_info d[16];
+    int32_t n = 0;
+    lm_status s = lm_devices(backend, d, 16, &n);
+    if (s != LM_OK) {
+        fprintf(stderr, "lumen%s%s: error: --device %s: %s\n", sp, cmd, device, lm_last_error());
+        return 1;
+    }
+    if (n > 16) n = 16;
+    for (int32_t i = 0; i < n; i++)
+        if (numeric ? v == d[i].index : cli_name_has(d[i].name, device)) {
+            *index = d[i].index;
+            return 0;
+        }
+    fprintf(stderr, "lumen%s%s: error: --device %s: no such %s device; %s:", sp, cmd, device,
+            backend, n ? "devices" : "there are none");
+    for (int32_t i = 0; i < n; i++)
+        fprintf(stderr, "%s %d (%s)", i ? "," : "", d[i].index, d[i].name);
+    fprintf(stderr, " (see lumen devices)\n");
+    return 1;
+}
+
+static lm_model *cli_load(const cli_opts *o, const char *backend, const char *device,
+                          bool vocab_only) {
     const char *path = o->model ? o->model : cli_default_model();
     if (!path) {
         fprintf(stderr, "lumen: error: no model given (-m FILE) and the default model "
@@ -304,6 +394,8 @@ lm_model *cli_load_model(const cli_opts *o, bool vocab_only) {
     lm_model_params mp = lm_model_default_params();
     mp.n_threads = o->threads;
     mp.vocab_only = vocab_only;
+    mp.backend = backend;
+    if (!vocab_only && cli_resolve_device("", backend, device, &mp.device)) return NULL;
     lm_model *m = NULL;
     lm_status s = lm_model_load(path, &mp, &m);
     if (s != LM_OK) {
@@ -311,6 +403,14 @@ lm_model *cli_load_model(const cli_opts *o, bool vocab_only) {
         return NULL;
     }
     return m;
+}
+
+lm_model *cli_load_model(const cli_opts *o, bool vocab_only) {
+    return cli_load(o, o->backend, o->device, vocab_only);
+}
+
+lm_model *cli_load_model_on(const cli_opts *o, const char *backend, const char *device) {
+    return cli_load(o, backend ? backend : o->backend, device ? device : o->device, false);
 }
 
 /* ---- Ctrl-C --------------------------------------------------------------------------- */

@@ -27,7 +27,8 @@ typedef struct {
 } int_list;
 
 typedef struct {
-    const char *model, *backend, *ops_filter;
+    const char *model, *backend, *ops_filter, *device;
+    int32_t device_index; /* --device resolved; -1: the backend's default */
     int_list pp, tg, threads;
     int32_t reps;
     bench_format fmt;
@@ -51,7 +52,8 @@ static void bench_help(void) {
         {"-n, --n-gen N[,N..]", "decode N tokens one at a time; 0 = skip (default 128)"},
         {"-r, --repetitions N", "timed repetitions of each test (default 5)"},
         {"-t, --threads N[,N..]", "CPU threads (default: all cores)"},
-        {"    --backend NAME", "cpu, cuda or vulkan, as compiled in (default cpu)"},
+        {"    --backend NAME", "compute backend (default cpu); compiled in: "},
+        {"    --device N|NAME", "the backend's device by index or name ('lumen devices')"},
         {"-o, --output FMT", "md (a table), json or csv (default md)"},
         {"    --ops", "per-op microbenchmarks with their roofline instead of a model"},
         {"    --ops-filter TEXT", "only op cases whose description contains TEXT (implies --ops)"},
@@ -61,7 +63,8 @@ static void bench_help(void) {
         {"-h, --help", "show this help"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        printf("  %-28s %s\n", rows[i][0], rows[i][1]);
+        printf("  %-28s %s%s\n", rows[i][0], rows[i][1],
+               strstr(rows[i][0], "--backend") ? cli_backend_list() : "");
     printf("\npp: the KV cache is cleared before each repetition. tg: a %d-token prompt, then\n"
            "N timed steps of one token. Tokens are random ids, as in llama-bench.\n",
            BENCH_TG_PROMPT);
@@ -121,9 +124,9 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
             continue;
         }
         static const char *with_value[] = {
-            "-m",       "--model",       "-p",         "--n-prompt", "-n",        "--n-gen",
-            "-r",       "--repetitions", "-t",         "--threads",  "--backend", "-o",
-            "--output", "--ops-filter",  "--ops-time", "--probe-mib"};
+            "-m", "--model",       "-p",           "--n-prompt", "-n",         "--n-gen",
+            "-r", "--repetitions", "-t",           "--threads",  "--backend",  "--device",
+            "-o", "--output",      "--ops-filter", "--ops-time", "--probe-mib"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
@@ -149,6 +152,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
             o->probe_mib = l.v[0];
         } else if (!strcmp(a, "--backend"))
             o->backend = v;
+        else if (!strcmp(a, "--device"))
+            o->device = v;
         else if (!strcmp(a, "--ops-filter")) {
             o->ops_filter = v;
             o->ops = true;
@@ -175,7 +180,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
     }
     if (o->ops && o->threads.n > 1)
         return bench_err("--ops takes one thread count (-t N)%s%s", "", "");
-    return 0;
+    return cli_resolve_device("bench", o->backend, o->device, &o->device_index);
 }
 
 /* ---- statistics and probes ---- */
@@ -334,6 +339,7 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
     lm_model_params mp = lm_model_default_params();
     mp.n_threads = threads;
     mp.backend = o->backend;
+    mp.device = o->device_index;
     lm_model *m = NULL;
     lm_status s = lm_model_load(path, &mp, &m);
     if (s != LM_OK) {
@@ -435,6 +441,12 @@ static int bench_ops(const bench_opts *o) {
     lm_bench_ops_params p = lm_bench_ops_default_params();
     p.backend = o->backend;
     p.n_threads = o->threads.v[0];
+    /* the op table creates its backend with the default device: name it by its variable */
+    if (o->device_index >= 0 && o->backend && strcmp(o->backend, "cpu")) {
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", o->device_index);
+        setenv(!strcmp(o->backend, "cuda") ? "LUMEN_CUDA_DEVICE" : "LUMEN_VULKAN_DEVICE", idx, 1);
+    }
     p.filter = o->ops_filter;
     p.min_time_s = o->ops_time;
     cli_install_sigint();

@@ -6,11 +6,12 @@
 
 static const cli_command commands[] = {
     {"run", "Complete a prompt and stream the text to stdout.", "-p TEXT [options]",
-     CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT | CLI_RUN_CHAT,
+     CLI_MODEL | CLI_PROMPT | CLI_GEN | CLI_THREADS | CLI_BACKEND | CLI_CTX | CLI_QUIET | CLI_CHAT |
+         CLI_RUN_CHAT,
      cmd_run, 0, NULL},
     {"chat", "Chat with the model, one message per line on stdin; /clear forgets, /exit quits.",
-     "[options]", CLI_MODEL | CLI_GEN | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT, cmd_chat, 0,
-     NULL},
+     "[options]", CLI_MODEL | CLI_GEN | CLI_THREADS | CLI_BACKEND | CLI_CTX | CLI_QUIET | CLI_CHAT,
+     cmd_chat, 0, NULL},
     {"info", "Show a model's metadata, hyper-parameters and tensors.", "[-m FILE]", CLI_MODEL,
      cmd_info, 0, NULL},
     {"tokenize", "Show the token ids and pieces of a text.", "-p TEXT [options]",
@@ -19,10 +20,17 @@ static const cli_command commands[] = {
      "IN.gguf OUT.gguf TYPE [options]", CLI_THREADS | CLI_QUANTIZE, cmd_quantize, 3,
      cmd_quantize_help},
     {"perplexity", "Measure how well the model predicts a text (PPL and its standard error).",
-     "-f FILE [options]", CLI_MODEL | CLI_THREADS | CLI_PPL, cmd_perplexity, 0, NULL},
+     "-f FILE [options]", CLI_MODEL | CLI_THREADS | CLI_BACKEND | CLI_PPL, cmd_perplexity, 0, NULL},
     {"serve", "Serve the model over HTTP with the OpenAI API (chat, completions, streaming).",
-     "[options]", CLI_MODEL | CLI_THREADS | CLI_CTX | CLI_QUIET | CLI_CHAT | CLI_SERVE, cmd_serve,
+     "[options]",
+     CLI_MODEL | CLI_THREADS | CLI_BACKEND | CLI_CTX | CLI_QUIET | CLI_CHAT | CLI_SERVE, cmd_serve,
      0, cmd_serve_help},
+    {"devices", "List the devices of every backend compiled in (CPU, Vulkan, CUDA).", "[-o json]",
+     CLI_DEVICES, cmd_devices, 0, NULL},
+    {"verify", "Compare a backend with the CPU oracle layer by layer on the same tokens.",
+     "--backend vulkan|cuda [-m FILE] [-p TEXT] [-n N] [--tol X]",
+     CLI_MODEL | CLI_PROMPT | CLI_THREADS | CLI_BACKEND | CLI_VERIFY, cmd_verify, 0,
+     cmd_verify_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
