@@ -286,3 +286,173 @@ Test(e2e, model_info) {
     cr_assert_eq(lm_model_tensor_info(model, 272, &t), LM_ERR_INVALID_ARG);
     cr_assert_eq(lm_model_desc(model, desc, 4) < 0, true, "-needed when the buffer is small");
 }
+
+/* ---- q8_0 KV cache (lm_context_params.kv_type) ---- */
+
+static lm_context *new_ctx_kv(int32_t n_ctx, int32_t n_seq, lm_kv_type kv) {
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_seq_max = n_seq;
+    cp.kv_type = kv;
+    lm_context *ctx = NULL;
+    cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_OK, "%s", lm_last_error());
+    return ctx;
+}
+
+/* q8_0 keeps each cached K/V value within amax_blk/254 (+ the f16 scale's rounding) of
+ * f16's, ~0.4 % of a 32-value block's largest value (a K block holding an outlier channel
+ * rounds its small channels coarsely); through 30 layers that moved SmolLM2's logits (up
+ * to ~35) by at most 0.43 on the fixture prompts (0.37 from the float64 reference) and 0.84
+ * over 72 teacher-forced greedy steps, where q8_0 picked f16's token every time. Bounds:
+ * 2.0 on any logit (2.4x the worst measured), and at least 90 % of the greedy steps on
+ * f16's token (a pick may flip where f16's top two are within ~2x the logit error). */
+#define Q8_LOGIT_BOUND 2.0
+#define Q8_SAME_PICKS  0.9
+
+Test(e2e, q8_0_kv_cache_close_to_reference_and_f16) {
+    lm_ref_logits ref;
+    char err[256];
+    cr_assert_eq(
+        lm_ref_logits_load(lm_test_fixture("ref_logits_smollm2.txt"), &ref, err, sizeof err), 0,
+        "%s", err);
+    const int32_t nv = lm_model_n_vocab(model);
+    double worst_ref = 0, worst_f16 = 0;
+    for (int32_t p = 0; p < ref.n_prompts; p++) {
+        const lm_ref_prompt *rp = &ref.prompts[p];
+        float *lg[2];
+        for (int k = 0; k < 2; k++) {
+            lm_context *ctx = new_ctx_kv(256, 1, k ? LM_KV_Q8_0 : LM_KV_F16);
+            lm_batch b = lm_batch_simple(rp->ids, rp->n_ids);
+            cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
+            lg[k] = malloc((size_t)nv * sizeof(float));
+            memcpy(lg[k], lm_get_logits(ctx, -1), (size_t)nv * sizeof(float));
+            lm_context_free(ctx);
+        }
+        cr_expect_eq(argmax(lg[1], nv), rp->top_id[0], "prompt %d: q8_0 top-1 %d, reference %d", p,
+                     argmax(lg[1], nv), rp->top_id[0]);
+        for (int k = 0; k < LM_REF_TOP; k++) {
+            double d = fabs(lg[1][rp->top_id[k]] - rp->top_logit[k]);
+            worst_ref = d > worst_ref ? d : worst_ref;
+        }
+        double d = lm_test_max_abs_diff(lg[1], lg[0], (size_t)nv);
+        worst_f16 = d > worst_f16 ? d : worst_f16;
+        free(lg[0]), free(lg[1]);
+    }
+    fprintf(stderr, "[e2e] q8_0 KV: max |logit - reference| %.4f, max |q8_0 - f16| %.4f\n",
+            worst_ref, worst_f16);
+    cr_expect_leq(worst_ref, Q8_LOGIT_BOUND, "q8_0 vs the float64 reference");
+    cr_expect_leq(worst_f16, Q8_LOGIT_BOUND, "q8_0 vs f16");
+    lm_ref_logits_free(&ref);
+}
+
+/* Teacher-forced on f16's greedy tokens, so each step compares the same history. */
+Test(e2e, q8_0_kv_cache_greedy_follows_f16) {
+    const char *prompts[] = {"The capital of France is", "Once upon a time, in a small village,",
+                             "def fibonacci(n):"};
+    const int32_t nv = lm_model_n_vocab(model), n_gen = 24;
+    double worst = 0;
+    int same = 0, decided = 0;
+    for (int pi = 0; pi < 3; pi++) {
+        lm_token toks[64];
+        int32_t n =
+            lm_tokenize(model, prompts[pi], (int32_t)strlen(prompts[pi]), toks, 64, true, true);
+        lm_context *c16 = new_ctx_kv(128, 1, LM_KV_F16), *c8 = new_ctx_kv(128, 1, LM_KV_Q8_0);
+        lm_batch b = lm_batch_simple(toks, n);
+        cr_assert_eq(lm_decode(c16, &b), LM_OK, "%s", lm_last_error());
+        cr_assert_eq(lm_decode(c8, &b), LM_OK, "%s", lm_last_error());
+        for (int i = 0; i < n_gen; i++) {
+            const float *a = lm_get_logits(c16, -1), *q = lm_get_logits(c8, -1);
+            lm_token t = argmax(a, nv);
+            float second = -INFINITY;
+            for (int32_t v = 0; v < nv; v++)
+                if (v != t && a[v] > second) second = a[v];
+            double d = lm_test_max_abs_diff(q, a, (size_t)nv);
+            worst = d > worst ? d : worst;
+            same += argmax(q, nv) == t;
+            if (a[t] - second > 2 * Q8_LOGIT_BOUND) {
+                decided++;
+                cr_expect_eq(argmax(q, nv), t, "'%s' step %d: q8_0 picks %d, f16 %d (margin %g)",
+                             prompts[pi], i, argmax(q, nv), t, a[t] - second);
+            }
+            lm_batch one = lm_batch_simple(&t, 1);
+            cr_assert_eq(lm_decode(c16, &one), LM_OK, "%s", lm_last_error());
+            cr_assert_eq(lm_decode(c8, &one), LM_OK, "%s", lm_last_error());
+        }
+        lm_context_free(c16);
+        lm_context_free(c8);
+    }
+    fprintf(stderr,
+            "[e2e] q8_0 KV greedy: %d/%d steps pick f16's token (%d with a clear margin), "
+            "max |logit diff| %.4f\n",
+            same, 3 * n_gen, decided, worst);
+    cr_expect_leq(worst, Q8_LOGIT_BOUND);
+    cr_expect_geq(same, Q8_SAME_PICKS * 3 * n_gen, "only %d of %d greedy picks agree", same,
+                  3 * n_gen);
+}
+
+/* lm_kv_seq_trim / lm_kv_seq_copy move q8_0 blocks unchanged: logits reproduce. */
+Test(e2e, q8_0_kv_trim_and_copy_reproduce_logits) {
+    const char *prompt = "The quick brown fox jumps over the lazy dog";
+    lm_token t[32];
+    int32_t n = lm_tokenize(model, prompt, (int32_t)strlen(prompt), t, 32, true, true);
+    int32_t nv = lm_model_n_vocab(model);
+    lm_context *ctx = new_ctx_kv(64, 2, LM_KV_Q8_0);
+    lm_batch b = lm_batch_simple(t, n);
+    cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
+    float *want = malloc((size_t)nv * sizeof(float));
+    memcpy(want, lm_get_logits(ctx, -1), (size_t)nv * sizeof(float));
+    cr_assert_eq(lm_kv_seq_trim(ctx, 0, n - 3), LM_OK);
+    lm_batch tail = lm_batch_simple(t + n - 3, 3);
+    cr_assert_eq(lm_decode(ctx, &tail), LM_OK, "%s", lm_last_error());
+    cr_assert_leq(lm_test_max_abs_diff(lm_get_logits(ctx, -1), want, (size_t)nv), 1e-4);
+    cr_assert_eq(lm_kv_seq_copy(ctx, 0, 1, n - 1), LM_OK, "%s", lm_last_error());
+    int32_t pos = n - 1, seq = 1;
+    lm_batch last = {.n_tokens = 1, .token = &t[n - 1], .pos = &pos, .seq_id = &seq};
+    cr_assert_eq(lm_decode(ctx, &last), LM_OK, "%s", lm_last_error());
+    cr_assert_leq(lm_test_max_abs_diff(lm_get_logits(ctx, -1), want, (size_t)nv), 1e-4);
+    free(want);
+    lm_context_free(ctx);
+}
+
+/* LUMEN_KV_TYPE picks the type when kv_type is LM_KV_DEFAULT; bad values are errors. */
+Test(e2e, kv_type_parameter_and_environment) {
+    lm_kv_type t = LM_KV_DEFAULT;
+    cr_assert_eq(lm_kv_type_from_name("Q8_0", &t), LM_OK);
+    cr_assert_eq(t, LM_KV_Q8_0);
+    cr_assert_str_eq(lm_kv_type_name(LM_KV_F16), "f16");
+    cr_assert_eq(lm_kv_type_from_name("q4_0", &t), LM_ERR_INVALID_ARG);
+    cr_assert(strstr(lm_last_error(), "f16, q8_0") != NULL, "%s", lm_last_error());
+
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 32;
+    lm_context *ctx = NULL;
+    cp.kv_type = (lm_kv_type)2; /* Q4_0's GGUF number: not a KV type */
+    cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_ERR_INVALID_ARG);
+    cr_assert_null(ctx);
+    cr_assert(strstr(lm_last_error(), "kv_type 2") != NULL, "%s", lm_last_error());
+
+    /* the environment, through a default-typed context, gives q8_0's logits */
+    const char *prompt = "Hello there";
+    lm_token tk[16];
+    int32_t n = lm_tokenize(model, prompt, (int32_t)strlen(prompt), tk, 16, true, true);
+    int32_t nv = lm_model_n_vocab(model);
+    float *lg[3];
+    for (int k = 0; k < 3; k++) { /* f16 explicit, q8_0 explicit, default with the env */
+        cp.kv_type = k == 0 ? LM_KV_F16 : k == 1 ? LM_KV_Q8_0 : LM_KV_DEFAULT;
+        if (k == 2) setenv("LUMEN_KV_TYPE", "q8_0", 1);
+        cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_OK, "%s", lm_last_error());
+        lm_batch b = lm_batch_simple(tk, n);
+        cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
+        lg[k] = malloc((size_t)nv * sizeof(float));
+        memcpy(lg[k], lm_get_logits(ctx, -1), (size_t)nv * sizeof(float));
+        lm_context_free(ctx);
+    }
+    cr_expect_eq(memcmp(lg[1], lg[2], (size_t)nv * sizeof(float)), 0, "env q8_0 != q8_0");
+    cr_expect_gt(lm_test_max_abs_diff(lg[0], lg[1], (size_t)nv), 0.0, "q8_0 gave f16's logits");
+    setenv("LUMEN_KV_TYPE", "f8", 1);
+    cp.kv_type = LM_KV_DEFAULT;
+    cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_ERR_INVALID_ARG);
+    cr_assert(strstr(lm_last_error(), "LUMEN_KV_TYPE=f8") != NULL, "%s", lm_last_error());
+    unsetenv("LUMEN_KV_TYPE");
+    for (int k = 0; k < 3; k++) free(lg[k]);
+}
