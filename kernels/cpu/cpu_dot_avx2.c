@@ -96,6 +96,35 @@ LM__AVX2 LM__INLINE void lm__pf_step(lm__pf *pf) {
     for (; pf->next < pf->end; pf->next += 64) _mm_prefetch(pf->next, _MM_HINT_T0);
 }
 
+/* Prefill: 32-bit lane p of x[2r] (r < 8) holds row r's levels 2p, 2p + 1 (int16 pairs);
+ * out[p] gets them in lane r. Then a pmaddwd of out[p] with a column's broadcast pair adds
+ * each row's two products to its own lane, and 8 + 8 of them leave the 8 rows' exact block
+ * sums in the 8 lanes, with no horizontal adds per block. */
+LM__AVX2 LM__INLINE void lm__tr8x8(const __m256i *x, __m256i *out) {
+    __m256i t[8], q[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(x[4 * i], x[4 * i + 2]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(x[4 * i], x[4 * i + 2]);
+    }
+    for (int h = 0; h < 2; h++) { /* rows 0-3, 4-7 */
+        q[4 * h] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+        q[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+        q[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        q[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+    for (int p = 0; p < 4; p++) {
+        _mm256_store_si256(out + p, _mm256_permute2x128_si256(q[p], q[4 + p], 0x20));
+        _mm256_store_si256(out + 4 + p, _mm256_permute2x128_si256(q[p], q[4 + p], 0x31));
+    }
+}
+
+/* an int16 pair as one int32, in all 8 lanes */
+LM__AVX2 LM__INLINE __m256i lm__pair16(const int16_t *q) {
+    int32_t v;
+    memcpy(&v, q, 4);
+    return _mm256_set1_epi32(v);
+}
+
 /* ---- legacy types: a block's 32 levels as two int16 vectors (elements 0-15, 16-31) ---- */
 
 LM__AVX2 LM__INLINE void lm__u16_nib(const uint8_t *qs, __m256i *lo, __m256i *hi) {
@@ -170,12 +199,6 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         acc[c] = _mm256_add_ps(acc[c], t);                                                         \
     }
 
-/* rows r0, r0 + 1 from unpacked levels u (row r: u[2r], u[2r + 1]) */
-#define LM__LEG_PAIRU(r0, T)                                                                       \
-    for (int c = 0; c < NC; c++)                                                                   \
-        T[c] = lm__hpair(LM__LEG_LANES(u[2 * (r0)], u[2 * (r0) + 1], A[c]),                        \
-                         LM__LEG_LANES(u[2 * (r0) + 2], u[2 * (r0) + 3], A[c]));
-
 /* Up to LM__NC columns. Few (decode): each row's block is unpacked into registers and used
  * at once. Many (prefill): the 8 rows' blocks are unpacked once into u, then every group
  * of 4 columns reads them, so the unpacking is shared by the whole column tile. */
@@ -203,17 +226,23 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         }                                                                                          \
         for (int c = 0; c < NC; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
     }                                                                                              \
-    LM__AVX2 LM__INLINE void name##_g(const __m256i *u, const char *va, size_t as, int64_t b,      \
+    LM__AVX2 LM__INLINE void name##_g(const __m256i *V, const char *va, size_t as, int64_t b,      \
                                       __m256 dw, __m256 m, __m256 *acc, const int NC) {            \
         const lm__q16a *A[4];                                                                      \
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;           \
-        __m256i T0[4], T1[4], U[4];                                                                \
-        LM__LEG_PAIRU(0, T0)                                                                       \
-        LM__LEG_PAIRU(2, T1)                                                                       \
-        for (int c = 0; c < NC; c++) U[c] = lm__hquad(T0[c], T1[c]);                               \
-        LM__LEG_PAIRU(4, T0)                                                                       \
-        LM__LEG_PAIRU(6, T1)                                                                       \
-        LM__LEG_TERMS(HAS_MIN, acc)                                                                \
+        __m256i S[4];                                                                              \
+        for (int c = 0; c < NC; c++) S[c] = _mm256_setzero_si256();                                \
+        for (int p = 0; p < 16; p++) {                                                             \
+            const __m256i v = _mm256_load_si256(V + p);                                            \
+            for (int c = 0; c < NC; c++)                                                           \
+                S[c] = _mm256_add_epi32(S[c], _mm256_madd_epi16(v, lm__pair16(A[c]->qs + 2 * p))); \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) {                                                             \
+            __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)),                   \
+                                     _mm256_cvtepi32_ps(S[c]));                                    \
+            if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));          \
+            acc[c] = _mm256_add_ps(acc[c], t);                                                     \
+        }                                                                                          \
     }                                                                                              \
     LM__AVX2 static void name##_wide(const char *w, size_t ws, int nr, const char *va, size_t as,  \
                                      int nc, int64_t nb, float *out, size_t os) {                  \
@@ -227,22 +256,25 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             __m256i u[2 * LM__MR];                                                                 \
             for (int r = 0; r < LM__MR; r++)                                                       \
                 UNPACK((const blk_t *)rows[r] + b, &u[2 * r], &u[2 * r + 1]);                      \
+            __m256i V[16] __attribute__((aligned(32)));                                            \
+            lm__tr8x8(u, V);                                                                       \
+            lm__tr8x8(u + 1, V + 8);                                                               \
             __m256 dw, m;                                                                          \
             lm__f16pair8(rows, (size_t)b * sizeof(blk_t), &dw, &m);                                \
             for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
                 const char *vc = va + (size_t)c0 * as;                                             \
                 switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \
                 case 1:                                                                            \
-                    name##_g(u, vc, as, b, dw, m, acc + c0, 1);                                    \
+                    name##_g(V, vc, as, b, dw, m, acc + c0, 1);                                    \
                     break;                                                                         \
                 case 2:                                                                            \
-                    name##_g(u, vc, as, b, dw, m, acc + c0, 2);                                    \
+                    name##_g(V, vc, as, b, dw, m, acc + c0, 2);                                    \
                     break;                                                                         \
                 case 3:                                                                            \
-                    name##_g(u, vc, as, b, dw, m, acc + c0, 3);                                    \
+                    name##_g(V, vc, as, b, dw, m, acc + c0, 3);                                    \
                     break;                                                                         \
                 default:                                                                           \
-                    name##_g(u, vc, as, b, dw, m, acc + c0, 4);                                    \
+                    name##_g(V, vc, as, b, dw, m, acc + c0, 4);                                    \
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
