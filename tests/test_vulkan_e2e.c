@@ -27,6 +27,7 @@ int lm__vk_has_f64(lm_backend *be); /* kernels/vulkan: the bit-equal variants ru
 
 static lm_model *g_cpu, *g_vk;
 static int g_exact;
+static lm_kv_type g_kv = LM_KV_F16; /* the contexts' cache type (each test is a process) */
 
 static void setup(void) {
     /* the oracle: the CPU backend's plain-C level (its SIMD levels equal it bit for bit) */
@@ -57,6 +58,7 @@ TestSuite(vk_e2e, .init = setup, .fini = teardown, .timeout = 800);
 static lm_context *new_ctx(lm_model *m) {
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = 128;
+    cp.kv_type = g_kv;
     lm_context *c = NULL;
     cr_assert_eq(lm_context_create(m, &cp, &c), LM_OK, "%s", lm_last_error());
     return c;
@@ -139,6 +141,13 @@ Test(vk_e2e, greedy_matches_cpu_story) {
 
 Test(vk_e2e, greedy_matches_cpu_code) {
     check_prompt("def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n");
+}
+
+/* a q8_0 KV cache: the Vulkan kv_store quantizes as the CPU's reference quantizer and the
+ * attention kernels dequantize exactly, so it is bit-equal too */
+Test(vk_e2e, greedy_matches_cpu_q8_0_kv_cache) {
+    g_kv = LM_KV_Q8_0;
+    check_prompt("Once upon a time, in a small village,");
 }
 
 /* ---- per-layer hidden states through the context hook (what `lumen verify` prints) ---- */
