@@ -111,6 +111,7 @@ const lm_op_case lm_op_cases[] = {
     {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 64, .n = 9, .n_kv_head = 3, .m = 7, .n_ctx = 33,  .n_seq = 2, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
     {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 96, .n = 6, .n_kv_head = 2, .m = 5, .n_ctx = 300, .n_seq = 2, .window = 64, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
     {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 32, .n = 4, .n_kv_head = 2, .m = 4, .n_ctx = 33,  .n_seq = 2, .softcap = 2.0f, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
+    {.op = LM_OP_ATTENTION, .type = Q8_0, .k = 256, .n = 4, .n_kv_head = 1, .m = 3, .n_ctx = 90, .n_seq = 1, .window = 40, .atol = 2e-5, .rtol = 1e-4, .why = WHY_ATTN_Q8},
 
     /* activations and element-wise */
     {.op = LM_OP_SWIGLU, .k = 1536, .n = 1, .m = 7, .atol = 1e-6, .rtol = 1e-6, .why = WHY_ACT},
