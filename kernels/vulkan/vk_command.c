@@ -2,7 +2,20 @@
  * buffer, submitted at end() (or earlier when the host must see memory: sync, upload,
  * download). A barrier is recorded only where a dispatch reads or writes a range an
  * earlier dispatch since the last barrier wrote (or writes what one read): independent
- * dispatches (the q/k/v projections) may overlap. Outside begin..end an op runs at once. */
+ * dispatches (the q/k/v projections) may overlap. Outside begin..end an op runs at once.
+ *
+ * Step replay (issue 7; not implemented): a decode step's commands are the same every token
+ * (per-token values live in device tensors, no push constant depends on them, the host
+ * arena and the activation arena hand out the same offsets after each fence), so the
+ * recorded buffer could be re-submitted. What it needs: (1) ops append their lm__vk_cmd to
+ * a list between begin and end instead of recording; end() compares the list with the
+ * cached segment's (memcmp) and re-submits the cached command buffer (recorded without
+ * ONE_TIME_SUBMIT) when equal, else records from the list and caches it (one slot per
+ * segment: the body and the output head); (2) the cached segment's descriptor sets come
+ * from a pool lm__vk_wait does not reset; (3) a generation counter bumped by buffer
+ * free/growth (lm__vk_scratch, the act arena) invalidates the cache; (4) anything that
+ * flushes inside begin..end (sync, download, arena overflow) records the list so far and
+ * marks the segment not replayable; (5) profiling (timestamps) disables replay. */
 #include "vk_internal.h"
 
 #include <stdio.h>
