@@ -13,7 +13,8 @@
 #define LM__X86 1
 #endif
 
-static const char *const lm__level_names[LM__CPU_LEVEL_COUNT] = {"scalar", "avx2", "avx512"};
+static const char *const lm__level_names[LM__CPU_LEVEL_COUNT] = {"scalar", "avx2", "avx512",
+                                                                 "neon"};
 
 const char *lm__cpu_level_name(lm__cpu_level level) {
     return (unsigned)level < LM__CPU_LEVEL_COUNT ? lm__level_names[level] : "?";
@@ -43,8 +44,14 @@ static bool lm__cpu_has(lm__cpu_level level) {
     const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31);
     return avx2 && f && bw && vl && (xcr0 & 0xe6) == 0xe6;
 }
+#elif defined(__aarch64__)
+/* Advanced SIMD is part of the AArch64 base architecture */
+static bool lm__cpu_has(lm__cpu_level level) {
+    return level == LM__CPU_NEON;
+}
 #else
 static bool lm__cpu_has(lm__cpu_level level) {
+    (void)level;
     return false;
 }
 #endif
@@ -65,6 +72,10 @@ static void lm__build_tables(void) {
     }
     /* AVX-512: no kernels of its own yet (none could be tested here); an AVX-512 CPU runs
      * the AVX2 ones. */
+    if (lm__cpu_kernels_neon(&k) && lm__cpu_has(LM__CPU_NEON)) {
+        lm__tables[LM__CPU_NEON] = k;
+        lm__built[LM__CPU_NEON] = true;
+    }
 }
 
 bool lm__cpu_level_supported(lm__cpu_level level) {
@@ -89,9 +100,10 @@ lm_status lm__cpu_level_parse(const char *s, lm__cpu_level *out) {
             *out = (lm__cpu_level)l;
             return LM_OK;
         }
-    return lm__error(LM_ERR_INVALID_ARG,
-                     "cpu: unknown instruction-set level '%s' (expected scalar, avx2 or avx512)",
-                     s ? s : "(null)");
+    return lm__error(
+        LM_ERR_INVALID_ARG,
+        "cpu: unknown instruction-set level '%s' (expected scalar, avx2, avx512 or neon)",
+        s ? s : "(null)");
 }
 
 /* "scalar, avx2" */
@@ -131,8 +143,8 @@ lm_status lm__cpu_level_from_env(lm__cpu_level *out) {
         return LM_OK;
     }
     if (lm__cpu_level_parse(s, out) != LM_OK)
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "cpu: LUMEN_CPU_LEVEL=%s is not a level (expected scalar, avx2 or avx512)",
-                         s);
+        return lm__error(
+            LM_ERR_INVALID_ARG,
+            "cpu: LUMEN_CPU_LEVEL=%s is not a level (expected scalar, avx2, avx512 or neon)", s);
     return LM_OK;
 }
