@@ -23,7 +23,8 @@ GEMMA_SHA256=$(cat scripts/gemma3_model.sha256)
 PACKAGES=(build-essential cmake pkg-config python3 python3-pip unzip
           libpcre2-dev libcjson-dev libcriterion-dev libmicrohttpd-dev
           libvulkan-dev glslang-tools mesa-vulkan-drivers vulkan-validationlayers
-          clang libclang-rt-14-dev valgrind)
+          clang libclang-rt-14-dev valgrind
+          gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
