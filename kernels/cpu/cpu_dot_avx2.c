@@ -232,7 +232,7 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;           \
         __m256i S[4];                                                                              \
         for (int c = 0; c < NC; c++) S[c] = _mm256_setzero_si256();                                \
-        for (int p = 0; p < 16; p++) {                                                             \
+        _Pragma("GCC unroll 4") for (int p = 0; p < 16; p++) {                                     \
             const __m256i v = _mm256_load_si256(V + p);                                            \
             for (int c = 0; c < NC; c++)                                                           \
                 S[c] = _mm256_add_epi32(S[c], _mm256_madd_epi16(v, lm__pair16(A[c]->qs + 2 * p))); \
@@ -426,7 +426,7 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
         /* chunks outer, columns inner: a chunk of levels is loaded once for all */                \
         __m256i P[4], P0[4];                                                                       \
         for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();                                \
-        for (int t = 0; t < 16; t++) {                                                             \
+        _Pragma("GCC unroll 2") for (int t = 0; t < 16; t++) {                                     \
             if (SPLIT && t == 8)                                                                   \
                 for (int c = 0; c < NC; c++) P0[c] = P[c], P[c] = _mm256_setzero_si256();          \
             const __m256i wt = _mm256_loadu_si256((const __m256i *)(w16 + 16 * t));                \
