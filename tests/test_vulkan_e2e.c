@@ -23,6 +23,9 @@
 
 #ifdef LM_HAVE_VULKAN
 int lm__vk_has_f64(lm_backend *be); /* kernels/vulkan: the bit-equal variants run */
+/* kernels/vulkan: begin..end segments ended, and how many re-submitted a recorded one */
+void lm__vk_replay_stats(lm_backend *be, uint64_t *segments, uint64_t *replayed);
+int lm__vk_validation_errors(lm_backend *be); /* with LUMEN_VULKAN_VALIDATE=1 */
 #endif
 
 static lm_model *g_cpu, *g_vk;
@@ -148,6 +151,31 @@ Test(vk_e2e, greedy_matches_cpu_code) {
 Test(vk_e2e, greedy_matches_cpu_q8_0_kv_cache) {
     g_kv = LM_KV_Q8_0;
     check_prompt("Once upon a time, in a small village,");
+}
+
+/* Decode steps after the first re-submit the recorded command buffers of the step body
+ * and the output head (kernels/vulkan/vk_command.c) instead of recording them again; the
+ * greedy tests above check their results bit for bit. */
+Test(vk_e2e, decode_steps_replay_recorded_commands) {
+#ifdef LM_HAVE_VULKAN
+    uint64_t seg0, rep0, seg1, rep1;
+    lm__vk_replay_stats(g_vk->be, &seg0, &rep0);
+    const int32_t nv = lm_model_n_vocab(g_vk);
+    lm_token out[N_GEN];
+    float *lg = malloc((size_t)N_GEN * nv * sizeof(float));
+    greedy(g_vk, "The capital of France is", out, lg);
+    lm__vk_replay_stats(g_vk->be, &seg1, &rep1);
+    fprintf(stderr, "  %llu segments, %llu replayed\n", (unsigned long long)(seg1 - seg0),
+            (unsigned long long)(rep1 - rep0));
+    /* prefill (body + head), then N_GEN decode steps of two segments each: all but the
+     * first decode step's replay */
+    cr_expect_geq(rep1 - rep0, 2 * (N_GEN - 1), "%llu of %llu segments replayed",
+                  (unsigned long long)(rep1 - rep0), (unsigned long long)(seg1 - seg0));
+    cr_expect_eq(lm__vk_validation_errors(g_vk->be), 0, "validation errors (see the log)");
+    free(lg);
+#else
+    cr_skip_test("built without Vulkan");
+#endif
 }
 
 /* ---- per-layer hidden states through the context hook (what `lumen verify` prints) ---- */

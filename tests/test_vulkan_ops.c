@@ -742,6 +742,77 @@ Test(vk_ops, recorded_sequence_in_order) {
     free(a0), free(a1), free(x), free(y);
 }
 
+/* ---- step replay: a begin..end segment equal to one recorded before re-submits its
+ * command buffer (kernels/vulkan/vk_command.c); each step uploads new activations and a new
+ * position, which the replayed commands must read: a quantized mul_mat (act arena), RoPE
+ * with per-pair divisors (host arena table), kv_store into a q8_0 cache and attention, bit
+ * for bit against the CPU at every step ---- */
+
+#define REPLAY_STEPS 5
+
+static void run_steps(lm_backend *be, const void *w, const float *xs, float *out, void *cache) {
+    const int64_t K = 96, D = 64, H = 2, C = 8;
+    dt tw = dt_new(be, LM_TYPE_Q8_0, K, D * H, 1, 1, w);
+    dt tx = dt_new(be, LM_TYPE_F32, K, 1, 1, 1, NULL);
+    dt ty = dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
+    dt to = dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
+    dt tp = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, NULL);
+    dt ts = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, NULL);
+    dt kc = dt_new(be, LM_TYPE_Q8_0, D, H, C, 1, NULL),
+       vc = dt_new(be, LM_TYPE_Q8_0, D, H, C, 1, NULL);
+    lm_tensor y2 = ty.t; /* the mul_mat output [D * H, 1] */
+    y2.ne[0] = D * H, y2.ne[1] = 1, y2.nb[2] = y2.nb[3] = y2.nb[1] = (size_t)(D * H) * 4;
+    float ff[32];
+    for (int i = 0; i < 32; i++) ff[i] = 1.0f + 0.25f * (float)(i % 5);
+    lm_rope_params rp = {LM_ROPE_NEOX, 64, 10000.0f, 1.0f, ff};
+    lm_attn_params ap = {0.125f, 0, 0.0f};
+    for (int st = 0; st < REPLAY_STEPS; st++) {
+        const int32_t pos = st, seq = 0;
+        expect_ok(be->ops->upload(be, tx.buf, 0, xs + st * K, (size_t)K * 4), "upload x");
+        expect_ok(be->ops->upload(be, tp.buf, 0, &pos, 4), "upload pos");
+        expect_ok(be->ops->upload(be, ts.buf, 0, &seq, 4), "upload seq");
+        expect_ok(be->ops->begin(be), "begin");
+        expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &y2), "mul_mat");
+        expect_ok(be->ops->rope(be, &ty.t, &tp.t, &rp), "rope");
+        expect_ok(be->ops->kv_store(be, &ty.t, &ty.t, &kc.t, &vc.t, &tp.t, &ts.t), "kv_store");
+        expect_ok(be->ops->attention(be, &ty.t, &kc.t, &vc.t, &tp.t, &ts.t, &ap, &to.t),
+                  "attention");
+        expect_ok(be->ops->end(be), "end");
+        expect_ok(be->ops->sync(be), "sync");
+        expect_ok(be->ops->download(be, to.buf, 0, out + st * D * H, (size_t)(D * H) * 4),
+                  "download");
+    }
+    expect_ok(be->ops->download(be, kc.buf, 0, cache, lm_tensor_nbytes(&kc.t)), "download");
+    dt_free(&tw), dt_free(&tx), dt_free(&ty), dt_free(&to), dt_free(&tp), dt_free(&ts);
+    dt_free(&kc), dt_free(&vc);
+}
+
+void lm__vk_replay_stats(lm_backend *be, uint64_t *segments, uint64_t *replayed);
+
+Test(vk_ops, replayed_steps_read_new_inputs) {
+    NEED_VK();
+    lm_test_rng r = {lm_test_seed()};
+    const int64_t K = 96, D = 64, H = 2, C = 8;
+    float *wf = randn(&r, (size_t)(K * D * H), 0.3f),
+          *xs = randn(&r, (size_t)(K * REPLAY_STEPS), 1.0f);
+    void *w = encode(LM_TYPE_Q8_0, wf, K, D * H);
+    const size_t n = (size_t)(D * H * REPLAY_STEPS),
+                 cb = lm_row_size(LM_TYPE_Q8_0, D) * (size_t)(H * C);
+    float *out[2] = {malloc(n * 4), malloc(n * 4)};
+    void *cache[2] = {malloc(cb), malloc(cb)};
+    uint64_t seg0, rep0, seg1, rep1;
+    lm__vk_replay_stats(g_vk, &seg0, &rep0);
+    run_steps(g_cpu, w, xs, out[0], cache[0]);
+    run_steps(g_vk, w, xs, out[1], cache[1]);
+    lm__vk_replay_stats(g_vk, &seg1, &rep1);
+    compare("replayed steps: bit-equal", out[0], out[1], n, 0, 0);
+    cr_expect(memcmp(cache[0], cache[1], cb) == 0, "q8_0 cache bytes differ from the CPU's");
+    cr_expect_eq(seg1 - seg0, REPLAY_STEPS, "segments ended");
+    cr_expect_geq(rep1 - rep0, REPLAY_STEPS - 1, "%llu of %d steps replayed",
+                  (unsigned long long)(rep1 - rep0), REPLAY_STEPS);
+    free(wf), free(xs), free(w), free(out[0]), free(out[1]), free(cache[0]), free(cache[1]);
+}
+
 /* ---- a weight matrix larger than one storage-buffer binding (lavapipe: 128 MiB) is bound
  * in windows of rows: mul_mat and get_rows across the boundary ---- */
 

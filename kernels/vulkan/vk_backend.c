@@ -165,9 +165,8 @@ static lm_status lm__vk_download(lm_backend *be, const lm_buffer *buf, size_t of
 /* An interrupted forward pass (abort, error) never calls end(): what it recorded stays
  * queued and runs at the next flush, before anything the host could observe, so order is
  * kept and nothing is lost. */
-static lm_status lm__vk_begin(lm_backend *be) {
-    lm__vk_ctx(be)->recording = 1;
-    return LM_OK;
+static lm_status lm__vk_begin_op(lm_backend *be) {
+    return lm__vk_begin(lm__vk_ctx(be));
 }
 
 static lm_status lm__vk_end_op(lm_backend *be) {
@@ -204,7 +203,7 @@ static const lm_backend_ops lm__vk_ops = {
     .upload = lm__vk_upload,
     .download = lm__vk_download,
     .buffer_wrap_host = NULL,
-    .begin = lm__vk_begin,
+    .begin = lm__vk_begin_op,
     .end = lm__vk_end_op,
     .sync = lm__vk_sync,
     .get_rows = lm__vk_get_rows,

@@ -80,6 +80,18 @@ typedef struct lm__vk_hazard {
     VkDeviceSize lo, hi;
 } lm__vk_hazard;
 
+/* A recorded begin..end segment kept for replay (vk_command.c): its dispatches, the
+ * command buffer recorded from them and the descriptor sets it binds (own pool). */
+#define LM_VK_REPLAY_SLOTS 4
+typedef struct lm__vk_segment {
+    VkCommandBuffer cb;
+    VkDescriptorPool pool;
+    lm__vk_cmd *cmds;
+    int n, cap;
+    uint64_t gen;  /* buffer generation it was recorded at */
+    uint64_t used; /* tick of its last submission (least recently used is replaced) */
+} lm__vk_segment;
+
 typedef struct lm__vk {
     VkInstance inst;
     VkDebugUtilsMessengerEXT messenger;
@@ -116,6 +128,17 @@ typedef struct lm__vk {
     int recording;  /* between begin() and end() */
     lm__vk_hazard reads[LM_VK_MAX_HAZARDS], writes[LM_VK_MAX_HAZARDS];
     int n_reads, n_writes;
+
+    /* step replay: between begin and end dispatches are collected in `pending` and
+     * recorded at end(); a segment equal to one recorded before (a decode step's body or
+     * output head) re-submits that command buffer. LUMEN_VULKAN_REPLAY=0 turns it off. */
+    int replay;
+    lm__vk_cmd *pending;
+    int n_pending, cap_pending;
+    int seg_broken;   /* a flush inside the open segment submitted part of it */
+    uint64_t buf_gen; /* bumped whenever a buffer is created or destroyed */
+    uint64_t tick, n_replayed, n_segments;
+    lm__vk_segment seg[LM_VK_REPLAY_SLOTS];
 
     lm_buffer *staging; /* host-visible, for devices whose memory the host cannot map */
     lm_buffer *arena;   /* host-visible small tables (RoPE factors) for the open cb */
@@ -191,8 +214,13 @@ void lm__vk_commands_close(lm__vk *v);
 lm_status lm__vk_run(lm__vk *v, const lm__vk_cmd *c);
 /* Submit what is recorded and wait for the device: the host may then touch memory. */
 lm_status lm__vk_flush(lm__vk *v);
-/* end(): submit what is recorded without waiting; later ops run at once again. */
+/* begin(): ops are collected until end(). */
+lm_status lm__vk_begin(lm__vk *v);
+/* end(): submit what is recorded without waiting (re-submitting a recorded segment when
+ * this one equals it); later ops run at once again. */
 lm_status lm__vk_end(lm__vk *v);
+/* Tests: segments ended so far and how many of them were replays. */
+void lm__vk_replay_stats(lm_backend *be, uint64_t *segments, uint64_t *replayed);
 /* Copy n bytes between buffers on the device and wait (staging). */
 lm_status lm__vk_copy_now(lm__vk *v, VkBuffer src, VkDeviceSize so, VkBuffer dst, VkDeviceSize dof,
                           VkDeviceSize n);

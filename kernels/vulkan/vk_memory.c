@@ -241,6 +241,7 @@ lm_status lm__vk_buffer_new(lm__vk *v, size_t size, int host, lm_buffer **out) {
 
 void lm__vk_buffer_del(lm__vk *v, lm_buffer *b) {
     if (!b) return;
+    v->buf_gen++; /* recorded segments may bind it: they are not replayed again */
     vkDestroyBuffer(v->dev, b->buf, NULL);
     lm__vk_block_give(b->block, b->mem_off, b->mem_size);
     if (b->block->n_live == 0) lm__vk_block_del(v, b->block); /* no idle blocks kept */
