@@ -17,8 +17,12 @@ typedef struct {
     const lm_tensor *q, *k, *v, *dst;
     const int32_t *pos, *seq;
     lm_attn_params p;
-    int nh; /* heads per task: a divisor of the kv group size */
+    int nh; /* heads per task: a divisor of the kv group size, <= LM__ATTN_NH */
+    int tb; /* batch tokens per task, <= LM__ATTN_TB */
 } lm__attn_job;
+
+#define LM__ATTN_TB 8 /* tokens per block: 8 x 4 heads x 256 floats of output stay in L2 */
+#define LM__ATTN_NH 8
 
 /* Cache row (kv head h, position p, sequence s) as floats: F32 rows are used in place,
  * F16 and Q8_0 rows are converted (exactly) into buf. */
@@ -40,52 +44,93 @@ static const float *lm__attn_row(const lm__attn_job *j, const lm_tensor *cache, 
     return buf;
 }
 
-/* Heads [h0, h0 + nh) of token t, all reading kv head kvh: each K and V row is converted
- * once for all of them, and each head's online softmax (max m, sum l, output acc) runs
- * exactly as it would alone, over positions lo..pos of the token's sequence. */
-static void lm__attn_heads(const lm__attn_job *j, int64_t t, int64_t h0, int nh, float *scr) {
-    const int64_t D = j->q->ne[0];
-    const int64_t kvh = h0 / (j->q->ne[1] / j->k->ne[1]);
-    const int32_t pos = j->pos[t], seq = j->seq[t];
-    const int32_t lo = j->p.window > 0 && pos - j->p.window + 1 > 0 ? pos - j->p.window + 1 : 0;
+/* The running state of one (token, head): max m, sum l, output acc. */
+typedef struct {
+    float m, l;
+    float *acc;
+} lm__attn_state;
+
+/* One cache position p into the state of one (token, head), in the order a token alone
+ * would do it (so blocking tokens changes no result). */
+static inline void lm__attn_step(const lm__attn_job *j, const float *q, const float *k,
+                                 const float *v, int64_t D, lm__attn_state *st) {
     const lm__cpu_kernels *kern = j->c->kern;
-    float *kb = scr, *vb = kb + D, *m = vb + D, *l = m + nh, *acc = l + nh; /* acc: nh x D */
-    for (int i = 0; i < nh; i++) m[i] = -INFINITY, l[i] = 0.0f;
-    for (int64_t d = 0; d < nh * D; d++) acc[d] = 0.0f;
-    for (int32_t p = lo; p <= pos; p++) {
-        const float *k = lm__attn_row(j, j->k, kvh, p, seq, kb);
-        const float *v = lm__attn_row(j, j->v, kvh, p, seq, vb);
-        for (int i = 0; i < nh; i++) {
-            const float *q = (const float *)lm__cpu_row(j->q, h0 + i, t, 0);
-            float *a = acc + i * D;
-            /* lm__cpu_dot's order (the level's kernel; the row was converted exactly) */
-            float s = kern->fdot[LM_TYPE_F32](k, q, D) * j->p.scale;
-            if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
-            /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
-            if (s > m[i]) {
-                const float corr = expf(m[i] - s);
-                l[i] *= corr;
-                kern->f32_scale(a, corr, D);
-                m[i] = s;
-            }
-            const float w = expf(s - m[i]);
-            l[i] += w;
-            kern->f32_axpy(a, w, v, D);
-        }
+    /* lm__cpu_dot's order (the level's kernel; the row was converted exactly) */
+    float s = kern->fdot[LM_TYPE_F32](k, q, D) * j->p.scale;
+    if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
+    /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
+    if (s > st->m) {
+        const float corr = expf(st->m - s);
+        st->l *= corr;
+        kern->f32_scale(st->acc, corr, D);
+        st->m = s;
     }
-    for (int i = 0; i < nh; i++) {
-        float *out = (float *)lm__cpu_row(j->dst, h0 + i, t, 0);
-        const float inv = 1.0f / l[i]; /* l >= 1: the max term contributes e^0 */
-        for (int64_t d = 0; d < D; d++) out[d] = acc[i * D + d] * inv;
-    }
+    const float w = expf(s - st->m);
+    st->l += w;
+    kern->f32_axpy(st->acc, w, v, D);
 }
 
-/* Tasks are (token, run of nh heads of one kv group). */
+static int32_t lm__attn_lo(const lm__attn_job *j, int32_t pos) {
+    return j->p.window > 0 && pos - j->p.window + 1 > 0 ? pos - j->p.window + 1 : 0;
+}
+
+/* Tokens [t0, t0 + nt) x heads [h0, h0 + nh), all of one sequence at consecutive
+ * positions (nt = 1 otherwise) and all reading kv head kvh: each K and V row is converted
+ * once for the whole block, and each (token, head) runs its own online softmax over its
+ * positions lo..pos exactly as it would alone. Blocking the tokens of a prefill saves the
+ * conversions and keeps the rows in L1 while the block's queries read them. */
+static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0, int nh,
+                           float *scr) {
+    const int64_t D = j->q->ne[0];
+    const int64_t kvh = h0 / (j->q->ne[1] / j->k->ne[1]);
+    const int32_t seq = j->seq[t0], first = lm__attn_lo(j, j->pos[t0]);
+    const int32_t last = j->pos[t0 + nt - 1];
+    lm__attn_state st[LM__ATTN_TB * LM__ATTN_NH];
+    float *kb = scr, *vb = kb + D, *acc = vb + D; /* acc: nt x nh x D */
+    for (int i = 0; i < nt * nh; i++) st[i] = (lm__attn_state){-INFINITY, 0.0f, acc + i * D};
+    for (int64_t d = 0; d < nt * nh * D; d++) acc[d] = 0.0f;
+    for (int32_t p = first; p <= last; p++) {
+        const float *k = lm__attn_row(j, j->k, kvh, p, seq, kb);
+        const float *v = lm__attn_row(j, j->v, kvh, p, seq, vb);
+        for (int ti = 0; ti < nt; ti++) {
+            const int32_t pos = j->pos[t0 + ti];
+            if (p > pos || p < lm__attn_lo(j, pos)) continue;
+            for (int i = 0; i < nh; i++) {
+                const float *q = (const float *)lm__cpu_row(j->q, h0 + i, t0 + ti, 0);
+                lm__attn_step(j, q, k, v, D, &st[ti * nh + i]);
+            }
+        }
+    }
+    for (int ti = 0; ti < nt; ti++)
+        for (int i = 0; i < nh; i++) {
+            const lm__attn_state *x = &st[ti * nh + i];
+            float *out = (float *)lm__cpu_row(j->dst, h0 + i, t0 + ti, 0);
+            const float inv = 1.0f / x->l; /* l >= 1: the max term contributes e^0 */
+            for (int64_t d = 0; d < D; d++) out[d] = x->acc[d] * inv;
+        }
+}
+
+/* Tokens of [t0, t0 + n) from t0 on that share t0's sequence at consecutive positions. */
+static int lm__attn_run(const lm__attn_job *j, int64_t t0, int64_t n) {
+    int nt = 1;
+    while (nt < n && j->seq[t0 + nt] == j->seq[t0] && j->pos[t0 + nt] == j->pos[t0] + nt) nt++;
+    return nt;
+}
+
+/* Tasks are (block of LM__ATTN_TB batch tokens, run of nh heads of one kv group); a block
+ * is split where the sequence or the position run changes. */
 static void lm__attn_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__attn_job *j = ctx;
-    const int64_t runs = j->q->ne[1] / j->nh;
+    const int64_t runs = j->q->ne[1] / j->nh, T = j->q->ne[2];
     float *scr = lm__cpu_scratch(j->c, ith);
-    for (int64_t i = b; i < e; i++) lm__attn_heads(j, i / runs, (i % runs) * j->nh, j->nh, scr);
+    for (int64_t i = b; i < e; i++) {
+        const int64_t tb = (i / runs) * j->tb, te = tb + j->tb < T ? tb + j->tb : T;
+        for (int64_t t = tb; t < te;) {
+            const int nt = lm__attn_run(j, t, te - t);
+            lm__attn_block(j, t, nt, (i % runs) * j->nh, j->nh, scr);
+            t += nt;
+        }
+    }
 }
 
 static lm_status lm__attn_check_cache(const char *name, const lm_tensor *q, const lm_tensor *c) {
@@ -145,12 +190,16 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
     const int32_t *sq = (const int32_t *)lm__cpu_data(seq);
     LM_TRY(lm__attn_check_ids(q, k_cache, ps, sq));
     lm__cpu *c = lm__cpu_ctx(be);
-    /* as many heads of a group per task as still leaves ~4 tasks per thread */
+    /* as many heads of a group per task, and tokens per block, as still leave ~4 tasks per
+     * thread */
     const int64_t H = q->ne[1], T = q->ne[2], group = H / k_cache->ne[1];
-    int64_t nh = group;
-    while (nh > 1 && (group % nh != 0 || T * (H / nh) < 4 * (int64_t)c->n_threads)) nh--;
-    LM_TRY(lm__cpu_reserve(c, (size_t)(nh + 2) * (size_t)q->ne[0] + 2 * (size_t)nh));
-    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, (int)nh};
-    lm__pool_run(c->pool, lm__attn_task, &j, T * (H / nh));
+    const int64_t want = 4 * (int64_t)c->n_threads;
+    int64_t nh = group < LM__ATTN_NH ? group : LM__ATTN_NH;
+    while (nh > 1 && (group % nh != 0 || T * (H / nh) < want)) nh--;
+    int64_t tb = LM__ATTN_TB;
+    while (tb > 1 && ((T + tb - 1) / tb) * (H / nh) < want) tb /= 2;
+    LM_TRY(lm__cpu_reserve(c, (size_t)(tb * nh + 2) * (size_t)q->ne[0]));
+    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, (int)nh, (int)tb};
+    lm__pool_run(c->pool, lm__attn_task, &j, ((T + tb - 1) / tb) * (H / nh));
     return LM_OK;
 }
