@@ -26,6 +26,7 @@ layout(push_constant) uniform PC {
     int n_ctx, n_seq, window;
     float scale, softcap;
     uint n_split, chunk;
+    int only_seq; // >= 0: only that sequence's slice is bound (n_split 1); others skipped
 } pc;
 
 shared float qs[256];
@@ -63,6 +64,7 @@ void main() {
         const uint sp = g % pc.n_split, h = (g / pc.n_split) % pc.H, t = g / (pc.n_split * pc.H);
         const uint kvh = h / (pc.H / pc.Hk);
         const int p = pos[pc.pos_off + t], s = seq[pc.seq_off + t];
+        if (pc.only_seq >= 0 && s != pc.only_seq) continue; // uniform: one item per group
         const bool ok = p >= 0 && p < pc.n_ctx && s >= 0 && s < pc.n_seq;
         int lo = pc.window > 0 ? max(0, p - pc.window + 1) : 0, hi = p;
         lo = max(lo, int(sp * pc.chunk));

@@ -29,6 +29,8 @@ layout(push_constant) uniform PC {
     uint o_off, o_nb1, o_nb2;
     int n_ctx, n_seq, window;
     float scale, softcap;
+    uint n_split_unused, chunk_unused; // the flash kernel's (same push-constant block)
+    int only_seq; // >= 0: only that sequence's slice is bound; other tokens are skipped
 } pc;
 
 shared float qs[256];
@@ -40,6 +42,7 @@ void main() {
     for (uint g = LM_WG_ID; g < pc.T * pc.H; g += LM_N_WG) {
         const uint h = g % pc.H, t = g / pc.H, kvh = h / (pc.H / pc.Hk);
         const int p = pos[pc.pos_off + t], s = seq[pc.seq_off + t];
+        if (pc.only_seq >= 0 && s != pc.only_seq) continue; // uniform: one item per group
         const bool ok = p >= 0 && p < pc.n_ctx && s >= 0 && s < pc.n_seq;
         const int lo = pc.window > 0 && p - pc.window + 1 > 0 ? p - pc.window + 1 : 0;
         const int hi = ok ? p : lo - 1;

@@ -36,6 +36,7 @@ layout(push_constant) uniform PC {
     uint vc_off, vc_nb1, vc_nb2, vc_nb3;
     uint pos_off, seq_off;
     int n_ctx, n_seq;
+    int only_seq; // >= 0: only that sequence's slice is bound; other tokens are skipped
 } pc;
 
 #ifdef DST_Q8_0
@@ -74,6 +75,7 @@ void main() {
         uint b = idx % nb, h = (idx / nb) % pc.Hk, t = idx / (nb * pc.Hk);
         int p = pos[pc.pos_off + t], s = seq[pc.seq_off + t];
         if (p < 0 || p >= pc.n_ctx || s < 0 || s >= pc.n_seq) continue;
+        if (pc.only_seq >= 0 && s != pc.only_seq) continue;
         lm_put_q8(true, pc.k_off + h * pc.k_nb1 + t * pc.k_nb2 + 32u * b,
                   pc.kc_off + h * pc.kc_nb1 + uint(p) * pc.kc_nb2 + uint(s) * pc.kc_nb3 + 34u * b);
         lm_put_q8(false, pc.v_off + h * pc.v_nb1 + t * pc.v_nb2 + 32u * b,
@@ -87,6 +89,7 @@ void main() {
         uint e = idx % pc.D, h = (idx / pc.D) % pc.Hk, t = idx / (pc.D * pc.Hk);
         int p = pos[pc.pos_off + t], s = seq[pc.seq_off + t];
         if (p < 0 || p >= pc.n_ctx || s < 0 || s >= pc.n_seq) continue;
+        if (pc.only_seq >= 0 && s != pc.only_seq) continue;
         kc[pc.kc_off + h * pc.kc_nb1 + uint(p) * pc.kc_nb2 + uint(s) * pc.kc_nb3 + e] =
             STORE(k[pc.k_off + h * pc.k_nb1 + t * pc.k_nb2 + e]);
         vc[pc.vc_off + h * pc.vc_nb1 + uint(p) * pc.vc_nb2 + uint(s) * pc.vc_nb3 + e] =

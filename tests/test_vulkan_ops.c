@@ -840,6 +840,68 @@ Test(vk_ops, weights_larger_than_a_binding) {
     free(w), free(x), free(mm[0]), free(mm[1]), free(rows[0]), free(rows[1]);
 }
 
+/* ---- KV caches larger than one binding (lavapipe: 128 MiB; many sequences of a long
+ * context) are bound one sequence's slice at a time: kv_store into four sequences spread
+ * over the cache, then attention of those tokens, byte- and bit-equal to the CPU (the flash
+ * kernel within twice the op table's attention tolerance) ---- */
+
+static void run_big_cache(lm_type type, int64_t S, lm_test_rng *r) {
+    const int64_t D = 64, Hk = 2, H = 4, C = 512, T = 4;
+    const size_t rs = lm_row_size(type, D), slice = rs * (size_t)(Hk * C),
+                 bytes = slice * (size_t)S;
+    cr_assert_gt(bytes, (size_t)128 << 20, "the cache must exceed lavapipe's binding limit");
+    const int32_t seq[4] = {0, 3, (int32_t)(S / 2), (int32_t)(S - 1)};
+    const int32_t pos[4] = {0, 17, 300, (int32_t)(C - 1)};
+    char *cache0 = calloc(1, bytes); /* used slices: random rows before each token */
+    float *row = malloc((size_t)D * sizeof *row);
+    for (int t = 0; t < T; t++)
+        for (int64_t p = 0; p < pos[t]; p++)
+            for (int64_t h = 0; h < Hk; h++) {
+                lm_test_fill_normal(r, row, (size_t)D, 1.0f);
+                lm_quantize_row(type, row,
+                                cache0 + (size_t)seq[t] * slice + (size_t)(p * Hk + h) * rs, D);
+            }
+    float *kv = randn(r, (size_t)(D * Hk * T), 1.0f), *q = randn(r, (size_t)(D * H * T), 1.0f);
+    lm_attn_params ap = {0.125f, 0, 0.0f};
+    float *out[3];
+    char *kout[2];
+    lm_backend *bes[3] = {g_cpu, g_vk, g_vk};
+    for (int b = 0; b < 3; b++) {
+        lm_backend *be = bes[b];
+        knobs(0, 0, b == 2 ? -1 : 0); /* the third run: the flash kernel */
+        dt tk = dt_new(be, LM_TYPE_F32, D, Hk, T, 1, kv);
+        dt tq = dt_new(be, LM_TYPE_F32, D, H, T, 1, q);
+        dt kc = dt_new(be, type, D, Hk, C, S, cache0), vc = dt_new(be, type, D, Hk, C, S, cache0);
+        dt tp = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos),
+           ts = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
+        dt to = dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
+        expect_ok(be->ops->kv_store(be, &tk.t, &tk.t, &kc.t, &vc.t, &tp.t, &ts.t), "big kv_store");
+        expect_ok(be->ops->attention(be, &tq.t, &kc.t, &vc.t, &tp.t, &ts.t, &ap, &to.t),
+                  "big attention");
+        out[b] = dt_read(&to);
+        if (b < 2) kout[b] = dt_read(&kc);
+        dt_free(&tk), dt_free(&tq), dt_free(&kc), dt_free(&vc), dt_free(&tp), dt_free(&ts);
+        dt_free(&to);
+    }
+    knobs(0, 0, 0);
+    cr_expect(memcmp(kout[0], kout[1], bytes) == 0, "%s cache of %zu MB: bytes differ",
+              lm_type_get((uint32_t)type).name, bytes >> 20);
+    compare(exact() ? "attention over a cache larger than a binding: bit-equal"
+                    : "attention over a cache larger than a binding",
+            out[0], out[1], (size_t)(D * H * T), exact() ? 0 : 4e-5, exact() ? 0 : 2e-4);
+    compare("flash attention over a cache larger than a binding", out[0], out[2],
+            (size_t)(D * H * T), 4e-5, 2e-4);
+    free(cache0), free(row), free(kv), free(q), free(kout[0]), free(kout[1]);
+    for (int b = 0; b < 3; b++) free(out[b]);
+}
+
+Test(vk_ops, kv_caches_larger_than_a_binding) {
+    NEED_VK();
+    lm_test_rng r = {lm_test_seed()};
+    run_big_cache(LM_TYPE_F16, 1100, &r);  /* 137.5 MiB */
+    run_big_cache(LM_TYPE_Q8_0, 2000, &r); /* 132.8 MiB */
+}
+
 /* ---- errors: as the CPU's, LM_ERR_INVALID_ARG naming the op and the fault ---- */
 
 static void expect_err(lm_status s, lm_status want, const char *want1, const char *want2) {

@@ -22,6 +22,7 @@ typedef struct {
     int32_t n_ctx, n_seq, window;
     float scale, softcap;
     uint32_t n_split, chunk;
+    int32_t only_seq; /* >= 0: one sequence's slice of a cache larger than a binding */
 } lm__vk_attn_pc;
 
 typedef struct {
@@ -94,28 +95,49 @@ static lm_status lm__vk_scratch(lm__vk *v, size_t bytes) {
                              &v->scratch);
 }
 
-/* The bit-equal kernel: the flash kernel's push constants less the split fields. */
-static lm_status lm__vk_attn_exact(lm__vk *v, const lm_tensor *q, const lm_tensor *k_cache,
-                                   const lm_tensor *v_cache, const lm_tensor *pos,
-                                   const lm_tensor *seq, const lm_attn_params *p, lm_tensor *dst) {
+/* One cache's binding: the whole tensor, or with only_seq >= 0 that sequence's slice (a
+ * cache larger than one binding). *off is the cache's origin in binding units: for a slice,
+ * the slice's offset less only_seq * nb[3], so the shaders' origin + s * nb3 lands on it
+ * for s == only_seq (uint arithmetic wraps). */
+static lm_status lm__vk_attn_cache(lm__vk *v, const lm_tensor *c, const char *arg, int32_t only_seq,
+                                   lm__vk_view *view, uint32_t *off) {
+    const size_t es = lm__vk_kv_unit(c->type);
+    lm_tensor t = *c;
+    if (only_seq >= 0) {
+        t.offset += (size_t)only_seq * c->nb[3];
+        t.ne[3] = 1;
+    }
+    LM_TRY(lm__vk_view_of(v, &t, "attention", arg, view));
+    *off = (uint32_t)(view->base / es) -
+           (only_seq >= 0 ? (uint32_t)((size_t)only_seq * c->nb[3] / es) : 0u);
+    return LM_OK;
+}
+
+/* One dispatch of an attention kernel: the exact one (part NULL) or the flash one with
+ * n_split chunks of `chunk` positions writing partials to *part. */
+static lm_status lm__vk_attn_run(lm__vk *v, lm_vk_shader_id shader, const lm_tensor *q,
+                                 const lm_tensor *k_cache, const lm_tensor *v_cache,
+                                 const lm_tensor *pos, const lm_tensor *seq,
+                                 const lm_attn_params *p, lm_tensor *dst, const lm__vk_view *part,
+                                 uint32_t n_split, uint32_t chunk, int32_t only_seq) {
     const char *op = "attention";
     const size_t es = lm__vk_kv_unit(k_cache->type);
     lm__vk_view vq, vk, vv, vp, vs, vo;
+    uint32_t k_off, v_off;
     LM_TRY(lm__vk_view_of(v, q, op, "q", &vq));
-    LM_TRY(lm__vk_view_of(v, k_cache, op, "k_cache", &vk));
-    LM_TRY(lm__vk_view_of(v, v_cache, op, "v_cache", &vv));
+    LM_TRY(lm__vk_attn_cache(v, k_cache, "k_cache", only_seq, &vk, &k_off));
+    LM_TRY(lm__vk_attn_cache(v, v_cache, "v_cache", only_seq, &vv, &v_off));
     LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
     LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
     LM_TRY(lm__vk_view_of(v, dst, op, "dst", &vo));
-    lm__vk_cmd c = {.shader = es == 1   ? LM_VK_SHADER_attn_exact_q8_0
-                              : es == 2 ? LM_VK_SHADER_attn_exact_f16
-                                        : LM_VK_SHADER_attn_exact_f32};
+    lm__vk_cmd c = {.shader = shader};
     lm__vk_bind(&c, &vq, 0);
     lm__vk_bind(&c, &vk, 0);
     lm__vk_bind(&c, &vv, 0);
     lm__vk_bind(&c, &vp, 0);
     lm__vk_bind(&c, &vs, 0);
-    lm__vk_bind(&c, &vo, 1);
+    lm__vk_bind(&c, &vo, !part || n_split == 1);
+    if (part) lm__vk_bind(&c, part, n_split > 1);
     lm__vk_attn_pc pc = {(uint32_t)q->ne[0],
                          (uint32_t)q->ne[1],
                          (uint32_t)k_cache->ne[1],
@@ -123,11 +145,11 @@ static lm_status lm__vk_attn_exact(lm__vk *v, const lm_tensor *q, const lm_tenso
                          vq.base / 4,
                          (uint32_t)(q->nb[1] / 4),
                          (uint32_t)(q->nb[2] / 4),
-                         (uint32_t)(vk.base / es),
+                         k_off,
                          (uint32_t)(k_cache->nb[1] / es),
                          (uint32_t)(k_cache->nb[2] / es),
                          (uint32_t)(k_cache->nb[3] / es),
-                         (uint32_t)(vv.base / es),
+                         v_off,
                          (uint32_t)(v_cache->nb[1] / es),
                          (uint32_t)(v_cache->nb[2] / es),
                          (uint32_t)(v_cache->nb[3] / es),
@@ -141,11 +163,18 @@ static lm_status lm__vk_attn_exact(lm__vk *v, const lm_tensor *q, const lm_tenso
                          p->window,
                          p->scale,
                          p->softcap,
-                         1,
-                         0};
+                         n_split,
+                         chunk,
+                         only_seq};
     LM_VK_PC(&c, pc);
-    c.n_groups = (uint64_t)(q->ne[1] * q->ne[2]);
+    c.n_groups = (uint64_t)(q->ne[1] * q->ne[2]) * n_split;
     return lm__vk_run(v, &c);
+}
+
+/* A cache larger than one storage-buffer binding is bound one sequence's slice at a time:
+ * one dispatch per sequence, each skipping the other sequences' tokens. */
+static int lm__vk_attn_per_seq(const lm__vk *v, const lm_tensor *c) {
+    return lm_tensor_nbytes(c) + v->bind_align > v->max_range && c->ne[3] > 1;
 }
 
 lm_status lm__vk_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *k_cache,
@@ -178,68 +207,42 @@ lm_status lm__vk_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *
         return lm__error(LM_ERR_UNSUPPORTED, "attention: head_dim %lld > %d is not supported",
                          (long long)q->ne[0], LM_VK_ATTN_MAX_D);
     LM_TRY(lm__vk_attn_check_ids(v, q, k_cache, pos, seq));
-    if (v->has_f64 && !v->force_f32 && v->force_split == 0 && !v->flash_attention)
-        return lm__vk_attn_exact(v, q, k_cache, v_cache, pos, seq, p, dst);
+    const size_t es = lm__vk_kv_unit(k_cache->type);
+    const int per_seq = lm__vk_attn_per_seq(v, k_cache);
+    const int32_t n_seq = (int32_t)k_cache->ne[3];
+    if (v->has_f64 && !v->force_f32 && v->force_split == 0 && !v->flash_attention) {
+        const lm_vk_shader_id sh = es == 1   ? LM_VK_SHADER_attn_exact_q8_0
+                                   : es == 2 ? LM_VK_SHADER_attn_exact_f16
+                                             : LM_VK_SHADER_attn_exact_f32;
+        if (!per_seq)
+            return lm__vk_attn_run(v, sh, q, k_cache, v_cache, pos, seq, p, dst, NULL, 1, 0, -1);
+        for (int32_t s = 0; s < n_seq; s++)
+            LM_TRY(lm__vk_attn_run(v, sh, q, k_cache, v_cache, pos, seq, p, dst, NULL, 1, 0, s));
+        return LM_OK;
+    }
 
     const int64_t D = q->ne[0], H = q->ne[1], T = q->ne[2];
     uint32_t chunk;
-    const uint32_t n_split = lm__vk_attn_splits(v, H * T, k_cache->ne[2], &chunk);
-    const size_t es = lm__vk_kv_unit(k_cache->type);
-    lm__vk_view vq, vk, vv, vp, vs, vo, vpart;
-    LM_TRY(lm__vk_view_of(v, q, op, "q", &vq));
-    LM_TRY(lm__vk_view_of(v, k_cache, op, "k_cache", &vk));
-    LM_TRY(lm__vk_view_of(v, v_cache, op, "v_cache", &vv));
-    LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
-    LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
-    LM_TRY(lm__vk_view_of(v, dst, op, "dst", &vo));
+    uint32_t n_split = lm__vk_attn_splits(v, H * T, k_cache->ne[2], &chunk);
+    if (per_seq) { /* the combine pass would rewrite other sequences' outputs */
+        n_split = 1;
+        chunk = (uint32_t)((k_cache->ne[2] + 63) / 64 * 64);
+    }
     const size_t part_bytes = (size_t)(H * T) * n_split * (size_t)(D + 2) * 4;
     LM_TRY(lm__vk_scratch(v, part_bytes));
     lm_tensor pt;
+    lm__vk_view vpart, vo;
     lm_tensor_init(&pt, v->scratch, 0, LM_TYPE_F32, (int64_t)(part_bytes / 4), 1, 1, 1);
     LM_TRY(lm__vk_view_of(v, &pt, op, "partials", &vpart));
-
-    lm__vk_cmd c = {.shader = es == 1   ? LM_VK_SHADER_attn_q8_0
-                              : es == 2 ? LM_VK_SHADER_attn_f16
-                                        : LM_VK_SHADER_attn_f32};
-    lm__vk_bind(&c, &vq, 0);
-    lm__vk_bind(&c, &vk, 0);
-    lm__vk_bind(&c, &vv, 0);
-    lm__vk_bind(&c, &vp, 0);
-    lm__vk_bind(&c, &vs, 0);
-    lm__vk_bind(&c, &vo, n_split == 1);
-    lm__vk_bind(&c, &vpart, n_split > 1);
-    lm__vk_attn_pc pc = {(uint32_t)D,
-                         (uint32_t)H,
-                         (uint32_t)k_cache->ne[1],
-                         (uint32_t)T,
-                         vq.base / 4,
-                         (uint32_t)(q->nb[1] / 4),
-                         (uint32_t)(q->nb[2] / 4),
-                         (uint32_t)(vk.base / es),
-                         (uint32_t)(k_cache->nb[1] / es),
-                         (uint32_t)(k_cache->nb[2] / es),
-                         (uint32_t)(k_cache->nb[3] / es),
-                         (uint32_t)(vv.base / es),
-                         (uint32_t)(v_cache->nb[1] / es),
-                         (uint32_t)(v_cache->nb[2] / es),
-                         (uint32_t)(v_cache->nb[3] / es),
-                         vp.base / 4,
-                         vs.base / 4,
-                         vo.base / 4,
-                         (uint32_t)(dst->nb[1] / 4),
-                         (uint32_t)(dst->nb[2] / 4),
-                         (int32_t)k_cache->ne[2],
-                         (int32_t)k_cache->ne[3],
-                         p->window,
-                         p->scale,
-                         p->softcap,
-                         n_split,
-                         chunk};
-    LM_VK_PC(&c, pc);
-    c.n_groups = (uint64_t)(H * T) * n_split;
-    LM_TRY(lm__vk_run(v, &c));
+    const lm_vk_shader_id sh = es == 1   ? LM_VK_SHADER_attn_q8_0
+                               : es == 2 ? LM_VK_SHADER_attn_f16
+                                         : LM_VK_SHADER_attn_f32;
+    for (int32_t s = per_seq ? 0 : -1; s < (per_seq ? n_seq : 0); s++)
+        LM_TRY(lm__vk_attn_run(v, sh, q, k_cache, v_cache, pos, seq, p, dst, &vpart, n_split, chunk,
+                               s));
     if (n_split == 1) return LM_OK;
 
+    LM_TRY(lm__vk_view_of(v, dst, op, "dst", &vo));
     lm__vk_cmd m = {.shader = LM_VK_SHADER_attn_combine};
     lm__vk_bind(&m, &vpart, 0);
     lm__vk_bind(&m, &vo, 1);

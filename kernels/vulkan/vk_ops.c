@@ -247,6 +247,7 @@ typedef struct {
     uint32_t kc_off, kc_nb1, kc_nb2, kc_nb3, vc_off, vc_nb1, vc_nb2, vc_nb3;
     uint32_t pos_off, seq_off;
     int32_t n_ctx, n_seq;
+    int32_t only_seq; /* >= 0: one sequence's slice of caches larger than a binding */
 } lm__vk_kv_pc;
 
 static lm_status lm__vk_kv_check_cache(const char *name, const lm_tensor *src,
@@ -261,6 +262,74 @@ static lm_status lm__vk_kv_check_cache(const char *name, const lm_tensor *src,
                          (long long)cache->ne[0], (long long)cache->ne[1], (long long)src->ne[0],
                          (long long)src->ne[1]);
     return LM_OK;
+}
+
+/* A cache's binding (whole, or sequence only_seq's slice) and its origin in binding units
+ * (for a slice: less only_seq * nb[3], so origin + s * nb3 lands on it; uint wraps). */
+static lm_status lm__vk_kv_cache(lm__vk *v, const lm_tensor *c, const char *arg, int32_t only_seq,
+                                 lm__vk_view *view, uint32_t *off) {
+    const size_t es = lm__vk_kv_unit(c->type);
+    lm_tensor t = *c;
+    if (only_seq >= 0) {
+        t.offset += (size_t)only_seq * c->nb[3];
+        t.ne[3] = 1;
+    }
+    LM_TRY(lm__vk_view_of(v, &t, "kv_store", arg, view));
+    *off = lm__el(view->base, es) - (only_seq >= 0 ? lm__el((size_t)only_seq * c->nb[3], es) : 0u);
+    return LM_OK;
+}
+
+static lm_status lm__vk_kv_run(lm__vk *v, const lm_tensor *k, const lm_tensor *val,
+                               const lm_tensor *k_cache, const lm_tensor *v_cache,
+                               const lm_tensor *pos, const lm_tensor *seq, int32_t only_seq) {
+    const char *op = "kv_store";
+    /* cache offsets in elements of the binding: halves, floats, or bytes for Q8_0 */
+    const size_t es = lm__vk_kv_unit(k_cache->type);
+    lm__vk_view vk, vv, vkc, vvc, vp, vs;
+    uint32_t kc_off, vc_off;
+    LM_TRY(lm__vk_view_of(v, k, op, "k", &vk));
+    LM_TRY(lm__vk_view_of(v, val, op, "v", &vv));
+    LM_TRY(lm__vk_kv_cache(v, k_cache, "k_cache", only_seq, &vkc, &kc_off));
+    LM_TRY(lm__vk_kv_cache(v, v_cache, "v_cache", only_seq, &vvc, &vc_off));
+    LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
+    LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
+    const bool q8 = k_cache->type == LM_TYPE_Q8_0;
+    lm__vk_cmd c = {.shader = q8        ? LM_VK_SHADER_kv_store_q8_0
+                              : es == 2 ? LM_VK_SHADER_kv_store_f16
+                                        : LM_VK_SHADER_kv_store_f32};
+    lm__vk_bind(&c, &vk, 0);
+    lm__vk_bind(&c, &vv, 0);
+    lm__vk_bind(&c, &vkc, 1);
+    lm__vk_bind(&c, &vvc, 1);
+    lm__vk_bind(&c, &vp, 0);
+    lm__vk_bind(&c, &vs, 0);
+    const int64_t T = k->ne[2];
+    lm__vk_kv_pc pc = {lm__u32(k->ne[0]),
+                       lm__u32(k->ne[1]),
+                       lm__u32(T),
+                       vk.base / 4,
+                       lm__el(k->nb[1], 4),
+                       lm__el(k->nb[2], 4),
+                       vv.base / 4,
+                       lm__el(val->nb[1], 4),
+                       lm__el(val->nb[2], 4),
+                       kc_off,
+                       lm__el(k_cache->nb[1], es),
+                       lm__el(k_cache->nb[2], es),
+                       lm__el(k_cache->nb[3], es),
+                       vc_off,
+                       lm__el(v_cache->nb[1], es),
+                       lm__el(v_cache->nb[2], es),
+                       lm__el(v_cache->nb[3], es),
+                       vp.base / 4,
+                       vs.base / 4,
+                       (int32_t)k_cache->ne[2],
+                       (int32_t)k_cache->ne[3],
+                       only_seq};
+    LM_VK_PC(&c, pc);
+    /* one invocation per element, or per 32-element block for Q8_0 */
+    c.n_groups = lm__groups(k->ne[0] / (q8 ? 32 : 1) * k->ne[1] * T, 256);
+    return lm__vk_run(v, &c);
 }
 
 lm_status lm__vk_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *val,
@@ -287,50 +356,11 @@ lm_status lm__vk_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v
         return lm__vk_bad(op, "seq count", seq->ne[0], T);
     LM_TRY(lm__vk_check_index(v, op, "pos", pos, T, n_ctx, "n_ctx = "));
     LM_TRY(lm__vk_check_index(v, op, "seq", seq, T, n_seq, "n_seq = "));
-    /* cache offsets in elements of the binding: halves, floats, or bytes for Q8_0 */
-    const size_t es = lm__vk_kv_unit(k_cache->type);
-    lm__vk_view vk, vv, vkc, vvc, vp, vs;
-    LM_TRY(lm__vk_view_of(v, k, op, "k", &vk));
-    LM_TRY(lm__vk_view_of(v, val, op, "v", &vv));
-    LM_TRY(lm__vk_view_of(v, k_cache, op, "k_cache", &vkc));
-    LM_TRY(lm__vk_view_of(v, v_cache, op, "v_cache", &vvc));
-    LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
-    LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
-    const bool q8 = k_cache->type == LM_TYPE_Q8_0;
-    lm__vk_cmd c = {.shader = q8        ? LM_VK_SHADER_kv_store_q8_0
-                              : es == 2 ? LM_VK_SHADER_kv_store_f16
-                                        : LM_VK_SHADER_kv_store_f32};
-    lm__vk_bind(&c, &vk, 0);
-    lm__vk_bind(&c, &vv, 0);
-    lm__vk_bind(&c, &vkc, 1);
-    lm__vk_bind(&c, &vvc, 1);
-    lm__vk_bind(&c, &vp, 0);
-    lm__vk_bind(&c, &vs, 0);
-    lm__vk_kv_pc pc = {lm__u32(k->ne[0]),
-                       lm__u32(k->ne[1]),
-                       lm__u32(T),
-                       vk.base / 4,
-                       lm__el(k->nb[1], 4),
-                       lm__el(k->nb[2], 4),
-                       vv.base / 4,
-                       lm__el(val->nb[1], 4),
-                       lm__el(val->nb[2], 4),
-                       lm__el(vkc.base, es),
-                       lm__el(k_cache->nb[1], es),
-                       lm__el(k_cache->nb[2], es),
-                       lm__el(k_cache->nb[3], es),
-                       lm__el(vvc.base, es),
-                       lm__el(v_cache->nb[1], es),
-                       lm__el(v_cache->nb[2], es),
-                       lm__el(v_cache->nb[3], es),
-                       vp.base / 4,
-                       vs.base / 4,
-                       (int32_t)n_ctx,
-                       (int32_t)n_seq};
-    LM_VK_PC(&c, pc);
-    /* one invocation per element, or per 32-element block for Q8_0 */
-    c.n_groups = lm__groups(k->ne[0] / (q8 ? 32 : 1) * k->ne[1] * T, 256);
-    return lm__vk_run(v, &c);
+    /* caches larger than one binding: one dispatch per sequence's slice */
+    const int per_seq = lm_tensor_nbytes(k_cache) + v->bind_align > v->max_range && n_seq > 1;
+    for (int32_t s = per_seq ? 0 : -1; s < (per_seq ? (int32_t)n_seq : 0); s++)
+        LM_TRY(lm__vk_kv_run(v, k, val, k_cache, v_cache, pos, seq, s));
+    return LM_OK;
 }
 
 /* ---- element-wise ---- */
