@@ -82,7 +82,11 @@ void main() {
             if (pp <= hi) {
                 const uint kr = kb + uint(pp) * pc.k_nb2;
                 float dot = 0.0;
-                for (uint d = 0u; d < pc.D; d++) dot += qs[d] * KV(kc, kr, d);
+                for (uint d0 = 0u; d0 < pc.D; d0 += 32u) { // a q8_0 block's scale once
+                    const float sk = KV_SCALE(kc, kr, d0);
+                    for (uint d = d0; d < min(d0 + 32u, pc.D); d++)
+                        dot += qs[d] * KV_SCALED(kc, kr, d, sk);
+                }
                 sc = dot * pc.scale;
                 if (pc.softcap > 0.0) sc = pc.softcap * lm_tanh(sc / pc.softcap);
             }

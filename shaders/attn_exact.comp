@@ -60,8 +60,11 @@ void main() {
                 precise float a16[16];
                 for (uint j = 0u; j < 16u; j++) a16[j] = 0.0;
                 uint i = 0u;
-                for (; i + 16u <= pc.D; i += 16u)
-                    for (uint j = 0u; j < 16u; j++) a16[j] += qs[i + j] * KV(kc, kr, i + j);
+                for (; i + 16u <= pc.D; i += 16u) { // 16 elements lie in one q8_0 block
+                    const float sk = KV_SCALE(kc, kr, i);
+                    for (uint j = 0u; j < 16u; j++)
+                        a16[j] += qs[i + j] * KV_SCALED(kc, kr, i + j, sk);
+                }
                 for (uint j = 0u; i + j < pc.D; j++) a16[j] += qs[i + j] * KV(kc, kr, i + j);
                 for (uint w = 8u; w > 0u; w >>= 1)
                     for (uint j = 0u; j < w; j++) a16[j] += a16[j + w];
