@@ -38,6 +38,17 @@ Test(cli, run_greedy_says_paris) {
     free(out);
 }
 
+/* A q8_0 KV cache keeps the greedy answer (its logits move by < 0.9 on this model:
+ * test_e2e) */
+Test(cli, run_with_q8_0_kv_cache) {
+    int rc;
+    char *out =
+        run(&rc, "run -p 'The capital of France is' -n 4 --temp 0 -q --kv-type q8_0%s", NULL);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "The capital of France is Paris") != NULL, "%s", out);
+    free(out);
+}
+
 Test(cli, quiet_removes_the_figures) {
     int rc;
     char *out = run(&rc, "run -p 'Hello' -n 2 --temp 0 -q%s", NULL);
@@ -143,6 +154,7 @@ Test(cli, bad_usage_exits_1_with_a_message) {
         {"run -m /nonexistent/model.gguf -p hi", "/nonexistent/model.gguf"},
         {"info -m /", "/"},
         {"run -p 'one two three four' --ctx 2 -n 1 -q", "context holds 2"},
+        {"run -p hi --kv-type q4_0", "KV cache type 'q4_0' is not one of: f16, q8_0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc;

@@ -51,6 +51,7 @@ typedef struct cli_opts {
     bool allow_requantize;
     const char *backend;          /* NULL: cpu */
     const char *device;           /* an index or part of a name; NULL: the backend's default */
+    lm_kv_type kv_type;           /* LM_KV_DEFAULT: $LUMEN_KV_TYPE, else f16 */
     double tol;                   /* verify: relative tolerance (0: the default) */
     bool json;                    /* devices: -o json */
     const char *pos[CLI_MAX_POS]; /* positional arguments, in order */

@@ -157,6 +157,7 @@ int cmd_chat(const cli_opts *o) {
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = o->ctx;
     cp.n_threads = o->threads;
+    cp.kv_type = o->kv_type;
     lm_status s;
     if ((s = lm_context_create(m, &cp, &ctx)) != LM_OK ||
         (s = lm_sampler_create(&o->sp, lm_model_n_vocab(m), &smp)) != LM_OK) {

@@ -178,6 +178,7 @@ int cmd_perplexity(const cli_opts *o) {
     cp.n_ctx = n_ctx;
     cp.n_batch = n_batch;
     cp.n_threads = o->threads;
+    cp.kv_type = o->kv_type;
     lm_status s = lm_context_create(r.m, &cp, &r.ctx);
     if (s != LM_OK) {
         cli_error(s);

@@ -59,6 +59,7 @@ int cmd_run(const cli_opts *o) {
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = o->ctx;
     cp.n_threads = o->threads;
+    cp.kv_type = o->kv_type;
     lm_status s;
     if (!toks) {
         cli_error(LM_ERR_TOKENIZER);

@@ -136,6 +136,7 @@ static int serve(const cli_opts *o) {
     cfg.queue = o->queue ? o->queue : SRV_DEFAULT_QUEUE;
     cfg.n_ctx = o->ctx ? o->ctx : SRV_DEFAULT_CTX;
     cfg.n_threads = o->threads;
+    cfg.kv_type = o->kv_type;
     cfg.model_path = model_path(o);
     cfg.chat_template = o->chat_template;
     cfg.system = o->system;

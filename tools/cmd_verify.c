@@ -94,6 +94,7 @@ static int vrun_init(vrun *r, lm_model *m, int32_t n_ctx, int32_t n_batch, const
     cp.n_batch = n_batch;
     cp.n_seq_max = 1;
     cp.n_threads = o->threads;
+    cp.kv_type = o->kv_type;
     lm_status s = lm_context_create(m, &cp, &r->ctx);
     if (s != LM_OK) {
         cli_error(s);

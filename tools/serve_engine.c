@@ -167,6 +167,7 @@ lm_status srv_engine_create(lm_model *m, const srv_config *cfg, srv_metrics *met
     cp.n_ctx = cfg->n_ctx;
     cp.n_seq_max = cfg->parallel;
     cp.n_threads = cfg->n_threads;
+    cp.kv_type = cfg->kv_type;
     lm_status s = lm_context_create(m, &cp, &e->ctx);
     if (s != LM_OK) {
         srv_engine_free(e);

@@ -24,6 +24,7 @@ typedef struct srv_config {
     int queue;     /* waiting tasks before 503 */
     int n_ctx;     /* positions per sequence */
     int n_threads; /* 0: all cores */
+    lm_kv_type kv_type;
     const char *model_path;
     const char *model_id;
     const char *chat_template; /* NULL: the model's */
