@@ -19,7 +19,7 @@ struct lm_context {
     lm_backend *be;
     int32_t n_ctx, n_batch, n_seq;
     lm_buffer *kv_buf, *scratch_buf;
-    lm_tensor *k_cache, *v_cache; /* per layer: F16 [head_dim, n_head_kv, n_ctx, n_seq] */
+    lm_tensor *k_cache, *v_cache; /* per layer: F16 or Q8_0 [head_dim, n_head_kv, n_ctx, n_seq] */
     lm_scratch s;
     const float *rope_factors; /* RoPE divisors for this n_ctx (model-owned) or NULL */
     int32_t *seq_len;          /* host: cached positions per sequence */
