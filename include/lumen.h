@@ -361,6 +361,13 @@ typedef struct lm_device_info {
     int32_t n_cores;   /* CPU: cores online; 0 elsewhere */
     bool usable;       /* Lumen can run on it */
     char why_not[160]; /* when not usable: what is missing */
+    /* GPU facts (Vulkan); 0 / false / empty where the backend does not report them */
+    char driver[256];          /* driver name and version: "llvmpipe Mesa 22.3.6 (LLVM 15.0.6)" */
+    int32_t subgroup_size;     /* threads that run in lockstep (Vulkan subgroup); 0 = unknown */
+    bool fp16, int8, fp64;     /* shader arithmetic on halves, 8-bit integers, doubles */
+    bool storage16, storage8;  /* 16- and 8-bit values in storage buffers */
+    bool cooperative_matrix;   /* matrix-multiply units (VK_KHR_cooperative_matrix) */
+    uint64_t max_buffer_range; /* bytes one buffer binding can see; 0 = unknown */
 } lm_device_info;
 
 /* The devices of one backend, in lm_model_params.device order: fills out[0 .. min(cap, n))

@@ -67,7 +67,7 @@ lm_status lm_backend_create(const char *name, const lm_backend_config *cfg, lm_b
     if (!out) return lm__error(LM_ERR_INVALID_ARG, "lm_backend_create: out is NULL");
     *out = NULL;
     if (!name) name = "cpu";
-    const lm_backend_config defaults = {0, 0};
+    const lm_backend_config defaults = {0, -1}; /* -1: the backend picks its device */
     if (!cfg) cfg = &defaults;
     for (size_t i = 0; i < LM__N_BACKENDS; i++) {
         if (strcmp(name, lm__registry[i].name) != 0) continue;

@@ -124,7 +124,8 @@ struct lm_backend {
 
 typedef struct lm_backend_config {
     int32_t n_threads; /* CPU: 0 = cores */
-    int32_t device;    /* GPU index */
+    int32_t device;    /* GPU index; -1 = the backend's default (its environment variable,
+                          else the first usable device). An index >= 0 wins over the variable. */
 } lm_backend_config;
 
 /* Registry: create a backend by name ("cpu", later "cuda", "vulkan"). */
@@ -138,10 +139,10 @@ const char *const *lm_backend_names(void);
 lm_status lm_cuda_backend_create(const lm_backend_config *cfg, lm_backend **out);
 #endif
 #ifdef LM_HAVE_VULKAN
-/* The device is config->device (an index into lm_vulkan_list_devices), unless the
- * environment variable LUMEN_VULKAN_DEVICE names one by index or by a case-insensitive
- * part of its name. LUMEN_VULKAN_VALIDATE=1 enables the Khronos validation layer when it
- * is installed. */
+/* The device is config->device (an index into lm_vulkan_list_devices); with -1 (or no
+ * config) the environment variable LUMEN_VULKAN_DEVICE names one by index or by a
+ * case-insensitive part of its name, else the first usable device is taken.
+ * LUMEN_VULKAN_VALIDATE=1 enables the Khronos validation layer when it is installed. */
 lm_status lm_vulkan_backend_create(const lm_backend_config *cfg, lm_backend **out);
 
 /* One Vulkan device as `lumen devices` shows it. */
@@ -154,6 +155,15 @@ typedef struct lm_vulkan_device_info {
     uint64_t memory;      /* bytes of device-local heap */
     int32_t usable;       /* 1 if it has what Lumen needs */
     char why_not[160];    /* when not usable: what is missing */
+    /* appended fields: zero / empty where the device does not report them */
+    char driver_name[256];       /* VkPhysicalDeviceDriverProperties: "llvmpipe" */
+    char driver_info[256];       /* "Mesa 22.3.6 (LLVM 15.0.6)" */
+    uint32_t driver_version;     /* vendor-specific encoding */
+    uint32_t subgroup_size;      /* VkPhysicalDeviceSubgroupProperties::subgroupSize */
+    int32_t fp16, int8, fp64;    /* shaderFloat16, shaderInt8, shaderFloat64 */
+    int32_t storage16, storage8; /* storageBuffer16BitAccess, storageBuffer8BitAccess */
+    uint64_t max_storage_range;  /* limits.maxStorageBufferRange: bytes one binding sees */
+    int32_t cooperative_matrix;  /* VK_KHR_cooperative_matrix offered */
 } lm_vulkan_device_info;
 
 /* Fill out[0 .. min(cap, n)) with the devices, best first (discrete, integrated, virtual,

@@ -67,6 +67,48 @@ static lm_status lm__devices_cpu(lm_device_info *out, int32_t cap, int32_t *n) {
 /* ---- Vulkan: lm_vulkan_list_devices ---- */
 
 #ifdef LM_HAVE_VULKAN
+/* The structured facts, and the detail line: "Vulkan 1.3.230, llvmpipe (Mesa 22.3.6 (LLVM
+ * 15.0.6)), vendor 0x10005, device 0x0000; subgroup 8; binding max 128 MiB; fp16, int8,
+ * fp64, 16-bit storage, 8-bit storage" */
+static void lm__vulkan_detail(const lm_vulkan_device_info *v, lm_device_info *d) {
+    snprintf(d->driver, sizeof d->driver, "%s%s%s", v->driver_name,
+             v->driver_name[0] && v->driver_info[0] ? " " : "", v->driver_info);
+    d->subgroup_size = (int32_t)v->subgroup_size;
+    d->fp16 = v->fp16 != 0;
+    d->int8 = v->int8 != 0;
+    d->fp64 = v->fp64 != 0;
+    d->storage16 = v->storage16 != 0;
+    d->storage8 = v->storage8 != 0;
+    d->cooperative_matrix = v->cooperative_matrix != 0;
+    d->max_buffer_range = v->max_storage_range;
+    char drv[160] = "";
+    if (v->driver_name[0])
+        snprintf(drv, sizeof drv, ", %.48s%s%.96s%s", v->driver_name, v->driver_info[0] ? " (" : "",
+                 v->driver_info, v->driver_info[0] ? ")" : "");
+    char feat[80] = ""; /* the optional shader features it offers */
+    const struct {
+        int32_t on;
+        const char *name;
+    } f[] = {{v->fp16, "fp16"},
+             {v->int8, "int8"},
+             {v->fp64, "fp64"},
+             {v->storage16, "16-bit storage"},
+             {v->storage8, "8-bit storage"},
+             {v->cooperative_matrix, "cooperative matrix"}};
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+        size_t len = strlen(feat);
+        if (f[k].on) snprintf(feat + len, sizeof feat - len, "%s%s", len ? ", " : "", f[k].name);
+    }
+    /* VK_MAKE_API_VERSION: variant 29-31, major 22-28, minor 12-21, patch 0-11 */
+    snprintf(d->detail, sizeof d->detail,
+             "Vulkan %u.%u.%u%s, vendor 0x%04x, device 0x%04x; subgroup %u; binding max %llu MiB; "
+             "%s",
+             (v->api_version >> 22) & 0x7f, (v->api_version >> 12) & 0x3ff, v->api_version & 0xfff,
+             drv, v->vendor_id, v->device_id, v->subgroup_size,
+             (unsigned long long)(v->max_storage_range >> 20),
+             feat[0] ? feat : "no optional features");
+}
+
 static lm_status lm__devices_vulkan(lm_device_info *out, int32_t cap, int32_t *n) {
     LM_TRY(lm_vulkan_list_devices(NULL, 0, n));
     int32_t k = *n < cap ? *n : cap;
@@ -82,10 +124,7 @@ static lm_status lm__devices_vulkan(lm_device_info *out, int32_t cap, int32_t *n
         d->index = v[i].index;
         snprintf(d->name, sizeof d->name, "%s", v[i].name);
         snprintf(d->type, sizeof d->type, "%s", v[i].type ? v[i].type : "other");
-        /* VK_MAKE_API_VERSION: variant 29-31, major 22-28, minor 12-21, patch 0-11 */
-        snprintf(d->detail, sizeof d->detail, "Vulkan %u.%u.%u, vendor 0x%04x, device 0x%04x",
-                 (v[i].api_version >> 22) & 0x7f, (v[i].api_version >> 12) & 0x3ff,
-                 v[i].api_version & 0xfff, v[i].vendor_id, v[i].device_id);
+        lm__vulkan_detail(&v[i], d);
         d->memory = v[i].memory;
         d->usable = v[i].usable != 0;
         snprintf(d->why_not, sizeof d->why_not, "%s", v[i].why_not);
@@ -101,10 +140,7 @@ static lm_status lm__devices_vulkan(lm_device_info *out, int32_t cap, int32_t *n
 #ifdef LM_HAVE_CUDA
 static lm_status lm__devices_cuda(lm_device_info *out, int32_t cap, int32_t *n) {
     *n = 0;
-    /* LUMEN_CUDA_DEVICE overrides the index, so every open would give that one device */
-    const char *env = getenv("LUMEN_CUDA_DEVICE");
-    const int32_t max = env && *env ? 1 : 64;
-    for (int32_t i = 0; i < max; i++) {
+    for (int32_t i = 0; i < 64; i++) { /* an index wins over LUMEN_CUDA_DEVICE */
         lm_backend_config cfg = {.n_threads = 0, .device = i};
         lm_backend *be = NULL;
         lm_status s = lm_backend_create("cuda", &cfg, &be);
@@ -168,7 +204,7 @@ static void lm__device_choices(const lm_device_info *d, int32_t n, char *buf, si
 
 lm_status lm__device_config(const char *backend, int32_t device, lm_backend_config *cfg) {
     if (!backend) backend = "cpu";
-    cfg->device = 0; /* the backends' default: their environment variable or the first usable */
+    cfg->device = -1; /* the backends' default: their environment variable or the first usable */
     if (device == -1) return LM_OK;
     if (device < -1)
         return lm__error(LM_ERR_INVALID_ARG, "device %d: expected an index >= 0 or -1 (default)",
@@ -193,7 +229,8 @@ lm_status lm__device_config(const char *backend, int32_t device, lm_backend_conf
     if (!strcmp(backend, "vulkan")) {
         const char *env = getenv("LUMEN_VULKAN_DEVICE");
         if (env && *env)
-            lm__log(LM_LOG_WARN, "vulkan: LUMEN_VULKAN_DEVICE=%s overrides device %d", env, device);
+            lm__log(LM_LOG_INFO, "vulkan: device %d given, LUMEN_VULKAN_DEVICE=%s not used", device,
+                    env);
     }
     cfg->device = device;
     return LM_OK;

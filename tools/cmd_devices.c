@@ -43,6 +43,19 @@ static void print_text(const char *backend, lm_status s, const lm_device_info *d
     }
 }
 
+/* What a GPU backend reports beyond the common fields (Vulkan today). */
+static void json_gpu(cJSON *j, const lm_device_info *d) {
+    cJSON_AddStringToObject(j, "driver", d->driver);
+    cJSON_AddNumberToObject(j, "subgroup_size", d->subgroup_size);
+    cJSON_AddBoolToObject(j, "fp16", d->fp16);
+    cJSON_AddBoolToObject(j, "int8", d->int8);
+    cJSON_AddBoolToObject(j, "fp64", d->fp64);
+    cJSON_AddBoolToObject(j, "storage16", d->storage16);
+    cJSON_AddBoolToObject(j, "storage8", d->storage8);
+    cJSON_AddBoolToObject(j, "cooperative_matrix", d->cooperative_matrix);
+    cJSON_AddNumberToObject(j, "max_buffer_range", (double)d->max_buffer_range);
+}
+
 static cJSON *json_backend(const char *backend, lm_status s, const lm_device_info *d, int32_t n) {
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "backend", backend);
@@ -57,6 +70,7 @@ static cJSON *json_backend(const char *backend, lm_status s, const lm_device_inf
         cJSON_AddNumberToObject(j, "memory", (double)d[i].memory);
         if (d[i].n_cores) cJSON_AddNumberToObject(j, "cores", d[i].n_cores);
         cJSON_AddStringToObject(j, "detail", d[i].detail);
+        if (d[i].subgroup_size || d[i].driver[0]) json_gpu(j, &d[i]);
         cJSON_AddBoolToObject(j, "usable", d[i].usable);
         if (!d[i].usable) cJSON_AddStringToObject(j, "why_not", d[i].why_not);
         cJSON_AddItemToArray(arr, j);

@@ -346,11 +346,14 @@ __global__ void lm__cu_probe(int *flag) {
     if (threadIdx.x == 0) *flag = 0;
 }
 
-/* config->device, unless LUMEN_CUDA_DEVICE names one by index. */
+/* config->device when it is an index (an explicit choice wins over the environment), else
+ * the index LUMEN_CUDA_DEVICE names, else device 0. */
 static lm_status lm__cu_pick(const lm_backend_config *cfg, int n, int *out) {
-    int dev = cfg ? cfg->device : 0;
+    int dev = cfg ? cfg->device : -1;
     const char *env = getenv("LUMEN_CUDA_DEVICE");
-    if (env && *env) {
+    if (dev < -1)
+        return lm__error(LM_ERR_INVALID_ARG, "cuda: device %d: expected an index or -1", dev);
+    if (dev == -1 && env && *env) {
         char *end = NULL;
         const long v = strtol(env, &end, 10);
         if (*end || v < 0 || v > 1 << 20)
@@ -358,7 +361,8 @@ static lm_status lm__cu_pick(const lm_backend_config *cfg, int n, int *out) {
                              "cuda: LUMEN_CUDA_DEVICE = '%s' is not a device index", env);
         dev = (int)v;
     }
-    if (dev < 0 || dev >= n)
+    if (dev == -1) dev = 0;
+    if (dev >= n)
         return lm__error(LM_ERR_INVALID_ARG, "cuda: device %d does not exist (%d CUDA device%s)",
                          dev, n, n == 1 ? "" : "s");
     *out = dev;

@@ -268,6 +268,45 @@ static uint64_t lm__vk_local_heap(VkPhysicalDevice pd) {
     return best;
 }
 
+static int lm__vk_has_dev_ext(VkPhysicalDevice pd, const char *name);
+
+/* Driver, subgroup, arithmetic and storage features for `lumen devices`. Chains only what
+ * the device's API version has: a 1.1 device must not see 1.2 structures. */
+static void lm__vk_describe(VkPhysicalDevice pd, const VkPhysicalDeviceProperties *p,
+                            lm_vulkan_device_info *o) {
+    o->max_storage_range = p->limits.maxStorageBufferRange;
+    o->cooperative_matrix = lm__vk_has_dev_ext(pd, "VK_KHR_cooperative_matrix");
+    if (p->apiVersion < VK_API_VERSION_1_1) return;
+    VkPhysicalDeviceDriverProperties drv = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    VkPhysicalDeviceSubgroupProperties sub = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = &sub};
+    int v12 = p->apiVersion >= VK_API_VERSION_1_2;
+    if (v12) sub.pNext = &drv;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    o->subgroup_size = sub.subgroupSize;
+    o->driver_version = p->driverVersion;
+    if (v12) {
+        snprintf(o->driver_name, sizeof o->driver_name, "%s", drv.driverName);
+        snprintf(o->driver_info, sizeof o->driver_info, "%s", drv.driverInfo);
+    }
+
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features f11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = v12 ? &f12 : NULL};
+    VkPhysicalDeviceFeatures2 f = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                   .pNext = &f11};
+    vkGetPhysicalDeviceFeatures2(pd, &f);
+    o->fp64 = f.features.shaderFloat64 != 0;
+    o->storage16 = f11.storageBuffer16BitAccess != 0;
+    o->fp16 = f12.shaderFloat16 != 0;
+    o->int8 = f12.shaderInt8 != 0;
+    o->storage8 = f12.storageBuffer8BitAccess != 0;
+}
+
 lm_status lm_vulkan_list_devices(lm_vulkan_device_info *out, int32_t cap, int32_t *n_devices) {
     if (!n_devices || cap < 0 || (cap > 0 && !out))
         return lm__error(LM_ERR_INVALID_ARG, "lm_vulkan_list_devices: bad arguments");
@@ -296,6 +335,7 @@ lm_status lm_vulkan_list_devices(lm_vulkan_device_info *out, int32_t cap, int32_
         o->memory = lm__vk_local_heap(d[i]);
         lm__vk_usable(d[i], o->why_not, sizeof o->why_not);
         o->usable = o->why_not[0] == '\0';
+        lm__vk_describe(d[i], &p, o);
     }
     *n_devices = (int32_t)n;
     LM_FREE(d);
@@ -303,45 +343,55 @@ lm_status lm_vulkan_list_devices(lm_vulkan_device_info *out, int32_t cap, int32_
     return LM_OK;
 }
 
-/* Index of the device named by LUMEN_VULKAN_DEVICE (a number or part of a name), by
- * cfg->device, or the first usable one. */
+/* Index of the device LUMEN_VULKAN_DEVICE names: a number or a case-insensitive part of
+ * its name. */
+static lm_status lm__vk_pick_env(VkPhysicalDevice *d, uint32_t n, const char *env, uint32_t *pick) {
+    char *end;
+    long idx = strtol(env, &end, 10);
+    if (*end == '\0') {
+        if (idx < 0 || (uint32_t)idx >= n)
+            return lm__error(LM_ERR_INVALID_ARG,
+                             "vulkan: LUMEN_VULKAN_DEVICE=%s but there are %u devices", env, n);
+        *pick = (uint32_t)idx;
+        return LM_OK;
+    }
+    char lenv[256];
+    size_t k = 0;
+    for (; env[k] && k + 1 < sizeof lenv; k++) lenv[k] = (char)tolower((unsigned char)env[k]);
+    lenv[k] = '\0';
+    for (uint32_t i = 0; i < n; i++) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(d[i], &p);
+        char lname[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+        for (k = 0; p.deviceName[k] && k + 1 < sizeof lname; k++)
+            lname[k] = (char)tolower((unsigned char)p.deviceName[k]);
+        lname[k] = '\0';
+        if (strstr(lname, lenv)) {
+            *pick = i;
+            return LM_OK;
+        }
+    }
+    return lm__error(LM_ERR_INVALID_ARG, "vulkan: no device name contains LUMEN_VULKAN_DEVICE=%s",
+                     env);
+}
+
+/* cfg->device when it is an index (an explicit choice wins over the environment, as
+ * command-line flags do), else the device LUMEN_VULKAN_DEVICE names, else the first
+ * usable one. */
 static lm_status lm__vk_pick(VkPhysicalDevice *d, uint32_t n, const lm_backend_config *cfg,
                              uint32_t *pick) {
     const char *env = getenv("LUMEN_VULKAN_DEVICE");
     char why[160];
-    if (env && *env) {
-        char *end;
-        long idx = strtol(env, &end, 10);
-        if (*end == '\0') {
-            if (idx < 0 || (uint32_t)idx >= n)
-                return lm__error(LM_ERR_INVALID_ARG,
-                                 "vulkan: LUMEN_VULKAN_DEVICE=%s but there are %u devices", env, n);
-            *pick = (uint32_t)idx;
-        } else {
-            uint32_t i = 0;
-            for (; i < n; i++) {
-                VkPhysicalDeviceProperties p;
-                vkGetPhysicalDeviceProperties(d[i], &p);
-                char lname[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE], lenv[256];
-                size_t k = 0;
-                for (; p.deviceName[k] && k + 1 < sizeof lname; k++)
-                    lname[k] = (char)tolower((unsigned char)p.deviceName[k]);
-                lname[k] = '\0';
-                for (k = 0; env[k] && k + 1 < sizeof lenv; k++)
-                    lenv[k] = (char)tolower((unsigned char)env[k]);
-                lenv[k] = '\0';
-                if (strstr(lname, lenv)) break;
-            }
-            if (i == n)
-                return lm__error(LM_ERR_INVALID_ARG,
-                                 "vulkan: no device name contains LUMEN_VULKAN_DEVICE=%s", env);
-            *pick = i;
-        }
-    } else if (cfg && cfg->device > 0) {
-        if ((uint32_t)cfg->device >= n)
+    int32_t dev = cfg ? cfg->device : -1;
+    if (dev < -1)
+        return lm__error(LM_ERR_INVALID_ARG, "vulkan: device %d: expected an index or -1", dev);
+    if (dev >= 0) {
+        if ((uint32_t)dev >= n)
             return lm__error(LM_ERR_INVALID_ARG, "vulkan: device %d requested but there are %u",
-                             cfg->device, n);
-        *pick = (uint32_t)cfg->device;
+                             dev, n);
+        *pick = (uint32_t)dev;
+    } else if (env && *env) {
+        LM_TRY(lm__vk_pick_env(d, n, env, pick));
     } else { /* the first usable device */
         for (*pick = 0; *pick < n; (*pick)++) {
             lm__vk_usable(d[*pick], why, sizeof why);
