@@ -50,6 +50,16 @@ static bool compiled_in(const char *backend) {
     return false;
 }
 
+static bool vulkan_usable(void) {
+    if (!compiled_in("vulkan")) return false;
+    lm_device_info d[8];
+    int32_t n = 0;
+    if (lm_devices("vulkan", d, 8, &n) != LM_OK) return false;
+    for (int32_t i = 0; i < n && i < 8; i++)
+        if (d[i].usable) return true;
+    return false;
+}
+
 /* The row of layer l ("3   0.000e+00 ...  ok") in verify's table, or NULL. */
 static const char *row(const char *out, const char *name) {
     char key[32];
@@ -111,6 +121,137 @@ Test(verify, devices_json) {
     cr_assert_neq(rc, 0);
     cr_assert(strstr(out, "text or json"), "%s", out);
     free(out);
+}
+
+/* The value after "key":<tab> in cJSON's printout, searching from `from`; NULL if absent. */
+static const char *json_val(const char *from, const char *key) {
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":\t", key);
+    const char *p = strstr(from, k);
+    return p ? p + strlen(k) : NULL;
+}
+
+static bool json_bool(const char *from, const char *key) {
+    const char *v = json_val(from, key);
+    cr_assert_not_null(v, "no \"%s\" in:\n%s", key, from);
+    return !strncmp(v, "true", 4);
+}
+
+/* Issue 7: each Vulkan device's driver, subgroup size and shader features, the same in
+ * `devices -o json` as in lm_devices; on lavapipe the values its driver is known to report. */
+Test(verify, devices_json_vulkan_facts) {
+    lm_device_info d[8];
+    int32_t n = 0;
+    if (!compiled_in("vulkan") || lm_devices("vulkan", d, 8, &n) != LM_OK || n == 0)
+        cr_skip_test("no Vulkan device");
+    int rc;
+    char *out = cli(&rc, "devices -o json%s", NULL);
+    cr_assert_eq(rc, 0, "%s", out);
+    const char *vk = strstr(out, "\"backend\":\t\"vulkan\"");
+    cr_assert_not_null(vk, "%s", out);
+    const char *dev = vk;
+    for (int32_t i = 0; i < n && i < 8; i++) {
+        char idx[32];
+        snprintf(idx, sizeof idx, "\"index\":\t%d", d[i].index);
+        dev = strstr(dev, idx);
+        cr_assert_not_null(dev, "vulkan device %d missing:\n%s", i, out);
+        const char *sg = json_val(dev, "subgroup_size");
+        cr_assert_not_null(sg, "%s", out);
+        long sub = strtol(sg, NULL, 10);
+        cr_expect_eq(sub, d[i].subgroup_size, "json %ld, lm_devices %d", sub, d[i].subgroup_size);
+        /* every Vulkan 1.1 device has a power-of-two subgroup; 128 is the widest known */
+        cr_expect(sub >= 1 && sub <= 128 && (sub & (sub - 1)) == 0, "subgroup %ld", sub);
+        cr_expect_eq(json_bool(dev, "fp16"), d[i].fp16);
+        cr_expect_eq(json_bool(dev, "int8"), d[i].int8);
+        cr_expect_eq(json_bool(dev, "fp64"), d[i].fp64);
+        cr_expect_eq(json_bool(dev, "cooperative_matrix"), d[i].cooperative_matrix);
+        const char *range = json_val(dev, "max_buffer_range");
+        cr_assert_not_null(range);
+        cr_expect_eq(strtoull(range, NULL, 10), d[i].max_buffer_range);
+        cr_expect_geq(d[i].max_buffer_range, 1u << 27, "the spec's minimum is 128 MiB");
+        if (d[i].usable) { /* Lumen needs 1.2 (driver properties) and 8/16-bit storage */
+            cr_expect(d[i].driver[0] && d[i].storage16 && d[i].storage8, "%s", d[i].detail);
+            const char *drv = json_val(dev, "driver");
+            cr_assert_not_null(drv);
+            cr_expect(!strncmp(drv + 1, d[i].driver, strlen(d[i].driver)), "%s", out);
+        }
+        char sg_text[32];
+        snprintf(sg_text, sizeof sg_text, "subgroup %d", d[i].subgroup_size);
+        cr_expect(strstr(d[i].detail, sg_text), "%s", d[i].detail);
+        if (strstr(d[i].name, "llvmpipe")) { /* lavapipe: 8 lanes, halves and bytes */
+            cr_expect_eq(sub, 8);
+            cr_expect(d[i].fp16 && d[i].int8, "%s", d[i].detail);
+            cr_expect(strstr(d[i].driver, "llvmpipe") || strstr(d[i].driver, "Mesa"), "%s",
+                      d[i].driver);
+        }
+        dev++;
+    }
+    free(out);
+}
+
+/* An explicit --device wins over LUMEN_VULKAN_DEVICE (as flags do over the environment);
+ * the variable alone still selects, by index or by part of the name. */
+Test(verify, device_flag_wins_over_vulkan_env) {
+    if (!vulkan_usable()) cr_skip_test("no usable Vulkan device");
+    lm_device_info d[8];
+    int32_t n = 0, use = -1;
+    cr_assert_eq(lm_devices("vulkan", d, 8, &n), LM_OK, "%s", lm_last_error());
+    for (int32_t i = 0; i < n && i < 8 && use < 0; i++)
+        if (d[i].usable) use = i;
+    cr_assert_geq(use, 0);
+    char args[1024], *out = NULL;
+    snprintf(args, sizeof args,
+             "LUMEN_VULKAN_DEVICE=nonexistent %s run -m %s --backend vulkan --device %d -p hi "
+             "-n 2",
+             lm_test_cli(), g_tiny, use);
+    int rc = lm_test_run(args, &out);
+    cr_expect_eq(rc, 0, "the flag should win:\n%s", out);
+    cr_expect(!strstr(out, "overrides"), "%s", out);
+    free(out);
+    /* without the flag the variable decides: a name no device has is refused */
+    snprintf(args, sizeof args,
+             "LUMEN_VULKAN_DEVICE=nonexistent %s run -m %s --backend vulkan -p hi -n 2",
+             lm_test_cli(), g_tiny);
+    rc = lm_test_run(args, &out);
+    cr_expect(rc != 0 && rc < 128, "exit %d:\n%s", rc, out);
+    cr_expect(strstr(out, "LUMEN_VULKAN_DEVICE=nonexistent"), "%s", out);
+    free(out);
+    /* and a real one (its index; then a lower-case part of its name) is taken */
+    char name_part[16] = "";
+    for (size_t k = 0; k < 8 && d[use].name[k] && d[use].name[k] != ' '; k++)
+        name_part[k] =
+            (char)((d[use].name[k] >= 'A' && d[use].name[k] <= 'Z') ? d[use].name[k] - 'A' + 'a'
+                                                                    : d[use].name[k]);
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", use);
+    const char *vals[] = {idx, name_part};
+    for (int v = 0; v < 2; v++) {
+        cr_assert_eq(setenv("LUMEN_VULKAN_DEVICE", vals[v], 1), 0);
+        lm_model_params mp = lm_model_default_params();
+        mp.backend = "vulkan";
+        lm_model *m = NULL;
+        cr_expect_eq(lm_model_load(g_tiny, &mp, &m), LM_OK, "LUMEN_VULKAN_DEVICE=%s: %s", vals[v],
+                     lm_last_error());
+        char want[32];
+        snprintf(want, sizeof want, "device %d)", use);
+        if (m)
+            cr_expect(strstr(lm_model_device_name(m), want), "LUMEN_VULKAN_DEVICE=%s gave %s",
+                      vals[v], lm_model_device_name(m));
+        lm_model_free(m);
+    }
+    /* an index out of range in the variable: refused, naming it */
+    cr_assert_eq(setenv("LUMEN_VULKAN_DEVICE", "99", 1), 0);
+    lm_model_params mp = lm_model_default_params();
+    mp.backend = "vulkan";
+    lm_model *m = NULL;
+    cr_expect_neq(lm_model_load(g_tiny, &mp, &m), LM_OK);
+    cr_expect(strstr(lm_last_error(), "LUMEN_VULKAN_DEVICE=99"), "%s", lm_last_error());
+    cr_expect_null(m);
+    /* ... but an explicit index still wins */
+    mp.device = use;
+    cr_expect_eq(lm_model_load(g_tiny, &mp, &m), LM_OK, "%s", lm_last_error());
+    lm_model_free(m);
+    unsetenv("LUMEN_VULKAN_DEVICE");
 }
 
 /* ---- bad --backend / --device: a clear error naming the choices, no crash ---- */
@@ -307,16 +448,6 @@ Test(verify, flags_the_first_layer_beyond_tolerance) {
     rc = lm_test_run(args, &out);
     cr_expect_eq(rc, 0, "%s", out);
     free(out);
-}
-
-static bool vulkan_usable(void) {
-    if (!compiled_in("vulkan")) return false;
-    lm_device_info d[8];
-    int32_t n = 0;
-    if (lm_devices("vulkan", d, 8, &n) != LM_OK) return false;
-    for (int32_t i = 0; i < n && i < 8; i++)
-        if (d[i].usable) return true;
-    return false;
 }
 
 Test(verify, tiny_vulkan_within_tolerance_and_perturbed) {
