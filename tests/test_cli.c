@@ -28,6 +28,15 @@ static char *run(int *rc, const char *fmt, const char *arg) {
     return out;
 }
 
+/* `lumen args` exits 0 and prints `want`. */
+static void expect_output(const char *args, const char *want) {
+    int rc;
+    char *out = run(&rc, "%s", args);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, want) != NULL, "%s", out);
+    free(out);
+}
+
 Test(cli, run_greedy_says_paris) {
     int rc;
     char *out = run(&rc, "run -p 'The capital of France is' -n 8 --temp 0 -t 2%s", NULL);
@@ -41,12 +50,8 @@ Test(cli, run_greedy_says_paris) {
 /* A q8_0 KV cache keeps the greedy answer (its logits move by < 0.9 on this model:
  * test_e2e) */
 Test(cli, run_with_q8_0_kv_cache) {
-    int rc;
-    char *out =
-        run(&rc, "run -p 'The capital of France is' -n 4 --temp 0 -q --kv-type q8_0%s", NULL);
-    cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "The capital of France is Paris") != NULL, "%s", out);
-    free(out);
+    expect_output("run -p 'The capital of France is' -n 4 --temp 0 -q --kv-type q8_0",
+                  "The capital of France is Paris");
 }
 
 Test(cli, quiet_removes_the_figures) {
@@ -85,28 +90,17 @@ Test(cli, chat_works_piped) {
 }
 
 Test(cli, run_chat_template) {
+    expect_output("run --chat -p 'What is the capital of France?' -n 24 --temp 0 -q", "Paris");
     int rc;
-    char *out =
-        run(&rc, "run --chat -p 'What is the capital of France?' -n 24 --temp 0 -q%s", NULL);
-    cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "Paris") != NULL, "%s", out);
-    free(out);
-    out = run(&rc, "run --chat --template nosuch -p 'hi' -n 2%s", NULL);
+    char *out = run(&rc, "run --chat --template nosuch -p 'hi' -n 2%s", NULL);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "nosuch") != NULL, "%s", out);
     free(out);
 }
 
 Test(cli, tokenize_prints_ids_and_pieces) {
-    int rc;
-    char *out = run(&rc, "tokenize -p 'The capital of France is' --ids%s", NULL);
-    cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "504 3575 282 4649 314") != NULL, "%s", out);
-    free(out);
-    out = run(&rc, "tokenize -p '<|im_start|>user'%s", NULL);
-    cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "'<|im_start|>'") != NULL, "%s", out);
-    free(out);
+    expect_output("tokenize -p 'The capital of France is' --ids", "504 3575 282 4649 314");
+    expect_output("tokenize -p '<|im_start|>user'", "'<|im_start|>'");
 }
 
 Test(cli, info_lists_metadata_and_tensors) {

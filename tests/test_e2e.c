@@ -1,5 +1,6 @@
 /* End to end on the real default model: reference agreement of token ids and first-step
  * logits, greedy text, batching across sequences, and the C API's error paths. */
+#include "helpers/model_util.h"
 #include "helpers/ref_logits.h"
 #include "helpers/test_util.h"
 #include "lumen.h"
@@ -28,20 +29,25 @@ static void teardown(void) {
 
 TestSuite(e2e, .init = setup, .fini = teardown, .timeout = 300);
 
-static lm_context *new_ctx(int32_t n_ctx, int32_t n_seq) {
+/* kv: LM_KV_DEFAULT takes the library's default (f16, or LUMEN_KV_TYPE) */
+static lm_context *new_ctx(int32_t n_ctx, int32_t n_seq, lm_kv_type kv) {
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_seq_max = n_seq;
+    cp.kv_type = kv;
     lm_context *ctx = NULL;
     cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_OK, "%s", lm_last_error());
     return ctx;
 }
 
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
+/* Decodes toks[0..n) as sequence 0; a malloc'd copy of the last position's logits. */
+static float *decode_logits(lm_context *ctx, const lm_token *toks, int32_t n) {
+    lm_batch b = lm_batch_simple(toks, n);
+    cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
+    const size_t nv = (size_t)lm_model_n_vocab(model);
+    float *lg = malloc(nv * sizeof(float));
+    memcpy(lg, lm_get_logits(ctx, -1), nv * sizeof(float));
+    return lg;
 }
 
 /* The reference is a float64 numpy forward pass over the same dequantized weights; Lumen
@@ -70,13 +76,13 @@ Test(e2e, reference_ids_and_logits) {
         for (int32_t i = 0; i < n; i++)
             cr_assert_eq(toks[i], rp->ids[i], "prompt %d token %d", p, i);
 
-        lm_context *ctx = new_ctx(256, 1);
+        lm_context *ctx = new_ctx(256, 1, LM_KV_DEFAULT);
         lm_batch b = lm_batch_simple(toks, n);
         cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
         const float *lg = lm_get_logits(ctx, -1);
         cr_assert_not_null(lg);
-        cr_assert_eq(argmax(lg, nv), rp->top_id[0], "prompt %d: top-1 %d, reference %d", p,
-                     argmax(lg, nv), rp->top_id[0]);
+        cr_assert_eq(lm_test_argmax(lg, nv), rp->top_id[0], "prompt %d: top-1 %d, reference %d", p,
+                     lm_test_argmax(lg, nv), rp->top_id[0]);
         for (int k = 0; k < LM_REF_TOP; k++) {
             double d = fabs(lg[rp->top_id[k]] - rp->top_logit[k]);
             worst = d > worst ? d : worst;
@@ -120,7 +126,7 @@ static void greedy(lm_context *ctx, int32_t seq, const char *prompt, int32_t n_g
     lm_batch b = {.n_tokens = n, .token = toks, .pos = pos, .seq_id = sq, .logits = NULL};
     cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
     for (int32_t i = 0; i < n_gen; i++) {
-        out[i] = argmax(lm_get_logits(ctx, -1), lm_model_n_vocab(model));
+        out[i] = lm_test_argmax(lm_get_logits(ctx, -1), lm_model_n_vocab(model));
         int32_t p = n + i;
         lm_batch one = {.n_tokens = 1, .token = &out[i], .pos = &p, .seq_id = &seq};
         cr_assert_eq(lm_decode(ctx, &one), LM_OK, "%s", lm_last_error());
@@ -128,7 +134,7 @@ static void greedy(lm_context *ctx, int32_t seq, const char *prompt, int32_t n_g
 }
 
 Test(e2e, paris) {
-    lm_context *ctx = new_ctx(128, 1);
+    lm_context *ctx = new_ctx(128, 1, LM_KV_DEFAULT);
     lm_token out[8];
     greedy(ctx, 0, "The capital of France is", 8, out);
     char text[256];
@@ -149,14 +155,11 @@ Test(e2e, batch_of_two_sequences_matches_single) {
     int32_t nv = lm_model_n_vocab(model);
     float *solo[2];
     for (int s = 0; s < 2; s++) {
-        lm_context *c1 = new_ctx(128, 1);
-        lm_batch b = lm_batch_simple(s ? tb : ta, s ? nb : na);
-        cr_assert_eq(lm_decode(c1, &b), LM_OK, "%s", lm_last_error());
-        solo[s] = malloc((size_t)nv * sizeof(float));
-        memcpy(solo[s], lm_get_logits(c1, -1), (size_t)nv * sizeof(float));
+        lm_context *c1 = new_ctx(128, 1, LM_KV_DEFAULT);
+        solo[s] = decode_logits(c1, s ? tb : ta, s ? nb : na);
         lm_context_free(c1);
     }
-    lm_context *ctx = new_ctx(128, 2);
+    lm_context *ctx = new_ctx(128, 2, LM_KV_DEFAULT);
     lm_token toks[128];
     int32_t pos[128], seq[128];
     int8_t want[128] = {0};
@@ -183,7 +186,7 @@ Test(e2e, batch_of_two_sequences_matches_single) {
 }
 
 Test(e2e, context_overflow_is_an_error_and_keeps_the_cache) {
-    lm_context *ctx = new_ctx(8, 1);
+    lm_context *ctx = new_ctx(8, 1, LM_KV_DEFAULT);
     lm_token toks[10];
     lm_test_rng rng = {lm_test_seed()};
     for (int i = 0; i < 10; i++) toks[i] = (lm_token)(lm_test_rng_u64(&rng) % 49152);
@@ -200,7 +203,7 @@ Test(e2e, context_overflow_is_an_error_and_keeps_the_cache) {
 }
 
 Test(e2e, bad_batches_are_rejected_with_a_message) {
-    lm_context *ctx = new_ctx(32, 2);
+    lm_context *ctx = new_ctx(32, 2, LM_KV_DEFAULT);
     lm_token bad_tok = 49152, ok = 42;
     lm_batch b = lm_batch_simple(&bad_tok, 1);
     cr_assert_eq(lm_decode(ctx, &b), LM_ERR_INVALID_ARG);
@@ -222,16 +225,13 @@ Test(e2e, bad_batches_are_rejected_with_a_message) {
 
 /* Trimming a sequence and decoding again reproduces the same logits; copying a prefix to
  * another sequence continues identically (the server's prefix reuse). */
-Test(e2e, kv_trim_and_copy_reproduce_logits) {
+static void check_trim_and_copy(lm_kv_type kv) {
     const char *prompt = "The quick brown fox jumps over the lazy dog";
     lm_token t[32];
     int32_t n = lm_tokenize(model, prompt, (int32_t)strlen(prompt), t, 32, true, true);
     int32_t nv = lm_model_n_vocab(model);
-    lm_context *ctx = new_ctx(64, 2);
-    lm_batch b = lm_batch_simple(t, n);
-    cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
-    float *want = malloc((size_t)nv * sizeof(float));
-    memcpy(want, lm_get_logits(ctx, -1), (size_t)nv * sizeof(float));
+    lm_context *ctx = new_ctx(64, 2, kv);
+    float *want = decode_logits(ctx, t, n);
     cr_assert_eq(lm_kv_seq_trim(ctx, 0, n - 3), LM_OK);
     cr_assert_eq(lm_kv_seq_len(ctx, 0), n - 3);
     lm_batch tail = lm_batch_simple(t + n - 3, 3);
@@ -246,13 +246,17 @@ Test(e2e, kv_trim_and_copy_reproduce_logits) {
     lm_context_free(ctx);
 }
 
+Test(e2e, kv_trim_and_copy_reproduce_logits) {
+    check_trim_and_copy(LM_KV_DEFAULT);
+}
+
 static bool abort_now(void *user) {
     (void)user;
     return true;
 }
 
 Test(e2e, abort_stops_decode_and_keeps_the_cache) {
-    lm_context *ctx = new_ctx(32, 1);
+    lm_context *ctx = new_ctx(32, 1, LM_KV_DEFAULT);
     lm_token t[4] = {1, 2, 3, 4};
     lm_context_set_abort(ctx, abort_now, NULL);
     lm_batch b = lm_batch_simple(t, 4);
@@ -289,16 +293,6 @@ Test(e2e, model_info) {
 
 /* ---- q8_0 KV cache (lm_context_params.kv_type) ---- */
 
-static lm_context *new_ctx_kv(int32_t n_ctx, int32_t n_seq, lm_kv_type kv) {
-    lm_context_params cp = lm_context_default_params();
-    cp.n_ctx = n_ctx;
-    cp.n_seq_max = n_seq;
-    cp.kv_type = kv;
-    lm_context *ctx = NULL;
-    cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_OK, "%s", lm_last_error());
-    return ctx;
-}
-
 /* q8_0 keeps each cached K/V value within amax_blk/254 (+ the f16 scale's rounding) of
  * f16's, ~0.4 % of a 32-value block's largest value (a K block holding an outlier channel
  * rounds its small channels coarsely); through 30 layers that moved SmolLM2's logits (up
@@ -321,15 +315,13 @@ Test(e2e, q8_0_kv_cache_close_to_reference_and_f16) {
         const lm_ref_prompt *rp = &ref.prompts[p];
         float *lg[2];
         for (int k = 0; k < 2; k++) {
-            lm_context *ctx = new_ctx_kv(256, 1, k ? LM_KV_Q8_0 : LM_KV_F16);
-            lm_batch b = lm_batch_simple(rp->ids, rp->n_ids);
-            cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
-            lg[k] = malloc((size_t)nv * sizeof(float));
-            memcpy(lg[k], lm_get_logits(ctx, -1), (size_t)nv * sizeof(float));
+            lm_context *ctx = new_ctx(256, 1, k ? LM_KV_Q8_0 : LM_KV_F16);
+            lg[k] = decode_logits(ctx, rp->ids, rp->n_ids);
             lm_context_free(ctx);
         }
-        cr_expect_eq(argmax(lg[1], nv), rp->top_id[0], "prompt %d: q8_0 top-1 %d, reference %d", p,
-                     argmax(lg[1], nv), rp->top_id[0]);
+        cr_expect_eq(lm_test_argmax(lg[1], nv), rp->top_id[0],
+                     "prompt %d: q8_0 top-1 %d, reference %d", p, lm_test_argmax(lg[1], nv),
+                     rp->top_id[0]);
         for (int k = 0; k < LM_REF_TOP; k++) {
             double d = fabs(lg[1][rp->top_id[k]] - rp->top_logit[k]);
             worst_ref = d > worst_ref ? d : worst_ref;
@@ -356,28 +348,14 @@ Test(e2e, q8_0_kv_cache_greedy_follows_f16) {
         lm_token toks[64];
         int32_t n =
             lm_tokenize(model, prompts[pi], (int32_t)strlen(prompts[pi]), toks, 64, true, true);
-        lm_context *c16 = new_ctx_kv(128, 1, LM_KV_F16), *c8 = new_ctx_kv(128, 1, LM_KV_Q8_0);
-        lm_batch b = lm_batch_simple(toks, n);
-        cr_assert_eq(lm_decode(c16, &b), LM_OK, "%s", lm_last_error());
-        cr_assert_eq(lm_decode(c8, &b), LM_OK, "%s", lm_last_error());
-        for (int i = 0; i < n_gen; i++) {
-            const float *a = lm_get_logits(c16, -1), *q = lm_get_logits(c8, -1);
-            lm_token t = argmax(a, nv);
-            float second = -INFINITY;
-            for (int32_t v = 0; v < nv; v++)
-                if (v != t && a[v] > second) second = a[v];
-            double d = lm_test_max_abs_diff(q, a, (size_t)nv);
-            worst = d > worst ? d : worst;
-            same += argmax(q, nv) == t;
-            if (a[t] - second > 2 * Q8_LOGIT_BOUND) {
-                decided++;
-                cr_expect_eq(argmax(q, nv), t, "'%s' step %d: q8_0 picks %d, f16 %d (margin %g)",
-                             prompts[pi], i, argmax(q, nv), t, a[t] - second);
-            }
-            lm_batch one = lm_batch_simple(&t, 1);
-            cr_assert_eq(lm_decode(c16, &one), LM_OK, "%s", lm_last_error());
-            cr_assert_eq(lm_decode(c8, &one), LM_OK, "%s", lm_last_error());
-        }
+        lm_context *c16 = new_ctx(128, 1, LM_KV_F16), *c8 = new_ctx(128, 1, LM_KV_Q8_0);
+        char what[96];
+        snprintf(what, sizeof what, "'%s' q8_0 vs f16", prompts[pi]);
+        lm_test_forced r =
+            lm_test_teacher_forced(c16, c8, nv, toks, n, n_gen, Q8_LOGIT_BOUND, what);
+        worst = r.max_diff > worst ? r.max_diff : worst;
+        same += r.same;
+        decided += r.decided;
         lm_context_free(c16);
         lm_context_free(c8);
     }
@@ -392,26 +370,7 @@ Test(e2e, q8_0_kv_cache_greedy_follows_f16) {
 
 /* lm_kv_seq_trim / lm_kv_seq_copy move q8_0 blocks unchanged: logits reproduce. */
 Test(e2e, q8_0_kv_trim_and_copy_reproduce_logits) {
-    const char *prompt = "The quick brown fox jumps over the lazy dog";
-    lm_token t[32];
-    int32_t n = lm_tokenize(model, prompt, (int32_t)strlen(prompt), t, 32, true, true);
-    int32_t nv = lm_model_n_vocab(model);
-    lm_context *ctx = new_ctx_kv(64, 2, LM_KV_Q8_0);
-    lm_batch b = lm_batch_simple(t, n);
-    cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
-    float *want = malloc((size_t)nv * sizeof(float));
-    memcpy(want, lm_get_logits(ctx, -1), (size_t)nv * sizeof(float));
-    cr_assert_eq(lm_kv_seq_trim(ctx, 0, n - 3), LM_OK);
-    lm_batch tail = lm_batch_simple(t + n - 3, 3);
-    cr_assert_eq(lm_decode(ctx, &tail), LM_OK, "%s", lm_last_error());
-    cr_assert_leq(lm_test_max_abs_diff(lm_get_logits(ctx, -1), want, (size_t)nv), 1e-4);
-    cr_assert_eq(lm_kv_seq_copy(ctx, 0, 1, n - 1), LM_OK, "%s", lm_last_error());
-    int32_t pos = n - 1, seq = 1;
-    lm_batch last = {.n_tokens = 1, .token = &t[n - 1], .pos = &pos, .seq_id = &seq};
-    cr_assert_eq(lm_decode(ctx, &last), LM_OK, "%s", lm_last_error());
-    cr_assert_leq(lm_test_max_abs_diff(lm_get_logits(ctx, -1), want, (size_t)nv), 1e-4);
-    free(want);
-    lm_context_free(ctx);
+    check_trim_and_copy(LM_KV_Q8_0);
 }
 
 /* LUMEN_KV_TYPE picks the type when kv_type is LM_KV_DEFAULT; bad values are errors. */
@@ -441,10 +400,7 @@ Test(e2e, kv_type_parameter_and_environment) {
         cp.kv_type = k == 0 ? LM_KV_F16 : k == 1 ? LM_KV_Q8_0 : LM_KV_DEFAULT;
         if (k == 2) setenv("LUMEN_KV_TYPE", "q8_0", 1);
         cr_assert_eq(lm_context_create(model, &cp, &ctx), LM_OK, "%s", lm_last_error());
-        lm_batch b = lm_batch_simple(tk, n);
-        cr_assert_eq(lm_decode(ctx, &b), LM_OK, "%s", lm_last_error());
-        lg[k] = malloc((size_t)nv * sizeof(float));
-        memcpy(lg[k], lm_get_logits(ctx, -1), (size_t)nv * sizeof(float));
+        lg[k] = decode_logits(ctx, tk, n);
         lm_context_free(ctx);
     }
     cr_expect_eq(memcmp(lg[1], lg[2], (size_t)nv * sizeof(float)), 0, "env q8_0 != q8_0");

@@ -1,6 +1,7 @@
 /* End to end on the second real model, Gemma 3 270M Q4_K_M (base model; set-up fetches it):
  * greedy answers to short factual prompts, through the C API and the CLI. Its logits are
  * checked against a numpy reference in test_families; its token ids in test_tokenizer. */
+#include "helpers/model_util.h"
 #include "helpers/test_util.h"
 #include "lumen.h"
 
@@ -12,21 +13,13 @@
 
 static lm_model *model;
 
-static const char *gemma_path(void) {
-    static char path[1024];
-    const char *env = getenv("LUMEN_GEMMA3_MODEL");
-    if (env && *env) return env;
-    snprintf(path, sizeof path, "%s/models/gemma-3-270m-q4_k_m.gguf", LM_SOURCE_DIR);
-    return path;
-}
-
 static void setup(void) {
     /* The set-up script fetches this model; without it the suite cannot say anything. */
-    cr_assert_eq(access(gemma_path(), R_OK), 0,
-                 "Gemma 3 model not found at %s (run scripts/setup.sh)", gemma_path());
+    cr_assert_eq(access(lm_test_gemma3_path(), R_OK), 0,
+                 "Gemma 3 model not found at %s (run scripts/setup.sh)", lm_test_gemma3_path());
     lm_model_params mp = lm_model_default_params();
     mp.n_threads = 2;
-    cr_assert_eq(lm_model_load(gemma_path(), &mp, &model), LM_OK, "%s", lm_last_error());
+    cr_assert_eq(lm_model_load(lm_test_gemma3_path(), &mp, &model), LM_OK, "%s", lm_last_error());
 }
 
 static void teardown(void) {
@@ -35,13 +28,6 @@ static void teardown(void) {
 }
 
 TestSuite(gemma3, .init = setup, .fini = teardown, .timeout = 600);
-
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 /* Greedy continuation (BOS added, as the model's add_bos_token says), stopping at EOS. */
 static void continue_greedy(const char *prompt, int32_t n_gen, char *text, size_t size) {
@@ -60,7 +46,7 @@ static void continue_greedy(const char *prompt, int32_t n_gen, char *text, size_
     lm_token out[32];
     int32_t n_out = 0;
     for (; n_out < n_gen; n_out++) {
-        out[n_out] = argmax(lm_get_logits(ctx, -1), lm_model_n_vocab(model));
+        out[n_out] = lm_test_argmax(lm_get_logits(ctx, -1), lm_model_n_vocab(model));
         if (lm_token_is_eog(model, out[n_out])) break;
         int32_t p = n + n_out, s = 0;
         lm_batch one = {.n_tokens = 1, .token = &out[n_out], .pos = &p, .seq_id = &s};
@@ -96,7 +82,7 @@ Test(gemma3, answers_factual_prompts) {
 Test(gemma3, cli_run_answers) {
     char cmd[2048], *out = NULL;
     snprintf(cmd, sizeof cmd, "%s run -m '%s' -t 2 -n 4 --temp 0 -p '%s' 2>/dev/null",
-             lm_test_cli(), gemma_path(), facts[0].prompt);
+             lm_test_cli(), lm_test_gemma3_path(), facts[0].prompt);
     int rc = lm_test_run(cmd, &out);
     cr_assert_eq(rc, 0, "lumen run failed: %s", out);
     cr_expect(strstr(out, "France is Paris") != NULL, "output: %s", out);
