@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "helpers/op_util.h"
 #include "helpers/test_util.h"
 #include "op_cases.h"
 #include "quant.h"
@@ -83,104 +84,8 @@ static void knobs(int mm, int split) {
 #endif
 }
 
-/* ---- device tensors ---- */
-
-typedef struct {
-    lm_backend *be;
-    lm_buffer *buf;
-    size_t size;
-    lm_tensor t;
-} dt;
-
-static dt dt_buffer(lm_backend *be, size_t size, const void *data) {
-    dt d = {be, NULL, size, {0}};
-    cr_assert_eq(be->ops->buffer_alloc(be, size, &d.buf), LM_OK, "%s", lm_last_error());
-    void *z = NULL;
-    if (!data) data = z = calloc(1, size ? size : 1);
-    cr_assert_eq(be->ops->upload(be, d.buf, 0, data, size), LM_OK, "%s", lm_last_error());
-    free(z);
-    return d;
-}
-
-static dt dt_new(lm_backend *be, lm_type type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
-                 const void *data) {
-    lm_tensor t;
-    lm_tensor_init(&t, NULL, 0, type, ne0, ne1, ne2, ne3);
-    dt d = dt_buffer(be, lm_tensor_nbytes(&t), data);
-    d.t = t;
-    d.t.buf = d.buf;
-    return d;
-}
-
-static void *dt_read(const dt *d) {
-    void *out = malloc(d->size ? d->size : 1);
-    cr_assert_eq(d->be->ops->download(d->be, d->buf, 0, out, d->size), LM_OK, "%s",
-                 lm_last_error());
-    return out;
-}
-
-static void dt_free(dt *d) {
-    d->be->ops->buffer_free(d->be, d->buf);
-}
-
-/* ---- inputs and comparison ---- */
-
-static float *randn(lm_test_rng *r, size_t n, float scale) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    lm_test_fill_normal(r, x, n, scale);
-    return x;
-}
-
-/* rows x n floats -> rows of `type` (reference quantizer); NULL if it has none. */
-static void *encode(lm_type type, const float *x, int64_t n, int64_t rows) {
-    size_t rs = lm_row_size(type, n);
-    char *out = malloc(rs * (size_t)rows + 1);
-    for (int64_t i = 0; i < rows; i++)
-        if (lm_quantize_row(type, x + i * n, out + i * rs, n) != rs) {
-            free(out);
-            return NULL;
-        }
-    return out;
-}
-
-static char g_desc[320];
-static const char *desc(const lm_op_case *c, const char *variant) {
-    char b[256];
-    snprintf(g_desc, sizeof g_desc, "%s [%s]", lm_op_case_str(c, b, sizeof b), variant);
-    return g_desc;
-}
-
-/* Every element within atol + rtol |cpu| (NaN only against NaN); atol = rtol = 0 is
- * bit-equality up to the sign of zero. */
-static void compare(const char *what, const float *cpu, const float *gpu, size_t n, double atol,
-                    double rtol) {
-    size_t bad = 0, worst = 0;
-    double max_abs = 0, max_rel = 0, worst_excess = -1;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(cpu[i]) && isnan(gpu[i])) continue;
-        double err = fabs((double)gpu[i] - (double)cpu[i]);
-        if (isnan(err)) err = INFINITY;
-        double excess = err - (atol + rtol * fabs((double)cpu[i]));
-        if (excess > 0) bad++;
-        if (excess > worst_excess) worst_excess = excess, worst = i;
-        if (err > max_abs) max_abs = err;
-        if (cpu[i] != 0 && err / fabs((double)cpu[i]) > max_rel) max_rel = err / fabs(cpu[i]);
-    }
-    if (getenv("LUMEN_TEST_VERBOSE"))
-        fprintf(stderr, "  %-70s max |diff| %.3g, max rel %.3g (atol %g rtol %g)\n", what, max_abs,
-                max_rel, atol, rtol);
-    cr_expect_eq(bad, 0,
-                 "%s: %zu of %zu elements differ from the CPU beyond atol %g rtol %g; worst [%zu] "
-                 "gpu %.9g cpu %.9g",
-                 what, bad, n, atol, rtol, worst, gpu[worst], cpu[worst]);
-}
-
 static int is_kquant(lm_type t) {
     return lm_type_get((uint32_t)t).blck == 256;
-}
-
-static void expect_ok(lm_status s, const char *what) {
-    cr_assert_eq(s, LM_OK, "%s: %s", what, lm_last_error());
 }
 
 /* ---- backend creation and buffers (these run without a device too) ---- */
@@ -227,20 +132,20 @@ Test(cuda_ops, buffers_round_trip_and_refuse_bad_ranges) {
     unsigned char *src = malloc(n), *back = malloc(n);
     for (size_t i = 0; i < n; i++) src[i] = (unsigned char)lm_test_rng_u64(&r);
     lm_buffer *b = NULL;
-    expect_ok(g_cu->ops->buffer_alloc(g_cu, n, &b), "alloc");
-    expect_ok(g_cu->ops->upload(g_cu, b, 0, src, n), "upload");
-    expect_ok(g_cu->ops->download(g_cu, b, 0, back, n), "download");
+    lm_test_expect_ok(g_cu->ops->buffer_alloc(g_cu, n, &b), "alloc");
+    lm_test_expect_ok(g_cu->ops->upload(g_cu, b, 0, src, n), "upload");
+    lm_test_expect_ok(g_cu->ops->download(g_cu, b, 0, back, n), "download");
     cr_expect(memcmp(src, back, n) == 0, "bytes differ after a round trip");
-    expect_ok(g_cu->ops->upload(g_cu, b, 17, src, 100), "upload at an offset");
-    expect_ok(g_cu->ops->download(g_cu, b, 17, back, 100), "download at an offset");
+    lm_test_expect_ok(g_cu->ops->upload(g_cu, b, 17, src, 100), "upload at an offset");
+    lm_test_expect_ok(g_cu->ops->download(g_cu, b, 17, back, 100), "download at an offset");
     cr_expect(memcmp(src, back, 100) == 0);
     cr_expect_eq(g_cu->ops->upload(g_cu, b, n - 10, src, 11), LM_ERR_INVALID_ARG);
     cr_expect_eq(g_cu->ops->download(g_cu, b, n + 1, back, 0), LM_ERR_INVALID_ARG);
     g_cu->ops->buffer_free(g_cu, b);
     /* freed memory is reused by the pool: a new buffer of the same size works the same */
-    expect_ok(g_cu->ops->buffer_alloc(g_cu, n, &b), "alloc again");
-    expect_ok(g_cu->ops->upload(g_cu, b, 0, src, n), "upload");
-    expect_ok(g_cu->ops->download(g_cu, b, 0, back, n), "download");
+    lm_test_expect_ok(g_cu->ops->buffer_alloc(g_cu, n, &b), "alloc again");
+    lm_test_expect_ok(g_cu->ops->upload(g_cu, b, 0, src, n), "upload");
+    lm_test_expect_ok(g_cu->ops->download(g_cu, b, 0, back, n), "download");
     cr_expect(memcmp(src, back, n) == 0);
     g_cu->ops->buffer_free(g_cu, b);
     cr_expect_gt(g_cu->ops->device_memory(g_cu), 0);
@@ -270,23 +175,26 @@ Test(cuda_ops, host_replay_of_the_integer_kernels_equals_the_cpu) {
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t K = shapes[s][0], N = shapes[s][1], M = shapes[s][2];
             if (K % lm_type_get((uint32_t)type).blck) continue;
-            float *wf = randn(&r, (size_t)(K * N), 0.5f), *x = randn(&r, (size_t)(K * M), 1.0f);
-            void *w = encode(type, wf, K, N);
+            float *wf = lm_test_randn(&r, (size_t)(K * N), 0.5f),
+                  *x = lm_test_randn(&r, (size_t)(K * M), 1.0f);
+            void *w = lm_test_encode(type, wf, K, N);
             cr_assert_not_null(w);
-            dt tw = dt_new(g_cpu, type, K, N, 1, 1, w),
-               tx = dt_new(g_cpu, LM_TYPE_F32, K, M, 1, 1, x);
-            dt td = dt_new(g_cpu, LM_TYPE_F32, N, M, 1, 1, NULL);
-            expect_ok(g_cpu->ops->mul_mat(g_cpu, &tw.t, &tx.t, &td.t), "cpu mul_mat");
-            float *ref = dt_read(&td), *mv = malloc((size_t)(N * M) * 4),
+            lm_test_dt tw = lm_test_dt_new(g_cpu, type, K, N, 1, 1, w),
+                       tx = lm_test_dt_new(g_cpu, LM_TYPE_F32, K, M, 1, 1, x);
+            lm_test_dt td = lm_test_dt_new(g_cpu, LM_TYPE_F32, N, M, 1, 1, NULL);
+            lm_test_expect_ok(g_cpu->ops->mul_mat(g_cpu, &tw.t, &tx.t, &td.t), "cpu mul_mat");
+            float *ref = lm_test_dt_read(&td), *mv = malloc((size_t)(N * M) * 4),
                   *mm = malloc((size_t)(N * M) * 4);
-            expect_ok(lm__cuda_emulate_mul_mat(type, w, K, N, x, M, mv, mm), "host replay");
+            lm_test_expect_ok(lm__cuda_emulate_mul_mat(type, w, K, N, x, M, mv, mm), "host replay");
             lm_op_case c = {.op = LM_OP_MUL_MAT, .type = type, .k = K, .n = N, .m = M};
-            compare(desc(&c, "replay: matrix-vector, bit-equal"), ref, mv, (size_t)(N * M), 0, 0);
+            lm_test_compare(lm_test_case_desc(&c, "replay: matrix-vector, bit-equal"), ref, mv,
+                            (size_t)(N * M), 0, 0);
             const double atol = is_kquant(type) ? 1e-5 * sqrt((double)K) : 0;
-            compare(desc(&c, is_kquant(type) ? "replay: tensor cores, 1e-5 sqrt(K)"
-                                             : "replay: tensor cores, bit-equal"),
-                    ref, mm, (size_t)(N * M), atol, atol ? 1e-5 : 0);
-            dt_free(&tw), dt_free(&tx), dt_free(&td);
+            lm_test_compare(lm_test_case_desc(&c, is_kquant(type)
+                                                      ? "replay: tensor cores, 1e-5 sqrt(K)"
+                                                      : "replay: tensor cores, bit-equal"),
+                            ref, mm, (size_t)(N * M), atol, atol ? 1e-5 : 0);
+            lm_test_dt_free(&tw), lm_test_dt_free(&tx), lm_test_dt_free(&td);
             free(wf), free(x), free(w), free(ref), free(mv), free(mm);
             runs++;
         }
@@ -310,8 +218,8 @@ Test(cuda_ops, staging_and_split_geometry) {
 
 static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     const int64_t K = c->k, N = c->n, M = c->m;
-    float *tab = randn(r, (size_t)(K * N), 1.0f);
-    void *enc = encode(type, tab, K, N);
+    float *tab = lm_test_randn(r, (size_t)(K * N), 1.0f);
+    void *enc = lm_test_encode(type, tab, K, N);
     if (!enc) {
         free(tab);
         return;
@@ -326,16 +234,17 @@ static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     lm_op_case cc = *c;
     cc.type = type;
     for (int b = 0; b < 2; b++) {
-        dt src = dt_buffer(bes[b], (size_t)N * stride, padded);
+        lm_test_dt src = lm_test_dt_buffer(bes[b], (size_t)N * stride, padded);
         lm_tensor_init(&src.t, src.buf, 0, type, K, N, 1, 1);
         src.t.nb[1] = stride;
-        dt id = dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, ids);
-        dt dst = dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, NULL);
-        expect_ok(bes[b]->ops->get_rows(bes[b], &src.t, &id.t, &dst.t), desc(&cc, "get_rows"));
-        out[b] = dt_read(&dst);
-        dt_free(&src), dt_free(&id), dt_free(&dst);
+        lm_test_dt id = lm_test_dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, ids);
+        lm_test_dt dst = lm_test_dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, NULL);
+        lm_test_expect_ok(bes[b]->ops->get_rows(bes[b], &src.t, &id.t, &dst.t),
+                          lm_test_case_desc(&cc, "get_rows"));
+        out[b] = lm_test_dt_read(&dst);
+        lm_test_dt_free(&src), lm_test_dt_free(&id), lm_test_dt_free(&dst);
     }
-    compare(desc(&cc, "bit-equal"), out[0], out[1], (size_t)(K * M), 0, 0);
+    lm_test_compare(lm_test_case_desc(&cc, "bit-equal"), out[0], out[1], (size_t)(K * M), 0, 0);
     free(tab), free(enc), free(padded), free(ids), free(out[0]), free(out[1]);
 }
 
@@ -343,8 +252,9 @@ static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
 
 static void run_mul_mat(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     const int64_t K = c->k, N = c->n, M = c->m, off_rows = 3;
-    float *wf = randn(r, (size_t)(K * (N + off_rows)), 0.5f), *x = randn(r, (size_t)(K * M), 1.0f);
-    void *w = encode(type, wf, K, N + off_rows);
+    float *wf = lm_test_randn(r, (size_t)(K * (N + off_rows)), 0.5f),
+          *x = lm_test_randn(r, (size_t)(K * M), 1.0f);
+    void *w = lm_test_encode(type, wf, K, N + off_rows);
     if (!w) {
         free(wf), free(x);
         return;
@@ -358,14 +268,14 @@ static void run_mul_mat(const lm_op_case *c, lm_type type, lm_test_rng *r) {
         lm_backend *be = run < 0 ? g_cpu : g_cu;
         if (run >= 0) knobs(run, 0);
         /* W: rows off_rows.. of a bigger matrix, as the fused QKV views of the runtime */
-        dt tw = dt_buffer(be, rs * (size_t)(N + off_rows), w);
+        lm_test_dt tw = lm_test_dt_buffer(be, rs * (size_t)(N + off_rows), w);
         lm_tensor_init(&tw.t, tw.buf, rs * (size_t)off_rows, type, K, N, 1, 1);
-        dt tx = dt_new(be, LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(be, LM_TYPE_F32, N, M, 1, 1, NULL);
-        expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t),
-                  desc(&cc, run < 0 ? "cpu" : paths[run]));
-        float *out = dt_read(&td);
-        dt_free(&tw), dt_free(&tx), dt_free(&td);
+        lm_test_dt tx = lm_test_dt_new(be, LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, N, M, 1, 1, NULL);
+        lm_test_expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t),
+                          lm_test_case_desc(&cc, run < 0 ? "cpu" : paths[run]));
+        float *out = lm_test_dt_read(&td);
+        lm_test_dt_free(&tw), lm_test_dt_free(&tx), lm_test_dt_free(&td);
         if (run < 0) {
             ref = out;
             continue;
@@ -374,9 +284,9 @@ static void run_mul_mat(const lm_op_case *c, lm_type type, lm_test_rng *r) {
         const int tc = lm_type_get((uint32_t)type).blck > 1 && (run == 2 || (run == 0 && M > 8));
         const double atol = tc && is_kquant(type) ? 1e-5 * sqrt((double)K) : 0;
         char what[400];
-        snprintf(what, sizeof what, "%s %s", desc(&cc, paths[run]),
+        snprintf(what, sizeof what, "%s %s", lm_test_case_desc(&cc, paths[run]),
                  atol ? "1e-5 sqrt(K)" : "bit-equal");
-        compare(what, ref, out, (size_t)(N * M), atol, atol ? 1e-5 : 0);
+        lm_test_compare(what, ref, out, (size_t)(N * M), atol, atol ? 1e-5 : 0);
         free(out);
     }
     knobs(0, 0);
@@ -448,30 +358,31 @@ Test(cuda_ops, mul_mat_reuses_activations_only_while_x_is_unchanged) {
     NEED_CUDA();
     lm_test_rng r = {lm_test_seed()};
     const int64_t K = 576, N = 40, M = 3;
-    float *wf = randn(&r, (size_t)(K * N), 0.5f), *x = randn(&r, (size_t)(K * M), 1.0f);
-    float *x2 = randn(&r, (size_t)(K * M), 1.0f);
-    void *w = encode(LM_TYPE_Q4_1, wf, K, N);
+    float *wf = lm_test_randn(&r, (size_t)(K * N), 0.5f),
+          *x = lm_test_randn(&r, (size_t)(K * M), 1.0f);
+    float *x2 = lm_test_randn(&r, (size_t)(K * M), 1.0f);
+    void *w = lm_test_encode(LM_TYPE_Q4_1, wf, K, N);
     float *out[2][3];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
         lm_backend *be = bes[b];
-        dt tw = dt_new(be, LM_TYPE_Q4_1, K, N, 1, 1, w);
-        dt tx = dt_new(be, LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(be, LM_TYPE_F32, N, M, 1, 1, NULL);
-        expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t), "mul_mat 1");
-        out[b][0] = dt_read(&td);
-        expect_ok(be->ops->scale(be, &tx.t, -2.0f, &tx.t), "scale x in place");
-        expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t), "mul_mat after scale");
-        out[b][1] = dt_read(&td);
-        expect_ok(be->ops->upload(be, tx.buf, 0, x2, (size_t)(K * M) * 4), "upload new x");
-        expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t), "mul_mat after upload");
-        out[b][2] = dt_read(&td);
-        dt_free(&tw), dt_free(&tx), dt_free(&td);
+        lm_test_dt tw = lm_test_dt_new(be, LM_TYPE_Q4_1, K, N, 1, 1, w);
+        lm_test_dt tx = lm_test_dt_new(be, LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, N, M, 1, 1, NULL);
+        lm_test_expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t), "mul_mat 1");
+        out[b][0] = lm_test_dt_read(&td);
+        lm_test_expect_ok(be->ops->scale(be, &tx.t, -2.0f, &tx.t), "scale x in place");
+        lm_test_expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t), "mul_mat after scale");
+        out[b][1] = lm_test_dt_read(&td);
+        lm_test_expect_ok(be->ops->upload(be, tx.buf, 0, x2, (size_t)(K * M) * 4), "upload new x");
+        lm_test_expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t), "mul_mat after upload");
+        out[b][2] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tw), lm_test_dt_free(&tx), lm_test_dt_free(&td);
     }
     for (int i = 0; i < 3; i++) {
         char what[64];
         snprintf(what, sizeof what, "memo step %d bit-equal", i);
-        compare(what, out[0][i], out[1][i], (size_t)(N * M), 0, 0);
+        lm_test_compare(what, out[0][i], out[1][i], (size_t)(N * M), 0, 0);
         free(out[0][i]), free(out[1][i]);
     }
     free(wf), free(x), free(x2), free(w);
@@ -481,19 +392,20 @@ Test(cuda_ops, mul_mat_reuses_activations_only_while_x_is_unchanged) {
 
 static void run_rms_norm(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, R = c->n * c->m;
-    float *x = randn(r, (size_t)(K * R), 2.0f), *w = randn(r, (size_t)K, 1.0f);
+    float *x = lm_test_randn(r, (size_t)(K * R), 2.0f), *w = lm_test_randn(r, (size_t)K, 1.0f);
     float *out[2];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, x);
-        dt tw = dt_new(bes[b], LM_TYPE_F32, K, 1, 1, 1, w);
-        dt td = dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, NULL);
-        expect_ok(bes[b]->ops->rms_norm(bes[b], &tx.t, c->mode ? &tw.t : NULL, 1e-5f, &td.t),
-                  desc(c, "rms_norm"));
-        out[b] = dt_read(&td);
-        dt_free(&tx), dt_free(&tw), dt_free(&td);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, x);
+        lm_test_dt tw = lm_test_dt_new(bes[b], LM_TYPE_F32, K, 1, 1, 1, w);
+        lm_test_dt td = lm_test_dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, NULL);
+        lm_test_expect_ok(
+            bes[b]->ops->rms_norm(bes[b], &tx.t, c->mode ? &tw.t : NULL, 1e-5f, &td.t),
+            lm_test_case_desc(c, "rms_norm"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tx), lm_test_dt_free(&tw), lm_test_dt_free(&td);
     }
-    compare(desc(c, "2 ulps"), out[0], out[1], (size_t)(K * R), 0, 2.5e-7);
+    lm_test_compare(lm_test_case_desc(c, "2 ulps"), out[0], out[1], (size_t)(K * R), 0, 2.5e-7);
     free(x), free(w), free(out[0]), free(out[1]);
 }
 
@@ -501,7 +413,7 @@ static void run_rms_norm(const lm_op_case *c, lm_test_rng *r) {
 
 static void run_rope(const lm_op_case *c, lm_test_rng *r) {
     const int64_t D = c->k, H = c->n, T = c->m;
-    float *x = randn(r, (size_t)(D * H * T), 1.0f), ff[256];
+    float *x = lm_test_randn(r, (size_t)(D * H * T), 1.0f), ff[256];
     int32_t *pos = malloc((size_t)T * sizeof *pos);
     for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(lm_test_rng_u64(r) % (uint64_t)c->n_ctx);
     pos[0] = c->n_ctx - 1; /* the largest angle of the case */
@@ -511,13 +423,15 @@ static void run_rope(const lm_op_case *c, lm_test_rng *r) {
     float *out[2];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(bes[b], LM_TYPE_F32, D, H, T, 1, x);
-        dt tp = dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
-        expect_ok(bes[b]->ops->rope(bes[b], &tx.t, &tp.t, &p), desc(c, "rope"));
-        out[b] = dt_read(&tx);
-        dt_free(&tx), dt_free(&tp);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, D, H, T, 1, x);
+        lm_test_dt tp = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_expect_ok(bes[b]->ops->rope(bes[b], &tx.t, &tp.t, &p),
+                          lm_test_case_desc(c, "rope"));
+        out[b] = lm_test_dt_read(&tx);
+        lm_test_dt_free(&tx), lm_test_dt_free(&tp);
     }
-    compare(desc(c, "table"), out[0], out[1], (size_t)(D * H * T), c->atol, c->rtol);
+    lm_test_compare(lm_test_case_desc(c, "table"), out[0], out[1], (size_t)(D * H * T), c->atol,
+                    c->rtol);
     free(x), free(pos), free(out[0]), free(out[1]);
 }
 
@@ -526,7 +440,8 @@ static void run_rope(const lm_op_case *c, lm_test_rng *r) {
 static void run_kv_store(const lm_op_case *c, lm_test_rng *r) {
     const int64_t D = c->k, Hk = c->n_kv_head, T = c->m, C = c->n_ctx, S = c->n_seq;
     const int64_t per_slot = D * Hk, total = per_slot * C * S;
-    float *k = randn(r, (size_t)(per_slot * T), 1.0f), *v = randn(r, (size_t)(per_slot * T), 1.0f);
+    float *k = lm_test_randn(r, (size_t)(per_slot * T), 1.0f),
+          *v = lm_test_randn(r, (size_t)(per_slot * T), 1.0f);
     int64_t *slots = malloc((size_t)(C * S) * sizeof *slots);
     for (int64_t i = 0; i < C * S; i++) slots[i] = i;
     for (int64_t i = 0; i < T; i++) {
@@ -538,26 +453,27 @@ static void run_kv_store(const lm_op_case *c, lm_test_rng *r) {
         pos[t] = (int32_t)(slots[t] % C), seq[t] = (int32_t)(slots[t] / C);
     float *init = malloc((size_t)total * sizeof *init);
     for (int64_t i = 0; i < total; i++) init[i] = 7.0f;
-    void *cache0 = encode(c->type, init, D, Hk * C * S);
+    void *cache0 = lm_test_encode(c->type, init, D, Hk * C * S);
     const size_t bytes = lm_row_size(c->type, D) * (size_t)(Hk * C * S);
     void *outk[2], *outv[2];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
-        dt tk = dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, k);
-        dt tv = dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, v);
-        dt ck = dt_new(bes[b], c->type, D, Hk, C, S, cache0);
-        dt cv = dt_new(bes[b], c->type, D, Hk, C, S, cache0);
-        dt tp = dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
-        dt ts = dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, seq);
-        expect_ok(bes[b]->ops->kv_store(bes[b], &tk.t, &tv.t, &ck.t, &cv.t, &tp.t, &ts.t),
-                  desc(c, "kv_store"));
-        outk[b] = dt_read(&ck), outv[b] = dt_read(&cv);
-        dt_free(&tk), dt_free(&tv), dt_free(&ck), dt_free(&cv), dt_free(&tp), dt_free(&ts);
+        lm_test_dt tk = lm_test_dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, k);
+        lm_test_dt tv = lm_test_dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, v);
+        lm_test_dt ck = lm_test_dt_new(bes[b], c->type, D, Hk, C, S, cache0);
+        lm_test_dt cv = lm_test_dt_new(bes[b], c->type, D, Hk, C, S, cache0);
+        lm_test_dt tp = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_dt ts = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, seq);
+        lm_test_expect_ok(bes[b]->ops->kv_store(bes[b], &tk.t, &tv.t, &ck.t, &cv.t, &tp.t, &ts.t),
+                          lm_test_case_desc(c, "kv_store"));
+        outk[b] = lm_test_dt_read(&ck), outv[b] = lm_test_dt_read(&cv);
+        lm_test_dt_free(&tk), lm_test_dt_free(&tv), lm_test_dt_free(&ck), lm_test_dt_free(&cv),
+            lm_test_dt_free(&tp), lm_test_dt_free(&ts);
     }
     cr_expect(memcmp(outk[0], outk[1], bytes) == 0, "%s: K cache bytes differ from the CPU's",
-              desc(c, "byte-equal"));
+              lm_test_case_desc(c, "byte-equal"));
     cr_expect(memcmp(outv[0], outv[1], bytes) == 0, "%s: V cache bytes differ from the CPU's",
-              desc(c, "byte-equal"));
+              lm_test_case_desc(c, "byte-equal"));
     free(k), free(v), free(slots), free(pos), free(seq), free(init), free(cache0);
     for (int b = 0; b < 2; b++) free(outk[b]), free(outv[b]);
 }
@@ -576,18 +492,18 @@ static void run_attention(const lm_op_case *c, lm_test_rng *r, int split) {
             pos[i] = (int32_t)(L - cnt + j);
         }
     }
-    float *qkv = randn(r, (size_t)(D * (H + 2 * Hk) * T), 1.0f);
+    float *qkv = lm_test_randn(r, (size_t)(D * (H + 2 * Hk) * T), 1.0f);
     const int64_t rows = Hk * C * S, n = D * rows;
     const size_t layer = lm_row_size(c->type, D) * (size_t)rows;
     void *cache[2];
     for (int kv = 0; kv < 2; kv++) {
-        float *f = randn(r, (size_t)(2 * n), 1.0f);
+        float *f = lm_test_randn(r, (size_t)(2 * n), 1.0f);
         for (int64_t s = 0; s < S; s++) {
             int64_t L = c->n_ctx - 7 * s > 1 ? c->n_ctx - 7 * s : 1;
             for (int64_t p = L; p < C; p++)
                 for (int64_t e = 0; e < D * Hk; e++) f[n + ((s * C + p) * Hk) * D + e] = NAN;
         }
-        cache[kv] = encode(c->type, f, D, 2 * rows);
+        cache[kv] = lm_test_encode(c->type, f, D, 2 * rows);
         free(f);
     }
     lm_attn_params p = {1.0f / sqrtf((float)D), c->window, c->softcap};
@@ -596,24 +512,26 @@ static void run_attention(const lm_op_case *c, lm_test_rng *r, int split) {
     knobs(0, split);
     for (int b = 0; b < 2; b++) {
         lm_backend *be = bes[b];
-        dt q = dt_buffer(be, (size_t)(D * (H + 2 * Hk) * T) * 4, qkv);
+        lm_test_dt q = lm_test_dt_buffer(be, (size_t)(D * (H + 2 * Hk) * T) * 4, qkv);
         lm_tensor_init(&q.t, q.buf, 0, LM_TYPE_F32, D, H, T, 1);
         q.t.nb[2] = (size_t)(D * (H + 2 * Hk)) * 4;
-        dt kc = dt_buffer(be, 2 * layer, cache[0]), vc = dt_buffer(be, 2 * layer, cache[1]);
+        lm_test_dt kc = lm_test_dt_buffer(be, 2 * layer, cache[0]),
+                   vc = lm_test_dt_buffer(be, 2 * layer, cache[1]);
         lm_tensor_init(&kc.t, kc.buf, layer, c->type, D, Hk, C, S);
         lm_tensor_init(&vc.t, vc.buf, layer, c->type, D, Hk, C, S);
-        dt tp = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos);
-        dt ts = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
-        dt td = dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
-        expect_ok(be->ops->attention(be, &q.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t),
-                  desc(c, "attention"));
-        out[b] = dt_read(&td);
-        dt_free(&q), dt_free(&kc), dt_free(&vc), dt_free(&tp), dt_free(&ts), dt_free(&td);
+        lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_dt ts = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
+        lm_test_expect_ok(be->ops->attention(be, &q.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t),
+                          lm_test_case_desc(c, "attention"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&q), lm_test_dt_free(&kc), lm_test_dt_free(&vc), lm_test_dt_free(&tp),
+            lm_test_dt_free(&ts), lm_test_dt_free(&td);
     }
     knobs(0, 0);
     char what[400];
-    snprintf(what, sizeof what, "%s split %d", desc(c, "2x table"), split);
-    compare(what, out[0], out[1], (size_t)(D * H * T), 2 * c->atol, 2 * c->rtol);
+    snprintf(what, sizeof what, "%s split %d", lm_test_case_desc(c, "2x table"), split);
+    lm_test_compare(what, out[0], out[1], (size_t)(D * H * T), 2 * c->atol, 2 * c->rtol);
     free(pos), free(seq), free(qkv), free(cache[0]), free(cache[1]), free(out[0]), free(out[1]);
 }
 
@@ -669,14 +587,15 @@ static void run_elementwise(const lm_op_case *c, lm_test_rng *r) {
     const int64_t ne[3] = {c->k, c->n, c->m}, n = c->k * c->n * c->m;
     int64_t bne[3];
     for (int i = 0; i < 3; i++) bne[i] = (c->mode >> i) & 1 ? 1 : ne[i];
-    float *a = randn(r, (size_t)n, 3.0f), *bb = randn(r, (size_t)(bne[0] * bne[1] * bne[2]), 1.0f);
+    float *a = lm_test_randn(r, (size_t)n, 3.0f),
+          *bb = lm_test_randn(r, (size_t)(bne[0] * bne[1] * bne[2]), 1.0f);
     float *out[2];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
         lm_backend *be = bes[b];
-        dt ta = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, a);
-        dt tb = dt_new(be, LM_TYPE_F32, bne[0], bne[1], bne[2], 1, bb);
-        dt td = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, NULL);
+        lm_test_dt ta = lm_test_dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, a);
+        lm_test_dt tb = lm_test_dt_new(be, LM_TYPE_F32, bne[0], bne[1], bne[2], 1, bb);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, NULL);
         lm_status st;
         switch (c->op) {
         case LM_OP_SWIGLU:
@@ -695,13 +614,13 @@ static void run_elementwise(const lm_op_case *c, lm_test_rng *r) {
             st = be->ops->scale(be, &ta.t, 0.37f, &td.t);
             break;
         }
-        expect_ok(st, desc(c, "elementwise"));
-        out[b] = dt_read(&td);
-        dt_free(&ta), dt_free(&tb), dt_free(&td);
+        lm_test_expect_ok(st, lm_test_case_desc(c, "elementwise"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&ta), lm_test_dt_free(&tb), lm_test_dt_free(&td);
     }
     const int glu = c->op == LM_OP_SWIGLU || c->op == LM_OP_GEGLU;
-    compare(desc(c, glu ? "2x table" : "bit-equal"), out[0], out[1], (size_t)n,
-            glu ? 2 * c->atol : 0, glu ? 2 * c->rtol : 0);
+    lm_test_compare(lm_test_case_desc(c, glu ? "2x table" : "bit-equal"), out[0], out[1], (size_t)n,
+                    glu ? 2 * c->atol : 0, glu ? 2 * c->rtol : 0);
     free(a), free(bb), free(out[0]), free(out[1]);
 }
 
@@ -710,17 +629,17 @@ Test(cuda_ops, scale_of_a_strided_view) {
     NEED_CUDA();
     lm_test_rng r = {lm_test_seed()};
     const int64_t D = 96, H = 5, T = 3, n = D * H * T;
-    float *x = randn(&r, (size_t)n, 1.0f), *out[2];
+    float *x = lm_test_randn(&r, (size_t)n, 1.0f), *out[2];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(bes[b], LM_TYPE_F32, D, H, T, 1, x);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, D, H, T, 1, x);
         lm_tensor v = tx.t;
         v.ne[0] = 40;
-        expect_ok(bes[b]->ops->scale(bes[b], &v, 1.37f, &v), "scale view");
-        out[b] = dt_read(&tx);
-        dt_free(&tx);
+        lm_test_expect_ok(bes[b]->ops->scale(bes[b], &v, 1.37f, &v), "scale view");
+        out[b] = lm_test_dt_read(&tx);
+        lm_test_dt_free(&tx);
     }
-    compare("scale of a strided view, bit-equal", out[0], out[1], (size_t)n, 0, 0);
+    lm_test_compare("scale of a strided view, bit-equal", out[0], out[1], (size_t)n, 0, 0);
     free(x), free(out[0]), free(out[1]);
 }
 
@@ -728,7 +647,7 @@ Test(cuda_ops, scale_of_a_strided_view) {
 
 static void run_argmax(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, M = c->m;
-    float *x = randn(r, (size_t)(K * M), 1.0f);
+    float *x = lm_test_randn(r, (size_t)(K * M), 1.0f);
     for (int64_t m = 1; m < M && K >= 2; m += 2) {
         int64_t i = (int64_t)(lm_test_rng_u64(r) % (uint64_t)(K - 1));
         int64_t j = i + 1 + (int64_t)(lm_test_rng_u64(r) % (uint64_t)(K - 1 - i));
@@ -738,15 +657,16 @@ static void run_argmax(const lm_op_case *c, lm_test_rng *r) {
     int32_t *out[2];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, NULL);
-        expect_ok(bes[b]->ops->argmax(bes[b], &tx.t, &td.t), desc(c, "argmax"));
-        out[b] = dt_read(&td);
-        dt_free(&tx), dt_free(&td);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, NULL);
+        lm_test_expect_ok(bes[b]->ops->argmax(bes[b], &tx.t, &td.t),
+                          lm_test_case_desc(c, "argmax"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tx), lm_test_dt_free(&td);
     }
     for (int64_t m = 0; m < M; m++)
-        cr_expect_eq(out[1][m], out[0][m], "%s: column %lld: gpu %d, cpu %d", desc(c, "equal"),
-                     (long long)m, out[1][m], out[0][m]);
+        cr_expect_eq(out[1][m], out[0][m], "%s: column %lld: gpu %d, cpu %d",
+                     lm_test_case_desc(c, "equal"), (long long)m, out[1][m], out[0][m]);
     free(x), free(out[0]), free(out[1]);
 }
 
@@ -754,19 +674,19 @@ static void run_argmax(const lm_op_case *c, lm_test_rng *r) {
 
 static void run_copy(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, R = c->n * c->m;
-    float *x = randn(r, (size_t)(K * R), 1.0f);
-    void *src = encode(c->src_type, x, K, R);
+    float *x = lm_test_randn(r, (size_t)(K * R), 1.0f);
+    void *src = lm_test_encode(c->src_type, x, K, R);
     void *out[2];
     lm_backend *bes[2] = {g_cpu, g_cu};
     for (int b = 0; b < 2; b++) {
-        dt ts = dt_new(bes[b], c->src_type, K, c->n, c->m, 1, src);
-        dt td = dt_new(bes[b], c->type, K, c->n, c->m, 1, NULL);
-        expect_ok(bes[b]->ops->copy(bes[b], &ts.t, &td.t), desc(c, "copy"));
-        out[b] = dt_read(&td);
-        dt_free(&ts), dt_free(&td);
+        lm_test_dt ts = lm_test_dt_new(bes[b], c->src_type, K, c->n, c->m, 1, src);
+        lm_test_dt td = lm_test_dt_new(bes[b], c->type, K, c->n, c->m, 1, NULL);
+        lm_test_expect_ok(bes[b]->ops->copy(bes[b], &ts.t, &td.t), lm_test_case_desc(c, "copy"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&ts), lm_test_dt_free(&td);
     }
     cr_expect(memcmp(out[0], out[1], lm_row_size(c->type, K) * (size_t)R) == 0,
-              "%s: bytes differ from the CPU's", desc(c, "byte-equal"));
+              "%s: bytes differ from the CPU's", lm_test_case_desc(c, "byte-equal"));
     free(x), free(src), free(out[0]), free(out[1]);
 }
 
@@ -886,17 +806,17 @@ Test(cuda_ops, bad_ids_are_refused_or_reported_at_sync) {
     const int64_t K = 64, N = 5;
     float *tab = calloc((size_t)(K * N), sizeof *tab);
     const int32_t ids[2] = {1, 7}; /* 7 >= N */
-    dt src = dt_new(g_cu, LM_TYPE_F32, K, N, 1, 1, tab);
-    dt id = dt_new(g_cu, LM_TYPE_I32, 2, 1, 1, 1, ids);
-    dt dst = dt_new(g_cu, LM_TYPE_F32, K, 2, 1, 1, NULL);
+    lm_test_dt src = lm_test_dt_new(g_cu, LM_TYPE_F32, K, N, 1, 1, tab);
+    lm_test_dt id = lm_test_dt_new(g_cu, LM_TYPE_I32, 2, 1, 1, 1, ids);
+    lm_test_dt dst = lm_test_dt_new(g_cu, LM_TYPE_F32, K, 2, 1, 1, NULL);
     cr_expect_eq(g_cu->ops->get_rows(g_cu, &src.t, &id.t, &dst.t), LM_ERR_INVALID_ARG);
     cr_expect(strstr(lm_last_error(), "ids[1] = 7") != NULL, "%s", lm_last_error());
-    expect_ok(g_cu->ops->begin(g_cu), "begin");
-    expect_ok(g_cu->ops->get_rows(g_cu, &src.t, &id.t, &dst.t), "recorded get_rows");
-    expect_ok(g_cu->ops->end(g_cu), "end");
+    lm_test_expect_ok(g_cu->ops->begin(g_cu), "begin");
+    lm_test_expect_ok(g_cu->ops->get_rows(g_cu, &src.t, &id.t, &dst.t), "recorded get_rows");
+    lm_test_expect_ok(g_cu->ops->end(g_cu), "end");
     cr_expect_eq(g_cu->ops->sync(g_cu), LM_ERR_INVALID_ARG, "sync must report the bad id");
     cr_expect(strstr(lm_last_error(), "get_rows") != NULL, "%s", lm_last_error());
-    expect_ok(g_cu->ops->sync(g_cu), "the flag is reset after it was reported");
-    dt_free(&src), dt_free(&id), dt_free(&dst);
+    lm_test_expect_ok(g_cu->ops->sync(g_cu), "the flag is reset after it was reported");
+    lm_test_dt_free(&src), lm_test_dt_free(&id), lm_test_dt_free(&dst);
     free(tab);
 }

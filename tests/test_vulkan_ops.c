@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "helpers/op_util.h"
 #include "helpers/test_util.h"
 #include "op_cases.h"
 #include "quant.h"
@@ -93,108 +94,10 @@ static void knobs(int mm, int f32, int split) {
 #endif
 }
 
-/* ---- device tensors ---- */
-
-typedef struct {
-    lm_backend *be;
-    lm_buffer *buf;
-    size_t size;
-    lm_tensor t;
-} dt;
-
-static dt dt_buffer(lm_backend *be, size_t size, const void *data) {
-    dt d = {be, NULL, size, {0}};
-    cr_assert_eq(be->ops->buffer_alloc(be, size, &d.buf), LM_OK, "%s", lm_last_error());
-    void *z = NULL;
-    if (!data) data = z = calloc(1, size ? size : 1);
-    cr_assert_eq(be->ops->upload(be, d.buf, 0, data, size), LM_OK, "%s", lm_last_error());
-    free(z);
-    return d;
-}
-
-static dt dt_new(lm_backend *be, lm_type type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
-                 const void *data) {
-    lm_tensor t;
-    lm_tensor_init(&t, NULL, 0, type, ne0, ne1, ne2, ne3);
-    dt d = dt_buffer(be, lm_tensor_nbytes(&t), data);
-    d.t = t;
-    d.t.buf = d.buf;
-    return d;
-}
-
-static void *dt_read(const dt *d) {
-    void *out = malloc(d->size ? d->size : 1);
-    cr_assert_eq(d->be->ops->download(d->be, d->buf, 0, out, d->size), LM_OK, "%s",
-                 lm_last_error());
-    return out;
-}
-
-static void dt_free(dt *d) {
-    d->be->ops->buffer_free(d->be, d->buf);
-}
-
-/* ---- inputs and comparison ---- */
-
-static float *randn(lm_test_rng *r, size_t n, float scale) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    lm_test_fill_normal(r, x, n, scale);
-    return x;
-}
-
-/* rows x n floats -> rows of `type` (reference quantizer); NULL if it has none. */
-static void *encode(lm_type type, const float *x, int64_t n, int64_t rows) {
-    size_t rs = lm_row_size(type, n);
-    char *out = malloc(rs * (size_t)rows + 1);
-    for (int64_t i = 0; i < rows; i++)
-        if (lm_quantize_row(type, x + i * n, out + i * rs, n) != rs) {
-            free(out);
-            return NULL;
-        }
-    return out;
-}
-
-static char g_desc[320];
-static const char *desc(const lm_op_case *c, const char *variant) {
-    char b[256];
-    snprintf(g_desc, sizeof g_desc, "%s [%s]", lm_op_case_str(c, b, sizeof b), variant);
-    return g_desc;
-}
-
-/* Every element within atol + rtol |cpu| (NaN only against NaN); atol = rtol = 0 is
- * bit-equality up to the sign of zero. */
-static void compare(const char *what, const float *cpu, const float *gpu, size_t n, double atol,
-                    double rtol) {
-    size_t bad = 0, worst = 0;
-    double max_abs = 0, max_rel = 0, worst_excess = -1;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(cpu[i]) && isnan(gpu[i])) continue;
-        double err = fabs((double)gpu[i] - (double)cpu[i]);
-        if (isnan(err)) err = INFINITY;
-        double excess = err - (atol + rtol * fabs((double)cpu[i]));
-        if (excess > 0) bad++;
-        if (excess > worst_excess) worst_excess = excess, worst = i;
-        if (err > max_abs) max_abs = err;
-        if (cpu[i] != 0 && err / fabs((double)cpu[i]) > max_rel) max_rel = err / fabs(cpu[i]);
-    }
-    if (getenv("LUMEN_TEST_VERBOSE"))
-        fprintf(stderr, "  %-70s max |diff| %.3g, max rel %.3g (atol %g rtol %g)\n", what, max_abs,
-                max_rel, atol, rtol);
-    cr_expect_eq(bad, 0,
-                 "%s: %zu of %zu elements differ from the CPU beyond atol %g rtol %g; worst [%zu] "
-                 "gpu %.9g cpu %.9g",
-                 what, bad, n, atol, rtol, worst, gpu[worst], cpu[worst]);
-}
-
-static void expect_ok(lm_status s, const char *what) {
-    cr_assert_eq(s, LM_OK, "%s: %s", what, lm_last_error());
-}
-
-/* ---- get_rows: table rows padded by 64 bytes (a strided view), every weight type ---- */
-
 static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     const int64_t K = c->k, N = c->n, M = c->m;
-    float *tab = randn(r, (size_t)(K * N), 1.0f);
-    void *enc = encode(type, tab, K, N);
+    float *tab = lm_test_randn(r, (size_t)(K * N), 1.0f);
+    void *enc = lm_test_encode(type, tab, K, N);
     if (!enc) {
         free(tab);
         return;
@@ -207,20 +110,21 @@ static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     float *out[2];
     lm_backend *bes[2] = {g_cpu, g_vk};
     for (int b = 0; b < 2; b++) {
-        dt src = dt_buffer(bes[b], (size_t)N * stride, padded);
+        lm_test_dt src = lm_test_dt_buffer(bes[b], (size_t)N * stride, padded);
         lm_tensor_init(&src.t, src.buf, 0, type, K, N, 1, 1);
         src.t.nb[1] = stride;
-        dt id = dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, ids);
-        dt dst = dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, NULL);
+        lm_test_dt id = lm_test_dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, ids);
+        lm_test_dt dst = lm_test_dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, NULL);
         lm_op_case cc = *c;
         cc.type = type;
-        expect_ok(bes[b]->ops->get_rows(bes[b], &src.t, &id.t, &dst.t), desc(&cc, "get_rows"));
-        out[b] = dt_read(&dst);
-        dt_free(&src), dt_free(&id), dt_free(&dst);
+        lm_test_expect_ok(bes[b]->ops->get_rows(bes[b], &src.t, &id.t, &dst.t),
+                          lm_test_case_desc(&cc, "get_rows"));
+        out[b] = lm_test_dt_read(&dst);
+        lm_test_dt_free(&src), lm_test_dt_free(&id), lm_test_dt_free(&dst);
     }
     lm_op_case cc = *c;
     cc.type = type;
-    compare(desc(&cc, "bit-equal"), out[0], out[1], (size_t)(K * M), 0, 0);
+    lm_test_compare(lm_test_case_desc(&cc, "bit-equal"), out[0], out[1], (size_t)(K * M), 0, 0);
     free(tab), free(enc), free(padded), free(ids), free(out[0]), free(out[1]);
 }
 
@@ -228,8 +132,9 @@ static void run_get_rows(const lm_op_case *c, lm_type type, lm_test_rng *r) {
 
 static void run_mul_mat(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     const int64_t K = c->k, N = c->n, M = c->m;
-    float *wf = randn(r, (size_t)(K * N), 0.5f), *x = randn(r, (size_t)(K * M), 1.0f);
-    void *w = encode(type, wf, K, N);
+    float *wf = lm_test_randn(r, (size_t)(K * N), 0.5f),
+          *x = lm_test_randn(r, (size_t)(K * M), 1.0f);
+    void *w = lm_test_encode(type, wf, K, N);
     if (!w) {
         free(wf), free(x);
         return;
@@ -241,20 +146,20 @@ static void run_mul_mat(const lm_op_case *c, lm_type type, lm_test_rng *r) {
     for (int run = -1; run < 3; run++) { /* -1: the CPU reference, then the three paths */
         lm_backend *be = run < 0 ? g_cpu : g_vk;
         if (run >= 0) knobs(run, 0, 0);
-        dt tw = dt_new(be, type, K, N, 1, 1, w);
-        dt tx = dt_new(be, LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(be, LM_TYPE_F32, N, M, 1, 1, NULL);
-        expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t),
-                  desc(&cc, run < 0 ? "cpu" : paths[run]));
-        float *out = dt_read(&td);
-        dt_free(&tw), dt_free(&tx), dt_free(&td);
+        lm_test_dt tw = lm_test_dt_new(be, type, K, N, 1, 1, w);
+        lm_test_dt tx = lm_test_dt_new(be, LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, N, M, 1, 1, NULL);
+        lm_test_expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &td.t),
+                          lm_test_case_desc(&cc, run < 0 ? "cpu" : paths[run]));
+        float *out = lm_test_dt_read(&td);
+        lm_test_dt_free(&tw), lm_test_dt_free(&tx), lm_test_dt_free(&td);
         if (run < 0) {
             ref = out;
             continue;
         }
         char what[400];
-        snprintf(what, sizeof what, "%s bit-equal", desc(&cc, paths[run]));
-        compare(what, ref, out, (size_t)(N * M), 0, 0);
+        snprintf(what, sizeof what, "%s bit-equal", lm_test_case_desc(&cc, paths[run]));
+        lm_test_compare(what, ref, out, (size_t)(N * M), 0, 0);
         free(out);
     }
     knobs(0, 0, 0);
@@ -327,21 +232,24 @@ Test(vk_ops, every_weight_type_has_a_shape) {
 
 static void run_rms_norm(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, R = c->n * c->m;
-    float *x = randn(r, (size_t)(K * R), 2.0f), *w = randn(r, (size_t)K, 1.0f);
+    float *x = lm_test_randn(r, (size_t)(K * R), 2.0f), *w = lm_test_randn(r, (size_t)K, 1.0f);
     float *out[3];
     lm_backend *bes[3] = {g_cpu, g_vk, g_vk};
     for (int b = 0; b < 3; b++) {
         if (b) knobs(0, b == 2, 0);
-        dt tx = dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, x);
-        dt tw = dt_new(bes[b], LM_TYPE_F32, K, 1, 1, 1, w);
-        dt td = dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, NULL);
-        expect_ok(bes[b]->ops->rms_norm(bes[b], &tx.t, c->mode ? &tw.t : NULL, 1e-5f, &td.t),
-                  desc(c, "rms_norm"));
-        out[b] = dt_read(&td);
-        dt_free(&tx), dt_free(&tw), dt_free(&td);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, x);
+        lm_test_dt tw = lm_test_dt_new(bes[b], LM_TYPE_F32, K, 1, 1, 1, w);
+        lm_test_dt td = lm_test_dt_new(bes[b], LM_TYPE_F32, K, c->n, c->m, 1, NULL);
+        lm_test_expect_ok(
+            bes[b]->ops->rms_norm(bes[b], &tx.t, c->mode ? &tw.t : NULL, 1e-5f, &td.t),
+            lm_test_case_desc(c, "rms_norm"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tx), lm_test_dt_free(&tw), lm_test_dt_free(&td);
     }
-    compare(desc(c, "double sum: 1 ulp"), out[0], out[1], (size_t)(K * R), 0, 1.2e-7);
-    compare(desc(c, "float sum: table"), out[0], out[2], (size_t)(K * R), 2 * c->atol, 2 * c->rtol);
+    lm_test_compare(lm_test_case_desc(c, "double sum: 1 ulp"), out[0], out[1], (size_t)(K * R), 0,
+                    1.2e-7);
+    lm_test_compare(lm_test_case_desc(c, "float sum: table"), out[0], out[2], (size_t)(K * R),
+                    2 * c->atol, 2 * c->rtol);
     knobs(0, 0, 0);
     free(x), free(w), free(out[0]), free(out[1]), free(out[2]);
 }
@@ -350,7 +258,7 @@ static void run_rms_norm(const lm_op_case *c, lm_test_rng *r) {
 
 static void run_rope(const lm_op_case *c, lm_test_rng *r) {
     const int64_t D = c->k, H = c->n, T = c->m;
-    float *x = randn(r, (size_t)(D * H * T), 1.0f), ff[256];
+    float *x = lm_test_randn(r, (size_t)(D * H * T), 1.0f), ff[256];
     int32_t *pos = malloc((size_t)T * sizeof *pos);
     for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(lm_test_rng_u64(r) % (uint64_t)c->n_ctx);
     pos[0] = c->n_ctx - 1; /* the largest angle of the case */
@@ -361,15 +269,17 @@ static void run_rope(const lm_op_case *c, lm_test_rng *r) {
     lm_backend *bes[3] = {g_cpu, g_vk, g_vk};
     for (int b = 0; b < 3; b++) {
         if (b) knobs(0, b == 2, 0);
-        dt tx = dt_new(bes[b], LM_TYPE_F32, D, H, T, 1, x);
-        dt tp = dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
-        expect_ok(bes[b]->ops->rope(bes[b], &tx.t, &tp.t, &p), desc(c, "rope"));
-        out[b] = dt_read(&tx);
-        dt_free(&tx), dt_free(&tp);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, D, H, T, 1, x);
+        lm_test_dt tp = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_expect_ok(bes[b]->ops->rope(bes[b], &tx.t, &tp.t, &p),
+                          lm_test_case_desc(c, "rope"));
+        out[b] = lm_test_dt_read(&tx);
+        lm_test_dt_free(&tx), lm_test_dt_free(&tp);
     }
-    compare(desc(c, "double sin/cos: table"), out[0], out[1], (size_t)(D * H * T), c->atol,
-            c->rtol);
-    compare(desc(c, "float sin/cos: table"), out[0], out[2], (size_t)(D * H * T), c->atol, c->rtol);
+    lm_test_compare(lm_test_case_desc(c, "double sin/cos: table"), out[0], out[1],
+                    (size_t)(D * H * T), c->atol, c->rtol);
+    lm_test_compare(lm_test_case_desc(c, "float sin/cos: table"), out[0], out[2],
+                    (size_t)(D * H * T), c->atol, c->rtol);
     knobs(0, 0, 0);
     free(x), free(pos), free(out[0]), free(out[1]), free(out[2]);
 }
@@ -379,7 +289,8 @@ static void run_rope(const lm_op_case *c, lm_test_rng *r) {
 static void run_kv_store(const lm_op_case *c, lm_test_rng *r) {
     const int64_t D = c->k, Hk = c->n_kv_head, T = c->m, C = c->n_ctx, S = c->n_seq;
     const int64_t per_slot = D * Hk, total = per_slot * C * S;
-    float *k = randn(r, (size_t)(per_slot * T), 1.0f), *v = randn(r, (size_t)(per_slot * T), 1.0f);
+    float *k = lm_test_randn(r, (size_t)(per_slot * T), 1.0f),
+          *v = lm_test_randn(r, (size_t)(per_slot * T), 1.0f);
     int64_t *slots = malloc((size_t)(C * S) * sizeof *slots);
     for (int64_t i = 0; i < C * S; i++) slots[i] = i;
     for (int64_t i = 0; i < T; i++) {
@@ -391,26 +302,27 @@ static void run_kv_store(const lm_op_case *c, lm_test_rng *r) {
         pos[t] = (int32_t)(slots[t] % C), seq[t] = (int32_t)(slots[t] / C);
     float *init = malloc((size_t)total * sizeof *init);
     for (int64_t i = 0; i < total; i++) init[i] = 7.0f;
-    void *cache0 = encode(c->type, init, D, Hk * C * S);
+    void *cache0 = lm_test_encode(c->type, init, D, Hk * C * S);
     const size_t bytes = lm_row_size(c->type, D) * (size_t)(Hk * C * S);
     void *outk[2], *outv[2];
     lm_backend *bes[2] = {g_cpu, g_vk};
     for (int b = 0; b < 2; b++) {
-        dt tk = dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, k);
-        dt tv = dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, v);
-        dt ck = dt_new(bes[b], c->type, D, Hk, C, S, cache0);
-        dt cv = dt_new(bes[b], c->type, D, Hk, C, S, cache0);
-        dt tp = dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
-        dt ts = dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, seq);
-        expect_ok(bes[b]->ops->kv_store(bes[b], &tk.t, &tv.t, &ck.t, &cv.t, &tp.t, &ts.t),
-                  desc(c, "kv_store"));
-        outk[b] = dt_read(&ck), outv[b] = dt_read(&cv);
-        dt_free(&tk), dt_free(&tv), dt_free(&ck), dt_free(&cv), dt_free(&tp), dt_free(&ts);
+        lm_test_dt tk = lm_test_dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, k);
+        lm_test_dt tv = lm_test_dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, v);
+        lm_test_dt ck = lm_test_dt_new(bes[b], c->type, D, Hk, C, S, cache0);
+        lm_test_dt cv = lm_test_dt_new(bes[b], c->type, D, Hk, C, S, cache0);
+        lm_test_dt tp = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_dt ts = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, seq);
+        lm_test_expect_ok(bes[b]->ops->kv_store(bes[b], &tk.t, &tv.t, &ck.t, &cv.t, &tp.t, &ts.t),
+                          lm_test_case_desc(c, "kv_store"));
+        outk[b] = lm_test_dt_read(&ck), outv[b] = lm_test_dt_read(&cv);
+        lm_test_dt_free(&tk), lm_test_dt_free(&tv), lm_test_dt_free(&ck), lm_test_dt_free(&cv),
+            lm_test_dt_free(&tp), lm_test_dt_free(&ts);
     }
     cr_expect(memcmp(outk[0], outk[1], bytes) == 0, "%s: K cache bytes differ from the CPU's",
-              desc(c, "byte-equal"));
+              lm_test_case_desc(c, "byte-equal"));
     cr_expect(memcmp(outv[0], outv[1], bytes) == 0, "%s: V cache bytes differ from the CPU's",
-              desc(c, "byte-equal"));
+              lm_test_case_desc(c, "byte-equal"));
     free(k), free(v), free(slots), free(pos), free(seq), free(init), free(cache0);
     for (int b = 0; b < 2; b++) free(outk[b]), free(outv[b]);
 }
@@ -429,13 +341,13 @@ static void run_attention(const lm_op_case *c, lm_test_rng *r, int split) {
             pos[i] = (int32_t)(L - cnt + j);
         }
     }
-    float *qkv = randn(r, (size_t)(D * (H + 2 * Hk) * T), 1.0f);
+    float *qkv = lm_test_randn(r, (size_t)(D * (H + 2 * Hk) * T), 1.0f);
     const int64_t rows = Hk * C * S, n = D * rows;
     const size_t layer = lm_row_size(c->type, D) * (size_t)rows;
     void *cache[2];
     for (int kv = 0; kv < 2; kv++) {
-        float *f = randn(r, (size_t)(2 * n), 1.0f);
-        cache[kv] = encode(c->type, f, D, 2 * rows);
+        float *f = lm_test_randn(r, (size_t)(2 * n), 1.0f);
+        cache[kv] = lm_test_encode(c->type, f, D, 2 * rows);
         /* 0xff bytes: NaN in every cache type (F32, F16, a Q8_0 block's scale) */
         const size_t rs = lm_row_size(c->type, D);
         for (int64_t s = 0; s < S; s++) {
@@ -452,26 +364,30 @@ static void run_attention(const lm_op_case *c, lm_test_rng *r, int split) {
     knobs(0, 0, split);
     for (int b = 0; b < 2; b++) {
         lm_backend *be = bes[b];
-        dt q = dt_buffer(be, (size_t)(D * (H + 2 * Hk) * T) * 4, qkv);
+        lm_test_dt q = lm_test_dt_buffer(be, (size_t)(D * (H + 2 * Hk) * T) * 4, qkv);
         lm_tensor_init(&q.t, q.buf, 0, LM_TYPE_F32, D, H, T, 1);
         q.t.nb[2] = (size_t)(D * (H + 2 * Hk)) * 4;
-        dt kc = dt_buffer(be, 2 * layer, cache[0]), vc = dt_buffer(be, 2 * layer, cache[1]);
+        lm_test_dt kc = lm_test_dt_buffer(be, 2 * layer, cache[0]),
+                   vc = lm_test_dt_buffer(be, 2 * layer, cache[1]);
         lm_tensor_init(&kc.t, kc.buf, layer, c->type, D, Hk, C, S);
         lm_tensor_init(&vc.t, vc.buf, layer, c->type, D, Hk, C, S);
-        dt tp = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos);
-        dt ts = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
-        dt td = dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
-        expect_ok(be->ops->attention(be, &q.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t),
-                  desc(c, "attention"));
-        out[b] = dt_read(&td);
-        dt_free(&q), dt_free(&kc), dt_free(&vc), dt_free(&tp), dt_free(&ts), dt_free(&td);
+        lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_dt ts = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
+        lm_test_expect_ok(be->ops->attention(be, &q.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t),
+                          lm_test_case_desc(c, "attention"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&q), lm_test_dt_free(&kc), lm_test_dt_free(&vc), lm_test_dt_free(&tp),
+            lm_test_dt_free(&ts), lm_test_dt_free(&td);
     }
     knobs(0, 0, 0);
     char what[400];
     /* the bit-equal kernel (soft-capping aside: its tanh is not glibc's) */
     const int eq = split == 0 && exact() && c->softcap == 0;
-    snprintf(what, sizeof what, "%s split %d", desc(c, eq ? "bit-equal" : "2x table"), split);
-    compare(what, out[0], out[1], (size_t)(D * H * T), eq ? 0 : 2 * c->atol, eq ? 0 : 2 * c->rtol);
+    snprintf(what, sizeof what, "%s split %d", lm_test_case_desc(c, eq ? "bit-equal" : "2x table"),
+             split);
+    lm_test_compare(what, out[0], out[1], (size_t)(D * H * T), eq ? 0 : 2 * c->atol,
+                    eq ? 0 : 2 * c->rtol);
     free(pos), free(seq), free(qkv), free(cache[0]), free(cache[1]), free(out[0]), free(out[1]);
 }
 
@@ -517,15 +433,16 @@ static void run_elementwise(const lm_op_case *c, lm_test_rng *r, int f32) {
     const int64_t ne[3] = {c->k, c->n, c->m}, n = c->k * c->n * c->m;
     int64_t bne[3];
     for (int i = 0; i < 3; i++) bne[i] = (c->mode >> i) & 1 ? 1 : ne[i];
-    float *a = randn(r, (size_t)n, 3.0f), *bb = randn(r, (size_t)(bne[0] * bne[1] * bne[2]), 1.0f);
+    float *a = lm_test_randn(r, (size_t)n, 3.0f),
+          *bb = lm_test_randn(r, (size_t)(bne[0] * bne[1] * bne[2]), 1.0f);
     float *out[2];
     lm_backend *bes[2] = {g_cpu, g_vk};
     knobs(0, f32, 0);
     for (int b = 0; b < 2; b++) {
         lm_backend *be = bes[b];
-        dt ta = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, a);
-        dt tb = dt_new(be, LM_TYPE_F32, bne[0], bne[1], bne[2], 1, bb);
-        dt td = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, NULL);
+        lm_test_dt ta = lm_test_dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, a);
+        lm_test_dt tb = lm_test_dt_new(be, LM_TYPE_F32, bne[0], bne[1], bne[2], 1, bb);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, NULL);
         lm_status st;
         switch (c->op) {
         case LM_OP_SWIGLU:
@@ -544,15 +461,16 @@ static void run_elementwise(const lm_op_case *c, lm_test_rng *r, int f32) {
             st = be->ops->scale(be, &ta.t, 0.37f, &td.t);
             break;
         }
-        expect_ok(st, desc(c, "elementwise"));
-        out[b] = dt_read(&td);
-        dt_free(&ta), dt_free(&tb), dt_free(&td);
+        lm_test_expect_ok(st, lm_test_case_desc(c, "elementwise"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&ta), lm_test_dt_free(&tb), lm_test_dt_free(&td);
     }
     knobs(0, 0, 0);
     /* geglu's tanh is the shaders' own; swiglu's exp is glibc's with doubles */
     const int loose = c->op == LM_OP_GEGLU || (c->op == LM_OP_SWIGLU && (f32 || !exact()));
-    compare(desc(c, loose ? (f32 ? "float exp: 2x table" : "2x table") : "bit-equal"), out[0],
-            out[1], (size_t)n, loose ? 2 * c->atol : 0, loose ? 2 * c->rtol : 0);
+    lm_test_compare(
+        lm_test_case_desc(c, loose ? (f32 ? "float exp: 2x table" : "2x table") : "bit-equal"),
+        out[0], out[1], (size_t)n, loose ? 2 * c->atol : 0, loose ? 2 * c->rtol : 0);
     free(a), free(bb), free(out[0]), free(out[1]);
 }
 
@@ -560,7 +478,7 @@ static void run_elementwise(const lm_op_case *c, lm_test_rng *r, int f32) {
 
 static void run_argmax(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, M = c->m;
-    float *x = randn(r, (size_t)(K * M), 1.0f);
+    float *x = lm_test_randn(r, (size_t)(K * M), 1.0f);
     for (int64_t m = 1; m < M && K >= 2; m += 2) {
         int64_t i = (int64_t)(lm_test_rng_u64(r) % (uint64_t)(K - 1));
         int64_t j = i + 1 + (int64_t)(lm_test_rng_u64(r) % (uint64_t)(K - 1 - i));
@@ -569,15 +487,16 @@ static void run_argmax(const lm_op_case *c, lm_test_rng *r) {
     int32_t *out[2];
     lm_backend *bes[2] = {g_cpu, g_vk};
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, NULL);
-        expect_ok(bes[b]->ops->argmax(bes[b], &tx.t, &td.t), desc(c, "argmax"));
-        out[b] = dt_read(&td);
-        dt_free(&tx), dt_free(&td);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(bes[b], LM_TYPE_I32, M, 1, 1, 1, NULL);
+        lm_test_expect_ok(bes[b]->ops->argmax(bes[b], &tx.t, &td.t),
+                          lm_test_case_desc(c, "argmax"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tx), lm_test_dt_free(&td);
     }
     for (int64_t m = 0; m < M; m++)
-        cr_expect_eq(out[1][m], out[0][m], "%s: column %lld: gpu %d, cpu %d", desc(c, "equal"),
-                     (long long)m, out[1][m], out[0][m]);
+        cr_expect_eq(out[1][m], out[0][m], "%s: column %lld: gpu %d, cpu %d",
+                     lm_test_case_desc(c, "equal"), (long long)m, out[1][m], out[0][m]);
     free(x), free(out[0]), free(out[1]);
 }
 
@@ -585,19 +504,19 @@ static void run_argmax(const lm_op_case *c, lm_test_rng *r) {
 
 static void run_copy(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, R = c->n * c->m;
-    float *x = randn(r, (size_t)(K * R), 1.0f);
-    void *src = encode(c->src_type, x, K, R);
+    float *x = lm_test_randn(r, (size_t)(K * R), 1.0f);
+    void *src = lm_test_encode(c->src_type, x, K, R);
     void *out[2];
     lm_backend *bes[2] = {g_cpu, g_vk};
     for (int b = 0; b < 2; b++) {
-        dt ts = dt_new(bes[b], c->src_type, K, c->n, c->m, 1, src);
-        dt td = dt_new(bes[b], c->type, K, c->n, c->m, 1, NULL);
-        expect_ok(bes[b]->ops->copy(bes[b], &ts.t, &td.t), desc(c, "copy"));
-        out[b] = dt_read(&td);
-        dt_free(&ts), dt_free(&td);
+        lm_test_dt ts = lm_test_dt_new(bes[b], c->src_type, K, c->n, c->m, 1, src);
+        lm_test_dt td = lm_test_dt_new(bes[b], c->type, K, c->n, c->m, 1, NULL);
+        lm_test_expect_ok(bes[b]->ops->copy(bes[b], &ts.t, &td.t), lm_test_case_desc(c, "copy"));
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&ts), lm_test_dt_free(&td);
     }
     cr_expect(memcmp(out[0], out[1], lm_row_size(c->type, K) * (size_t)R) == 0,
-              "%s: bytes differ from the CPU's", desc(c, "byte-equal"));
+              "%s: bytes differ from the CPU's", lm_test_case_desc(c, "byte-equal"));
     free(x), free(src), free(out[0]), free(out[1]);
 }
 
@@ -712,23 +631,23 @@ Test(vk_ops, copy_q8_0_blocks) {
  * the work recorded before it; sync mid-recording lets the host read ---- */
 
 static float *run_sequence(lm_backend *be, const float *a0, const float *a1, int64_t n) {
-    dt a = dt_new(be, LM_TYPE_F32, n, 1, 1, 1, a0);
-    dt b = dt_new(be, LM_TYPE_F32, n, 1, 1, 1, NULL);
-    dt c = dt_new(be, LM_TYPE_F32, n, 1, 1, 1, NULL);
-    expect_ok(be->ops->begin(be), "begin");
-    expect_ok(be->ops->scale(be, &a.t, 2.0f, &b.t), "scale"); /* b = 2 a0 */
-    expect_ok(be->ops->add(be, &b.t, &a.t, &b.t), "add");     /* b = 3 a0 (reads b, a) */
-    expect_ok(be->ops->upload(be, a.buf, 0, a1, (size_t)n * 4), "upload"); /* a = a1 */
-    expect_ok(be->ops->mul(be, &a.t, &b.t, &c.t), "mul");                  /* c = a1 * 3 a0 */
-    expect_ok(be->ops->sync(be), "sync");
-    float *mid = dt_read(&c);
-    expect_ok(be->ops->add(be, &c.t, &a.t, &c.t), "add"); /* c += a1 */
-    expect_ok(be->ops->end(be), "end");
-    expect_ok(be->ops->sync(be), "sync");
-    float *out = dt_read(&c);
+    lm_test_dt a = lm_test_dt_new(be, LM_TYPE_F32, n, 1, 1, 1, a0);
+    lm_test_dt b = lm_test_dt_new(be, LM_TYPE_F32, n, 1, 1, 1, NULL);
+    lm_test_dt c = lm_test_dt_new(be, LM_TYPE_F32, n, 1, 1, 1, NULL);
+    lm_test_expect_ok(be->ops->begin(be), "begin");
+    lm_test_expect_ok(be->ops->scale(be, &a.t, 2.0f, &b.t), "scale"); /* b = 2 a0 */
+    lm_test_expect_ok(be->ops->add(be, &b.t, &a.t, &b.t), "add");     /* b = 3 a0 (reads b, a) */
+    lm_test_expect_ok(be->ops->upload(be, a.buf, 0, a1, (size_t)n * 4), "upload"); /* a = a1 */
+    lm_test_expect_ok(be->ops->mul(be, &a.t, &b.t, &c.t), "mul"); /* c = a1 * 3 a0 */
+    lm_test_expect_ok(be->ops->sync(be), "sync");
+    float *mid = lm_test_dt_read(&c);
+    lm_test_expect_ok(be->ops->add(be, &c.t, &a.t, &c.t), "add"); /* c += a1 */
+    lm_test_expect_ok(be->ops->end(be), "end");
+    lm_test_expect_ok(be->ops->sync(be), "sync");
+    float *out = lm_test_dt_read(&c);
     cr_expect(memcmp(mid, out, (size_t)n * 4) != 0, "the op after sync did not run");
     free(mid);
-    dt_free(&a), dt_free(&b), dt_free(&c);
+    lm_test_dt_free(&a), lm_test_dt_free(&b), lm_test_dt_free(&c);
     return out;
 }
 
@@ -736,9 +655,9 @@ Test(vk_ops, recorded_sequence_in_order) {
     NEED_VK();
     lm_test_rng r = {lm_test_seed()};
     const int64_t n = 1000;
-    float *a0 = randn(&r, n, 1.0f), *a1 = randn(&r, n, 1.0f);
+    float *a0 = lm_test_randn(&r, n, 1.0f), *a1 = lm_test_randn(&r, n, 1.0f);
     float *x = run_sequence(g_cpu, a0, a1, n), *y = run_sequence(g_vk, a0, a1, n);
-    compare("recorded sequence: bit-equal", x, y, (size_t)n, 0, 0);
+    lm_test_compare("recorded sequence: bit-equal", x, y, (size_t)n, 0, 0);
     free(a0), free(a1), free(x), free(y);
 }
 
@@ -752,14 +671,14 @@ Test(vk_ops, recorded_sequence_in_order) {
 
 static void run_steps(lm_backend *be, const void *w, const float *xs, float *out, void *cache) {
     const int64_t K = 96, D = 64, H = 2, C = 8;
-    dt tw = dt_new(be, LM_TYPE_Q8_0, K, D * H, 1, 1, w);
-    dt tx = dt_new(be, LM_TYPE_F32, K, 1, 1, 1, NULL);
-    dt ty = dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
-    dt to = dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
-    dt tp = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, NULL);
-    dt ts = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, NULL);
-    dt kc = dt_new(be, LM_TYPE_Q8_0, D, H, C, 1, NULL),
-       vc = dt_new(be, LM_TYPE_Q8_0, D, H, C, 1, NULL);
+    lm_test_dt tw = lm_test_dt_new(be, LM_TYPE_Q8_0, K, D * H, 1, 1, w);
+    lm_test_dt tx = lm_test_dt_new(be, LM_TYPE_F32, K, 1, 1, 1, NULL);
+    lm_test_dt ty = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
+    lm_test_dt to = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
+    lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, NULL);
+    lm_test_dt ts = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, NULL);
+    lm_test_dt kc = lm_test_dt_new(be, LM_TYPE_Q8_0, D, H, C, 1, NULL),
+               vc = lm_test_dt_new(be, LM_TYPE_Q8_0, D, H, C, 1, NULL);
     lm_tensor y2 = ty.t; /* the mul_mat output [D * H, 1] */
     y2.ne[0] = D * H, y2.ne[1] = 1, y2.nb[2] = y2.nb[3] = y2.nb[1] = (size_t)(D * H) * 4;
     float ff[32];
@@ -768,23 +687,25 @@ static void run_steps(lm_backend *be, const void *w, const float *xs, float *out
     lm_attn_params ap = {0.125f, 0, 0.0f};
     for (int st = 0; st < REPLAY_STEPS; st++) {
         const int32_t pos = st, seq = 0;
-        expect_ok(be->ops->upload(be, tx.buf, 0, xs + st * K, (size_t)K * 4), "upload x");
-        expect_ok(be->ops->upload(be, tp.buf, 0, &pos, 4), "upload pos");
-        expect_ok(be->ops->upload(be, ts.buf, 0, &seq, 4), "upload seq");
-        expect_ok(be->ops->begin(be), "begin");
-        expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &y2), "mul_mat");
-        expect_ok(be->ops->rope(be, &ty.t, &tp.t, &rp), "rope");
-        expect_ok(be->ops->kv_store(be, &ty.t, &ty.t, &kc.t, &vc.t, &tp.t, &ts.t), "kv_store");
-        expect_ok(be->ops->attention(be, &ty.t, &kc.t, &vc.t, &tp.t, &ts.t, &ap, &to.t),
-                  "attention");
-        expect_ok(be->ops->end(be), "end");
-        expect_ok(be->ops->sync(be), "sync");
-        expect_ok(be->ops->download(be, to.buf, 0, out + st * D * H, (size_t)(D * H) * 4),
-                  "download");
+        lm_test_expect_ok(be->ops->upload(be, tx.buf, 0, xs + st * K, (size_t)K * 4), "upload x");
+        lm_test_expect_ok(be->ops->upload(be, tp.buf, 0, &pos, 4), "upload pos");
+        lm_test_expect_ok(be->ops->upload(be, ts.buf, 0, &seq, 4), "upload seq");
+        lm_test_expect_ok(be->ops->begin(be), "begin");
+        lm_test_expect_ok(be->ops->mul_mat(be, &tw.t, &tx.t, &y2), "mul_mat");
+        lm_test_expect_ok(be->ops->rope(be, &ty.t, &tp.t, &rp), "rope");
+        lm_test_expect_ok(be->ops->kv_store(be, &ty.t, &ty.t, &kc.t, &vc.t, &tp.t, &ts.t),
+                          "kv_store");
+        lm_test_expect_ok(be->ops->attention(be, &ty.t, &kc.t, &vc.t, &tp.t, &ts.t, &ap, &to.t),
+                          "attention");
+        lm_test_expect_ok(be->ops->end(be), "end");
+        lm_test_expect_ok(be->ops->sync(be), "sync");
+        lm_test_expect_ok(be->ops->download(be, to.buf, 0, out + st * D * H, (size_t)(D * H) * 4),
+                          "download");
     }
-    expect_ok(be->ops->download(be, kc.buf, 0, cache, lm_tensor_nbytes(&kc.t)), "download");
-    dt_free(&tw), dt_free(&tx), dt_free(&ty), dt_free(&to), dt_free(&tp), dt_free(&ts);
-    dt_free(&kc), dt_free(&vc);
+    lm_test_expect_ok(be->ops->download(be, kc.buf, 0, cache, lm_tensor_nbytes(&kc.t)), "download");
+    lm_test_dt_free(&tw), lm_test_dt_free(&tx), lm_test_dt_free(&ty), lm_test_dt_free(&to),
+        lm_test_dt_free(&tp), lm_test_dt_free(&ts);
+    lm_test_dt_free(&kc), lm_test_dt_free(&vc);
 }
 
 void lm__vk_replay_stats(lm_backend *be, uint64_t *segments, uint64_t *replayed);
@@ -793,9 +714,9 @@ Test(vk_ops, replayed_steps_read_new_inputs) {
     NEED_VK();
     lm_test_rng r = {lm_test_seed()};
     const int64_t K = 96, D = 64, H = 2, C = 8;
-    float *wf = randn(&r, (size_t)(K * D * H), 0.3f),
-          *xs = randn(&r, (size_t)(K * REPLAY_STEPS), 1.0f);
-    void *w = encode(LM_TYPE_Q8_0, wf, K, D * H);
+    float *wf = lm_test_randn(&r, (size_t)(K * D * H), 0.3f),
+          *xs = lm_test_randn(&r, (size_t)(K * REPLAY_STEPS), 1.0f);
+    void *w = lm_test_encode(LM_TYPE_Q8_0, wf, K, D * H);
     const size_t n = (size_t)(D * H * REPLAY_STEPS),
                  cb = lm_row_size(LM_TYPE_Q8_0, D) * (size_t)(H * C);
     float *out[2] = {malloc(n * 4), malloc(n * 4)};
@@ -805,7 +726,7 @@ Test(vk_ops, replayed_steps_read_new_inputs) {
     run_steps(g_cpu, w, xs, out[0], cache[0]);
     run_steps(g_vk, w, xs, out[1], cache[1]);
     lm__vk_replay_stats(g_vk, &seg1, &rep1);
-    compare("replayed steps: bit-equal", out[0], out[1], n, 0, 0);
+    lm_test_compare("replayed steps: bit-equal", out[0], out[1], n, 0, 0);
     cr_expect(memcmp(cache[0], cache[1], cb) == 0, "q8_0 cache bytes differ from the CPU's");
     cr_expect_eq(seg1 - seg0, REPLAY_STEPS, "segments ended");
     cr_expect_geq(rep1 - rep0, REPLAY_STEPS - 1, "%llu of %d steps replayed",
@@ -820,23 +741,25 @@ Test(vk_ops, weights_larger_than_a_binding) {
     NEED_VK();
     lm_test_rng r = {lm_test_seed()};
     const int64_t K = 2048, N = 16500, M = 2; /* 135 MB of F32 */
-    float *w = randn(&r, (size_t)(K * N), 0.5f), *x = randn(&r, (size_t)(K * M), 1.0f);
+    float *w = lm_test_randn(&r, (size_t)(K * N), 0.5f),
+          *x = lm_test_randn(&r, (size_t)(K * M), 1.0f);
     const int32_t ids[4] = {0, 16499, 8191, 16383};
     float *mm[2], *rows[2];
     lm_backend *bes[2] = {g_cpu, g_vk};
     for (int b = 0; b < 2; b++) {
-        dt tw = dt_new(bes[b], LM_TYPE_F32, K, N, 1, 1, w);
-        dt tx = dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(bes[b], LM_TYPE_F32, N, M, 1, 1, NULL);
-        dt ti = dt_new(bes[b], LM_TYPE_I32, 4, 1, 1, 1, ids);
-        dt tr = dt_new(bes[b], LM_TYPE_F32, K, 4, 1, 1, NULL);
-        expect_ok(bes[b]->ops->mul_mat(bes[b], &tw.t, &tx.t, &td.t), "big mul_mat");
-        expect_ok(bes[b]->ops->get_rows(bes[b], &tw.t, &ti.t, &tr.t), "big get_rows");
-        mm[b] = dt_read(&td), rows[b] = dt_read(&tr);
-        dt_free(&tw), dt_free(&tx), dt_free(&td), dt_free(&ti), dt_free(&tr);
+        lm_test_dt tw = lm_test_dt_new(bes[b], LM_TYPE_F32, K, N, 1, 1, w);
+        lm_test_dt tx = lm_test_dt_new(bes[b], LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(bes[b], LM_TYPE_F32, N, M, 1, 1, NULL);
+        lm_test_dt ti = lm_test_dt_new(bes[b], LM_TYPE_I32, 4, 1, 1, 1, ids);
+        lm_test_dt tr = lm_test_dt_new(bes[b], LM_TYPE_F32, K, 4, 1, 1, NULL);
+        lm_test_expect_ok(bes[b]->ops->mul_mat(bes[b], &tw.t, &tx.t, &td.t), "big mul_mat");
+        lm_test_expect_ok(bes[b]->ops->get_rows(bes[b], &tw.t, &ti.t, &tr.t), "big get_rows");
+        mm[b] = lm_test_dt_read(&td), rows[b] = lm_test_dt_read(&tr);
+        lm_test_dt_free(&tw), lm_test_dt_free(&tx), lm_test_dt_free(&td), lm_test_dt_free(&ti),
+            lm_test_dt_free(&tr);
     }
-    compare("mul_mat W of 135 MB: bit-equal", mm[0], mm[1], (size_t)(N * M), 0, 0);
-    compare("get_rows of 135 MB: bit-equal", rows[0], rows[1], (size_t)(K * 4), 0, 0);
+    lm_test_compare("mul_mat W of 135 MB: bit-equal", mm[0], mm[1], (size_t)(N * M), 0, 0);
+    lm_test_compare("get_rows of 135 MB: bit-equal", rows[0], rows[1], (size_t)(K * 4), 0, 0);
     free(w), free(x), free(mm[0]), free(mm[1]), free(rows[0]), free(rows[1]);
 }
 
@@ -861,7 +784,8 @@ static void run_big_cache(lm_type type, int64_t S, lm_test_rng *r) {
                 lm_quantize_row(type, row,
                                 cache0 + (size_t)seq[t] * slice + (size_t)(p * Hk + h) * rs, D);
             }
-    float *kv = randn(r, (size_t)(D * Hk * T), 1.0f), *q = randn(r, (size_t)(D * H * T), 1.0f);
+    float *kv = lm_test_randn(r, (size_t)(D * Hk * T), 1.0f),
+          *q = lm_test_randn(r, (size_t)(D * H * T), 1.0f);
     lm_attn_params ap = {0.125f, 0, 0.0f};
     float *out[3];
     char *kout[2];
@@ -869,28 +793,31 @@ static void run_big_cache(lm_type type, int64_t S, lm_test_rng *r) {
     for (int b = 0; b < 3; b++) {
         lm_backend *be = bes[b];
         knobs(0, 0, b == 2 ? -1 : 0); /* the third run: the flash kernel */
-        dt tk = dt_new(be, LM_TYPE_F32, D, Hk, T, 1, kv);
-        dt tq = dt_new(be, LM_TYPE_F32, D, H, T, 1, q);
-        dt kc = dt_new(be, type, D, Hk, C, S, cache0), vc = dt_new(be, type, D, Hk, C, S, cache0);
-        dt tp = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos),
-           ts = dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
-        dt to = dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
-        expect_ok(be->ops->kv_store(be, &tk.t, &tk.t, &kc.t, &vc.t, &tp.t, &ts.t), "big kv_store");
-        expect_ok(be->ops->attention(be, &tq.t, &kc.t, &vc.t, &tp.t, &ts.t, &ap, &to.t),
-                  "big attention");
-        out[b] = dt_read(&to);
-        if (b < 2) kout[b] = dt_read(&kc);
-        dt_free(&tk), dt_free(&tq), dt_free(&kc), dt_free(&vc), dt_free(&tp), dt_free(&ts);
-        dt_free(&to);
+        lm_test_dt tk = lm_test_dt_new(be, LM_TYPE_F32, D, Hk, T, 1, kv);
+        lm_test_dt tq = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, q);
+        lm_test_dt kc = lm_test_dt_new(be, type, D, Hk, C, S, cache0),
+                   vc = lm_test_dt_new(be, type, D, Hk, C, S, cache0);
+        lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos),
+                   ts = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
+        lm_test_dt to = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
+        lm_test_expect_ok(be->ops->kv_store(be, &tk.t, &tk.t, &kc.t, &vc.t, &tp.t, &ts.t),
+                          "big kv_store");
+        lm_test_expect_ok(be->ops->attention(be, &tq.t, &kc.t, &vc.t, &tp.t, &ts.t, &ap, &to.t),
+                          "big attention");
+        out[b] = lm_test_dt_read(&to);
+        if (b < 2) kout[b] = lm_test_dt_read(&kc);
+        lm_test_dt_free(&tk), lm_test_dt_free(&tq), lm_test_dt_free(&kc), lm_test_dt_free(&vc),
+            lm_test_dt_free(&tp), lm_test_dt_free(&ts);
+        lm_test_dt_free(&to);
     }
     knobs(0, 0, 0);
     cr_expect(memcmp(kout[0], kout[1], bytes) == 0, "%s cache of %zu MB: bytes differ",
               lm_type_get((uint32_t)type).name, bytes >> 20);
-    compare(exact() ? "attention over a cache larger than a binding: bit-equal"
-                    : "attention over a cache larger than a binding",
-            out[0], out[1], (size_t)(D * H * T), exact() ? 0 : 4e-5, exact() ? 0 : 2e-4);
-    compare("flash attention over a cache larger than a binding", out[0], out[2],
-            (size_t)(D * H * T), 4e-5, 2e-4);
+    lm_test_compare(exact() ? "attention over a cache larger than a binding: bit-equal"
+                            : "attention over a cache larger than a binding",
+                    out[0], out[1], (size_t)(D * H * T), exact() ? 0 : 4e-5, exact() ? 0 : 2e-4);
+    lm_test_compare("flash attention over a cache larger than a binding", out[0], out[2],
+                    (size_t)(D * H * T), 4e-5, 2e-4);
     free(cache0), free(row), free(kv), free(q), free(kout[0]), free(kout[1]);
     for (int b = 0; b < 3; b++) free(out[b]);
 }
@@ -918,11 +845,11 @@ Test(vk_ops, errors) {
     lm_backend *be = g_vk;
     const lm_backend_ops *o = be->ops;
     const lm_status INV = LM_ERR_INVALID_ARG;
-    dt w = dt_new(be, LM_TYPE_Q8_0, 64, 8, 1, 1, NULL);
-    dt x = dt_new(be, LM_TYPE_F32, 96, 2, 1, 1, NULL);
-    dt x64 = dt_new(be, LM_TYPE_F32, 64, 2, 1, 1, NULL);
-    dt d = dt_new(be, LM_TYPE_F32, 8, 2, 1, 1, NULL);
-    dt d3 = dt_new(be, LM_TYPE_F32, 8, 3, 1, 1, NULL);
+    lm_test_dt w = lm_test_dt_new(be, LM_TYPE_Q8_0, 64, 8, 1, 1, NULL);
+    lm_test_dt x = lm_test_dt_new(be, LM_TYPE_F32, 96, 2, 1, 1, NULL);
+    lm_test_dt x64 = lm_test_dt_new(be, LM_TYPE_F32, 64, 2, 1, 1, NULL);
+    lm_test_dt d = lm_test_dt_new(be, LM_TYPE_F32, 8, 2, 1, 1, NULL);
+    lm_test_dt d3 = lm_test_dt_new(be, LM_TYPE_F32, 8, 3, 1, 1, NULL);
     expect_err(o->mul_mat(be, &w.t, &x.t, &d.t), INV, "mul_mat", "K");
     expect_err(o->mul_mat(be, &w.t, &x64.t, &d3.t), INV, "mul_mat", "dst");
     expect_err(o->mul_mat(be, NULL, &x64.t, &d.t), INV, "mul_mat", "NULL");
@@ -935,29 +862,29 @@ Test(vk_ops, errors) {
     expect_err(o->mul_mat(be, &iq, &x64.t, &d.t), INV, "mul_mat", "IQ4_NL");
 
     int32_t bad_id = 8, p4 = 4, s2 = 2, s0 = 0, p0 = 0;
-    dt ids = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &bad_id);
-    dt row = dt_new(be, LM_TYPE_F32, 64, 1, 1, 1, NULL);
+    lm_test_dt ids = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &bad_id);
+    lm_test_dt row = lm_test_dt_new(be, LM_TYPE_F32, 64, 1, 1, 1, NULL);
     expect_err(o->get_rows(be, &w.t, &ids.t, &row.t), INV, "get_rows", "ids[0] = 8");
     expect_err(o->add(be, &d.t, &d3.t, &d.t), INV, "add", "broadcast");
     expect_err(o->argmax(be, &d.t, &d.t), INV, "argmax", "type");
-    dt q8 = dt_new(be, LM_TYPE_Q8_0, 32, 1, 1, 1, NULL),
-       f = dt_new(be, LM_TYPE_F32, 32, 1, 1, 1, NULL);
+    lm_test_dt q8 = lm_test_dt_new(be, LM_TYPE_Q8_0, 32, 1, 1, 1, NULL),
+               f = lm_test_dt_new(be, LM_TYPE_F32, 32, 1, 1, 1, NULL);
     expect_err(o->copy(be, &f.t, &q8.t), LM_ERR_UNSUPPORTED, "copy", "Q8_0");
 
-    dt k = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
-    dt kc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL),
-       vc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
-    dt pos = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p0),
-       pos4 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p4);
-    dt seq0 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s0),
-       seq2 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s2);
+    lm_test_dt k = lm_test_dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    lm_test_dt kc = lm_test_dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL),
+               vc = lm_test_dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
+    lm_test_dt pos = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p0),
+               pos4 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p4);
+    lm_test_dt seq0 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s0),
+               seq2 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s2);
     expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos4.t, &seq0.t), INV, "kv_store",
                "n_ctx");
     expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos.t, &seq2.t), INV, "kv_store",
                "n_seq");
     lm_attn_params ap = {0.25f, 0, 0};
-    dt q2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL),
-       o2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    lm_test_dt q2 = lm_test_dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL),
+               o2 = lm_test_dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
     expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos4.t, &seq0.t, &ap, &o2.t), INV,
                "attention", "pos[0] = 4");
     expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos.t, &seq2.t, &ap, &o2.t), INV, "attention",
@@ -973,9 +900,9 @@ Test(vk_ops, errors) {
                "4398046511104");
     cr_expect_null(huge);
 
-    dt *all[] = {&w, &x,  &x64, &d,   &d3,   &ids,  &row,  &q8, &f,
-                 &k, &kc, &vc,  &pos, &pos4, &seq0, &seq2, &q2, &o2};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
+    lm_test_dt *all[] = {&w, &x,  &x64, &d,   &d3,   &ids,  &row,  &q8, &f,
+                         &k, &kc, &vc,  &pos, &pos4, &seq0, &seq2, &q2, &o2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_test_dt_free(all[i]);
 }
 
 /* ---- devices: listing, choice by name and index, and a bad choice ---- */
