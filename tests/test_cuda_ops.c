@@ -435,49 +435,6 @@ static void run_rope(const lm_op_case *c, lm_test_rng *r) {
     free(x), free(pos), free(out[0]), free(out[1]);
 }
 
-/* ---- kv_store: distinct random slots; the other cache elements keep their sentinel ---- */
-
-static void run_kv_store(const lm_op_case *c, lm_test_rng *r) {
-    const int64_t D = c->k, Hk = c->n_kv_head, T = c->m, C = c->n_ctx, S = c->n_seq;
-    const int64_t per_slot = D * Hk, total = per_slot * C * S;
-    float *k = lm_test_randn(r, (size_t)(per_slot * T), 1.0f),
-          *v = lm_test_randn(r, (size_t)(per_slot * T), 1.0f);
-    int64_t *slots = malloc((size_t)(C * S) * sizeof *slots);
-    for (int64_t i = 0; i < C * S; i++) slots[i] = i;
-    for (int64_t i = 0; i < T; i++) {
-        int64_t j = i + (int64_t)(lm_test_rng_u64(r) % (uint64_t)(C * S - i)), tmp = slots[i];
-        slots[i] = slots[j], slots[j] = tmp;
-    }
-    int32_t *pos = malloc((size_t)T * 4), *seq = malloc((size_t)T * 4);
-    for (int64_t t = 0; t < T; t++)
-        pos[t] = (int32_t)(slots[t] % C), seq[t] = (int32_t)(slots[t] / C);
-    float *init = malloc((size_t)total * sizeof *init);
-    for (int64_t i = 0; i < total; i++) init[i] = 7.0f;
-    void *cache0 = lm_test_encode(c->type, init, D, Hk * C * S);
-    const size_t bytes = lm_row_size(c->type, D) * (size_t)(Hk * C * S);
-    void *outk[2], *outv[2];
-    lm_backend *bes[2] = {g_cpu, g_cu};
-    for (int b = 0; b < 2; b++) {
-        lm_test_dt tk = lm_test_dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, k);
-        lm_test_dt tv = lm_test_dt_new(bes[b], LM_TYPE_F32, D, Hk, T, 1, v);
-        lm_test_dt ck = lm_test_dt_new(bes[b], c->type, D, Hk, C, S, cache0);
-        lm_test_dt cv = lm_test_dt_new(bes[b], c->type, D, Hk, C, S, cache0);
-        lm_test_dt tp = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, pos);
-        lm_test_dt ts = lm_test_dt_new(bes[b], LM_TYPE_I32, T, 1, 1, 1, seq);
-        lm_test_expect_ok(bes[b]->ops->kv_store(bes[b], &tk.t, &tv.t, &ck.t, &cv.t, &tp.t, &ts.t),
-                          lm_test_case_desc(c, "kv_store"));
-        outk[b] = lm_test_dt_read(&ck), outv[b] = lm_test_dt_read(&cv);
-        lm_test_dt_free(&tk), lm_test_dt_free(&tv), lm_test_dt_free(&ck), lm_test_dt_free(&cv),
-            lm_test_dt_free(&tp), lm_test_dt_free(&ts);
-    }
-    cr_expect(memcmp(outk[0], outk[1], bytes) == 0, "%s: K cache bytes differ from the CPU's",
-              lm_test_case_desc(c, "byte-equal"));
-    cr_expect(memcmp(outv[0], outv[1], bytes) == 0, "%s: V cache bytes differ from the CPU's",
-              lm_test_case_desc(c, "byte-equal"));
-    free(k), free(v), free(slots), free(pos), free(seq), free(init), free(cache0);
-    for (int b = 0; b < 2; b++) free(outk[b]), free(outv[b]);
-}
-
 /* ---- attention: q a view into a fused QKV activation, caches a view of layer 1 of two,
  * positions past each sequence's context hold NaN (never read) ---- */
 
@@ -670,25 +627,7 @@ static void run_argmax(const lm_op_case *c, lm_test_rng *r) {
     free(x), free(out[0]), free(out[1]);
 }
 
-/* ---- copy: the destination's bytes must equal the CPU's ---- */
-
-static void run_copy(const lm_op_case *c, lm_test_rng *r) {
-    const int64_t K = c->k, R = c->n * c->m;
-    float *x = lm_test_randn(r, (size_t)(K * R), 1.0f);
-    void *src = lm_test_encode(c->src_type, x, K, R);
-    void *out[2];
-    lm_backend *bes[2] = {g_cpu, g_cu};
-    for (int b = 0; b < 2; b++) {
-        lm_test_dt ts = lm_test_dt_new(bes[b], c->src_type, K, c->n, c->m, 1, src);
-        lm_test_dt td = lm_test_dt_new(bes[b], c->type, K, c->n, c->m, 1, NULL);
-        lm_test_expect_ok(bes[b]->ops->copy(bes[b], &ts.t, &td.t), lm_test_case_desc(c, "copy"));
-        out[b] = lm_test_dt_read(&td);
-        lm_test_dt_free(&ts), lm_test_dt_free(&td);
-    }
-    cr_expect(memcmp(out[0], out[1], lm_row_size(c->type, K) * (size_t)R) == 0,
-              "%s: bytes differ from the CPU's", lm_test_case_desc(c, "byte-equal"));
-    free(x), free(src), free(out[0]), free(out[1]);
-}
+/* ---- copy (lm_test_check_copy: bytes equal to the CPU's) ---- */
 
 /* copy from every quantized type to F32 and F16 (the table copies float types) */
 Test(cuda_ops, copy_from_every_type) {
@@ -703,7 +642,7 @@ Test(cuda_ops, copy_from_every_type) {
                             .k = 512,
                             .n = 3,
                             .m = 2};
-            run_copy(&c, &r);
+            lm_test_check_copy(g_cpu, g_cu, &c, &r);
         }
 }
 
@@ -724,7 +663,7 @@ static void run_table(lm_op_kind op) {
             run_rope(c, &r);
             break;
         case LM_OP_KV_STORE:
-            run_kv_store(c, &r);
+            lm_test_check_kv_store(g_cpu, g_cu, c, &r);
             break;
         case LM_OP_ATTENTION:
             run_attention(c, &r, 0);
@@ -735,7 +674,7 @@ static void run_table(lm_op_kind op) {
             run_argmax(c, &r);
             break;
         case LM_OP_COPY:
-            run_copy(c, &r);
+            lm_test_check_copy(g_cpu, g_cu, c, &r);
             break;
         default:
             run_elementwise(c, &r);

@@ -42,4 +42,10 @@ void lm_test_compare(const char *what, const float *cpu, const float *gpu, size_
 /* Asserts s is LM_OK, naming what failed and the library's message. */
 void lm_test_expect_ok(lm_status s, const char *what);
 
+/* Both ops are byte-exact on every backend: a case run on cpu and on dev must give the
+ * same bytes (kv_store: K and V caches after storing T random rows into shuffled slots of
+ * a cache filled with 7.0; copy: dst of a random src). */
+void lm_test_check_kv_store(lm_backend *cpu, lm_backend *dev, const lm_op_case *c, lm_test_rng *r);
+void lm_test_check_copy(lm_backend *cpu, lm_backend *dev, const lm_op_case *c, lm_test_rng *r);
+
 #endif
