@@ -29,6 +29,15 @@ typedef struct lm__cpu {
     size_t scratch_stride; /* floats per thread, a multiple of 16 (one cache line) */
     void *act;             /* mul_mat's quantized activations (grows, never shrinks) */
     size_t act_size;
+    /* rope's cos/sin table of the last call: [n_tok][n_rot / 2] pairs, valid for rope_key
+     * and these positions (every layer of a forward pass rotates the same positions) */
+    float *rope_cs;
+    int32_t *rope_pos;
+    float *rope_ff;  /* a copy of the key's freq_factors (their memory may be reused) */
+    size_t rope_cap; /* tokens x pairs the table holds */
+    int64_t rope_ntok;
+    lm_rope_params rope_key;
+    bool rope_valid;
     const struct lm__cpu_kernels_s *kern; /* the level's kernels */
     char model[128];                      /* CPU model name */
     char name[192];                       /* model, threads, level */

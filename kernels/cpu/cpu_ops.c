@@ -114,31 +114,83 @@ typedef struct {
     const lm_rope_params *p;
 } lm__rope_job;
 
+/* cos and sin of token t's angles into the table; angles in double: the oracle should not
+ * carry powf's error at large positions */
+static void lm__rope_table_task(void *ctx, int64_t b, int64_t e, int ith) {
+    (void)ith;
+    const lm__rope_job *j = ctx;
+    const lm_rope_params *p = j->p;
+    const int half = p->n_rot / 2;
+    for (int64_t t = b; t < e; t++) {
+        float *cs = j->c->rope_cs + (size_t)t * (size_t)half * 2;
+        for (int i = 0; i < half; i++) {
+            double th = (double)j->pos[t] * p->freq_scale * pow(p->freq_base, -2.0 * i / p->n_rot);
+            if (p->freq_factors) th /= p->freq_factors[i];
+            cs[2 * i] = (float)cos(th);
+            cs[2 * i + 1] = (float)sin(th);
+        }
+    }
+}
+
 static void lm__rope_task(void *ctx, int64_t b, int64_t e, int ith) {
+    (void)ith;
     const lm__rope_job *j = ctx;
     const int half = j->p->n_rot / 2;
-    float *cs = lm__cpu_scratch(j->c, ith), *sn = cs + half;
     const int64_t rot_stride = j->p->mode == LM_ROPE_NEOX ? 1 : 2; /* between pairs */
     const int64_t mate = j->p->mode == LM_ROPE_NEOX ? half : 1;    /* pair partner */
     for (int64_t t = b; t < e; t++) {
-        /* angles in double: the oracle should not carry powf's error at large positions */
-        for (int i = 0; i < half; i++) {
-            double th =
-                (double)j->pos[t] * j->p->freq_scale * pow(j->p->freq_base, -2.0 * i / j->p->n_rot);
-            if (j->p->freq_factors) th /= j->p->freq_factors[i];
-            cs[i] = (float)cos(th);
-            sn[i] = (float)sin(th);
-        }
+        const float *cs = j->c->rope_cs + (size_t)t * (size_t)half * 2;
         for (int64_t h = 0; h < j->x->ne[1]; h++) {
             float *v = (float *)lm__cpu_row(j->x, h, t, 0);
             for (int i = 0; i < half; i++) {
                 float *a = v + i * rot_stride, *bb = a + mate;
                 const float x0 = *a, x1 = *bb;
-                *a = x0 * cs[i] - x1 * sn[i];
-                *bb = x0 * sn[i] + x1 * cs[i];
+                *a = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+                *bb = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
             }
         }
     }
+}
+
+static bool lm__rope_same(const lm__cpu *c, const lm_rope_params *p, const int32_t *pos,
+                          int64_t n) {
+    const lm_rope_params *k = &c->rope_key;
+    return c->rope_valid && c->rope_ntok == n && k->n_rot == p->n_rot &&
+           k->freq_base == p->freq_base && k->freq_scale == p->freq_scale &&
+           !k->freq_factors == !p->freq_factors &&
+           (!p->freq_factors ||
+            !memcmp(c->rope_ff, p->freq_factors, (size_t)(p->n_rot / 2) * sizeof(float))) &&
+           !memcmp(c->rope_pos, pos, (size_t)n * sizeof(int32_t));
+}
+
+/* The cos/sin table for these positions and parameters: reused from the last call when
+ * they match (q and k of every layer), else computed; a failed allocation leaves it
+ * invalid. */
+static lm_status lm__rope_table(lm__rope_job *j, int64_t n) {
+    lm__cpu *c = j->c;
+    if (lm__rope_same(c, j->p, j->pos, n)) return LM_OK;
+    c->rope_valid = false;
+    const size_t need = (size_t)n * (size_t)(j->p->n_rot / 2);
+    if (need > c->rope_cap) {
+        float *cs = LM_MALLOC(need * 2 * sizeof(float));
+        /* n <= need and n_rot / 2 <= need: half >= 1, n >= 1 */
+        int32_t *ps = LM_MALLOC(need * sizeof(int32_t));
+        float *ff = LM_MALLOC(need * sizeof(float));
+        if (!cs || !ps || !ff) {
+            LM_FREE(cs), LM_FREE(ps), LM_FREE(ff);
+            return lm__error(LM_ERR_NOMEM, "rope: %zu bytes for the angle table", need * 8);
+        }
+        LM_FREE(c->rope_cs), LM_FREE(c->rope_pos), LM_FREE(c->rope_ff);
+        c->rope_cs = cs, c->rope_pos = ps, c->rope_ff = ff, c->rope_cap = need;
+    }
+    lm__pool_run(c->pool, lm__rope_table_task, j, n);
+    memcpy(c->rope_pos, j->pos, (size_t)n * sizeof(int32_t));
+    if (j->p->freq_factors)
+        memcpy(c->rope_ff, j->p->freq_factors, (size_t)(j->p->n_rot / 2) * sizeof(float));
+    c->rope_key = *j->p;
+    c->rope_ntok = n;
+    c->rope_valid = true;
+    return LM_OK;
 }
 
 lm_status lm__cpu_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos,
@@ -160,10 +212,9 @@ lm_status lm__cpu_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos,
     if (!(p->freq_base > 0) || !(p->freq_scale > 0))
         return lm__error(LM_ERR_INVALID_ARG, "rope: freq_base = %g and freq_scale = %g must be > 0",
                          p->freq_base, p->freq_scale);
-    lm__cpu *c = lm__cpu_ctx(be);
-    LM_TRY(lm__cpu_reserve(c, (size_t)p->n_rot));
-    lm__rope_job j = {c, x, (const int32_t *)lm__cpu_data(pos), p};
-    lm__pool_run(c->pool, lm__rope_task, &j, x->ne[2]);
+    lm__rope_job j = {lm__cpu_ctx(be), x, (const int32_t *)lm__cpu_data(pos), p};
+    LM_TRY(lm__rope_table(&j, x->ne[2]));
+    lm__pool_run(j.c->pool, lm__rope_task, &j, x->ne[2]);
     return LM_OK;
 }
 
