@@ -9,6 +9,7 @@
  * divergence the test reports the step, both tokens and the CPU's logit margin there.
  * Skips without the model or a Vulkan device. */
 #include "context.h"
+#include "helpers/model_util.h"
 #include "helpers/test_util.h"
 #include "lumen.h"
 
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define N_GEN 32
 
@@ -33,18 +33,7 @@ static int g_exact;
 static lm_kv_type g_kv = LM_KV_F16; /* the contexts' cache type (each test is a process) */
 
 static void setup(void) {
-    /* the oracle: the CPU backend's plain-C level (its SIMD levels equal it bit for bit) */
-    setenv("LUMEN_CPU_LEVEL", "scalar", 0);
-    if (access(lm_test_model_path(), R_OK) != 0)
-        cr_skip_test("default model not found at %s (run scripts/setup.sh)", lm_test_model_path());
-    lm_model_params mp = lm_model_default_params();
-    mp.n_threads = 2;
-    cr_assert_eq(lm_model_load(lm_test_model_path(), &mp, &g_cpu), LM_OK, "%s", lm_last_error());
-    mp.backend = "vulkan";
-    lm_status s = lm_model_load(lm_test_model_path(), &mp, &g_vk);
-    if (s == LM_ERR_UNSUPPORTED || s == LM_ERR_BACKEND)
-        cr_skip_test("no Vulkan backend or device: %s", lm_last_error());
-    cr_assert_eq(s, LM_OK, "%s", lm_last_error());
+    lm_test_load_cpu_and_vulkan(lm_test_model_path(), "default model", &g_cpu, &g_vk);
 #ifdef LM_HAVE_VULKAN
     g_exact = lm__vk_has_f64(g_vk->be);
 #endif
@@ -67,22 +56,6 @@ static lm_context *new_ctx(lm_model *m) {
     return c;
 }
 
-static int32_t top1(const float *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
-/* top1 - top2 of a logits row */
-static float margin(const float *x, int32_t n) {
-    int32_t b = top1(x, n);
-    float second = -INFINITY;
-    for (int32_t i = 0; i < n; i++)
-        if (i != b && x[i] > second) second = x[i];
-    return x[b] - second;
-}
-
 /* Greedy continuation of prompt; keeps a copy of every step's logits. */
 static void greedy(lm_model *m, const char *prompt, lm_token *out, float *logits) {
     lm_context *c = new_ctx(m);
@@ -95,7 +68,7 @@ static void greedy(lm_model *m, const char *prompt, lm_token *out, float *logits
     for (int i = 0; i < N_GEN; i++) {
         const float *lg = lm_get_logits(c, -1);
         memcpy(logits + (size_t)i * nv, lg, (size_t)nv * sizeof(float));
-        out[i] = top1(lg, nv);
+        out[i] = lm_test_argmax(lg, nv);
         lm_batch one = lm_batch_simple(&out[i], 1);
         cr_assert_eq(lm_decode(c, &one), LM_OK, "%s", lm_last_error());
     }
@@ -115,18 +88,15 @@ static void check_prompt(const char *prompt) {
     /* logits of the steps both ran on the same tokens: up to and including the first
      * divergence */
     const int same = first < 0 ? N_GEN : first + 1;
-    double max_abs = 0;
-    for (size_t i = 0; i < (size_t)same * nv; i++) {
-        double d = fabs((double)la[i] - (double)lb[i]);
-        if (d > max_abs || isnan(d)) max_abs = isnan(d) ? INFINITY : d;
-    }
+    double max_abs = lm_test_max_abs_diff(la, lb, (size_t)same * nv);
     fprintf(stderr, "  %-32s %d/%d tokens identical, max |logit diff| %.3g over %d steps\n", prompt,
             first < 0 ? N_GEN : first, N_GEN, max_abs, same);
     if (first >= 0)
         cr_expect(0,
                   "'%s': first divergence at step %d: cpu %d vulkan %d; cpu margin top1-top2 "
                   "%.4g, vulkan logits of the two %.6g / %.6g (cpu %.6g / %.6g)",
-                  prompt, first, a[first], b[first], margin(la + (size_t)first * nv, nv),
+                  prompt, first, a[first], b[first],
+                  lm_test_margin(la + (size_t)first * nv, nv, a[first]),
                   lb[(size_t)first * nv + a[first]], lb[(size_t)first * nv + b[first]],
                   la[(size_t)first * nv + a[first]], la[(size_t)first * nv + b[first]]);
     cr_expect_leq(max_abs, g_exact ? 0.0 : 0.05, "'%s': logits differ by %g (%s)", prompt, max_abs,
@@ -219,12 +189,10 @@ Test(vk_e2e, layer_states_match_cpu) {
     run_hooked(g_cpu, toks, n, &a);
     run_hooked(g_vk, toks, n, &b);
     for (int l = 0; l < a.n_layer; l++) {
-        double max_abs = 0, max_ref = 0;
-        for (size_t i = 0; i < a.n; i++) {
-            double d = fabs((double)a.states[l * a.n + i] - (double)b.states[l * a.n + i]);
-            if (d > max_abs || isnan(d)) max_abs = isnan(d) ? INFINITY : d;
-            if (fabs(a.states[l * a.n + i]) > max_ref) max_ref = fabs(a.states[l * a.n + i]);
-        }
+        const float *sa = a.states + l * a.n, *sb = b.states + l * a.n;
+        double max_abs = lm_test_max_abs_diff(sa, sb, a.n), max_ref = 0;
+        for (size_t i = 0; i < a.n; i++)
+            if (fabs(sa[i]) > max_ref) max_ref = fabs(sa[i]);
         if (getenv("LUMEN_TEST_VERBOSE"))
             fprintf(stderr, "  layer %2d: max |diff| %.3g (max |x| %.3g)\n", l, max_abs, max_ref);
         cr_expect_leq(max_abs, g_exact ? 0.0 : 1e-4 * max_ref,

@@ -12,40 +12,19 @@
  * GeGLU: its q8_0 run is bit-equal, test_vulkan_e2e.) Greedy tokens must agree where
  * the CPU's top two differ by more than twice the bound. Skips without the model or a
  * Vulkan device. */
-#include "helpers/test_util.h"
+#include "helpers/model_util.h"
 #include "lumen.h"
 
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define N_GEN 4
 
 static lm_model *g_cpu, *g_vk;
 
-static const char *gemma_path(void) {
-    static char path[1024];
-    const char *env = getenv("LUMEN_GEMMA3_MODEL");
-    if (env && *env) return env;
-    snprintf(path, sizeof path, "%s/models/gemma-3-270m-q4_k_m.gguf", LM_SOURCE_DIR);
-    return path;
-}
-
 static void setup(void) {
-    setenv("LUMEN_CPU_LEVEL", "scalar", 0); /* the oracle */
-    if (access(gemma_path(), R_OK) != 0)
-        cr_skip_test("Gemma 3 model not found at %s (run scripts/setup.sh)", gemma_path());
-    lm_model_params mp = lm_model_default_params();
-    mp.n_threads = 2;
-    cr_assert_eq(lm_model_load(gemma_path(), &mp, &g_cpu), LM_OK, "%s", lm_last_error());
-    mp.backend = "vulkan";
-    lm_status s = lm_model_load(gemma_path(), &mp, &g_vk);
-    if (s == LM_ERR_UNSUPPORTED || s == LM_ERR_BACKEND)
-        cr_skip_test("no Vulkan backend or device: %s", lm_last_error());
-    cr_assert_eq(s, LM_OK, "%s", lm_last_error());
+    lm_test_load_cpu_and_vulkan(lm_test_gemma3_path(), "Gemma 3 model", &g_cpu, &g_vk);
 }
 
 static void teardown(void) {
@@ -56,17 +35,9 @@ static void teardown(void) {
 
 TestSuite(vk_gemma3, .init = setup, .fini = teardown, .timeout = 900);
 
-static int32_t top1(const float *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 /* Teacher-forced on the CPU's greedy tokens: every step compares the same history. */
 static void check(lm_kv_type kv, double tol) {
     const char *prompt = "The capital of France is";
-    const int32_t nv = lm_model_n_vocab(g_cpu);
     lm_token toks[32];
     int32_t n = lm_tokenize(g_cpu, prompt, (int32_t)strlen(prompt), toks, 32, true, true);
     cr_assert_gt(n, 1);
@@ -76,28 +47,11 @@ static void check(lm_kv_type kv, double tol) {
     lm_context *a = NULL, *b = NULL;
     cr_assert_eq(lm_context_create(g_cpu, &cp, &a), LM_OK, "%s", lm_last_error());
     cr_assert_eq(lm_context_create(g_vk, &cp, &b), LM_OK, "%s", lm_last_error());
-    lm_batch pb = lm_batch_simple(toks, n);
-    cr_assert_eq(lm_decode(a, &pb), LM_OK, "%s", lm_last_error());
-    cr_assert_eq(lm_decode(b, &pb), LM_OK, "%s", lm_last_error());
-    double worst = 0;
-    for (int i = 0; i < N_GEN; i++) {
-        const float *la = lm_get_logits(a, -1), *lb = lm_get_logits(b, -1);
-        lm_token t = top1(la, nv);
-        float second = -INFINITY;
-        for (int32_t v = 0; v < nv; v++)
-            if (v != t && la[v] > second) second = la[v];
-        double d = lm_test_max_abs_diff(la, lb, (size_t)nv);
-        worst = d > worst || isnan(d) ? (isnan(d) ? INFINITY : d) : worst;
-        if (la[t] - second > 2 * tol)
-            cr_expect_eq(top1(lb, nv), t, "step %d: vulkan %d, cpu %d (margin %g)", i, top1(lb, nv),
-                         t, la[t] - second);
-        lm_batch one = lm_batch_simple(&t, 1);
-        cr_assert_eq(lm_decode(a, &one), LM_OK, "%s", lm_last_error());
-        cr_assert_eq(lm_decode(b, &one), LM_OK, "%s", lm_last_error());
-    }
+    lm_test_forced r =
+        lm_test_teacher_forced(a, b, lm_model_n_vocab(g_cpu), toks, n, N_GEN, tol, "vulkan vs cpu");
     fprintf(stderr, "[vk_gemma3] %s KV: max |logit diff| vulkan vs cpu %.3g over %d steps\n",
-            kv == LM_KV_Q8_0 ? "q8_0" : "f16", worst, N_GEN);
-    cr_expect_leq(worst, tol);
+            kv == LM_KV_Q8_0 ? "q8_0" : "f16", r.max_diff, N_GEN);
+    cr_expect_leq(r.max_diff, tol);
     lm_context_free(a);
     lm_context_free(b);
 }
