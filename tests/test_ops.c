@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "helpers/op_util.h"
 #include "helpers/test_util.h"
 #include "op_cases.h"
 #include "quant.h"
@@ -32,63 +33,7 @@ static void teardown(void) {
 
 TestSuite(ops, .init = setup, .fini = teardown);
 
-/* ---- device tensors ---- */
-
-typedef struct {
-    lm_backend *be;
-    lm_buffer *buf;
-    size_t size;
-    lm_tensor t;
-} dt;
-
-/* A buffer of size bytes holding data (or zeros); t left for the caller to set. */
-static dt dt_buffer(lm_backend *be, size_t size, const void *data) {
-    dt d = {be, NULL, size, {0}};
-    cr_assert_eq(be->ops->buffer_alloc(be, size, &d.buf), LM_OK, "%s", lm_last_error());
-    void *z = NULL;
-    if (!data) data = z = calloc(1, size ? size : 1);
-    cr_assert_eq(be->ops->upload(be, d.buf, 0, data, size), LM_OK, "%s", lm_last_error());
-    free(z);
-    return d;
-}
-
-/* A contiguous tensor with its own buffer. */
-static dt dt_new(lm_backend *be, lm_type type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
-                 const void *data) {
-    lm_tensor t;
-    lm_tensor_init(&t, NULL, 0, type, ne0, ne1, ne2, ne3);
-    dt d = dt_buffer(be, lm_tensor_nbytes(&t), data);
-    d.t = t;
-    d.t.buf = d.buf;
-    return d;
-}
-
-static void *dt_read(const dt *d) {
-    void *out = malloc(d->size ? d->size : 1);
-    cr_assert_eq(d->be->ops->download(d->be, d->buf, 0, out, d->size), LM_OK, "%s",
-                 lm_last_error());
-    return out;
-}
-
-static void dt_free(dt *d) {
-    d->be->ops->buffer_free(d->be, d->buf);
-}
-
-/* ---- inputs and checks ---- */
-
-static float *randn(lm_test_rng *r, size_t n, float scale) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    lm_test_fill_normal(r, x, n, scale);
-    return x;
-}
-
-/* rows x n floats -> rows of `type` bytes (through the reference quantizer). */
-static void *encode(lm_type type, const float *x, int64_t n, int64_t rows) {
-    size_t rs = lm_row_size(type, n);
-    char *out = malloc(rs * (size_t)rows + 1);
-    for (int64_t i = 0; i < rows; i++) lm_quantize_row(type, x + i * n, out + i * rs, n);
-    return out;
-}
+/* ---- device tensors and inputs: the device-op suites' harness (helpers/op_util) ---- */
 
 static double *decode_d(lm_type type, const void *src, int64_t n, int64_t rows) {
     size_t rs = lm_row_size(type, n);
@@ -135,8 +80,8 @@ static void expect_ok(lm_status s, const lm_op_case *c) {
 
 static void check_get_rows(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, N = c->n, M = c->m;
-    float *tab = randn(r, (size_t)(K * N), 1.0f);
-    void *enc = encode(c->type, tab, K, N);
+    float *tab = lm_test_randn(r, (size_t)(K * N), 1.0f);
+    void *enc = lm_test_encode(c->type, tab, K, N);
     const size_t rs = lm_row_size(c->type, K), stride = rs + 64;
     char *padded = calloc((size_t)N, stride);
     for (int64_t i = 0; i < N; i++) memcpy(padded + i * stride, (char *)enc + i * rs, rs);
@@ -147,14 +92,14 @@ static void check_get_rows(const lm_op_case *c, lm_test_rng *r) {
 
     float *out[2];
     for (int b = 0; b < 2; b++) {
-        dt src = dt_buffer(g_be[b], (size_t)N * stride, padded);
+        lm_test_dt src = lm_test_dt_buffer(g_be[b], (size_t)N * stride, padded);
         lm_tensor_init(&src.t, src.buf, 0, c->type, K, N, 1, 1);
         src.t.nb[1] = stride;
-        dt id = dt_new(g_be[b], LM_TYPE_I32, M, 1, 1, 1, ids);
-        dt dst = dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, NULL);
+        lm_test_dt id = lm_test_dt_new(g_be[b], LM_TYPE_I32, M, 1, 1, 1, ids);
+        lm_test_dt dst = lm_test_dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, NULL);
         expect_ok(g_be[b]->ops->get_rows(g_be[b], &src.t, &id.t, &dst.t), c);
-        out[b] = dt_read(&dst);
-        dt_free(&src), dt_free(&id), dt_free(&dst);
+        out[b] = lm_test_dt_read(&dst);
+        lm_test_dt_free(&src), lm_test_dt_free(&id), lm_test_dt_free(&dst);
     }
     expect_same_threads(c, out[0], out[1], (size_t)(K * M) * sizeof(float));
     expect_close(c, out[0], ref, (size_t)(K * M));
@@ -166,7 +111,7 @@ static void check_get_rows(const lm_op_case *c, lm_test_rng *r) {
 static void check_rms_norm(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, R = c->n * c->m;
     const float eps = 1e-5f;
-    float *x = randn(r, (size_t)(K * R), 2.0f), *w = randn(r, (size_t)K, 1.0f);
+    float *x = lm_test_randn(r, (size_t)(K * R), 2.0f), *w = lm_test_randn(r, (size_t)K, 1.0f);
     double *ref = malloc((size_t)(K * R) * sizeof *ref);
     for (int64_t j = 0; j < R; j++) {
         double ss = 0;
@@ -176,12 +121,12 @@ static void check_rms_norm(const lm_op_case *c, lm_test_rng *r) {
     }
     float *out[2];
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(g_be[b], LM_TYPE_F32, K, c->n, c->m, 1, x);
-        dt tw = dt_new(g_be[b], LM_TYPE_F32, K, 1, 1, 1, w);
-        dt td = dt_new(g_be[b], LM_TYPE_F32, K, c->n, c->m, 1, NULL);
+        lm_test_dt tx = lm_test_dt_new(g_be[b], LM_TYPE_F32, K, c->n, c->m, 1, x);
+        lm_test_dt tw = lm_test_dt_new(g_be[b], LM_TYPE_F32, K, 1, 1, 1, w);
+        lm_test_dt td = lm_test_dt_new(g_be[b], LM_TYPE_F32, K, c->n, c->m, 1, NULL);
         expect_ok(g_be[b]->ops->rms_norm(g_be[b], &tx.t, c->mode ? &tw.t : NULL, eps, &td.t), c);
-        out[b] = dt_read(&td);
-        dt_free(&tx), dt_free(&tw), dt_free(&td);
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tx), lm_test_dt_free(&tw), lm_test_dt_free(&td);
     }
     expect_same_threads(c, out[0], out[1], (size_t)(K * R) * sizeof(float));
     expect_close(c, out[0], ref, (size_t)(K * R));
@@ -192,8 +137,9 @@ static void check_rms_norm(const lm_op_case *c, lm_test_rng *r) {
 
 static void check_mul_mat(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, N = c->n, M = c->m;
-    float *wf = randn(r, (size_t)(K * N), 0.5f), *x = randn(r, (size_t)(K * M), 1.0f);
-    void *w = encode(c->type, wf, K, N);
+    float *wf = lm_test_randn(r, (size_t)(K * N), 0.5f),
+          *x = lm_test_randn(r, (size_t)(K * M), 1.0f);
+    void *w = lm_test_encode(c->type, wf, K, N);
     double *wd = decode_d(c->type, w, K, N), *ref = malloc((size_t)(N * M) * sizeof *ref);
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
@@ -203,12 +149,12 @@ static void check_mul_mat(const lm_op_case *c, lm_test_rng *r) {
         }
     float *out[2];
     for (int b = 0; b < 2; b++) {
-        dt tw = dt_new(g_be[b], c->type, K, N, 1, 1, w);
-        dt tx = dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(g_be[b], LM_TYPE_F32, N, M, 1, 1, NULL);
+        lm_test_dt tw = lm_test_dt_new(g_be[b], c->type, K, N, 1, 1, w);
+        lm_test_dt tx = lm_test_dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(g_be[b], LM_TYPE_F32, N, M, 1, 1, NULL);
         expect_ok(g_be[b]->ops->mul_mat(g_be[b], &tw.t, &tx.t, &td.t), c);
-        out[b] = dt_read(&td);
-        dt_free(&tw), dt_free(&tx), dt_free(&td);
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tw), lm_test_dt_free(&tx), lm_test_dt_free(&td);
     }
     expect_same_threads(c, out[0], out[1], (size_t)(N * M) * sizeof(float));
     expect_close(c, out[0], ref, (size_t)(N * M));
@@ -220,7 +166,7 @@ static void check_mul_mat(const lm_op_case *c, lm_test_rng *r) {
 static void check_rope(const lm_op_case *c, lm_test_rng *r) {
     const int64_t D = c->k, H = c->n, T = c->m;
     const int half = c->n_rot / 2;
-    float *x = randn(r, (size_t)(D * H * T), 1.0f), ff[256];
+    float *x = lm_test_randn(r, (size_t)(D * H * T), 1.0f), ff[256];
     int32_t *pos = malloc((size_t)T * sizeof *pos);
     for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(lm_test_rng_u64(r) % (uint64_t)c->n_ctx);
     for (int i = 0; i < half; i++) ff[i] = 1.0f + 7.0f * lm_test_rng_uniform(r);
@@ -242,11 +188,11 @@ static void check_rope(const lm_op_case *c, lm_test_rng *r) {
             }
     float *out[2];
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(g_be[b], LM_TYPE_F32, D, H, T, 1, x);
-        dt tp = dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_dt tx = lm_test_dt_new(g_be[b], LM_TYPE_F32, D, H, T, 1, x);
+        lm_test_dt tp = lm_test_dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, pos);
         expect_ok(g_be[b]->ops->rope(g_be[b], &tx.t, &tp.t, &p), c);
-        out[b] = dt_read(&tx);
-        dt_free(&tx), dt_free(&tp);
+        out[b] = lm_test_dt_read(&tx);
+        lm_test_dt_free(&tx), lm_test_dt_free(&tp);
     }
     expect_same_threads(c, out[0], out[1], (size_t)(D * H * T) * sizeof(float));
     expect_close(c, out[0], ref, (size_t)(D * H * T));
@@ -258,7 +204,8 @@ static void check_rope(const lm_op_case *c, lm_test_rng *r) {
 static void check_kv_store(const lm_op_case *c, lm_test_rng *r) {
     const int64_t D = c->k, Hk = c->n_kv_head, T = c->m, C = c->n_ctx, S = c->n_seq;
     const int64_t per_slot = D * Hk, total = per_slot * C * S;
-    float *k = randn(r, (size_t)(per_slot * T), 1.0f), *v = randn(r, (size_t)(per_slot * T), 1.0f);
+    float *k = lm_test_randn(r, (size_t)(per_slot * T), 1.0f),
+          *v = lm_test_randn(r, (size_t)(per_slot * T), 1.0f);
     int64_t *slots = malloc((size_t)(C * S) * sizeof *slots);
     for (int64_t i = 0; i < C * S; i++) slots[i] = i;
     for (int64_t i = 0; i < T; i++) { /* partial Fisher-Yates: T distinct slots */
@@ -276,18 +223,19 @@ static void check_kv_store(const lm_op_case *c, lm_test_rng *r) {
             rv[slots[t] * per_slot + e] = v[t * per_slot + e];
         }
     }
-    void *cache0 = encode(c->type, init, D, Hk * C * S);
+    void *cache0 = lm_test_encode(c->type, init, D, Hk * C * S);
     void *outk[2], *outv[2];
     for (int b = 0; b < 2; b++) {
-        dt tk = dt_new(g_be[b], LM_TYPE_F32, D, Hk, T, 1, k);
-        dt tv = dt_new(g_be[b], LM_TYPE_F32, D, Hk, T, 1, v);
-        dt ck = dt_new(g_be[b], c->type, D, Hk, C, S, cache0);
-        dt cv = dt_new(g_be[b], c->type, D, Hk, C, S, cache0);
-        dt tp = dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, pos);
-        dt ts = dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, seq);
+        lm_test_dt tk = lm_test_dt_new(g_be[b], LM_TYPE_F32, D, Hk, T, 1, k);
+        lm_test_dt tv = lm_test_dt_new(g_be[b], LM_TYPE_F32, D, Hk, T, 1, v);
+        lm_test_dt ck = lm_test_dt_new(g_be[b], c->type, D, Hk, C, S, cache0);
+        lm_test_dt cv = lm_test_dt_new(g_be[b], c->type, D, Hk, C, S, cache0);
+        lm_test_dt tp = lm_test_dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, pos);
+        lm_test_dt ts = lm_test_dt_new(g_be[b], LM_TYPE_I32, T, 1, 1, 1, seq);
         expect_ok(g_be[b]->ops->kv_store(g_be[b], &tk.t, &tv.t, &ck.t, &cv.t, &tp.t, &ts.t), c);
-        outk[b] = dt_read(&ck), outv[b] = dt_read(&cv);
-        dt_free(&tk), dt_free(&tv), dt_free(&ck), dt_free(&cv), dt_free(&tp), dt_free(&ts);
+        outk[b] = lm_test_dt_read(&ck), outv[b] = lm_test_dt_read(&cv);
+        lm_test_dt_free(&tk), lm_test_dt_free(&tv), lm_test_dt_free(&ck), lm_test_dt_free(&cv),
+            lm_test_dt_free(&tp), lm_test_dt_free(&ts);
     }
     const size_t bytes = lm_row_size(c->type, D) * (size_t)(Hk * C * S);
     expect_same_threads(c, outk[0], outk[1], bytes);
@@ -342,12 +290,12 @@ static void attn_make(const lm_op_case *c, lm_test_rng *r, attn_in *a) {
             a->pos[i] = (int32_t)(L - cnt + j);
         }
     }
-    a->qkv = randn(r, (size_t)(a->D * (a->H + 2 * a->Hk) * a->T), 1.0f);
+    a->qkv = lm_test_randn(r, (size_t)(a->D * (a->H + 2 * a->Hk) * a->T), 1.0f);
     const int64_t rows = a->Hk * a->C * a->S, n = a->D * rows;
     a->layer_bytes = lm_row_size(c->type, a->D) * (size_t)rows;
     for (int kv = 0; kv < 2; kv++) {
-        float *f = randn(r, (size_t)(2 * n), 1.0f); /* layer 0 then layer 1 */
-        a->cache[kv] = encode(c->type, f, a->D, 2 * rows);
+        float *f = lm_test_randn(r, (size_t)(2 * n), 1.0f); /* layer 0 then layer 1 */
+        a->cache[kv] = lm_test_encode(c->type, f, a->D, 2 * rows);
         nan_unused_rows(c, a->cache[kv], a->layer_bytes, a->D, a->Hk, a->C, a->S);
         double *d = decode_d(c->type, (char *)a->cache[kv] + a->layer_bytes, a->D, rows);
         if (kv == 0)
@@ -405,19 +353,20 @@ static void check_attention(const lm_op_case *c, lm_test_rng *r) {
     float *out[2];
     for (int b = 0; b < 2; b++) {
         lm_backend *be = g_be[b];
-        dt q = dt_buffer(be, (size_t)(a.D * (a.H + 2 * a.Hk) * a.T) * 4, a.qkv);
+        lm_test_dt q = lm_test_dt_buffer(be, (size_t)(a.D * (a.H + 2 * a.Hk) * a.T) * 4, a.qkv);
         lm_tensor_init(&q.t, q.buf, 0, LM_TYPE_F32, a.D, a.H, a.T, 1);
         q.t.nb[2] = (size_t)(a.D * (a.H + 2 * a.Hk)) * 4;
-        dt kc = dt_buffer(be, 2 * a.layer_bytes, a.cache[0]);
-        dt vc = dt_buffer(be, 2 * a.layer_bytes, a.cache[1]);
+        lm_test_dt kc = lm_test_dt_buffer(be, 2 * a.layer_bytes, a.cache[0]);
+        lm_test_dt vc = lm_test_dt_buffer(be, 2 * a.layer_bytes, a.cache[1]);
         lm_tensor_init(&kc.t, kc.buf, a.layer_bytes, c->type, a.D, a.Hk, a.C, a.S);
         lm_tensor_init(&vc.t, vc.buf, a.layer_bytes, c->type, a.D, a.Hk, a.C, a.S);
-        dt tp = dt_new(be, LM_TYPE_I32, a.T, 1, 1, 1, a.pos);
-        dt ts = dt_new(be, LM_TYPE_I32, a.T, 1, 1, 1, a.seq);
-        dt td = dt_new(be, LM_TYPE_F32, a.D, a.H, a.T, 1, NULL);
+        lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, a.T, 1, 1, 1, a.pos);
+        lm_test_dt ts = lm_test_dt_new(be, LM_TYPE_I32, a.T, 1, 1, 1, a.seq);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, a.D, a.H, a.T, 1, NULL);
         expect_ok(be->ops->attention(be, &q.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t), c);
-        out[b] = dt_read(&td);
-        dt_free(&q), dt_free(&kc), dt_free(&vc), dt_free(&tp), dt_free(&ts), dt_free(&td);
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&q), lm_test_dt_free(&kc), lm_test_dt_free(&vc), lm_test_dt_free(&tp),
+            lm_test_dt_free(&ts), lm_test_dt_free(&td);
     }
     expect_same_threads(c, out[0], out[1], n_out * sizeof(float));
     expect_close(c, out[0], ref, n_out);
@@ -440,7 +389,7 @@ static void check_elementwise(const lm_op_case *c, lm_test_rng *r) {
     for (int i = 0; i < 3; i++) bne[i] = (c->mode >> i) & 1 ? 1 : ne[i];
     const int64_t nb = bne[0] * bne[1] * bne[2];
     const float s = 0.37f;
-    float *a = randn(r, (size_t)n, 3.0f), *bb = randn(r, (size_t)nb, 1.0f);
+    float *a = lm_test_randn(r, (size_t)n, 3.0f), *bb = lm_test_randn(r, (size_t)nb, 1.0f);
     double *ref = malloc((size_t)n * sizeof *ref);
     for (int64_t i2 = 0; i2 < ne[2]; i2++)
         for (int64_t i1 = 0; i1 < ne[1]; i1++)
@@ -471,9 +420,9 @@ static void check_elementwise(const lm_op_case *c, lm_test_rng *r) {
     float *out[2];
     for (int b = 0; b < 2; b++) {
         lm_backend *be = g_be[b];
-        dt ta = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, a);
-        dt tb = dt_new(be, LM_TYPE_F32, bne[0], bne[1], bne[2], 1, bb);
-        dt td = dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, NULL);
+        lm_test_dt ta = lm_test_dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, a);
+        lm_test_dt tb = lm_test_dt_new(be, LM_TYPE_F32, bne[0], bne[1], bne[2], 1, bb);
+        lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, ne[0], ne[1], ne[2], 1, NULL);
         lm_status st;
         switch (c->op) {
         case LM_OP_SWIGLU:
@@ -493,8 +442,8 @@ static void check_elementwise(const lm_op_case *c, lm_test_rng *r) {
             break;
         }
         expect_ok(st, c);
-        out[b] = dt_read(&td);
-        dt_free(&ta), dt_free(&tb), dt_free(&td);
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&ta), lm_test_dt_free(&tb), lm_test_dt_free(&td);
     }
     expect_same_threads(c, out[0], out[1], (size_t)n * sizeof(float));
     expect_close(c, out[0], ref, (size_t)n);
@@ -505,7 +454,7 @@ static void check_elementwise(const lm_op_case *c, lm_test_rng *r) {
 
 static void check_argmax(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, M = c->m;
-    float *x = randn(r, (size_t)(K * M), 1.0f);
+    float *x = lm_test_randn(r, (size_t)(K * M), 1.0f);
     int32_t *ref = malloc((size_t)M * 4);
     for (int64_t m = 0; m < M; m++) {
         float *col = x + m * K;
@@ -520,11 +469,11 @@ static void check_argmax(const lm_op_case *c, lm_test_rng *r) {
     }
     int32_t *out[2];
     for (int b = 0; b < 2; b++) {
-        dt tx = dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, x);
-        dt td = dt_new(g_be[b], LM_TYPE_I32, M, 1, 1, 1, NULL);
+        lm_test_dt tx = lm_test_dt_new(g_be[b], LM_TYPE_F32, K, M, 1, 1, x);
+        lm_test_dt td = lm_test_dt_new(g_be[b], LM_TYPE_I32, M, 1, 1, 1, NULL);
         expect_ok(g_be[b]->ops->argmax(g_be[b], &tx.t, &td.t), c);
-        out[b] = dt_read(&td);
-        dt_free(&tx), dt_free(&td);
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&tx), lm_test_dt_free(&td);
     }
     expect_same_threads(c, out[0], out[1], (size_t)M * 4);
     for (int64_t m = 0; m < M; m++)
@@ -537,16 +486,16 @@ static void check_argmax(const lm_op_case *c, lm_test_rng *r) {
 
 static void check_copy(const lm_op_case *c, lm_test_rng *r) {
     const int64_t K = c->k, R = c->n * c->m;
-    float *x = randn(r, (size_t)(K * R), 1.0f);
-    void *src = encode(c->src_type, x, K, R);
+    float *x = lm_test_randn(r, (size_t)(K * R), 1.0f);
+    void *src = lm_test_encode(c->src_type, x, K, R);
     double *ref = decode_d(c->src_type, src, K, R);
     void *out[2];
     for (int b = 0; b < 2; b++) {
-        dt ts = dt_new(g_be[b], c->src_type, K, c->n, c->m, 1, src);
-        dt td = dt_new(g_be[b], c->type, K, c->n, c->m, 1, NULL);
+        lm_test_dt ts = lm_test_dt_new(g_be[b], c->src_type, K, c->n, c->m, 1, src);
+        lm_test_dt td = lm_test_dt_new(g_be[b], c->type, K, c->n, c->m, 1, NULL);
         expect_ok(g_be[b]->ops->copy(g_be[b], &ts.t, &td.t), c);
-        out[b] = dt_read(&td);
-        dt_free(&ts), dt_free(&td);
+        out[b] = lm_test_dt_read(&td);
+        lm_test_dt_free(&ts), lm_test_dt_free(&td);
     }
     expect_same_threads(c, out[0], out[1], lm_row_size(c->type, K) * (size_t)R);
     double *gd = decode_d(c->type, out[0], K, R);
@@ -656,12 +605,12 @@ static void expect_err(lm_status s, const char *want1, const char *want2) {
 Test(ops, errors_bad_shapes) {
     lm_backend *be = g_be[1];
     const lm_backend_ops *o = be->ops;
-    dt w = dt_new(be, LM_TYPE_Q8_0, 64, 8, 1, 1, NULL);
-    dt x = dt_new(be, LM_TYPE_F32, 96, 2, 1, 1, NULL);
-    dt x64 = dt_new(be, LM_TYPE_F32, 64, 2, 1, 1, NULL);
-    dt d = dt_new(be, LM_TYPE_F32, 8, 2, 1, 1, NULL);
-    dt d3 = dt_new(be, LM_TYPE_F32, 8, 3, 1, 1, NULL);
-    dt h16 = dt_new(be, LM_TYPE_F16, 64, 2, 1, 1, NULL);
+    lm_test_dt w = lm_test_dt_new(be, LM_TYPE_Q8_0, 64, 8, 1, 1, NULL);
+    lm_test_dt x = lm_test_dt_new(be, LM_TYPE_F32, 96, 2, 1, 1, NULL);
+    lm_test_dt x64 = lm_test_dt_new(be, LM_TYPE_F32, 64, 2, 1, 1, NULL);
+    lm_test_dt d = lm_test_dt_new(be, LM_TYPE_F32, 8, 2, 1, 1, NULL);
+    lm_test_dt d3 = lm_test_dt_new(be, LM_TYPE_F32, 8, 3, 1, 1, NULL);
+    lm_test_dt h16 = lm_test_dt_new(be, LM_TYPE_F16, 64, 2, 1, 1, NULL);
     expect_err(o->mul_mat(be, &w.t, &x.t, &d.t), "mul_mat", "K");
     expect_err(o->mul_mat(be, &w.t, &x64.t, &d3.t), "mul_mat", "dst");
     expect_err(o->mul_mat(be, &w.t, &h16.t, &d.t), "mul_mat", "type");
@@ -674,8 +623,8 @@ Test(ops, errors_bad_shapes) {
     expect_err(o->mul_mat(be, &odd, &x64.t, &d.t), "block size", NULL);
 
     int32_t bad_id = 8;
-    dt ids = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &bad_id);
-    dt row = dt_new(be, LM_TYPE_F32, 64, 1, 1, 1, NULL);
+    lm_test_dt ids = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &bad_id);
+    lm_test_dt row = lm_test_dt_new(be, LM_TYPE_F32, 64, 1, 1, 1, NULL);
     expect_err(o->get_rows(be, &w.t, &ids.t, &row.t), "get_rows", "ids[0] = 8");
 
     /* add: b [8, 3] cannot broadcast to a [8, 2] */
@@ -685,33 +634,35 @@ Test(ops, errors_bad_shapes) {
     expect_err(o->argmax(be, &d.t, &d.t), "argmax", "type");
     expect_err(o->copy(be, &d.t, &d3.t), "copy", "shape");
 
-    dt xr = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL); /* [head_dim 16, 2 heads, 1 token] */
+    lm_test_dt xr =
+        lm_test_dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL); /* [head_dim 16, 2 heads, 1 token] */
     int32_t p0 = 0;
-    dt pos = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p0);
+    lm_test_dt pos = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p0);
     xr.t.ne[1] = 2, xr.t.ne[2] = 1;
     lm_rope_params rp = {LM_ROPE_NORMAL, 15, 10000.0f, 1.0f, NULL};
     expect_err(o->rope(be, &xr.t, &pos.t, &rp), "rope", "n_rot");
     rp.n_rot = 32;
     expect_err(o->rope(be, &xr.t, &pos.t, &rp), "rope", "n_rot");
 
-    dt k = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
-    dt kc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
-    dt vc = dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
+    lm_test_dt k = lm_test_dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    lm_test_dt kc = lm_test_dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
+    lm_test_dt vc = lm_test_dt_new(be, LM_TYPE_F16, 16, 2, 4, 2, NULL);
     int32_t p4 = 4, s2 = 2, s0 = 0;
-    dt pos4 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p4);
-    dt seq2 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s2);
-    dt seq0 = dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s0);
+    lm_test_dt pos4 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &p4);
+    lm_test_dt seq2 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s2);
+    lm_test_dt seq0 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &s0);
     k.t.ne[1] = 2, k.t.ne[2] = 1;
     expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos4.t, &seq0.t), "kv_store", "n_ctx");
     expect_err(o->kv_store(be, &k.t, &k.t, &kc.t, &vc.t, &pos.t, &seq2.t), "kv_store", "n_seq");
 
     lm_attn_params ap = {0.25f, 0, 0};
-    dt q3 = dt_new(be, LM_TYPE_F32, 16, 3, 1, 1, NULL); /* 3 heads over 2 kv heads */
-    dt o3 = dt_new(be, LM_TYPE_F32, 16, 3, 1, 1, NULL);
+    lm_test_dt q3 =
+        lm_test_dt_new(be, LM_TYPE_F32, 16, 3, 1, 1, NULL); /* 3 heads over 2 kv heads */
+    lm_test_dt o3 = lm_test_dt_new(be, LM_TYPE_F32, 16, 3, 1, 1, NULL);
     expect_err(o->attention(be, &q3.t, &kc.t, &vc.t, &pos.t, &seq0.t, &ap, &o3.t), "attention",
                "n_kv_head");
-    dt q2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
-    dt o2 = dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    lm_test_dt q2 = lm_test_dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
+    lm_test_dt o2 = lm_test_dt_new(be, LM_TYPE_F32, 16, 2, 1, 1, NULL);
     expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos4.t, &seq0.t, &ap, &o2.t), "attention",
                "pos[0] = 4");
     expect_err(o->attention(be, &q2.t, &kc.t, &vc.t, &pos.t, &seq2.t, &ap, &o2.t), "attention",
@@ -719,9 +670,9 @@ Test(ops, errors_bad_shapes) {
     cr_expect_eq(o->attention(be, &q2.t, &kc.t, &vc.t, &pos.t, &seq0.t, &ap, &o2.t), LM_OK, "%s",
                  lm_last_error());
 
-    dt *all[] = {&w, &x,  &x64, &d,    &d3,   &h16,  &ids, &row, &xr, &pos,
-                 &k, &kc, &vc,  &pos4, &seq2, &seq0, &q3,  &o3,  &q2, &o2};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
+    lm_test_dt *all[] = {&w, &x,  &x64, &d,    &d3,   &h16,  &ids, &row, &xr, &pos,
+                         &k, &kc, &vc,  &pos4, &seq2, &seq0, &q3,  &o3,  &q2, &o2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_test_dt_free(all[i]);
 }
 
 Test(ops, buffers_and_registry) {
@@ -757,10 +708,10 @@ Test(ops, buffers_and_registry) {
 Test(ops, pool_many_small_jobs) {
     lm_backend *be = g_be[1];
     float v[5] = {1, 2, 3, 4, 5};
-    dt a = dt_new(be, LM_TYPE_F32, 1, 5, 1, 1, v);
+    lm_test_dt a = lm_test_dt_new(be, LM_TYPE_F32, 1, 5, 1, 1, v);
     for (int i = 0; i < 2000; i++) cr_assert_eq(be->ops->scale(be, &a.t, 1.0f, &a.t), LM_OK);
-    float *out = dt_read(&a);
+    float *out = lm_test_dt_read(&a);
     cr_expect(memcmp(out, v, sizeof v) == 0);
     free(out);
-    dt_free(&a);
+    lm_test_dt_free(&a);
 }
