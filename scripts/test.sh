@@ -58,14 +58,16 @@ if [ "${LUMEN_SKIP_ASAN:-0}" != 1 ]; then
     cmake --build build-asan -j"$jobs"
     say "suites under ASan + UBSan"
     # the openai-client server suite (16 concurrent streams) runs in the release step only;
-    # the Vulkan suites run with leak checks off: lavapipe's driver (unloaded at exit, so
-    # its frames cannot even be named) keeps allocations; ASan still checks every access
+    # the suites that open Vulkan devices (test_vulkan_*, and test_verify through `lumen
+    # devices` / `verify --backend vulkan`) run with leak checks off: lavapipe's driver
+    # (unloaded at exit, so its frames cannot even be named) keeps allocations; ASan still
+    # checks every access
     export LUMEN_SKIP_PY_SERVE=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-        ctest --output-on-failure --timeout 1500 -E '^test_vulkan')
+        ctest --output-on-failure --timeout 1500 -E '^test_v(ulkan|erify)')
     (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-        ctest --output-on-failure --timeout 1500 -R '^test_vulkan')
+        ctest --output-on-failure --timeout 1500 -R '^test_v(ulkan|erify)')
     unset LUMEN_SKIP_PY_SERVE
 fi
 
