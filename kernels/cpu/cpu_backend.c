@@ -130,6 +130,10 @@ static lm_status lm__cpu_buffer_alloc(lm_backend *be, size_t size, lm_buffer **o
     uintptr_t p = ((uintptr_t)b->raw + LM__CPU_ALIGN - 1) & ~(uintptr_t)(LM__CPU_ALIGN - 1);
     b->data = (void *)p;
     b->size = size;
+    /* commit the pages now (as ggml clears its buffers): a KV cache the machine cannot
+     * hold fails here, at start, not by an OOM kill mid-generation, and RSS under load
+     * shows growth only if something leaks */
+    memset(b->data, 0, size);
     *out = b;
     return LM_OK;
 }
