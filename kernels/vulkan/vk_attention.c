@@ -95,24 +95,6 @@ static lm_status lm__vk_scratch(lm__vk *v, size_t bytes) {
                              &v->scratch);
 }
 
-/* One cache's binding: the whole tensor, or with only_seq >= 0 that sequence's slice (a
- * cache larger than one binding). *off is the cache's origin in binding units: for a slice,
- * the slice's offset less only_seq * nb[3], so the shaders' origin + s * nb3 lands on it
- * for s == only_seq (uint arithmetic wraps). */
-static lm_status lm__vk_attn_cache(lm__vk *v, const lm_tensor *c, const char *arg, int32_t only_seq,
-                                   lm__vk_view *view, uint32_t *off) {
-    const size_t es = lm__vk_kv_unit(c->type);
-    lm_tensor t = *c;
-    if (only_seq >= 0) {
-        t.offset += (size_t)only_seq * c->nb[3];
-        t.ne[3] = 1;
-    }
-    LM_TRY(lm__vk_view_of(v, &t, "attention", arg, view));
-    *off = (uint32_t)(view->base / es) -
-           (only_seq >= 0 ? (uint32_t)((size_t)only_seq * c->nb[3] / es) : 0u);
-    return LM_OK;
-}
-
 /* One dispatch of an attention kernel: the exact one (part NULL) or the flash one with
  * n_split chunks of `chunk` positions writing partials to *part. */
 static lm_status lm__vk_attn_run(lm__vk *v, lm_vk_shader_id shader, const lm_tensor *q,
@@ -125,8 +107,8 @@ static lm_status lm__vk_attn_run(lm__vk *v, lm_vk_shader_id shader, const lm_ten
     lm__vk_view vq, vk, vv, vp, vs, vo;
     uint32_t k_off, v_off;
     LM_TRY(lm__vk_view_of(v, q, op, "q", &vq));
-    LM_TRY(lm__vk_attn_cache(v, k_cache, "k_cache", only_seq, &vk, &k_off));
-    LM_TRY(lm__vk_attn_cache(v, v_cache, "v_cache", only_seq, &vv, &v_off));
+    LM_TRY(lm__vk_kv_cache(v, "attention", k_cache, "k_cache", only_seq, &vk, &k_off));
+    LM_TRY(lm__vk_kv_cache(v, "attention", v_cache, "v_cache", only_seq, &vv, &v_off));
     LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
     LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
     LM_TRY(lm__vk_view_of(v, dst, op, "dst", &vo));

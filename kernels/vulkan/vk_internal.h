@@ -277,6 +277,12 @@ lm_status lm__vk_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x,
 lm_status lm__vk_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p);
 /* Bytes per unit of a KV cache binding's offsets and strides: 2 (F16), 4 (F32), 1 (Q8_0). */
 size_t lm__vk_kv_unit(lm_type t);
+/* A cache's binding for op (whole, or sequence only_seq's slice, for a cache larger than
+ * one binding) and its origin in binding units: for a slice, its offset less only_seq *
+ * nb[3], so the shaders' origin + s * nb3 lands on it for s == only_seq (uint arithmetic
+ * wraps). */
+lm_status lm__vk_kv_cache(lm__vk *v, const char *op, const lm_tensor *c, const char *arg,
+                          int32_t only_seq, lm__vk_view *view, uint32_t *off);
 lm_status lm__vk_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v,
                           lm_tensor *k_cache, lm_tensor *v_cache, const lm_tensor *pos,
                           const lm_tensor *seq);

@@ -264,17 +264,15 @@ static lm_status lm__vk_kv_check_cache(const char *name, const lm_tensor *src,
     return LM_OK;
 }
 
-/* A cache's binding (whole, or sequence only_seq's slice) and its origin in binding units
- * (for a slice: less only_seq * nb[3], so origin + s * nb3 lands on it; uint wraps). */
-static lm_status lm__vk_kv_cache(lm__vk *v, const lm_tensor *c, const char *arg, int32_t only_seq,
-                                 lm__vk_view *view, uint32_t *off) {
+lm_status lm__vk_kv_cache(lm__vk *v, const char *op, const lm_tensor *c, const char *arg,
+                          int32_t only_seq, lm__vk_view *view, uint32_t *off) {
     const size_t es = lm__vk_kv_unit(c->type);
     lm_tensor t = *c;
     if (only_seq >= 0) {
         t.offset += (size_t)only_seq * c->nb[3];
         t.ne[3] = 1;
     }
-    LM_TRY(lm__vk_view_of(v, &t, "kv_store", arg, view));
+    LM_TRY(lm__vk_view_of(v, &t, op, arg, view));
     *off = lm__el(view->base, es) - (only_seq >= 0 ? lm__el((size_t)only_seq * c->nb[3], es) : 0u);
     return LM_OK;
 }
@@ -289,8 +287,8 @@ static lm_status lm__vk_kv_run(lm__vk *v, const lm_tensor *k, const lm_tensor *v
     uint32_t kc_off, vc_off;
     LM_TRY(lm__vk_view_of(v, k, op, "k", &vk));
     LM_TRY(lm__vk_view_of(v, val, op, "v", &vv));
-    LM_TRY(lm__vk_kv_cache(v, k_cache, "k_cache", only_seq, &vkc, &kc_off));
-    LM_TRY(lm__vk_kv_cache(v, v_cache, "v_cache", only_seq, &vvc, &vc_off));
+    LM_TRY(lm__vk_kv_cache(v, "kv_store", k_cache, "k_cache", only_seq, &vkc, &kc_off));
+    LM_TRY(lm__vk_kv_cache(v, "kv_store", v_cache, "v_cache", only_seq, &vvc, &vc_off));
     LM_TRY(lm__vk_view_of(v, pos, op, "pos", &vp));
     LM_TRY(lm__vk_view_of(v, seq, op, "seq", &vs));
     const bool q8 = k_cache->type == LM_TYPE_Q8_0;
