@@ -172,6 +172,16 @@ typedef struct lm_vulkan_device_info {
 lm_status lm_vulkan_list_devices(lm_vulkan_device_info *out, int32_t cap, int32_t *n_devices);
 #endif
 
+/* Checks shared by every backend's ops (runtime/op_check.c), made after the backend's
+ * own checks of tensor types and buffers, so a bad input gets the same message on each:
+ * rope's x / pos shapes and parameters; an attention cache's head_dim and GQA grouping
+ * against q; attention's pos / seq counts and parameters. LM_ERR_INVALID_ARG naming the
+ * fault. */
+lm_status lm_op_check_rope(const lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p);
+lm_status lm_op_check_attn_cache(const char *name, const lm_tensor *q, const lm_tensor *c);
+lm_status lm_op_check_attn_args(const lm_tensor *q, const lm_tensor *pos, const lm_tensor *seq,
+                                const lm_attn_params *p);
+
 /* The CPU backend (kernels/cpu). */
 lm_status lm_cpu_backend_create(const lm_backend_config *cfg, lm_backend **out);
 /* Host pointer of a CPU buffer (CPU backend only; for tests and the runtime). */

@@ -138,14 +138,7 @@ static lm_status lm__attn_check_cache(const char *name, const lm_tensor *q, cons
     if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32 && c->type != LM_TYPE_Q8_0)
         return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16, F32 or Q8_0",
                          name, lm_type_get((uint32_t)c->type).name);
-    if (c->ne[0] != q->ne[0])
-        return lm__error(LM_ERR_INVALID_ARG, "attention: %s head_dim %lld != q head_dim %lld", name,
-                         (long long)c->ne[0], (long long)q->ne[0]);
-    if (q->ne[1] % c->ne[1] != 0)
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "attention: n_head %lld is not a multiple of %s n_kv_head %lld",
-                         (long long)q->ne[1], name, (long long)c->ne[1]);
-    return LM_OK;
+    return lm_op_check_attn_cache(name, q, c);
 }
 
 static lm_status lm__attn_check_ids(const lm_tensor *q, const lm_tensor *k, const int32_t *pos,
@@ -178,14 +171,7 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
     LM_TRY(lm__cpu_check_same_shape(op, "k_cache", k_cache, "v_cache", v_cache));
     LM_TRY(lm__cpu_check(op, "pos", pos, LM_TYPE_I32));
     LM_TRY(lm__cpu_check(op, "seq", seq, LM_TYPE_I32));
-    if (pos->ne[0] != q->ne[2] || seq->ne[0] != q->ne[2])
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "attention: pos has %lld and seq %lld entries, expected n_tok = %lld",
-                         (long long)pos->ne[0], (long long)seq->ne[0], (long long)q->ne[2]);
-    if (!p) return lm__error(LM_ERR_INVALID_ARG, "attention: params are NULL");
-    if (p->window < 0 || !(p->softcap >= 0.0f))
-        return lm__error(LM_ERR_INVALID_ARG, "attention: window = %d, softcap = %g (must be >= 0)",
-                         p->window, p->softcap);
+    LM_TRY(lm_op_check_attn_args(q, pos, seq, p));
     const int32_t *ps = (const int32_t *)lm__cpu_data(pos);
     const int32_t *sq = (const int32_t *)lm__cpu_data(seq);
     LM_TRY(lm__attn_check_ids(q, k_cache, ps, sq));

@@ -34,14 +34,7 @@ static lm_status lm__vk_attn_check_cache(const char *name, const lm_tensor *q, c
     if (c->type != LM_TYPE_F16 && c->type != LM_TYPE_F32 && c->type != LM_TYPE_Q8_0)
         return lm__error(LM_ERR_INVALID_ARG, "attention: %s type %s, expected F16, F32 or Q8_0",
                          name, lm_type_get((uint32_t)c->type).name);
-    if (c->ne[0] != q->ne[0])
-        return lm__error(LM_ERR_INVALID_ARG, "attention: %s head_dim %lld != q head_dim %lld", name,
-                         (long long)c->ne[0], (long long)q->ne[0]);
-    if (q->ne[1] % c->ne[1] != 0)
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "attention: n_head %lld is not a multiple of %s n_kv_head %lld",
-                         (long long)q->ne[1], name, (long long)c->ne[1]);
-    return LM_OK;
+    return lm_op_check_attn_cache(name, q, c);
 }
 
 /* Outside a recording, check positions and sequences on the host (as the CPU does). */
@@ -177,14 +170,7 @@ lm_status lm__vk_attention(lm_backend *be, const lm_tensor *q, const lm_tensor *
         return lm__error(LM_ERR_UNSUPPORTED, "attention: k_cache and v_cache types differ");
     LM_TRY(lm__vk_check(op, "pos", pos, LM_TYPE_I32));
     LM_TRY(lm__vk_check(op, "seq", seq, LM_TYPE_I32));
-    if (pos->ne[0] != q->ne[2] || seq->ne[0] != q->ne[2])
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "attention: pos has %lld and seq %lld entries, expected n_tok = %lld",
-                         (long long)pos->ne[0], (long long)seq->ne[0], (long long)q->ne[2]);
-    if (!p) return lm__error(LM_ERR_INVALID_ARG, "attention: params are NULL");
-    if (p->window < 0 || !(p->softcap >= 0.0f))
-        return lm__error(LM_ERR_INVALID_ARG, "attention: window = %d, softcap = %g (must be >= 0)",
-                         p->window, p->softcap);
+    LM_TRY(lm_op_check_attn_args(q, pos, seq, p));
     if (q->ne[0] > LM_VK_ATTN_MAX_D)
         return lm__error(LM_ERR_UNSUPPORTED, "attention: head_dim %lld > %d is not supported",
                          (long long)q->ne[0], LM_VK_ATTN_MAX_D);

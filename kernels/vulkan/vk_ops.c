@@ -186,20 +186,7 @@ lm_status lm__vk_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos, const 
     lm__vk *v = lm__vk_ctx(be);
     LM_TRY(lm__vk_check(op, "x", x, LM__F32));
     LM_TRY(lm__vk_check(op, "pos", pos, LM__I32));
-    if (!p) return lm__error(LM_ERR_INVALID_ARG, "rope: params are NULL");
-    if (x->ne[3] != 1) return lm__vk_bad(op, "x ne[3]", x->ne[3], 1);
-    if (pos->ne[0] != x->ne[2] || lm__vk_nrows(pos) != 1)
-        return lm__vk_bad(op, "pos count", pos->ne[0] * lm__vk_nrows(pos), x->ne[2]);
-    if (p->mode != LM_ROPE_NORMAL && p->mode != LM_ROPE_NEOX)
-        return lm__error(LM_ERR_INVALID_ARG, "rope: mode %d is not NORMAL (0) or NEOX (2)",
-                         (int)p->mode);
-    if (p->n_rot <= 0 || p->n_rot % 2 || p->n_rot > x->ne[0])
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "rope: n_rot = %d must be even and in (0, head_dim = %lld]", p->n_rot,
-                         (long long)x->ne[0]);
-    if (!(p->freq_base > 0) || !(p->freq_scale > 0))
-        return lm__error(LM_ERR_INVALID_ARG, "rope: freq_base = %g and freq_scale = %g must be > 0",
-                         p->freq_base, p->freq_scale);
+    LM_TRY(lm_op_check_rope(x, pos, p));
     const int half = p->n_rot / 2, f64 = v->has_f64 && !v->force_f32;
     /* per-pair factors, computed as the CPU oracle computes them (double pow) */
     void *host;

@@ -1,0 +1,53 @@
+/* Argument checks every backend's ops share (after each backend's own checks of tensor
+ * types and buffers), so that the same bad input gets the same message on every backend. */
+#include "backend.h"
+#include "lm_internal.h"
+
+static int64_t lm__rows(const lm_tensor *t) {
+    return t->ne[1] * t->ne[2] * t->ne[3];
+}
+
+lm_status lm_op_check_rope(const lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p) {
+    if (!p) return lm__error(LM_ERR_INVALID_ARG, "rope: params are NULL");
+    if (x->ne[3] != 1)
+        return lm__error(LM_ERR_INVALID_ARG, "rope: x ne[3] = %lld, expected 1",
+                         (long long)x->ne[3]);
+    if (pos->ne[0] != x->ne[2] || lm__rows(pos) != 1)
+        return lm__error(LM_ERR_INVALID_ARG, "rope: pos count = %lld, expected %lld",
+                         (long long)(pos->ne[0] * lm__rows(pos)), (long long)x->ne[2]);
+    if (p->mode != LM_ROPE_NORMAL && p->mode != LM_ROPE_NEOX)
+        return lm__error(LM_ERR_INVALID_ARG, "rope: mode %d is not NORMAL (0) or NEOX (2)",
+                         (int)p->mode);
+    if (p->n_rot <= 0 || p->n_rot % 2 || p->n_rot > x->ne[0])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "rope: n_rot = %d must be even and in (0, head_dim = %lld]", p->n_rot,
+                         (long long)x->ne[0]);
+    if (!(p->freq_base > 0) || !(p->freq_scale > 0))
+        return lm__error(LM_ERR_INVALID_ARG, "rope: freq_base = %g and freq_scale = %g must be > 0",
+                         p->freq_base, p->freq_scale);
+    return LM_OK;
+}
+
+lm_status lm_op_check_attn_cache(const char *name, const lm_tensor *q, const lm_tensor *c) {
+    if (c->ne[0] != q->ne[0])
+        return lm__error(LM_ERR_INVALID_ARG, "attention: %s head_dim %lld != q head_dim %lld", name,
+                         (long long)c->ne[0], (long long)q->ne[0]);
+    if (q->ne[1] % c->ne[1] != 0)
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "attention: n_head %lld is not a multiple of %s n_kv_head %lld",
+                         (long long)q->ne[1], name, (long long)c->ne[1]);
+    return LM_OK;
+}
+
+lm_status lm_op_check_attn_args(const lm_tensor *q, const lm_tensor *pos, const lm_tensor *seq,
+                                const lm_attn_params *p) {
+    if (pos->ne[0] != q->ne[2] || seq->ne[0] != q->ne[2])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "attention: pos has %lld and seq %lld entries, expected n_tok = %lld",
+                         (long long)pos->ne[0], (long long)seq->ne[0], (long long)q->ne[2]);
+    if (!p) return lm__error(LM_ERR_INVALID_ARG, "attention: params are NULL");
+    if (p->window < 0 || !(p->softcap >= 0.0f))
+        return lm__error(LM_ERR_INVALID_ARG, "attention: window = %d, softcap = %g (must be >= 0)",
+                         p->window, p->softcap);
+    return LM_OK;
+}
