@@ -96,6 +96,15 @@ step_test() {
         LUMEN_CUDA_MATMUL=vec LUMEN_CUDA_SPLITS=-1 run test_cuda_e2e_vec_nosplit \
             "$BUILD/test_cuda_e2e" --jobs 1
     fi
+    # what the backends see, and each GPU backend against the CPU oracle layer by layer
+    run devices "$BUILD/lumen" devices -o json || rc=1
+    if [ -f "$DEFAULT_MODEL" ]; then
+        for b in cuda vulkan; do
+            run "verify_$b" "$BUILD/lumen" verify -m "$DEFAULT_MODEL" --backend "$b" -n 8 || rc=1
+            LUMEN_KV_TYPE=q8_0 run "verify_${b}_q8_0" "$BUILD/lumen" verify -m "$DEFAULT_MODEL" \
+                --backend "$b" -n 8 || true # CUDA refuses q8_0 KV caches for now
+        done
+    fi
     (cd "$BUILD" && run ctest ctest --output-on-failure --timeout 900 -j4) || rc=1
     return $rc
 }
