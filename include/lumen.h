@@ -336,6 +336,7 @@ typedef struct lm_bench_ops_params {
     double min_time_s;   /* time each case for at least this long (<= 0: 0.25 s) */
     size_t cold_bytes;   /* weights/caches are cycled over copies filling this many bytes,
                             so each call reads them from memory (0 = max(128 MiB, 4 x LLC)) */
+    int32_t device;      /* the backend's device index; -1 = its default (as lm_model_params) */
 } lm_bench_ops_params;
 
 lm_bench_ops_params lm_bench_ops_default_params(void);

@@ -329,7 +329,7 @@ static void lm__bop_cost(const lm_op_case *c, double *bytes, double *flops) {
 }
 
 lm_bench_ops_params lm_bench_ops_default_params(void) {
-    lm_bench_ops_params p = {NULL, 0, NULL, 0.25, 0};
+    lm_bench_ops_params p = {NULL, 0, NULL, 0.25, 0, -1};
     return p;
 }
 
@@ -376,7 +376,7 @@ lm_status lm_bench_ops(const lm_bench_ops_params *params, lm_bench_op_fn fn, voi
         p.cold_bytes = lm__bench_llc_bytes() * 4;
         if (p.cold_bytes < (size_t)128 << 20) p.cold_bytes = (size_t)128 << 20;
     }
-    lm_backend_config cfg = {p.n_threads, -1}; /* its default device: cmd_bench sets the variable */
+    lm_backend_config cfg = {p.n_threads, p.device < 0 ? -1 : p.device};
     lm_backend *be = NULL;
     LM_TRY(lm_backend_create(p.backend ? p.backend : "cpu", &cfg, &be));
     lm__brng rng = {0x9e3779b97f4a7c15ull};

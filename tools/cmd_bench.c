@@ -441,12 +441,7 @@ static int bench_ops(const bench_opts *o) {
     lm_bench_ops_params p = lm_bench_ops_default_params();
     p.backend = o->backend;
     p.n_threads = o->threads.v[0];
-    /* the op table creates its backend with the default device: name it by its variable */
-    if (o->device_index >= 0 && o->backend && strcmp(o->backend, "cpu")) {
-        char idx[16];
-        snprintf(idx, sizeof idx, "%d", o->device_index);
-        setenv(!strcmp(o->backend, "cuda") ? "LUMEN_CUDA_DEVICE" : "LUMEN_VULKAN_DEVICE", idx, 1);
-    }
+    p.device = o->device_index;
     p.filter = o->ops_filter;
     p.min_time_s = o->ops_time;
     cli_install_sigint();
