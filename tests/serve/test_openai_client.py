@@ -14,6 +14,7 @@ Needs: pip install -r scripts/py_requirements.txt
 """
 import http.client
 import json
+import math
 import os
 import re
 import subprocess
@@ -227,6 +228,8 @@ class OpenAIClient(unittest.TestCase):
             self.assertEqual(tops, sorted(tops, reverse=True))
             self.assertAlmostEqual(tok.logprob, tops[0], places=5)  # greedy takes the top
             self.assertLessEqual(tok.logprob, 0)
+            # normalised over the whole vocabulary: the top 3 cannot hold more than all of it
+            self.assertLessEqual(sum(math.exp(t) for t in tops), 1 + 1e-5)
             self.assertEqual(bytes(tok.bytes).decode("utf-8", "replace"), tok.token)
 
     # -- structured output ---------------------------------------------------------------
