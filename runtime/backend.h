@@ -181,6 +181,11 @@ lm_status lm_op_check_rope(const lm_tensor *x, const lm_tensor *pos, const lm_ro
 lm_status lm_op_check_attn_cache(const char *name, const lm_tensor *q, const lm_tensor *c);
 lm_status lm_op_check_attn_args(const lm_tensor *q, const lm_tensor *pos, const lm_tensor *seq,
                                 const lm_attn_params *p);
+/* kv_store: a cache's head_dim and n_kv_head against its source; k's shape, the caches'
+ * n_ctx / n_seq and the pos / seq counts (after the backend checked their types). */
+lm_status lm_op_check_kv_cache(const char *name, const lm_tensor *src, const lm_tensor *cache);
+lm_status lm_op_check_kv_args(const lm_tensor *k, const lm_tensor *k_cache,
+                              const lm_tensor *v_cache, const lm_tensor *pos, const lm_tensor *seq);
 
 /* The CPU backend (kernels/cpu). */
 lm_status lm_cpu_backend_create(const lm_backend_config *cfg, lm_backend **out);

@@ -51,3 +51,30 @@ lm_status lm_op_check_attn_args(const lm_tensor *q, const lm_tensor *pos, const 
                          p->window, p->softcap);
     return LM_OK;
 }
+
+lm_status lm_op_check_kv_cache(const char *name, const lm_tensor *src, const lm_tensor *cache) {
+    if (cache->ne[0] != src->ne[0] || cache->ne[1] != src->ne[1])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "kv_store: %s is [%lld, %lld, ...], source is [%lld, %lld, ...]", name,
+                         (long long)cache->ne[0], (long long)cache->ne[1], (long long)src->ne[0],
+                         (long long)src->ne[1]);
+    return LM_OK;
+}
+
+lm_status lm_op_check_kv_args(const lm_tensor *k, const lm_tensor *k_cache,
+                              const lm_tensor *v_cache, const lm_tensor *pos,
+                              const lm_tensor *seq) {
+    if (k->ne[3] != 1)
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: k ne[3] = %lld, expected 1",
+                         (long long)k->ne[3]);
+    if (k_cache->ne[2] != v_cache->ne[2] || k_cache->ne[3] != v_cache->ne[3])
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: k_cache and v_cache differ in n_ctx/n_seq");
+    const int64_t T = k->ne[2];
+    if (pos->ne[0] != T || lm__rows(pos) != 1)
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: pos count = %lld, expected %lld",
+                         (long long)pos->ne[0], (long long)T);
+    if (seq->ne[0] != T || lm__rows(seq) != 1)
+        return lm__error(LM_ERR_INVALID_ARG, "kv_store: seq count = %lld, expected %lld",
+                         (long long)seq->ne[0], (long long)T);
+    return LM_OK;
+}

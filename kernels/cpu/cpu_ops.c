@@ -215,12 +215,7 @@ static lm_status lm__kv_check_cache(const char *name, const lm_tensor *src,
     if (cache->type != LM_TYPE_F16 && cache->type != LM_TYPE_F32 && cache->type != LM_TYPE_Q8_0)
         return lm__error(LM_ERR_INVALID_ARG, "kv_store: %s type %s, expected F16, F32 or Q8_0",
                          name, lm_type_get((uint32_t)cache->type).name);
-    if (cache->ne[0] != src->ne[0] || cache->ne[1] != src->ne[1])
-        return lm__error(LM_ERR_INVALID_ARG,
-                         "kv_store: %s is [%lld, %lld, ...], source is [%lld, %lld, ...]", name,
-                         (long long)cache->ne[0], (long long)cache->ne[1], (long long)src->ne[0],
-                         (long long)src->ne[1]);
-    return LM_OK;
+    return lm_op_check_kv_cache(name, src, cache);
 }
 
 static void lm__kv_put(const lm_tensor *src, const lm_tensor *cache, int64_t t, int32_t pos,
@@ -237,18 +232,12 @@ lm_status lm__cpu_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *
     LM_TRY(lm__cpu_check(op, "k", k, LM__F32));
     LM_TRY(lm__cpu_check(op, "v", v, LM__F32));
     LM_TRY(lm__cpu_check_same_shape(op, "k", k, "v", v));
-    if (k->ne[3] != 1) return lm__cpu_bad(op, "k ne[3]", k->ne[3], 1);
     LM_TRY(lm__kv_check_cache("k_cache", k, k_cache));
     LM_TRY(lm__kv_check_cache("v_cache", v, v_cache));
-    if (k_cache->ne[2] != v_cache->ne[2] || k_cache->ne[3] != v_cache->ne[3])
-        return lm__error(LM_ERR_INVALID_ARG, "kv_store: k_cache and v_cache differ in n_ctx/n_seq");
     LM_TRY(lm__cpu_check(op, "pos", pos, LM__I32));
     LM_TRY(lm__cpu_check(op, "seq", seq, LM__I32));
+    LM_TRY(lm_op_check_kv_args(k, k_cache, v_cache, pos, seq));
     const int64_t T = k->ne[2], n_ctx = k_cache->ne[2], n_seq = k_cache->ne[3];
-    if (pos->ne[0] != T || lm__cpu_nrows(pos) != 1)
-        return lm__cpu_bad(op, "pos count", pos->ne[0], T);
-    if (seq->ne[0] != T || lm__cpu_nrows(seq) != 1)
-        return lm__cpu_bad(op, "seq count", seq->ne[0], T);
     const int32_t *ps = (const int32_t *)lm__cpu_data(pos),
                   *sq = (const int32_t *)lm__cpu_data(seq);
     for (int64_t t = 0; t < T; t++) { /* all checked before anything is written */
