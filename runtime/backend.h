@@ -183,6 +183,8 @@ lm_status lm_op_check_attn_args(const lm_tensor *q, const lm_tensor *pos, const 
                                 const lm_attn_params *p);
 /* kv_store: a cache's head_dim and n_kv_head against its source; k's shape, the caches'
  * n_ctx / n_seq and the pos / seq counts (after the backend checked their types). */
+/* get_rows: src one 2-D table, ids one row, dst [src ne0, ids count]. */
+lm_status lm_op_check_get_rows(const lm_tensor *src, const lm_tensor *ids, const lm_tensor *dst);
 lm_status lm_op_check_kv_cache(const char *name, const lm_tensor *src, const lm_tensor *cache);
 lm_status lm_op_check_kv_args(const lm_tensor *k, const lm_tensor *k_cache,
                               const lm_tensor *v_cache, const lm_tensor *pos, const lm_tensor *seq);

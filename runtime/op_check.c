@@ -7,14 +7,16 @@ static int64_t lm__rows(const lm_tensor *t) {
     return t->ne[1] * t->ne[2] * t->ne[3];
 }
 
+/* "op: what = got, expected want" */
+static lm_status lm__bad(const char *op, const char *what, long long got, long long want) {
+    return lm__error(LM_ERR_INVALID_ARG, "%s: %s = %lld, expected %lld", op, what, got, want);
+}
+
 lm_status lm_op_check_rope(const lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p) {
     if (!p) return lm__error(LM_ERR_INVALID_ARG, "rope: params are NULL");
-    if (x->ne[3] != 1)
-        return lm__error(LM_ERR_INVALID_ARG, "rope: x ne[3] = %lld, expected 1",
-                         (long long)x->ne[3]);
+    if (x->ne[3] != 1) return lm__bad("rope", "x ne[3]", x->ne[3], 1);
     if (pos->ne[0] != x->ne[2] || lm__rows(pos) != 1)
-        return lm__error(LM_ERR_INVALID_ARG, "rope: pos count = %lld, expected %lld",
-                         (long long)(pos->ne[0] * lm__rows(pos)), (long long)x->ne[2]);
+        return lm__bad("rope", "pos count", pos->ne[0] * lm__rows(pos), x->ne[2]);
     if (p->mode != LM_ROPE_NORMAL && p->mode != LM_ROPE_NEOX)
         return lm__error(LM_ERR_INVALID_ARG, "rope: mode %d is not NORMAL (0) or NEOX (2)",
                          (int)p->mode);
@@ -64,17 +66,26 @@ lm_status lm_op_check_kv_cache(const char *name, const lm_tensor *src, const lm_
 lm_status lm_op_check_kv_args(const lm_tensor *k, const lm_tensor *k_cache,
                               const lm_tensor *v_cache, const lm_tensor *pos,
                               const lm_tensor *seq) {
-    if (k->ne[3] != 1)
-        return lm__error(LM_ERR_INVALID_ARG, "kv_store: k ne[3] = %lld, expected 1",
-                         (long long)k->ne[3]);
+    if (k->ne[3] != 1) return lm__bad("kv_store", "k ne[3]", k->ne[3], 1);
     if (k_cache->ne[2] != v_cache->ne[2] || k_cache->ne[3] != v_cache->ne[3])
         return lm__error(LM_ERR_INVALID_ARG, "kv_store: k_cache and v_cache differ in n_ctx/n_seq");
     const int64_t T = k->ne[2];
     if (pos->ne[0] != T || lm__rows(pos) != 1)
-        return lm__error(LM_ERR_INVALID_ARG, "kv_store: pos count = %lld, expected %lld",
-                         (long long)pos->ne[0], (long long)T);
+        return lm__bad("kv_store", "pos count", pos->ne[0], T);
     if (seq->ne[0] != T || lm__rows(seq) != 1)
-        return lm__error(LM_ERR_INVALID_ARG, "kv_store: seq count = %lld, expected %lld",
-                         (long long)seq->ne[0], (long long)T);
+        return lm__bad("kv_store", "seq count", seq->ne[0], T);
+    return LM_OK;
+}
+
+lm_status lm_op_check_get_rows(const lm_tensor *src, const lm_tensor *ids, const lm_tensor *dst) {
+    const char *op = "get_rows";
+    if (src->ne[2] * src->ne[3] != 1)
+        return lm__bad(op, "src ne[2]*ne[3]", src->ne[2] * src->ne[3], 1);
+    if (lm__rows(ids) != 1) return lm__bad(op, "ids ne[1]*ne[2]*ne[3]", lm__rows(ids), 1);
+    if (dst->ne[0] != src->ne[0]) return lm__bad(op, "dst ne[0]", dst->ne[0], src->ne[0]);
+    if (dst->ne[1] != ids->ne[0])
+        return lm__bad(op, "dst ne[1] (ids count)", dst->ne[1], ids->ne[0]);
+    if (dst->ne[2] * dst->ne[3] != 1)
+        return lm__bad(op, "dst ne[2]*ne[3]", dst->ne[2] * dst->ne[3], 1);
     return LM_OK;
 }

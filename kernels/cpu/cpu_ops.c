@@ -46,15 +46,7 @@ lm_status lm__cpu_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor
     LM_TRY(lm__cpu_computable(op, "src", src));
     LM_TRY(lm__cpu_check(op, "ids", ids, LM__I32));
     LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
-    if (src->ne[2] * src->ne[3] != 1)
-        return lm__cpu_bad(op, "src ne[2]*ne[3]", src->ne[2] * src->ne[3], 1);
-    if (lm__cpu_nrows(ids) != 1)
-        return lm__cpu_bad(op, "ids ne[1]*ne[2]*ne[3]", lm__cpu_nrows(ids), 1);
-    if (dst->ne[0] != src->ne[0]) return lm__cpu_bad(op, "dst ne[0]", dst->ne[0], src->ne[0]);
-    if (dst->ne[1] != ids->ne[0])
-        return lm__cpu_bad(op, "dst ne[1] (ids count)", dst->ne[1], ids->ne[0]);
-    if (dst->ne[2] * dst->ne[3] != 1)
-        return lm__cpu_bad(op, "dst ne[2]*ne[3]", dst->ne[2] * dst->ne[3], 1);
+    LM_TRY(lm_op_check_get_rows(src, ids, dst));
     const int32_t *id = (const int32_t *)lm__cpu_data(ids);
     for (int64_t i = 0; i < ids->ne[0]; i++)
         if (id[i] < 0 || id[i] >= src->ne[1])

@@ -111,15 +111,7 @@ extern "C" lm_status lm__cu_get_rows(lm_backend *be, const lm_tensor *src, const
     LM_TRY(lm__cu_computable(op, "src", src));
     LM_TRY(lm__cu_check(op, "ids", ids, LM__I32));
     LM_TRY(lm__cu_check(op, "dst", dst, LM__F32));
-    if (src->ne[2] * src->ne[3] != 1)
-        return lm__cu_bad(op, "src ne[2]*ne[3]", src->ne[2] * src->ne[3], 1);
-    if (lm__cu_nrows(ids) != 1)
-        return lm__cu_bad(op, "ids ne[1]*ne[2]*ne[3]", lm__cu_nrows(ids), 1);
-    if (dst->ne[0] != src->ne[0]) return lm__cu_bad(op, "dst ne[0]", dst->ne[0], src->ne[0]);
-    if (dst->ne[1] != ids->ne[0])
-        return lm__cu_bad(op, "dst ne[1] (ids count)", dst->ne[1], ids->ne[0]);
-    if (dst->ne[2] * dst->ne[3] != 1)
-        return lm__cu_bad(op, "dst ne[2]*ne[3]", dst->ne[2] * dst->ne[3], 1);
+    LM_TRY(lm_op_check_get_rows(src, ids, dst));
     LM_TRY(lm__cu_check_ids(c, op, "ids", ids, ids->ne[0], src->ne[1]));
     const int blck = lm__cu_blck(src->type);
     const int64_t nblk = src->ne[0] / blck;

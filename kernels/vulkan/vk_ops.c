@@ -82,15 +82,7 @@ lm_status lm__vk_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor 
     LM_TRY(lm__vk_weight_shader(lm__vk_get_rows_shader, op, "src", src->type, &sh));
     LM_TRY(lm__vk_check(op, "ids", ids, LM__I32));
     LM_TRY(lm__vk_check(op, "dst", dst, LM__F32));
-    if (src->ne[2] * src->ne[3] != 1)
-        return lm__vk_bad(op, "src ne[2]*ne[3]", src->ne[2] * src->ne[3], 1);
-    if (lm__vk_nrows(ids) != 1)
-        return lm__vk_bad(op, "ids ne[1]*ne[2]*ne[3]", lm__vk_nrows(ids), 1);
-    if (dst->ne[0] != src->ne[0]) return lm__vk_bad(op, "dst ne[0]", dst->ne[0], src->ne[0]);
-    if (dst->ne[1] != ids->ne[0])
-        return lm__vk_bad(op, "dst ne[1] (ids count)", dst->ne[1], ids->ne[0]);
-    if (dst->ne[2] * dst->ne[3] != 1)
-        return lm__vk_bad(op, "dst ne[2]*ne[3]", dst->ne[2] * dst->ne[3], 1);
+    LM_TRY(lm_op_check_get_rows(src, ids, dst));
     LM_TRY(lm__vk_check_index(v, op, "ids", ids, ids->ne[0], src->ne[1], ""));
 
     const int64_t N = src->ne[1];
