@@ -440,6 +440,50 @@ Test(matmul, float_kernels_every_level) {
     }
 }
 
+/* Attention's kernels at every level and length, bit for bit: fdot4 = four fdot[F32];
+ * attn_pv (the P.V steps with the output in registers) = f32_scale (skipped for a factor
+ * of 1) then f32_axpy per step. */
+Test(matmul, attention_kernels_every_level) {
+    lm_test_rng r = {lm_test_seed()};
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    enum { N = 300, S = 9 };
+    static float v[S][N], a0[N], ref[N], out[N];
+    for (int rep = 0; rep < 30; rep++) {
+        const int64_t n = rep == 0 ? 64 : rep == 1 ? 256 : 1 + (int64_t)(lm_test_rng_u64(&r) % N);
+        const int steps = 1 + (int)(lm_test_rng_u64(&r) % S);
+        const float *vp[S];
+        float c[S], w[S];
+        for (int j = 0; j < S; j++) lm_test_fill_normal(&r, v[j], N, 1.0f), vp[j] = v[j];
+        lm_test_fill_normal(&r, c, S, 1.0f), lm_test_fill_normal(&r, w, S, 1.0f);
+        for (int j = 0; j < S; j += 2) c[j] = 1.0f; /* steps that do not rescale */
+        lm_test_fill_normal(&r, a0, N, 1.0f);
+        const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
+        memcpy(ref, a0, sizeof a0);
+        for (int j = 0; j < steps; j++) {
+            if (c[j] != 1.0f) ks->f32_scale(ref, c[j], n);
+            ks->f32_axpy(ref, w[j], v[j], n);
+        }
+        for (int l = 0; l < nlv; l++) {
+            const lm__cpu_kernels *kl = lm__cpu_kernels_get(lv[l]);
+            float d4[4];
+            kl->fdot4(vp + 1, a0, n, d4);
+            for (int i = 0; i < 4; i++) {
+                const float d1 = kl->fdot[LM_TYPE_F32](vp[1 + i], a0, n),
+                            d0 = ks->fdot[LM_TYPE_F32](vp[1 + i], a0, n);
+                cr_assert(memcmp(&d4[i], &d1, 4) == 0 && memcmp(&d1, &d0, 4) == 0,
+                          "%s fdot4 n=%lld row %d: %.9g, fdot %.9g, scalar %.9g",
+                          lm__cpu_level_name(lv[l]), (long long)n, i, d4[i], d1, d0);
+            }
+            memcpy(out, a0, sizeof a0);
+            kl->attn_pv(out, vp, c, w, steps, n);
+            cr_assert(memcmp(out, ref, (size_t)n * sizeof(float)) == 0,
+                      "%s attn_pv n=%lld steps=%d differs from scale + axpy",
+                      lm__cpu_level_name(lv[l]), (long long)n, steps);
+        }
+    }
+}
+
 /* Activation quantization of every level = the scalar one, byte for byte: normal values,
  * outliers, exact halves (amax 32767: d = 1, so x = k + 0.5 is a tie), zeros, +-inf, NaN. */
 Test(matmul, quantize_every_level) {

@@ -23,6 +23,7 @@ typedef struct {
 
 #define LM__ATTN_TB 8 /* tokens per block: 8 x 4 heads x 256 floats of output stay in L2 */
 #define LM__ATTN_NH 8
+#define LM__ATTN_PT 8 /* cache positions per tile: their K and V rows stay in L1 */
 
 /* Cache row (kv head h, position p, sequence s) as floats: F32 rows are used in place,
  * F16 and Q8_0 rows are converted (exactly) into buf. */
@@ -44,30 +45,48 @@ static const float *lm__attn_row(const lm__attn_job *j, const lm_tensor *cache, 
     return buf;
 }
 
+/* The cache rows of one position lie a head stride apart from the next position's, and
+ * after a decode step streamed the weights they are no longer cached: fetch the next
+ * tile's rows while this one is computed. */
+static inline void lm__attn_prefetch(const lm_tensor *cache, int64_t h, int64_t p, int64_t s) {
+    const char *r = lm__cpu_row(cache, h, p, s);
+    const size_t n = (size_t)cache->nb[1]; /* a head row: contiguous cache rows are dense */
+    for (size_t o = 0; o < n; o += 64) __builtin_prefetch(r + o);
+}
+
 /* The running state of one (token, head): max m, sum l, output acc. */
 typedef struct {
     float m, l;
     float *acc;
 } lm__attn_state;
 
-/* One cache position p into the state of one (token, head), in the order a token alone
- * would do it (so blocking tokens changes no result). */
-static inline void lm__attn_step(const lm__attn_job *j, const float *q, const float *k,
-                                 const float *v, int64_t D, lm__attn_state *st) {
+/* Cache positions [a, b] (k[i], v[i] the rows of position a + i) into the state of one
+ * (token, head), in the order a token alone would do it, so neither blocking tokens nor
+ * tiling positions changes a result. The scalar pass computes each score and the running
+ * max and sum, and leaves per position the factor acc is rescaled by (1: none) and the
+ * weight of its V row; attn_pv then applies them to acc in that order, in registers. */
+static void lm__attn_steps(const lm__attn_job *j, const float *q, const float *const *k,
+                           const float *const *v, int n, int64_t D, lm__attn_state *st) {
     const lm__cpu_kernels *kern = j->c->kern;
-    /* lm__cpu_dot's order (the level's kernel; the row was converted exactly) */
-    float s = kern->fdot[LM_TYPE_F32](k, q, D) * j->p.scale;
-    if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
-    /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
-    if (s > st->m) {
-        const float corr = expf(st->m - s);
-        st->l *= corr;
-        kern->f32_scale(st->acc, corr, D);
-        st->m = s;
+    float c[LM__ATTN_PT], w[LM__ATTN_PT], dot[LM__ATTN_PT];
+    /* lm__cpu_dot's order (the level's kernels; the rows were converted exactly) */
+    int i = 0;
+    for (; i + 4 <= n; i += 4) kern->fdot4(k + i, q, D, dot + i);
+    for (; i < n; i++) dot[i] = kern->fdot[LM_TYPE_F32](k[i], q, D);
+    for (i = 0; i < n; i++) {
+        float s = dot[i] * j->p.scale;
+        if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
+        c[i] = 1.0f;
+        /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
+        if (s > st->m) {
+            c[i] = expf(st->m - s);
+            st->l *= c[i];
+            st->m = s;
+        }
+        w[i] = expf(s - st->m);
+        st->l += w[i];
     }
-    const float w = expf(s - st->m);
-    st->l += w;
-    kern->f32_axpy(st->acc, w, v, D);
+    kern->attn_pv(st->acc, v, c, w, n, D);
 }
 
 static int32_t lm__attn_lo(const lm__attn_job *j, int32_t pos) {
@@ -75,10 +94,9 @@ static int32_t lm__attn_lo(const lm__attn_job *j, int32_t pos) {
 }
 
 /* Tokens [t0, t0 + nt) x heads [h0, h0 + nh), all of one sequence at consecutive
- * positions (nt = 1 otherwise) and all reading kv head kvh: each K and V row is converted
- * once for the whole block, and each (token, head) runs its own online softmax over its
- * positions lo..pos exactly as it would alone. Blocking the tokens of a prefill saves the
- * conversions and keeps the rows in L1 while the block's queries read them. */
+ * positions (nt = 1 otherwise) and all reading kv head kvh: the K and V rows of a tile of
+ * LM__ATTN_PT positions are converted once for the whole block and stay in L1 while every
+ * (token, head) of the block runs its online softmax over the tile's positions it sees. */
 static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0, int nh,
                            float *scr) {
     const int64_t D = j->q->ne[0];
@@ -86,18 +104,27 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
     const int32_t seq = j->seq[t0], first = lm__attn_lo(j, j->pos[t0]);
     const int32_t last = j->pos[t0 + nt - 1];
     lm__attn_state st[LM__ATTN_TB * LM__ATTN_NH];
-    float *kb = scr, *vb = kb + D, *acc = vb + D; /* acc: nt x nh x D */
+    float *kb = scr, *vb = kb + LM__ATTN_PT * D, *acc = vb + LM__ATTN_PT * D; /* nt x nh x D */
     for (int i = 0; i < nt * nh; i++) st[i] = (lm__attn_state){-INFINITY, 0.0f, acc + i * D};
     for (int64_t d = 0; d < nt * nh * D; d++) acc[d] = 0.0f;
-    for (int32_t p = first; p <= last; p++) {
-        const float *k = lm__attn_row(j, j->k, kvh, p, seq, kb);
-        const float *v = lm__attn_row(j, j->v, kvh, p, seq, vb);
+    for (int32_t p0 = first; p0 <= last; p0 += LM__ATTN_PT) {
+        const int np = last - p0 + 1 < LM__ATTN_PT ? last - p0 + 1 : LM__ATTN_PT;
+        const float *k[LM__ATTN_PT], *v[LM__ATTN_PT];
+        for (int i = 0; i < np; i++) {
+            if (p0 + i + LM__ATTN_PT <= last) {
+                lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq);
+                lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq);
+            }
+            k[i] = lm__attn_row(j, j->k, kvh, p0 + i, seq, kb + i * D);
+            v[i] = lm__attn_row(j, j->v, kvh, p0 + i, seq, vb + i * D);
+        }
         for (int ti = 0; ti < nt; ti++) {
-            const int32_t pos = j->pos[t0 + ti];
-            if (p > pos || p < lm__attn_lo(j, pos)) continue;
+            const int32_t pos = j->pos[t0 + ti], lo = lm__attn_lo(j, pos);
+            const int32_t a = lo > p0 ? lo : p0, b = pos < p0 + np - 1 ? pos : p0 + np - 1;
+            if (a > b) continue;
             for (int i = 0; i < nh; i++) {
                 const float *q = (const float *)lm__cpu_row(j->q, h0 + i, t0 + ti, 0);
-                lm__attn_step(j, q, k, v, D, &st[ti * nh + i]);
+                lm__attn_steps(j, q, k + (a - p0), v + (a - p0), b - a + 1, D, &st[ti * nh + i]);
             }
         }
     }
@@ -184,7 +211,7 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
     while (nh > 1 && (group % nh != 0 || T * (H / nh) < want)) nh--;
     int64_t tb = LM__ATTN_TB;
     while (tb > 1 && ((T + tb - 1) / tb) * (H / nh) < want) tb /= 2;
-    LM_TRY(lm__cpu_reserve(c, (size_t)(tb * nh + 2) * (size_t)q->ne[0]));
+    LM_TRY(lm__cpu_reserve(c, (size_t)(tb * nh + 2 * LM__ATTN_PT) * (size_t)q->ne[0]));
     lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, (int)nh, (int)tb};
     lm__pool_run(c->pool, lm__attn_task, &j, ((T + tb - 1) / tb) * (H / nh));
     return LM_OK;

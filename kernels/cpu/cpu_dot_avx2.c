@@ -412,12 +412,139 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
     return _mm256_set_m128(_mm256_cvtpd_ps(b), _mm256_cvtpd_ps(a));
 }
 
+/* Decode (few columns): a row's block straight from its bytes, with no scaled-level
+ * buffer in between. A chunk's products are summed before its scale multiplies them, which
+ * leaves every int32 lane exactly as name##_row's (sc * (q a + q a) = sc q a + sc q a, with
+ * no lane anywhere near 2^31), so HI/LO and the result are the same. */
+#define LM__K_DIRECT_ACC(P, x, sc, NC)                                                             \
+    for (int c = 0; c < NC; c++) P[c] = _mm256_add_epi32(P[c], _mm256_mullo_epi32(x[c], sc))
+#define LM__K_DIRECT_SPLIT(P, P0, HI, LO, r, SPLIT, NC)                                            \
+    {                                                                                              \
+        const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
+        for (int c = 0; c < NC; c++) {                                                             \
+            if (SPLIT) {                                                                           \
+                HI[c][r] =                                                                         \
+                    _mm256_add_epi32(_mm256_srai_epi32(P0[c], 16), _mm256_srai_epi32(P[c], 16));   \
+                LO[c][r] =                                                                         \
+                    _mm256_add_epi32(_mm256_and_si256(P0[c], m16), _mm256_and_si256(P[c], m16));   \
+            } else {                                                                               \
+                HI[c][r] = _mm256_srai_epi32(P[c], 16);                                            \
+                LO[c][r] = _mm256_and_si256(P[c], m16);                                            \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* madd of chunk t's 16 levels (int16) with every column's chunk t */
+#define LM__K_DIRECT_MADD(out, lv, t, A, NC)                                                       \
+    for (int c = 0; c < NC; c++)                                                                   \
+    out[c] = _mm256_madd_epi16(lv, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * (t))))
+
+/* q4_K's 8 six-bit scales and mins (lm_k4_scale_min) as int32 lanes, by 32-bit word masks */
+LM__AVX2 LM__INLINE void lm__k4_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4), memcpy(&u1, s + 4, 4), memcpy(&u2, s + 8, 4);
+    const uint32_t k63 = 0x3f3f3f3f, k15 = 0x0f0f0f0f, k3 = 0x03030303;
+    const uint64_t sc8 = (u0 & k63) | (uint64_t)((u2 & k15) | (((u0 >> 6) & k3) << 4)) << 32;
+    const uint64_t mn8 = (u1 & k63) | (uint64_t)(((u2 >> 4) & k15) | (((u1 >> 6) & k3) << 4)) << 32;
+    *sc = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc8));
+    *mn = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn8));
+}
+
+LM__AVX2 LM__INLINE void lm__k_direct_q4_K(const void *vb, const lm__q16k *const *A, int r,
+                                           __m256i (*HI)[LM__MR], __m256i (*LO)[LM__MR],
+                                           __m256i (*MS)[LM__MR], const int NC) {
+    const lm_block_q4_K *b = vb;
+    __m256i sc, mn, P[4], P0[4], x0[4], x1[4];
+    lm__k4_scales8(b->scales, &sc, &mn);
+    for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();
+    for (int p = 0; p < 4; p++) {
+        const __m256i v0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b->qs + 32 * p)));
+        const __m256i v1 =
+            _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b->qs + 32 * p + 16)));
+        const __m256i m4 = _mm256_set1_epi16(0x0f);
+        /* low nibbles: chunks 4p, 4p + 1 (sub-block 2p); high: 4p + 2, 4p + 3 (2p + 1) */
+        LM__K_DIRECT_MADD(x0, _mm256_and_si256(v0, m4), 4 * p, A, NC);
+        LM__K_DIRECT_MADD(x1, _mm256_and_si256(v1, m4), 4 * p + 1, A, NC);
+        for (int c = 0; c < NC; c++) x0[c] = _mm256_add_epi32(x0[c], x1[c]);
+        LM__K_DIRECT_ACC(P, x0, _mm256_permutevar8x32_epi32(sc, _mm256_set1_epi32(2 * p)), NC);
+        LM__K_DIRECT_MADD(x0, _mm256_srli_epi16(v0, 4), 4 * p + 2, A, NC);
+        LM__K_DIRECT_MADD(x1, _mm256_srli_epi16(v1, 4), 4 * p + 3, A, NC);
+        for (int c = 0; c < NC; c++) x0[c] = _mm256_add_epi32(x0[c], x1[c]);
+        LM__K_DIRECT_ACC(P, x0, _mm256_permutevar8x32_epi32(sc, _mm256_set1_epi32(2 * p + 1)), NC);
+    }
+    (void)P0;
+    LM__K_DIRECT_SPLIT(P, P0, HI, LO, r, 0, NC)
+    /* the mins as name##_mins lays them out: chunk t's min is sub-block t / 2's */
+    const __m256i mlo = _mm256_permutevar8x32_epi32(mn, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+    const __m256i mhi = _mm256_permutevar8x32_epi32(mn, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+    for (int c = 0; c < NC; c++)
+        MS[c][r] = _mm256_add_epi32(
+            _mm256_mullo_epi32(mlo, _mm256_loadu_si256((const __m256i *)A[c]->bsums)),
+            _mm256_mullo_epi32(mhi, _mm256_loadu_si256((const __m256i *)(A[c]->bsums + 8))));
+}
+
+/* q6_K: levels unpacked as lm__unpack_q6_K_x does, kept in registers; scales per 16 */
+LM__AVX2 LM__INLINE void lm__k_direct_q6_K(const void *vb, const lm__q16k *const *A, int r,
+                                           __m256i (*HI)[LM__MR], __m256i (*LO)[LM__MR],
+                                           __m256i (*MS)[LM__MR], const int NC) {
+    const lm_block_q6_K *w = vb;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(32);
+    __m256i P[4], P0[4], x[4];
+    for (int h = 0; h < 2; h++) {
+        /* scales of chunks 8h .. 8h + 7 as int32 lanes, each broadcast by a permute */
+        const __m256i sc8 =
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w->scales + 8 * h)));
+        for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
+        const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+        for (int k = 0; k < 4; k++) {
+            const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), m2);
+            const __m256i v =
+                _mm256_sub_epi8(_mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4)), off);
+            /* elements 128 h + 32 k ..: chunks t = 8 h + 2 k, 8 h + 2 k + 1 */
+            const int t = 8 * h + 2 * k;
+            LM__K_DIRECT_MADD(x, _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)), t, A, NC);
+            LM__K_DIRECT_ACC(P, x, _mm256_permutevar8x32_epi32(sc8, _mm256_set1_epi32(2 * k)), NC);
+            LM__K_DIRECT_MADD(x, _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)), t + 1, A,
+                              NC);
+            LM__K_DIRECT_ACC(P, x, _mm256_permutevar8x32_epi32(sc8, _mm256_set1_epi32(2 * k + 1)),
+                             NC);
+        }
+        if (h == 0)
+            for (int c = 0; c < NC; c++) P0[c] = P[c];
+    }
+    (void)MS; /* no mins */
+    LM__K_DIRECT_SPLIT(P, P0, HI, LO, r, 1, NC)
+}
+
+/* the types without a direct path (never called) */
+LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const *A, int r,
+                                           __m256i (*HI)[LM__MR], __m256i (*LO)[LM__MR],
+                                           __m256i (*MS)[LM__MR], const int NC) {
+    (void)vb, (void)MS, (void)A, (void)r, (void)HI, (void)LO, (void)NC;
+}
+
 /* PREP(block, w16, mn): scaled levels and chunk mins; GOFF: byte offset of a 4-byte
  * window holding d (and dmin), DHI: d is its second half-word; SPLIT: halves apart (q6_K).
  * Per block, the 8 rows are prepared once into w16/mn, then every group of 4 columns reads
  * them (so the preparation is shared by all the columns of a call).
  * term = da * (dw * (float)isum [- dmin * (float)msum]); acc += term */
-#define LM__QDOT_K_X(name, blk_t, PREP, GOFF, DHI, HAS_MIN, SPLIT)                                 \
+#define LM__QDOT_K_X(name, blk_t, PREP, GOFF, DHI, HAS_MIN, SPLIT, DIRECT)                         \
+    /* row r's chunk mins times the columns' chunk sums, in lanes */                               \
+    LM__AVX2 LM__INLINE void name##_mins(const int16_t *mn, const lm__q16k *const *A, int r,       \
+                                         __m256i(*MS)[LM__MR], const int NC) {                     \
+        const __m256i mlo = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn));           \
+        const __m256i mhi = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8)));     \
+        for (int c = 0; c < NC; c++)                                                               \
+            MS[c][r] = _mm256_add_epi32(                                                           \
+                _mm256_mullo_epi32(mlo, _mm256_loadu_si256((const __m256i *)A[c]->bsums)),         \
+                _mm256_mullo_epi32(mhi, _mm256_loadu_si256((const __m256i *)(A[c]->bsums + 8))));  \
+    }                                                                                              \
     /* row r's lanes with NC columns: HI/LO halves of the block sums, MS the mins */               \
     LM__AVX2 LM__INLINE void name##_row(                                                           \
         const int16_t *w16, const int16_t *mn, const lm__q16k *const *A, int r,                    \
@@ -446,15 +573,7 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
                 LO[c][r] = _mm256_and_si256(P[c], m16);                                            \
             }                                                                                      \
         }                                                                                          \
-        if (HAS_MIN) {                                                                             \
-            const __m256i mlo = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn));       \
-            const __m256i mhi = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8))); \
-            for (int c = 0; c < NC; c++)                                                           \
-                MS[c][r] = _mm256_add_epi32(                                                       \
-                    _mm256_mullo_epi32(mlo, _mm256_loadu_si256((const __m256i *)A[c]->bsums)),     \
-                    _mm256_mullo_epi32(mhi,                                                        \
-                                       _mm256_loadu_si256((const __m256i *)(A[c]->bsums + 8))));   \
-        }                                                                                          \
+        if (HAS_MIN) name##_mins(mn, A, r, MS, NC);                                                \
     }                                                                                              \
     /* the float terms of NC columns for the 8 rows: acc[c] += da * (dw isum - dmin msum) */       \
     LM__AVX2 LM__INLINE void name##_terms(const lm__q16k *const *A, __m256i(*HI)[LM__MR],          \
@@ -475,6 +594,10 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
         const lm__q16k *A[4];                                                                      \
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;           \
         for (int r = 0; r < LM__MR; r++) {                                                         \
+            if (DIRECT != lm__k_direct_none) {                                                     \
+                DIRECT((const blk_t *)rows[r] + b, A, r, HI, LO, MS, NC);                          \
+                continue;                                                                          \
+            }                                                                                      \
             int16_t w16[LM_QK_K], mn[16];                                                          \
             PREP((const blk_t *)rows[r] + b, w16, mn);                                             \
             name##_row(w16, mn, A, r, HI, LO, MS, NC);                                             \
@@ -546,11 +669,11 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
 
 /* d/dmin windows: q2_K d at 80 (dmin 82), q3_K d at 108 (window 106), q4_K/q5_K d at 0
  * (dmin 2), q6_K d at 208 (window 206): every window lies inside its block */
-LM__QDOT_K_X(lm__qdot_q2_K_x, lm_block_q2_K, lm__k_prep_q2_K, 80, 0, 1, 0)
-LM__QDOT_K_X(lm__qdot_q3_K_x, lm_block_q3_K, lm__k_prep_q3_K, 106, 1, 0, 0)
-LM__QDOT_K_X(lm__qdot_q4_K_x, lm_block_q4_K, lm__k_prep_q4_K, 0, 0, 1, 0)
-LM__QDOT_K_X(lm__qdot_q5_K_x, lm_block_q5_K, lm__k_prep_q5_K, 0, 0, 1, 0)
-LM__QDOT_K_X(lm__qdot_q6_K_x, lm_block_q6_K, lm__k_prep_q6_K, 206, 1, 0, 1)
+LM__QDOT_K_X(lm__qdot_q2_K_x, lm_block_q2_K, lm__k_prep_q2_K, 80, 0, 1, 0, lm__k_direct_none)
+LM__QDOT_K_X(lm__qdot_q3_K_x, lm_block_q3_K, lm__k_prep_q3_K, 106, 1, 0, 0, lm__k_direct_none)
+LM__QDOT_K_X(lm__qdot_q4_K_x, lm_block_q4_K, lm__k_prep_q4_K, 0, 0, 1, 0, lm__k_direct_q4_K)
+LM__QDOT_K_X(lm__qdot_q5_K_x, lm_block_q5_K, lm__k_prep_q5_K, 0, 0, 1, 0, lm__k_direct_none)
+LM__QDOT_K_X(lm__qdot_q6_K_x, lm_block_q6_K, lm__k_prep_q6_K, 206, 1, 0, 1, lm__k_direct_q6_K)
 
 _Static_assert(offsetof(lm_block_q2_K, d) == 80 && offsetof(lm_block_q2_K, dmin) == 82, "q2_K");
 _Static_assert(offsetof(lm_block_q3_K, d) == 108, "q3_K");
@@ -594,6 +717,23 @@ LM__FDOT_X(lm__fdot_f32_x, float, LM__LD_F32, LM__ID)
 LM__FDOT_X(lm__fdot_f16_x, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 
+LM__AVX2 static void lm__fdot4_x(const float *const *w, const float *x, int64_t n, float *out) {
+    if (n % 16) { /* the tails: one at a time */
+        for (int r = 0; r < 4; r++) out[r] = lm__fdot_f32_x(w[r], x, n);
+        return;
+    }
+    __m256 a[4][2];
+    for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        for (int r = 0; r < 4; r++) {
+            a[r][0] = _mm256_add_ps(a[r][0], _mm256_mul_ps(_mm256_loadu_ps(w[r] + i), x0));
+            a[r][1] = _mm256_add_ps(a[r][1], _mm256_mul_ps(_mm256_loadu_ps(w[r] + i + 8), x1));
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r] = lm__tree16(a[r][0], a[r][1]);
+}
+
 LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, LM__LD_F16(src + i));
@@ -615,6 +755,37 @@ LM__AVX2 static void lm__f32_scale_x(float *a, float c, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_loadu_ps(a + i), vc));
     for (; i < n; i++) a[i] *= c;
+}
+
+/* 4 x 8 lanes of a per step: four independent chains hide the add latency */
+LM__AVX2 static void lm__attn_pv_x(float *restrict a, const float *const *v, const float *c,
+                                   const float *w, int n, int64_t d) {
+    int64_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m256 x[4];
+        for (int u = 0; u < 4; u++) x[u] = _mm256_loadu_ps(a + i + 8 * u);
+        for (int j = 0; j < n; j++) {
+            const __m256 vw = _mm256_set1_ps(w[j]);
+            if (c[j] != 1.0f)
+                for (int u = 0; u < 4; u++) x[u] = _mm256_mul_ps(x[u], _mm256_set1_ps(c[j]));
+            for (int u = 0; u < 4; u++)
+                x[u] = _mm256_add_ps(x[u], _mm256_mul_ps(vw, _mm256_loadu_ps(v[j] + i + 8 * u)));
+        }
+        for (int u = 0; u < 4; u++) _mm256_storeu_ps(a + i + 8 * u, x[u]);
+    }
+    for (; i + 8 <= d; i += 8) {
+        __m256 x = _mm256_loadu_ps(a + i);
+        for (int j = 0; j < n; j++) {
+            if (c[j] != 1.0f) x = _mm256_mul_ps(x, _mm256_set1_ps(c[j]));
+            x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v[j] + i)));
+        }
+        _mm256_storeu_ps(a + i, x);
+    }
+    for (; i < d; i++)
+        for (int j = 0; j < n; j++) {
+            if (c[j] != 1.0f) a[i] *= c[j];
+            a[i] += w[j] * v[j][i];
+        }
 }
 
 /* ---- activation quantization: lm__quantize_16's operations, 8 lanes at a time ---- */
@@ -684,6 +855,8 @@ bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
     lm__cpu_kernels_scalar(k);
     k->f32_axpy = lm__f32_axpy_x;
     k->f32_scale = lm__f32_scale_x;
+    k->attn_pv = lm__attn_pv_x;
+    k->fdot4 = lm__fdot4_x;
     k->quantize_q16a = lm__quantize_q16a_x;
     k->quantize_q16k = lm__quantize_q16k_x;
     k->level = LM__CPU_AVX2;

@@ -108,6 +108,28 @@ static void lm__n_f32_scale(float *a, float c, int64_t n) {
     for (; i < n; i++) a[i] *= c;
 }
 
+/* lm__attn_pv's steps, 4 x 4 lanes at a time (vmulq + vaddq, never fmla) */
+static void lm__n_attn_pv(float *restrict a, const float *const *v, const float *c, const float *w,
+                          int n, int64_t d) {
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        float32x4_t x[4];
+        for (int u = 0; u < 4; u++) x[u] = vld1q_f32(a + i + 4 * u);
+        for (int j = 0; j < n; j++) {
+            if (c[j] != 1.0f)
+                for (int u = 0; u < 4; u++) x[u] = vmulq_n_f32(x[u], c[j]);
+            for (int u = 0; u < 4; u++)
+                x[u] = vaddq_f32(x[u], vmulq_n_f32(vld1q_f32(v[j] + i + 4 * u), w[j]));
+        }
+        for (int u = 0; u < 4; u++) vst1q_f32(a + i + 4 * u, x[u]);
+    }
+    for (; i < d; i++)
+        for (int j = 0; j < n; j++) {
+            if (c[j] != 1.0f) a[i] *= c[j];
+            a[i] += w[j] * v[j][i];
+        }
+}
+
 /* ---- activation quantization: lm__quantize_16's operations, 4 lanes at a time ---- */
 
 /* q[j] = round half away from zero (x[j] / d), d = amax / 32767; n a multiple of 8.
@@ -458,6 +480,7 @@ bool lm__cpu_kernels_neon(lm__cpu_kernels *k) {
     k->f16_to_f32 = lm__n_f16_to_f32;
     k->f32_axpy = lm__n_f32_axpy;
     k->f32_scale = lm__n_f32_scale;
+    k->attn_pv = lm__n_attn_pv;
     k->quantize_q16a = lm__n_quantize_q16a;
     k->quantize_q16k = lm__n_quantize_q16k;
     return true;

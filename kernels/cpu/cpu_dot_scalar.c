@@ -341,6 +341,22 @@ static void lm__f32_scale(float *a, float c, int64_t n) {
     for (int64_t i = 0; i < n; i++) a[i] *= c;
 }
 
+static void lm__fdot4(const float *const *w, const float *x, int64_t n, float *out) {
+    for (int i = 0; i < 4; i++) out[i] = lm__cpu_dot(w[i], x, n);
+}
+
+static void lm__attn_pv(float *restrict a, const float *const *v, const float *c, const float *w,
+                        int n, int64_t d) {
+    for (int64_t i = 0; i < d; i++) {
+        float x = a[i];
+        for (int j = 0; j < n; j++) {
+            if (c[j] != 1.0f) x *= c[j];
+            x += w[j] * v[j][i];
+        }
+        a[i] = x;
+    }
+}
+
 void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     memset(k, 0, sizeof *k);
     k->level = LM__CPU_SCALAR;
@@ -360,6 +376,8 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->f16_to_f32 = lm__f16_to_f32;
     k->f32_axpy = lm__f32_axpy;
     k->f32_scale = lm__f32_scale;
+    k->attn_pv = lm__attn_pv;
+    k->fdot4 = lm__fdot4;
     k->glu = lm__glu;
     k->quantize_q16a = lm__quantize_q16a;
     k->quantize_q16k = lm__quantize_q16k;

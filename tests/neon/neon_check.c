@@ -1,11 +1,11 @@
 /* The NEON kernel table against the scalar oracle, bit for bit, on AArch64 (run under
  * qemu-aarch64 by scripts/check_neon.sh; no Criterion there). Every kernel gets fresh
  * random inputs (the seed is printed; LUMEN_TEST_SEED=<seed> or argv[1] replays it):
- * activation quantization, half -> float on all 65536 halves, the float dots, axpy and
- * scale, and the quantized dots of all ten weight types on odd shapes (nr 1..8, nc 1, 3,
- * 17, 64, several blocks), with quantized and with raw random weight bytes. Outputs are
- * compared as bits, including what lies between the rows a call may write (sentinels),
- * and the first mismatch is printed. Exit 0 only when all agree. */
+ * activation quantization, half -> float on all 65536 halves, the float dots, axpy,
+ * scale and attn_pv, and the quantized dots of all ten weight types on odd shapes (nr 1..8, nc 1,
+ * 3, 17, 64, several blocks), with quantized and with raw random weight bytes. Outputs are compared
+ * as bits, including what lies between the rows a call may write (sentinels), and the first
+ * mismatch is printed. Exit 0 only when all agree. */
 #include "../../kernels/cpu/cpu_internal.h"
 #include "../../runtime/quant.h"
 
@@ -205,6 +205,19 @@ static void check_float_ops(void) {
         g_neon.f32_scale(a, c, n);
         g_ref.f32_scale(b, c, n);
         snprintf(what, sizeof what, "f32_scale (n %lld)", (long long)n);
+        same_floats(a, b, (size_t)n, what);
+        /* attention's P.V steps: x's rotations as V rows, every other factor 1 (no rescale) */
+        const float *v[5] = {x, w, x, w, x};
+        float cs[5], ws[5];
+        for (int j = 0; j < 5; j++) cs[j] = j % 2 ? 1.0f : uni(), ws[j] = uni();
+        float d4[4], d1[4];
+        g_neon.fdot4(v, w, n, d4);
+        for (int j = 0; j < 4; j++) d1[j] = g_ref.fdot[LM_TYPE_F32](v[j], w, n);
+        snprintf(what, sizeof what, "fdot4 (n %lld)", (long long)n);
+        same_floats(d4, d1, 4, what);
+        g_neon.attn_pv(a, v, cs, ws, 5, n);
+        g_ref.attn_pv(b, v, cs, ws, 5, n);
+        snprintf(what, sizeof what, "attn_pv (n %lld)", (long long)n);
         same_floats(a, b, (size_t)n, what);
         free(w), free(x), free(a), free(b), free(h);
     }
