@@ -204,9 +204,10 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
     LM_TRY(lm__attn_check_ids(q, k_cache, ps, sq));
     lm__cpu *c = lm__cpu_ctx(be);
     /* as many heads of a group per task, and tokens per block, as still leave ~4 tasks per
-     * thread */
+     * thread; one for a single token, whose cost is reading the cache rows from memory, so
+     * that a group's heads share each row's read rather than balance the threads */
     const int64_t H = q->ne[1], T = q->ne[2], group = H / k_cache->ne[1];
-    const int64_t want = 4 * (int64_t)c->n_threads;
+    const int64_t want = (T == 1 ? 1 : 4) * (int64_t)c->n_threads;
     int64_t nh = group < LM__ATTN_NH ? group : LM__ATTN_NH;
     while (nh > 1 && (group % nh != 0 || T * (H / nh) < want)) nh--;
     int64_t tb = LM__ATTN_TB;
