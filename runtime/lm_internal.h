@@ -5,6 +5,8 @@
 #include "lumen.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -49,5 +51,13 @@ static inline int lm__add_ok(uint64_t a, uint64_t b, uint64_t *out) {
 
 /* Monotonic clock in milliseconds. */
 double lm__time_ms(void);
+
+/* hugepages.c: whether the kernel offers transparent huge pages (and LUMEN_HUGEPAGES is
+ * not 0); an anonymous, 2 MiB-
+ * aligned read-write mapping of at least size bytes advised to use them (NULL on failure,
+ * *mapped = the length to give lm__huge_free). */
+bool lm__huge_available(void);
+void *lm__huge_alloc(size_t size, size_t *mapped);
+void lm__huge_free(void *p, size_t mapped);
 
 #endif

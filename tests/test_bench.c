@@ -427,6 +427,41 @@ Test(bench, ops_count_and_library_errors) {
     cr_expect_eq(lm_bench_flops_peak(-1, &bw, NULL), LM_ERR_INVALID_ARG);
 }
 
+/* hugepages.c (internal): the CPU backend's weight copy and the read probe use it */
+bool lm__huge_available(void);
+void *lm__huge_alloc(size_t size, size_t *mapped);
+void lm__huge_free(void *p, size_t mapped);
+
+/* A huge-page mapping is 2 MiB-aligned, covers the request in whole 2 MiB pages and holds
+ * what is written; LUMEN_HUGEPAGES=0 turns their use off, and the probe works either way. */
+Test(bench, huge_pages_aligned_writable_and_switchable) {
+    lm_test_rng r = {lm_test_seed()};
+    const size_t mib2 = (size_t)2 << 20;
+    const size_t size = 5 * mib2 + 1 + (size_t)(lm_test_rng_u64(&r) % 4096);
+    size_t len = 0;
+    uint64_t *p = lm__huge_alloc(size, &len);
+    if (!p) cr_skip_test("no anonymous mapping of %zu bytes", size);
+    cr_expect_eq((uintptr_t)p % mib2, 0, "mapping at %p", (void *)p);
+    cr_expect(len >= size && len % mib2 == 0, "len %zu for %zu bytes", len, size);
+    const size_t n = size / 8;
+    const uint64_t seed = lm_test_rng_u64(&r);
+    for (size_t i = 0; i < n; i++) p[i] = seed ^ (i * 0x9e3779b97f4a7c15ull);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += p[i] != (seed ^ (i * 0x9e3779b97f4a7c15ull));
+    cr_expect_eq(bad, 0, "%zu words differ", bad);
+    lm__huge_free(p, len);
+    setenv("LUMEN_HUGEPAGES", "0", 1);
+    cr_expect(!lm__huge_available(), "LUMEN_HUGEPAGES=0 must turn huge pages off");
+    size_t bytes = 8 << 20;
+    double bw = 0;
+    cr_expect_eq(lm_bench_mem_bandwidth(1, &bytes, &bw), LM_OK, "%s", lm_last_error());
+    cr_expect_gt(bw, 1e8, "probe without huge pages: %g B/s", bw);
+    unsetenv("LUMEN_HUGEPAGES");
+    bw = 0;
+    cr_expect_eq(lm_bench_mem_bandwidth(1, &bytes, &bw), LM_OK, "%s", lm_last_error());
+    cr_expect_gt(bw, 1e8, "probe with huge pages (where offered): %g B/s", bw);
+}
+
 static void expect_error(const char *args, const char *want) {
     int rc;
     char *out = bench(&rc, false, "%s", args);

@@ -267,6 +267,36 @@ Test(e2e, abort_stops_decode_and_keeps_the_cache) {
     lm_context_free(ctx);
 }
 
+/* The CPU backend copies weights of 16 MiB or more into huge pages where the kernel
+ * offers them (the default model does); LUMEN_HUGEPAGES=0 keeps them in the file mapping.
+ * Either way the numbers are the same, bit for bit. */
+Test(e2e, weights_in_huge_pages_give_the_same_logits) {
+    const lm_token toks[] = {504, 3575, 282, 4649, 314, 253, 1345, 28};
+    const int32_t n = (int32_t)(sizeof toks / sizeof toks[0]);
+    const size_t nv = (size_t)lm_model_n_vocab(model);
+    lm_context *ctx = new_ctx(64, 1, LM_KV_F16);
+    float *a = decode_logits(ctx, toks, n);
+    lm_context_free(ctx);
+    setenv("LUMEN_HUGEPAGES", "0", 1);
+    lm_model_params mp = lm_model_default_params();
+    mp.n_threads = 2;
+    lm_model *mapped = NULL;
+    lm_status st = lm_model_load(lm_test_model_path(), &mp, &mapped);
+    unsetenv("LUMEN_HUGEPAGES");
+    cr_assert_eq(st, LM_OK, "%s", lm_last_error());
+    lm_model *keep = model;
+    model = mapped;
+    ctx = new_ctx(64, 1, LM_KV_F16);
+    float *b = decode_logits(ctx, toks, n);
+    lm_context_free(ctx);
+    model = keep;
+    lm_model_free(mapped);
+    cr_expect(memcmp(a, b, nv * sizeof(float)) == 0,
+              "logits differ between huge-page and mapped weights (max |d| %g)",
+              lm_test_max_abs_diff(a, b, nv));
+    free(a), free(b);
+}
+
 Test(e2e, model_larger_than_memory_limit_is_refused) {
     lm_model_params mp = lm_model_default_params();
     mp.max_memory = 1 << 20;

@@ -141,7 +141,37 @@ static lm_status lm__cpu_buffer_alloc(lm_backend *be, size_t size, lm_buffer **o
 static void lm__cpu_buffer_free(lm_backend *be, lm_buffer *buf) {
     if (!buf) return;
     LM_FREE(buf->raw);
+    lm__huge_free(buf->huge_len ? buf->data : NULL, buf->huge_len);
     LM_FREE(buf);
+}
+
+/* Weights below this stay in the file mapping: the copy would not pay (tests' models). */
+#define LM__CPU_HUGE_MIN   ((size_t)16 << 20)
+#define LM__CPU_COPY_CHUNK ((size_t)2 << 20)
+
+typedef struct {
+    char *dst;
+    const char *src;
+    size_t size;
+} lm__cpu_wcopy;
+
+static void lm__cpu_copy_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__cpu_wcopy *c = ctx;
+    const size_t o0 = (size_t)b * LM__CPU_COPY_CHUNK, o1 = (size_t)e * LM__CPU_COPY_CHUNK;
+    memcpy(c->dst + o0, c->src + o0, (o1 < c->size ? o1 : c->size) - o0);
+}
+
+/* The weights in huge pages, copied from the file mapping by the pool (NULL: keep the
+ * mapping: THP off, LUMEN_HUGEPAGES=0, a small model, or no memory for the copy). */
+static void *lm__cpu_huge_weights(lm_backend *be, const void *ptr, size_t size, size_t *len) {
+    *len = 0;
+    if (size < LM__CPU_HUGE_MIN || !lm__huge_available()) return NULL;
+    char *p = lm__huge_alloc(size, len);
+    if (!p) return NULL;
+    lm__cpu_wcopy c = {p, ptr, size};
+    lm__pool_run(lm__cpu_ctx(be)->pool, lm__cpu_copy_task, &c,
+                 (int64_t)((size + LM__CPU_COPY_CHUNK - 1) / LM__CPU_COPY_CHUNK));
+    return p;
 }
 
 static lm_status lm__cpu_buffer_wrap_host(lm_backend *be, const void *ptr, size_t size,
@@ -151,7 +181,8 @@ static lm_status lm__cpu_buffer_wrap_host(lm_backend *be, const void *ptr, size_
         return lm__error(LM_ERR_INVALID_ARG, "cpu: buffer_wrap_host of a NULL pointer");
     lm_buffer *b = LM_CALLOC(1, sizeof *b);
     if (!b) return lm__error(LM_ERR_NOMEM, "cpu: cannot allocate a buffer handle");
-    b->data = (void *)(uintptr_t)ptr; /* read-only by contract: upload refuses it */
+    void *huge = lm__cpu_huge_weights(be, ptr, size, &b->huge_len);
+    b->data = huge ? huge : (void *)(uintptr_t)ptr; /* read-only by contract: upload refuses it */
     b->size = size;
     b->readonly = 1;
     *out = b;

@@ -12,12 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A CPU buffer: aligned host memory we own, or host memory we wrap (mmapped weights). */
+/* A CPU buffer: aligned host memory we own, host memory we wrap (mmapped weights), or
+ * wrapped memory copied into huge pages (weights, see cpu_backend.c). */
 struct lm_buffer {
     void *data; /* LM__CPU_ALIGN-aligned when owned */
     void *raw;  /* what LM_MALLOC returned; NULL when wrapped */
     size_t size;
-    int readonly; /* wrapped memory: never written by upload */
+    int readonly;    /* wrapped memory: never written by upload */
+    size_t huge_len; /* data is an lm__huge_alloc mapping of this length; 0 otherwise */
 };
 
 #define LM__CPU_ALIGN 64
