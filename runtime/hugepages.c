@@ -11,6 +11,7 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #define LM__HUGE_LINUX 1
 #endif
 
@@ -59,5 +60,15 @@ void lm__huge_free(void *p, size_t mapped) {
     if (p && mapped) munmap(p, mapped);
 #else
     (void)p, (void)mapped;
+#endif
+}
+
+void lm__pages_drop(const void *p, size_t n) {
+#ifdef LM__HUGE_LINUX
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), b = ((uintptr_t)p + n) & ~(pg - 1);
+    if (pg && b > a) (void)madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
+#else
+    (void)p, (void)n;
 #endif
 }
