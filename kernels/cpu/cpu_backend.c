@@ -115,6 +115,10 @@ static void lm__cpu_fill_model(lm__cpu *c) {
 
 /* ---- buffers ---- */
 
+/* Buffers and weights below this stay in ordinary pages: huge pages would not pay (the
+ * tests' models) */
+#define LM__CPU_HUGE_MIN ((size_t)16 << 20)
+
 static lm_status lm__cpu_buffer_alloc(lm_backend *be, size_t size, lm_buffer **out) {
     *out = NULL;
     lm_buffer *b = LM_CALLOC(1, sizeof *b);
@@ -122,13 +126,17 @@ static lm_status lm__cpu_buffer_alloc(lm_backend *be, size_t size, lm_buffer **o
         LM_FREE(b);
         return lm__error(LM_ERR_NOMEM, "cpu: cannot allocate a buffer of %zu bytes", size);
     }
-    b->raw = LM_MALLOC(size + LM__CPU_ALIGN);
-    if (!b->raw) {
+    /* large buffers (a KV cache) in huge pages too: decode's attention reads them */
+    void *huge = size >= LM__CPU_HUGE_MIN && lm__huge_available()
+                     ? lm__huge_alloc(size, &b->huge_len)
+                     : NULL;
+    b->raw = huge ? NULL : LM_MALLOC(size + LM__CPU_ALIGN);
+    if (!huge && !b->raw) {
         LM_FREE(b);
         return lm__error(LM_ERR_NOMEM, "cpu: cannot allocate a buffer of %zu bytes", size);
     }
     uintptr_t p = ((uintptr_t)b->raw + LM__CPU_ALIGN - 1) & ~(uintptr_t)(LM__CPU_ALIGN - 1);
-    b->data = (void *)p;
+    b->data = huge ? huge : (void *)p;
     b->size = size;
     /* commit the pages now (as ggml clears its buffers): a KV cache the machine cannot
      * hold fails here, at start, not by an OOM kill mid-generation, and RSS under load
@@ -145,8 +153,6 @@ static void lm__cpu_buffer_free(lm_backend *be, lm_buffer *buf) {
     LM_FREE(buf);
 }
 
-/* Weights below this stay in the file mapping: the copy would not pay (tests' models). */
-#define LM__CPU_HUGE_MIN   ((size_t)16 << 20)
 #define LM__CPU_COPY_CHUNK ((size_t)2 << 20)
 
 typedef struct {
