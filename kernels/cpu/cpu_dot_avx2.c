@@ -757,22 +757,25 @@ LM__AVX2 static void lm__f32_scale_x(float *a, float c, int64_t n) {
     for (; i < n; i++) a[i] *= c;
 }
 
-/* 4 x 8 lanes of a per step: four independent chains hide the add latency */
+/* U x 8 lanes of a per step: independent chains hide the add latency (8 cover it) */
+#define LM__PV_CHUNK(U)                                                                            \
+    for (; i + 8 * (U) <= d; i += 8 * (U)) {                                                       \
+        __m256 x[U];                                                                               \
+        for (int u = 0; u < (U); u++) x[u] = _mm256_loadu_ps(a + i + 8 * u);                       \
+        for (int j = 0; j < n; j++) {                                                              \
+            const __m256 vw = _mm256_set1_ps(w[j]);                                                \
+            if (c[j] != 1.0f)                                                                      \
+                for (int u = 0; u < (U); u++) x[u] = _mm256_mul_ps(x[u], _mm256_set1_ps(c[j]));    \
+            for (int u = 0; u < (U); u++)                                                          \
+                x[u] = _mm256_add_ps(x[u], _mm256_mul_ps(vw, _mm256_loadu_ps(v[j] + i + 8 * u)));  \
+        }                                                                                          \
+        for (int u = 0; u < (U); u++) _mm256_storeu_ps(a + i + 8 * u, x[u]);                       \
+    }
 LM__AVX2 static void lm__attn_pv_x(float *restrict a, const float *const *v, const float *c,
                                    const float *w, int n, int64_t d) {
     int64_t i = 0;
-    for (; i + 32 <= d; i += 32) {
-        __m256 x[4];
-        for (int u = 0; u < 4; u++) x[u] = _mm256_loadu_ps(a + i + 8 * u);
-        for (int j = 0; j < n; j++) {
-            const __m256 vw = _mm256_set1_ps(w[j]);
-            if (c[j] != 1.0f)
-                for (int u = 0; u < 4; u++) x[u] = _mm256_mul_ps(x[u], _mm256_set1_ps(c[j]));
-            for (int u = 0; u < 4; u++)
-                x[u] = _mm256_add_ps(x[u], _mm256_mul_ps(vw, _mm256_loadu_ps(v[j] + i + 8 * u)));
-        }
-        for (int u = 0; u < 4; u++) _mm256_storeu_ps(a + i + 8 * u, x[u]);
-    }
+    LM__PV_CHUNK(8)
+    LM__PV_CHUNK(4)
     for (; i + 8 <= d; i += 8) {
         __m256 x = _mm256_loadu_ps(a + i);
         for (int j = 0; j < n; j++) {
