@@ -418,7 +418,7 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
  * no lane anywhere near 2^31), so HI/LO and the result are the same. */
 #define LM__K_DIRECT_ACC(P, x, sc, NC)                                                             \
     for (int c = 0; c < NC; c++) P[c] = _mm256_add_epi32(P[c], _mm256_mullo_epi32(x[c], sc))
-#define LM__K_DIRECT_SPLIT(P, P0, HI, LO, r, SPLIT, NC)                                            \
+#define LM__K_SPLIT(P, P0, HI, LO, r, SPLIT, NC)                                                   \
     {                                                                                              \
         const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
         for (int c = 0; c < NC; c++) {                                                             \
@@ -438,6 +438,16 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
 #define LM__K_DIRECT_MADD(out, lv, t, A, NC)                                                       \
     for (int c = 0; c < NC; c++)                                                                   \
     out[c] = _mm256_madd_epi16(lv, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * (t))))
+
+/* row r's 16 chunk mins (int32 lanes: chunks 0-7 in mlo, 8-15 in mhi) times each column's
+ * chunk sums, in lanes */
+LM__AVX2 LM__INLINE void lm__k_mins(__m256i mlo, __m256i mhi, const lm__q16k *const *A, int r,
+                                    __m256i (*MS)[LM__MR], const int NC) {
+    for (int c = 0; c < NC; c++)
+        MS[c][r] = _mm256_add_epi32(
+            _mm256_mullo_epi32(mlo, _mm256_loadu_si256((const __m256i *)A[c]->bsums)),
+            _mm256_mullo_epi32(mhi, _mm256_loadu_si256((const __m256i *)(A[c]->bsums + 8))));
+}
 
 /* q4_K's 8 six-bit scales and mins (lm_k4_scale_min) as int32 lanes, by 32-bit word masks */
 LM__AVX2 LM__INLINE void lm__k4_scales8(const uint8_t *s, __m256i *sc, __m256i *mn) {
@@ -473,14 +483,11 @@ LM__AVX2 LM__INLINE void lm__k_direct_q4_K(const void *vb, const lm__q16k *const
         LM__K_DIRECT_ACC(P, x0, _mm256_permutevar8x32_epi32(sc, _mm256_set1_epi32(2 * p + 1)), NC);
     }
     (void)P0;
-    LM__K_DIRECT_SPLIT(P, P0, HI, LO, r, 0, NC)
-    /* the mins as name##_mins lays them out: chunk t's min is sub-block t / 2's */
-    const __m256i mlo = _mm256_permutevar8x32_epi32(mn, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
-    const __m256i mhi = _mm256_permutevar8x32_epi32(mn, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
-    for (int c = 0; c < NC; c++)
-        MS[c][r] = _mm256_add_epi32(
-            _mm256_mullo_epi32(mlo, _mm256_loadu_si256((const __m256i *)A[c]->bsums)),
-            _mm256_mullo_epi32(mhi, _mm256_loadu_si256((const __m256i *)(A[c]->bsums + 8))));
+    LM__K_SPLIT(P, P0, HI, LO, r, 0, NC)
+    /* chunk t's min is sub-block t / 2's */
+    lm__k_mins(_mm256_permutevar8x32_epi32(mn, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)),
+               _mm256_permutevar8x32_epi32(mn, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7)), A, r, MS,
+               NC);
 }
 
 /* q6_K: levels unpacked as lm__unpack_q6_K_x does, kept in registers; scales per 16 */
@@ -519,7 +526,7 @@ LM__AVX2 LM__INLINE void lm__k_direct_q6_K(const void *vb, const lm__q16k *const
             for (int c = 0; c < NC; c++) P0[c] = P[c];
     }
     (void)MS; /* no mins */
-    LM__K_DIRECT_SPLIT(P, P0, HI, LO, r, 1, NC)
+    LM__K_SPLIT(P, P0, HI, LO, r, 1, NC)
 }
 
 /* the types without a direct path (never called) */
@@ -538,18 +545,14 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
     /* row r's chunk mins times the columns' chunk sums, in lanes */                               \
     LM__AVX2 LM__INLINE void name##_mins(const int16_t *mn, const lm__q16k *const *A, int r,       \
                                          __m256i(*MS)[LM__MR], const int NC) {                     \
-        const __m256i mlo = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn));           \
-        const __m256i mhi = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8)));     \
-        for (int c = 0; c < NC; c++)                                                               \
-            MS[c][r] = _mm256_add_epi32(                                                           \
-                _mm256_mullo_epi32(mlo, _mm256_loadu_si256((const __m256i *)A[c]->bsums)),         \
-                _mm256_mullo_epi32(mhi, _mm256_loadu_si256((const __m256i *)(A[c]->bsums + 8))));  \
+        lm__k_mins(_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn)),                    \
+                   _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn + 8))), A, r, MS,    \
+                   NC);                                                                            \
     }                                                                                              \
     /* row r's lanes with NC columns: HI/LO halves of the block sums, MS the mins */               \
     LM__AVX2 LM__INLINE void name##_row(                                                           \
         const int16_t *w16, const int16_t *mn, const lm__q16k *const *A, int r,                    \
         __m256i(*HI)[LM__MR], __m256i(*LO)[LM__MR], __m256i(*MS)[LM__MR], const int NC) {          \
-        const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
         /* chunks outer, columns inner: a chunk of levels is loaded once for all */                \
         __m256i P[4], P0[4];                                                                       \
         for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();                                \
@@ -562,17 +565,7 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
                     P[c], _mm256_madd_epi16(                                                       \
                               wt, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * t))));      \
         }                                                                                          \
-        for (int c = 0; c < NC; c++) {                                                             \
-            if (SPLIT) {                                                                           \
-                HI[c][r] =                                                                         \
-                    _mm256_add_epi32(_mm256_srai_epi32(P0[c], 16), _mm256_srai_epi32(P[c], 16));   \
-                LO[c][r] =                                                                         \
-                    _mm256_add_epi32(_mm256_and_si256(P0[c], m16), _mm256_and_si256(P[c], m16));   \
-            } else {                                                                               \
-                HI[c][r] = _mm256_srai_epi32(P[c], 16);                                            \
-                LO[c][r] = _mm256_and_si256(P[c], m16);                                            \
-            }                                                                                      \
-        }                                                                                          \
+        LM__K_SPLIT(P, P0, HI, LO, r, SPLIT, NC)                                                   \
         if (HAS_MIN) name##_mins(mn, A, r, MS, NC);                                                \
     }                                                                                              \
     /* the float terms of NC columns for the 8 rows: acc[c] += da * (dw isum - dmin msum) */       \
