@@ -425,12 +425,6 @@ Test(matmul, float_kernels_every_level) {
                 cr_assert(memcmp(&a, &b, sizeof a) == 0, "%s %s n=%d: %.9g != scalar %.9g",
                           lm__cpu_level_name(lv[l]), lm_type_get(ft[t]).name, n, a, b);
             }
-            /* the attention's elementwise updates */
-            memcpy(fa, w, sizeof w), memcpy(fb, w, sizeof w);
-            kl->f32_axpy(fa, x[0], x + 1, n - 1), ks->f32_axpy(fb, x[0], x + 1, n - 1);
-            kl->f32_scale(fa, x[2], n), ks->f32_scale(fb, x[2], n);
-            cr_assert(memcmp(fa, fb, (size_t)n * sizeof(float)) == 0, "%s axpy/scale n=%d",
-                      lm__cpu_level_name(lv[l]), n);
             for (int i = 0; i < n; i++) h[i] = (uint16_t)lm_test_rng_u64(&r); /* any half */
             kl->f16_to_f32(h, fa, n), ks->f16_to_f32(h, fb, n);
             for (int i = 0; i < n; i++)
@@ -441,8 +435,8 @@ Test(matmul, float_kernels_every_level) {
 }
 
 /* Attention's kernels at every level and length, bit for bit: fdot4 = four fdot[F32];
- * attn_pv (the P.V steps with the output in registers) = f32_scale (skipped for a factor
- * of 1) then f32_axpy per step. */
+ * attn_pv (the P.V steps with the output in registers) = per step a *= c (skipped for a
+ * factor of 1), then a += w v, one element at a time (this file has no contraction). */
 Test(matmul, attention_kernels_every_level) {
     lm_test_rng r = {lm_test_seed()};
     lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
@@ -460,10 +454,11 @@ Test(matmul, attention_kernels_every_level) {
         lm_test_fill_normal(&r, a0, N, 1.0f);
         const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
         memcpy(ref, a0, sizeof a0);
-        for (int j = 0; j < steps; j++) {
-            if (c[j] != 1.0f) ks->f32_scale(ref, c[j], n);
-            ks->f32_axpy(ref, w[j], v[j], n);
-        }
+        for (int j = 0; j < steps; j++)
+            for (int64_t i = 0; i < n; i++) {
+                if (c[j] != 1.0f) ref[i] *= c[j];
+                ref[i] += w[j] * v[j][i];
+            }
         for (int l = 0; l < nlv; l++) {
             const lm__cpu_kernels *kl = lm__cpu_kernels_get(lv[l]);
             float d4[4];

@@ -733,23 +733,6 @@ LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n
     for (; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
 }
 
-LM__AVX2 static void lm__f32_axpy_x(float *restrict a, float w, const float *restrict v,
-                                    int64_t n) {
-    const __m256 vw = _mm256_set1_ps(w);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i),
-                                              _mm256_mul_ps(vw, _mm256_loadu_ps(v + i))));
-    for (; i < n; i++) a[i] += w * v[i];
-}
-
-LM__AVX2 static void lm__f32_scale_x(float *a, float c, int64_t n) {
-    const __m256 vc = _mm256_set1_ps(c);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_loadu_ps(a + i), vc));
-    for (; i < n; i++) a[i] *= c;
-}
-
 /* U x 8 lanes of a per step: independent chains hide the add latency (8 cover it) */
 #define LM__PV_CHUNK(U)                                                                            \
     for (; i + 8 * (U) <= d; i += 8 * (U)) {                                                       \
@@ -849,8 +832,6 @@ LM__AVX2 static void lm__quantize_q16k_x(const float *restrict x, lm__q16k *rest
 
 bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
     lm__cpu_kernels_scalar(k);
-    k->f32_axpy = lm__f32_axpy_x;
-    k->f32_scale = lm__f32_scale_x;
     k->attn_pv = lm__attn_pv_x;
     k->fdot4 = lm__fdot4_x;
     k->quantize_q16a = lm__quantize_q16a_x;

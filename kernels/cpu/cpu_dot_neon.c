@@ -94,20 +94,6 @@ LM__FDOT_N(lm__n_fdot_f32, float, LM__LD_F32, LM__ID)
 LM__FDOT_N(lm__n_fdot_f16, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 LM__FDOT_N(lm__n_fdot_bf16, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 
-/* a[i] += w * v[i]: the product rounded, then the sum (vmulq + vaddq, never fmla) */
-static void lm__n_f32_axpy(float *restrict a, float w, const float *restrict v, int64_t n) {
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        vst1q_f32(a + i, vaddq_f32(vld1q_f32(a + i), vmulq_n_f32(vld1q_f32(v + i), w)));
-    for (; i < n; i++) a[i] += w * v[i];
-}
-
-static void lm__n_f32_scale(float *a, float c, int64_t n) {
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) vst1q_f32(a + i, vmulq_n_f32(vld1q_f32(a + i), c));
-    for (; i < n; i++) a[i] *= c;
-}
-
 /* lm__attn_pv's steps, 4 x 4 lanes at a time (vmulq + vaddq, never fmla) */
 static void lm__n_attn_pv(float *restrict a, const float *const *v, const float *c, const float *w,
                           int n, int64_t d) {
@@ -478,8 +464,6 @@ bool lm__cpu_kernels_neon(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_F16] = lm__n_fdot_f16;
     k->fdot[LM_TYPE_BF16] = lm__n_fdot_bf16;
     k->f16_to_f32 = lm__n_f16_to_f32;
-    k->f32_axpy = lm__n_f32_axpy;
-    k->f32_scale = lm__n_f32_scale;
     k->attn_pv = lm__n_attn_pv;
     k->quantize_q16a = lm__n_quantize_q16a;
     k->quantize_q16k = lm__n_quantize_q16k;

@@ -316,10 +316,6 @@ static void lm__f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
 }
 
-static void lm__f32_axpy(float *restrict a, float w, const float *restrict v, int64_t n) {
-    for (int64_t i = 0; i < n; i++) a[i] += w * v[i];
-}
-
 static float lm__silu(float g) {
     return g / (1.0f + expf(-g));
 }
@@ -335,10 +331,6 @@ static void lm__glu(int gelu, const float *x, const float *u, float *y, int64_t 
         for (int64_t i = 0; i < n; i++) y[i] = lm__gelu_tanh(x[i]) * u[i];
     else
         for (int64_t i = 0; i < n; i++) y[i] = lm__silu(x[i]) * u[i];
-}
-
-static void lm__f32_scale(float *a, float c, int64_t n) {
-    for (int64_t i = 0; i < n; i++) a[i] *= c;
 }
 
 static void lm__fdot4(const float *const *w, const float *x, int64_t n, float *out) {
@@ -374,8 +366,6 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_F16] = lm__fdot_f16;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16;
     k->f16_to_f32 = lm__f16_to_f32;
-    k->f32_axpy = lm__f32_axpy;
-    k->f32_scale = lm__f32_scale;
     k->attn_pv = lm__attn_pv;
     k->fdot4 = lm__fdot4;
     k->glu = lm__glu;

@@ -151,11 +151,8 @@ typedef struct lm__cpu_kernels_s {
     /* out[i] = fdot[F32](w[i], x, n) for i < 4: four dots interleaved so that their add
      * chains overlap (attention's scores) */
     void (*fdot4)(const float *const *w, const float *x, int64_t n, float *out);
-    /* a[i] += w * v[i] and a[i] *= c, each product rounded on its own */
-    void (*f32_axpy)(float *restrict a, float w, const float *restrict v, int64_t n);
-    void (*f32_scale)(float *a, float c, int64_t n);
-    /* for j < n in order: a[i] *= c[j] (skipped when c[j] == 1), then a[i] += w[j] * v[j][i];
-     * f32_scale's and f32_axpy's roundings, with a kept in registers across the n steps */
+    /* attention's P.V steps, for j < n in order: a[i] *= c[j] (skipped when c[j] == 1), then
+     * a[i] += w[j] * v[j][i], each product and sum rounded on its own, a kept in registers */
     void (*attn_pv)(float *restrict a, const float *const *v, const float *c, const float *w, int n,
                     int64_t d);
     /* lm__quantize_q16a / q16k, bit for bit */

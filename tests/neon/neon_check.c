@@ -1,8 +1,8 @@
 /* The NEON kernel table against the scalar oracle, bit for bit, on AArch64 (run under
  * qemu-aarch64 by scripts/check_neon.sh; no Criterion there). Every kernel gets fresh
  * random inputs (the seed is printed; LUMEN_TEST_SEED=<seed> or argv[1] replays it):
- * activation quantization, half -> float on all 65536 halves, the float dots, axpy,
- * scale and attn_pv, and the quantized dots of all ten weight types on odd shapes (nr 1..8, nc 1,
+ * activation quantization, half -> float on all 65536 halves, the float dots, fdot4,
+ * attn_pv, and the quantized dots of all ten weight types on odd shapes (nr 1..8, nc 1,
  * 3, 17, 64, several blocks), with quantized and with raw random weight bytes. Outputs are compared
  * as bits, including what lies between the rows a call may write (sentinels), and the first
  * mismatch is printed. Exit 0 only when all agree. */
@@ -196,16 +196,7 @@ static void check_float_ops(void) {
             snprintf(what, sizeof what, "fdot %s (n %lld)", bf ? "bf16" : "f16", (long long)n);
             same_floats(&r0, &r1, 1, what);
         }
-        const float c = normal();
         memcpy(a, w, (size_t)n * 4), memcpy(b, w, (size_t)n * 4);
-        g_neon.f32_axpy(a, c, x, n);
-        g_ref.f32_axpy(b, c, x, n);
-        snprintf(what, sizeof what, "f32_axpy (n %lld)", (long long)n);
-        same_floats(a, b, (size_t)n, what);
-        g_neon.f32_scale(a, c, n);
-        g_ref.f32_scale(b, c, n);
-        snprintf(what, sizeof what, "f32_scale (n %lld)", (long long)n);
-        same_floats(a, b, (size_t)n, what);
         /* attention's P.V steps: x's rotations as V rows, every other factor 1 (no rescale) */
         const float *v[5] = {x, w, x, w, x};
         float cs[5], ws[5];
