@@ -67,7 +67,10 @@ typedef struct lm_backend_ops {
     void (*buffer_free)(lm_backend *be, lm_buffer *buf);
     lm_status (*upload)(lm_backend *be, lm_buffer *buf, size_t offset, const void *src, size_t n);
     lm_status (*download)(lm_backend *be, const lm_buffer *buf, size_t offset, void *dst, size_t n);
-    /* Optional (may be NULL): wrap host memory (e.g. the mmapped file) without copying. */
+    /* Optional (may be NULL): wrap the model's read-only file mapping without a device
+     * copy. The CPU backend may copy a large one into huge pages and then drop the
+     * mapping's pages from memory (they fault back in from the file if read), so ptr
+     * must be a file mapping when size >= 16 MiB, never anonymous memory. */
     lm_status (*buffer_wrap_host)(lm_backend *be, const void *ptr, size_t size, lm_buffer **out);
 
     /* Recording. CPU runs ops as they are called; GPUs record between begin and end and
