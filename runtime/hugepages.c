@@ -55,6 +55,14 @@ void *lm__huge_alloc(size_t size, size_t *mapped) {
 #endif
 }
 
+void lm__huge_seal(void *p, size_t mapped) {
+#ifdef LM__HUGE_LINUX
+    if (p && mapped) (void)mprotect(p, mapped, PROT_READ);
+#else
+    (void)p, (void)mapped;
+#endif
+}
+
 void lm__huge_free(void *p, size_t mapped) {
 #ifdef LM__HUGE_LINUX
     if (p && mapped) munmap(p, mapped);

@@ -35,7 +35,7 @@ fi
 mkdir -p "$out"
 # The project's flags (CMakeLists.txt): ISO C11, so no contraction, _GNU_SOURCE, its
 # warnings as errors; the NEON files and the checker also with -Wunused-parameter.
-flags=(-O2 -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Werror
+flags=(-O2 -std=c11 -ffp-contract=off -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Werror
        -D_GNU_SOURCE -I"$src/include")
 
 # Every CPU kernel file must cross-compile cleanly (the x86 ones to their stubs); the

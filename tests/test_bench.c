@@ -450,13 +450,18 @@ Test(bench, huge_pages_aligned_writable_and_switchable) {
     for (size_t i = 0; i < n; i++) bad += p[i] != (seed ^ (i * 0x9e3779b97f4a7c15ull));
     cr_expect_eq(bad, 0, "%zu words differ", bad);
     lm__huge_free(p, len);
+    char *saved = getenv("LUMEN_HUGEPAGES") ? strdup(getenv("LUMEN_HUGEPAGES")) : NULL;
     setenv("LUMEN_HUGEPAGES", "0", 1);
     cr_expect(!lm__huge_available(), "LUMEN_HUGEPAGES=0 must turn huge pages off");
     size_t bytes = 8 << 20;
     double bw = 0;
     cr_expect_eq(lm_bench_mem_bandwidth(1, &bytes, &bw), LM_OK, "%s", lm_last_error());
     cr_expect_gt(bw, 1e8, "probe without huge pages: %g B/s", bw);
-    unsetenv("LUMEN_HUGEPAGES");
+    if (saved)
+        setenv("LUMEN_HUGEPAGES", saved, 1);
+    else
+        unsetenv("LUMEN_HUGEPAGES");
+    free(saved);
     bw = 0;
     cr_expect_eq(lm_bench_mem_bandwidth(1, &bytes, &bw), LM_OK, "%s", lm_last_error());
     cr_expect_gt(bw, 1e8, "probe with huge pages (where offered): %g B/s", bw);

@@ -48,10 +48,10 @@ static const float *lm__attn_row(const lm__attn_job *j, const lm_tensor *cache, 
 /* The cache rows of one position lie a head stride apart from the next position's, and
  * after a decode step streamed the weights they are no longer cached: fetch the next
  * tile's rows while this one is computed. */
-static inline void lm__attn_prefetch(const lm_tensor *cache, int64_t h, int64_t p, int64_t s) {
+static inline void lm__attn_prefetch(const lm_tensor *cache, int64_t h, int64_t p, int64_t s,
+                                     size_t row_bytes) {
     const char *r = lm__cpu_row(cache, h, p, s);
-    const size_t n = (size_t)cache->nb[1]; /* a head row: contiguous cache rows are dense */
-    for (size_t o = 0; o < n; o += 64) __builtin_prefetch(r + o);
+    for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(r + o);
 }
 
 /* The running state of one (token, head): max m, sum l, output acc. */
@@ -105,6 +105,7 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
     const int32_t last = j->pos[t0 + nt - 1];
     lm__attn_state st[LM__ATTN_TB * LM__ATTN_NH];
     float *kb = scr, *vb = kb + LM__ATTN_PT * D, *acc = vb + LM__ATTN_PT * D; /* nt x nh x D */
+    const size_t rb = lm_row_size(j->k->type, D); /* one cache row's bytes */
     for (int i = 0; i < nt * nh; i++) st[i] = (lm__attn_state){-INFINITY, 0.0f, acc + i * D};
     for (int64_t d = 0; d < nt * nh * D; d++) acc[d] = 0.0f;
     for (int32_t p0 = first; p0 <= last; p0 += LM__ATTN_PT) {
@@ -112,8 +113,8 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
         const float *k[LM__ATTN_PT], *v[LM__ATTN_PT];
         for (int i = 0; i < np; i++) {
             if (p0 + i + LM__ATTN_PT <= last) {
-                lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq);
-                lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq);
+                lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq, rb);
+                lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq, rb);
             }
             k[i] = lm__attn_row(j, j->k, kvh, p0 + i, seq, kb + i * D);
             v[i] = lm__attn_row(j, j->v, kvh, p0 + i, seq, vb + i * D);

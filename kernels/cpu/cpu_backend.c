@@ -177,6 +177,7 @@ static void *lm__cpu_huge_weights(lm_backend *be, const void *ptr, size_t size, 
     lm__cpu_wcopy c = {p, ptr, size};
     lm__pool_run(lm__cpu_ctx(be)->pool, lm__cpu_copy_task, &c,
                  (int64_t)((size + LM__CPU_COPY_CHUNK - 1) / LM__CPU_COPY_CHUNK));
+    lm__huge_seal(p, *len);
     lm__pages_drop(ptr, size); /* one resident copy, not two */
     return p;
 }

@@ -414,8 +414,9 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
 
 /* Decode (few columns): a row's block straight from its bytes, with no scaled-level
  * buffer in between. A chunk's products are summed before its scale multiplies them, which
- * leaves every int32 lane exactly as name##_row's (sc * (q a + q a) = sc q a + sc q a, with
- * no lane anywhere near 2^31), so HI/LO and the result are the same. */
+ * leaves every int32 lane exactly as name##_row's: sc * (q a + q a) = sc q a + sc q a
+ * modulo 2^32 (madd, add and mullo all wrap), and name##_row's lanes hold the true sums
+ * (< 2^31), so HI/LO and the result are the same. */
 #define LM__K_DIRECT_ACC(P, x, sc, NC)                                                             \
     for (int c = 0; c < NC; c++) P[c] = _mm256_add_epi32(P[c], _mm256_mullo_epi32(x[c], sc))
 #define LM__K_SPLIT(P, P0, HI, LO, r, SPLIT, NC)                                                   \

@@ -94,6 +94,11 @@ LM__FDOT_N(lm__n_fdot_f32, float, LM__LD_F32, LM__ID)
 LM__FDOT_N(lm__n_fdot_f16, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 LM__FDOT_N(lm__n_fdot_bf16, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 
+/* four of this level's float dots (the add chains of one already fill the pipes) */
+static void lm__n_fdot4(const float *const *w, const float *x, int64_t n, float *out) {
+    for (int r = 0; r < 4; r++) out[r] = lm__n_fdot_f32(w[r], x, n);
+}
+
 /* lm__attn_pv's steps, 4 x 4 lanes at a time (vmulq + vaddq, never fmla) */
 static void lm__n_attn_pv(float *restrict a, const float *const *v, const float *c, const float *w,
                           int n, int64_t d) {
@@ -465,6 +470,7 @@ bool lm__cpu_kernels_neon(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_BF16] = lm__n_fdot_bf16;
     k->f16_to_f32 = lm__n_f16_to_f32;
     k->attn_pv = lm__n_attn_pv;
+    k->fdot4 = lm__n_fdot4;
     k->quantize_q16a = lm__n_quantize_q16a;
     k->quantize_q16k = lm__n_quantize_q16k;
     return true;

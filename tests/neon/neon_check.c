@@ -204,6 +204,10 @@ static void check_float_ops(void) {
         float d4[4], d1[4];
         g_neon.fdot4(v, w, n, d4);
         for (int j = 0; j < 4; j++) d1[j] = g_ref.fdot[LM_TYPE_F32](v[j], w, n);
+        if (g_neon.fdot4 == g_ref.fdot4) {
+            printf("MISMATCH fdot4: the NEON table holds the scalar kernel\n");
+            exit(1);
+        }
         snprintf(what, sizeof what, "fdot4 (n %lld)", (long long)n);
         same_floats(d4, d1, 4, what);
         g_neon.attn_pv(a, v, cs, ws, 5, n);
