@@ -339,22 +339,28 @@ LM__AVX2 LM__INLINE void lm__k_prep_q4_K(const void *vb, int16_t *w16, int16_t *
         }
 }
 
-LM__AVX2 static void lm__unpack_q6_K_x(const lm_block_q6_K *w, int8_t *q) {
+/* q6_K half h's levels (int8, offset taken off): v[k] holds elements 128 h + 32 k .. + 31 */
+LM__AVX2 LM__INLINE void lm__q6_K_half(const lm_block_q6_K *w, int h, __m256i *v) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
     const __m256i off = _mm256_set1_epi8(32);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
+    /* quarter k: low nibble source l0/l1/l0 >> 4/l1 >> 4, high bits qh >> 2k */
+    const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                           _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+    for (int k = 0; k < 4; k++) {
+        const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), m2);
+        v[k] = _mm256_sub_epi8(_mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4)), off);
+    }
+}
+
+LM__AVX2 static void lm__unpack_q6_K_x(const lm_block_q6_K *w, int8_t *q) {
     for (int h = 0; h < 2; h++) {
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
-        /* quarter k: low nibble source l0/l1/l0 >> 4/l1 >> 4, high bits qh >> 2k */
-        const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
-                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
-        for (int k = 0; k < 4; k++) {
-            const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), m2);
-            const __m256i v = _mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4));
-            _mm256_storeu_si256((__m256i *)(q + 128 * h + 32 * k), _mm256_sub_epi8(v, off));
-        }
+        __m256i v[4];
+        lm__q6_K_half(w, h, v);
+        for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)(q + 128 * h + 32 * k), v[k]);
     }
 }
 
@@ -491,29 +497,21 @@ LM__AVX2 LM__INLINE void lm__k_direct_q4_K(const void *vb, const lm__q16k *const
                NC);
 }
 
-/* q6_K: levels unpacked as lm__unpack_q6_K_x does, kept in registers; scales per 16 */
+/* q6_K: levels from lm__q6_K_half, kept in registers; scales per 16 */
 LM__AVX2 LM__INLINE void lm__k_direct_q6_K(const void *vb, const lm__q16k *const *A, int r,
                                            __m256i (*HI)[LM__MR], __m256i (*LO)[LM__MR],
                                            __m256i (*MS)[LM__MR], const int NC) {
     const lm_block_q6_K *w = vb;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
-    const __m256i off = _mm256_set1_epi8(32);
     __m256i P[4], P0[4], x[4];
     for (int h = 0; h < 2; h++) {
         /* scales of chunks 8h .. 8h + 7 as int32 lanes, each broadcast by a permute */
         const __m256i sc8 =
             _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(w->scales + 8 * h)));
         for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * h + 32));
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * h));
-        const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
-                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+        __m256i lv[4];
+        lm__q6_K_half(w, h, lv);
         for (int k = 0; k < 4; k++) {
-            const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), m2);
-            const __m256i v =
-                _mm256_sub_epi8(_mm256_or_si256(lo[k], _mm256_slli_epi16(hi, 4)), off);
+            const __m256i v = lv[k];
             /* elements 128 h + 32 k ..: chunks t = 8 h + 2 k, 8 h + 2 k + 1 */
             const int t = 8 * h + 2 * k;
             LM__K_DIRECT_MADD(x, _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)), t, A, NC);
