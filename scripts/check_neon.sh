@@ -46,7 +46,7 @@ for f in "$src"/kernels/cpu/*.c; do
     case $(basename "$f") in cpu_dot_neon.c | cpu_dispatch.c) extra=(-Wunused-parameter) ;; esac
     "$CC" "${flags[@]}" "${extra[@]}" -c "$f" -o "$out/$(basename "$f" .c).o"
 done
-for f in cpu_dot_neon cpu_dot_scalar cpu_dispatch cpu_dot_avx2 cpu_act_avx2; do
+for f in cpu_dot_neon cpu_dot_scalar cpu_dispatch cpu_dot_avx2 cpu_dot_avx512 cpu_act_avx2; do
     objs+=("$out/$f.o")
 done
 for f in runtime/quant.c runtime/quant_k.c runtime/status.c tests/neon/neon_check.c; do

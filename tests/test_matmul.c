@@ -350,7 +350,8 @@ Test(matmul, every_level_equals_scalar) {
 }
 
 /* The blocks that push the integer lanes to their bounds: q6_K scale -128 with levels -32,
- * q5_K scale 63 with levels 31, q8_0 levels -128, against activations all +-32767. */
+ * q5_K scale 63 with levels 31, q4_K scale 63 with levels 15, q8_0 levels -128, against
+ * activations all +-32767. */
 Test(matmul, integer_bounds) {
     lm_test_rng r = {lm_test_seed()};
     lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
@@ -359,6 +360,7 @@ Test(matmul, integer_bounds) {
     enum { NB = 3 };
     static lm_block_q6_K w6[LM__MR * NB];
     static lm_block_q5_K w5[LM__MR * NB];
+    static lm_block_q4_K w4[LM__MR * NB];
     static lm_block_q8_0 w8[LM__MR * NB * 8];
     static lm__q16k ak[LM__NC * NB];
     static lm__q16a aa[LM__NC * NB * 8];
@@ -368,6 +370,8 @@ Test(matmul, integer_bounds) {
         put_f16((uint8_t *)&w6[i].d, 0.5f);
         memset(&w5[i], 0xff, sizeof w5[i]); /* levels 31, 6-bit scales and mins 63 */
         put_f16((uint8_t *)&w5[i].d, 0.25f), put_f16((uint8_t *)&w5[i].dmin, 0.125f);
+        memset(&w4[i], 0xff, sizeof w4[i]); /* levels 15, 6-bit scales and mins 63 */
+        put_f16((uint8_t *)&w4[i].d, 0.25f), put_f16((uint8_t *)&w4[i].dmin, 0.125f);
     }
     for (int i = 0; i < LM__MR * NB * 8; i++) {
         memset(w8[i].qs, 0x80, sizeof w8[i].qs);
@@ -392,6 +396,8 @@ Test(matmul, integer_bounds) {
         compare_kernels(kl, ks, LM_TYPE_Q6_K, (const uint8_t *)w6, sizeof w6[0] * NB,
                         (const uint8_t *)ak, sizeof ak[0] * NB, NB, "bounds");
         compare_kernels(kl, ks, LM_TYPE_Q5_K, (const uint8_t *)w5, sizeof w5[0] * NB,
+                        (const uint8_t *)ak, sizeof ak[0] * NB, NB, "bounds");
+        compare_kernels(kl, ks, LM_TYPE_Q4_K, (const uint8_t *)w4, sizeof w4[0] * NB,
                         (const uint8_t *)ak, sizeof ak[0] * NB, NB, "bounds");
         compare_kernels(kl, ks, LM_TYPE_Q8_0, (const uint8_t *)w8, sizeof w8[0] * NB * 8,
                         (const uint8_t *)aa, sizeof aa[0] * NB * 8, NB * 8, "bounds");

@@ -40,9 +40,9 @@ static bool lm__cpu_has(lm__cpu_level level) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
     const bool avx2 = b & (1u << 5);
     if (level == LM__CPU_AVX2) return avx2;
-    /* AVX-512 F (b16), BW (b30), VL (b31) and the opmask/ZMM state */
-    const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31);
-    return avx2 && f && bw && vl && (xcr0 & 0xe6) == 0xe6;
+    /* AVX-512 F (b16), BW (b30), VL (b31), VNNI (c11) and the opmask/ZMM state */
+    const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = c & (1u << 11);
+    return avx2 && f && bw && vl && vnni && (xcr0 & 0xe6) == 0xe6;
 }
 #elif defined(__aarch64__)
 /* Advanced SIMD is part of the AArch64 base architecture */
@@ -70,8 +70,10 @@ static void lm__build_tables(void) {
         lm__tables[LM__CPU_AVX2] = k;
         lm__built[LM__CPU_AVX2] = true;
     }
-    /* AVX-512: no kernels of its own yet (none could be tested here); an AVX-512 CPU runs
-     * the AVX2 ones. */
+    if (lm__cpu_kernels_avx512(&k) && lm__cpu_has(LM__CPU_AVX512)) {
+        lm__tables[LM__CPU_AVX512] = k;
+        lm__built[LM__CPU_AVX512] = true;
+    }
     if (lm__cpu_kernels_neon(&k) && lm__cpu_has(LM__CPU_NEON)) {
         lm__tables[LM__CPU_NEON] = k;
         lm__built[LM__CPU_NEON] = true;

@@ -23,7 +23,27 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define LM__AVX2   __attribute__((target("avx2,f16c")))
+/* cpu_dot_avx512.c compiles this file again with LM__VNNI: the same kernels with AVX-512 VL
+ * (32 vector registers) and VNNI's vpdpwssd, which fuses each pmaddwd with its add */
+#ifdef LM__VNNI
+#define LM__AVX2   __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define LM__KTABLE lm__cpu_kernels_avx512
+#define LM__KLEVEL LM__CPU_AVX512
+/* acc + a0 b0 + a1 b1 per int32 lane, wrapping: add(acc, madd(a, b)) exactly, as no lane's
+ * pair is (-32768, -32768) twice (activations are within +-32767) */
+#define LM__DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
+#define LM__IS_VNNI           1
+#ifndef LM__CHAINS
+#define LM__CHAINS 2 /* independent accumulators per column: hide vpdpwssd's latency */
+#endif
+#else
+#define LM__CHAINS            1 /* madd then add: the add's latency is short */
+#define LM__IS_VNNI           0
+#define LM__AVX2              __attribute__((target("avx2,f16c")))
+#define LM__KTABLE            lm__cpu_kernels_avx2
+#define LM__KLEVEL            LM__CPU_AVX2
+#define LM__DPWSSD(acc, a, b) _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+#endif
 #define LM__INLINE static inline __attribute__((always_inline))
 
 /* ---- helpers ---- */
@@ -96,15 +116,15 @@ LM__AVX2 LM__INLINE void lm__pf_step(lm__pf *pf) {
     for (; pf->next < pf->end; pf->next += 64) _mm_prefetch(pf->next, _MM_HINT_T0);
 }
 
-/* Prefill: 32-bit lane p of x[2r] (r < 8) holds row r's levels 2p, 2p + 1 (int16 pairs);
+/* Prefill: 32-bit lane p of x[s r] (r < 8) holds row r's levels 2p, 2p + 1 (int16 pairs);
  * out[p] gets them in lane r. Then a pmaddwd of out[p] with a column's broadcast pair adds
  * each row's two products to its own lane, and 8 + 8 of them leave the 8 rows' exact block
  * sums in the 8 lanes, with no horizontal adds per block. */
-LM__AVX2 LM__INLINE void lm__tr8x8(const __m256i *x, __m256i *out) {
+LM__AVX2 LM__INLINE void lm__tr8x8s(const __m256i *x, int s, __m256i *out) {
     __m256i t[8], q[8];
     for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_epi32(x[4 * i], x[4 * i + 2]);
-        t[2 * i + 1] = _mm256_unpackhi_epi32(x[4 * i], x[4 * i + 2]);
+        t[2 * i] = _mm256_unpacklo_epi32(x[s * 2 * i], x[s * (2 * i + 1)]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(x[s * 2 * i], x[s * (2 * i + 1)]);
     }
     for (int h = 0; h < 2; h++) { /* rows 0-3, 4-7 */
         q[4 * h] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
@@ -117,6 +137,10 @@ LM__AVX2 LM__INLINE void lm__tr8x8(const __m256i *x, __m256i *out) {
         _mm256_store_si256(out + 4 + p, _mm256_permute2x128_si256(q[p], q[4 + p], 0x31));
     }
 }
+/* rows 2 vectors apart (the legacy types' two halves per row) */
+LM__AVX2 LM__INLINE void lm__tr8x8(const __m256i *x, __m256i *out) {
+    lm__tr8x8s(x, 2, out);
+}
 
 /* an int16 pair as one int32, in all 8 lanes */
 LM__AVX2 LM__INLINE __m256i lm__pair16(const int16_t *q) {
@@ -124,6 +148,10 @@ LM__AVX2 LM__INLINE __m256i lm__pair16(const int16_t *q) {
     memcpy(&v, q, 4);
     return _mm256_set1_epi32(v);
 }
+
+/* Decode (nc <= 4) of the legacy types streams weights from memory, where the VNNI build's
+ * code of the same kernels ran ~10 % slower (Q8_0 on Zen 4): it calls the AVX2 build's. */
+static lm__qdot_fn lm__leg_decode[LM_TYPE_COUNT];
 
 /* ---- legacy types: a block's 32 levels as two int16 vectors (elements 0-15, 16-31) ---- */
 
@@ -202,7 +230,7 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
 /* Up to LM__NC columns. Few (decode): each row's block is unpacked into registers and used
  * at once. Many (prefill): the 8 rows' blocks are unpacked once into u, then every group
  * of 4 columns reads them, so the unpacking is shared by the whole column tile. */
-#define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN)                                            \
+#define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN, TYPE)                                      \
     LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
                                       int64_t nb, float *out, size_t os, const int NC) {           \
         const char *rows[LM__MR];                                                                  \
@@ -230,16 +258,22 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
                                       __m256 dw, __m256 m, __m256 *acc, const int NC) {            \
         const lm__q16a *A[4];                                                                      \
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;           \
-        __m256i S[4];                                                                              \
-        for (int c = 0; c < NC; c++) S[c] = _mm256_setzero_si256();                                \
-        _Pragma("GCC unroll 4") for (int p = 0; p < 16; p++) {                                     \
-            const __m256i v = _mm256_load_si256(V + p);                                            \
-            for (int c = 0; c < NC; c++)                                                           \
-                S[c] = _mm256_add_epi32(S[c], _mm256_madd_epi16(v, lm__pair16(A[c]->qs + 2 * p))); \
+        /* LM__CHAINS chains per column (pairs p mod LM__CHAINS): vpdpwssd's latency hidden */     \
+        __m256i S[LM__CHAINS][4];                                                                  \
+        for (int h = 0; h < LM__CHAINS; h++)                                                       \
+            for (int c = 0; c < NC; c++) S[h][c] = _mm256_setzero_si256();                         \
+        _Pragma("GCC unroll 4") for (int p = 0; p < 16; p += LM__CHAINS) {                         \
+            for (int h = 0; h < LM__CHAINS; h++) {                                                 \
+                const __m256i v = _mm256_load_si256(V + p + h);                                    \
+                for (int c = 0; c < NC; c++)                                                       \
+                    S[h][c] = LM__DPWSSD(S[h][c], v, lm__pair16(A[c]->qs + 2 * (p + h)));          \
+            }                                                                                      \
         }                                                                                          \
+        for (int h = 1; h < LM__CHAINS; h++)                                                       \
+            for (int c = 0; c < NC; c++) S[0][c] = _mm256_add_epi32(S[0][c], S[h][c]);             \
         for (int c = 0; c < NC; c++) {                                                             \
             __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)),                   \
-                                     _mm256_cvtepi32_ps(S[c]));                                    \
+                                     _mm256_cvtepi32_ps(S[0][c]));                                 \
             if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));          \
             acc[c] = _mm256_add_ps(acc[c], t);                                                     \
         }                                                                                          \
@@ -283,6 +317,10 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
     }                                                                                              \
     LM__AVX2 static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc, \
                               int64_t nb, float *out, size_t os) {                                 \
+        if (LM__IS_VNNI && nc <= 4) {                                                              \
+            lm__leg_decode[TYPE](w, ws, nr, va, as, nc, nb, out, os);                              \
+            return;                                                                                \
+        }                                                                                          \
         switch (nc) {                                                                              \
         case 1:                                                                                    \
             name##_n(w, ws, nr, va, as, nb, out, os, 1);                                           \
@@ -302,11 +340,11 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         }                                                                                          \
     }
 
-LM__QDOT_LEGACY_X(lm__qdot_q4_0_x, lm_block_q4_0, lm__lv_q4_0, 0)
-LM__QDOT_LEGACY_X(lm__qdot_q4_1_x, lm_block_q4_1, lm__lv_q4_1, 1)
-LM__QDOT_LEGACY_X(lm__qdot_q5_0_x, lm_block_q5_0, lm__lv_q5_0, 0)
-LM__QDOT_LEGACY_X(lm__qdot_q5_1_x, lm_block_q5_1, lm__lv_q5_1, 1)
-LM__QDOT_LEGACY_X(lm__qdot_q8_0_x, lm_block_q8_0, lm__lv_q8_0, 0)
+LM__QDOT_LEGACY_X(lm__qdot_q4_0_x, lm_block_q4_0, lm__lv_q4_0, 0, LM_TYPE_Q4_0)
+LM__QDOT_LEGACY_X(lm__qdot_q4_1_x, lm_block_q4_1, lm__lv_q4_1, 1, LM_TYPE_Q4_1)
+LM__QDOT_LEGACY_X(lm__qdot_q5_0_x, lm_block_q5_0, lm__lv_q5_0, 0, LM_TYPE_Q5_0)
+LM__QDOT_LEGACY_X(lm__qdot_q5_1_x, lm_block_q5_1, lm__lv_q5_1, 1, LM_TYPE_Q5_1)
+LM__QDOT_LEGACY_X(lm__qdot_q8_0_x, lm_block_q8_0, lm__lv_q8_0, 0, LM_TYPE_Q8_0)
 
 /* ---- k-quants ---- */
 
@@ -445,6 +483,10 @@ LM__AVX2 LM__INLINE __m256 lm__i64x8_to_f32(__m256i hi, __m256i lo) {
 #define LM__K_DIRECT_MADD(out, lv, t, A, NC)                                                       \
     for (int c = 0; c < NC; c++)                                                                   \
     out[c] = _mm256_madd_epi16(lv, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * (t))))
+/* ... added to out */
+#define LM__K_DIRECT_DP(out, lv, t, A, NC)                                                         \
+    for (int c = 0; c < NC; c++)                                                                   \
+    out[c] = LM__DPWSSD(out[c], lv, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * (t))))
 
 /* row r's 16 chunk mins (int32 lanes: chunks 0-7 in mlo, 8-15 in mhi) times each column's
  * chunk sums, in lanes */
@@ -471,7 +513,7 @@ LM__AVX2 LM__INLINE void lm__k_direct_q4_K(const void *vb, const lm__q16k *const
                                            __m256i (*HI)[LM__MR], __m256i (*LO)[LM__MR],
                                            __m256i (*MS)[LM__MR], const int NC) {
     const lm_block_q4_K *b = vb;
-    __m256i sc, mn, P[4], P0[4], x0[4], x1[4];
+    __m256i sc, mn, P[4], P0[4], x0[4];
     lm__k4_scales8(b->scales, &sc, &mn);
     for (int c = 0; c < NC; c++) P[c] = _mm256_setzero_si256();
     for (int p = 0; p < 4; p++) {
@@ -481,12 +523,10 @@ LM__AVX2 LM__INLINE void lm__k_direct_q4_K(const void *vb, const lm__q16k *const
         const __m256i m4 = _mm256_set1_epi16(0x0f);
         /* low nibbles: chunks 4p, 4p + 1 (sub-block 2p); high: 4p + 2, 4p + 3 (2p + 1) */
         LM__K_DIRECT_MADD(x0, _mm256_and_si256(v0, m4), 4 * p, A, NC);
-        LM__K_DIRECT_MADD(x1, _mm256_and_si256(v1, m4), 4 * p + 1, A, NC);
-        for (int c = 0; c < NC; c++) x0[c] = _mm256_add_epi32(x0[c], x1[c]);
+        LM__K_DIRECT_DP(x0, _mm256_and_si256(v1, m4), 4 * p + 1, A, NC);
         LM__K_DIRECT_ACC(P, x0, _mm256_permutevar8x32_epi32(sc, _mm256_set1_epi32(2 * p)), NC);
         LM__K_DIRECT_MADD(x0, _mm256_srli_epi16(v0, 4), 4 * p + 2, A, NC);
-        LM__K_DIRECT_MADD(x1, _mm256_srli_epi16(v1, 4), 4 * p + 3, A, NC);
-        for (int c = 0; c < NC; c++) x0[c] = _mm256_add_epi32(x0[c], x1[c]);
+        LM__K_DIRECT_DP(x0, _mm256_srli_epi16(v1, 4), 4 * p + 3, A, NC);
         LM__K_DIRECT_ACC(P, x0, _mm256_permutevar8x32_epi32(sc, _mm256_set1_epi32(2 * p + 1)), NC);
     }
     (void)P0;
@@ -540,7 +580,7 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
  * Per block, the 8 rows are prepared once into w16/mn, then every group of 4 columns reads
  * them (so the preparation is shared by all the columns of a call).
  * term = da * (dw * (float)isum [- dmin * (float)msum]); acc += term */
-#define LM__QDOT_K_X(name, blk_t, PREP, GOFF, DHI, HAS_MIN, SPLIT, DIRECT)                         \
+#define LM__QDOT_K_X(name, blk_t, PREP, GOFF, DHI, HAS_MIN, SPLIT, DIRECT, FLUSH)                  \
     /* row r's chunk mins times the columns' chunk sums, in lanes */                               \
     LM__AVX2 LM__INLINE void name##_mins(const int16_t *mn, const lm__q16k *const *A, int r,       \
                                          __m256i(*MS)[LM__MR], const int NC) {                     \
@@ -560,9 +600,8 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
                 for (int c = 0; c < NC; c++) P0[c] = P[c], P[c] = _mm256_setzero_si256();          \
             const __m256i wt = _mm256_loadu_si256((const __m256i *)(w16 + 16 * t));                \
             for (int c = 0; c < NC; c++)                                                           \
-                P[c] = _mm256_add_epi32(                                                           \
-                    P[c], _mm256_madd_epi16(                                                       \
-                              wt, _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * t))));      \
+                P[c] = LM__DPWSSD(P[c], wt,                                                        \
+                                  _mm256_loadu_si256((const __m256i *)(A[c]->qs + 16 * t)));       \
         }                                                                                          \
         LM__K_SPLIT(P, P0, HI, LO, r, SPLIT, NC)                                                   \
         if (HAS_MIN) name##_mins(mn, A, r, MS, NC);                                                \
@@ -598,15 +637,47 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
         lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                          \
         name##_terms(A, HI, LO, MS, DHI ? h1 : h0, h1, acc, NC);                                   \
     }                                                                                              \
-    /* ... or 4 of the columns against the 8 rows prepared once for all (prefill) */               \
-    LM__AVX2 LM__INLINE void name##_g(int16_t(*w16)[LM_QK_K], int16_t(*mn)[16], const char *va,    \
+    /* ... or up to 4 columns against the 8 rows' block transposed once for all (prefill):         \
+     * V[p] = pair p of the rows' scaled levels, row r in lane r; MN[t] = chunk t's mins.          \
+     * A lane sums FLUSH pairs (< 2^31 by the type's bound), then its 16-bit halves go to          \
+     * HI/LO, so the block sum HI * 65536 + LO is exact and no lanes are summed across. */         \
+    LM__AVX2 LM__INLINE void name##_t(const __m256i *V, const __m256i *MN, const char *va,         \
                                       size_t as, int64_t b, __m256 dw, __m256 dmin, __m256 *acc,   \
                                       const int NC) {                                              \
-        __m256i HI[4][LM__MR], LO[4][LM__MR], MS[4][LM__MR];                                       \
         const lm__q16k *A[4];                                                                      \
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;           \
-        for (int r = 0; r < LM__MR; r++) name##_row(w16[r], mn[r], A, r, HI, LO, MS, NC);          \
-        name##_terms(A, HI, LO, MS, dw, dmin, acc, NC);                                            \
+        const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
+        __m256i HI[4], LO[4];                                                                      \
+        for (int c = 0; c < NC; c++) HI[c] = LO[c] = _mm256_setzero_si256();                       \
+        for (int s = 0; s < LM_QK_K / 2; s += (FLUSH)) {                                           \
+            __m256i P[LM__CHAINS][4];                                                              \
+            for (int h = 0; h < LM__CHAINS; h++)                                                   \
+                for (int c = 0; c < NC; c++) P[h][c] = _mm256_setzero_si256();                     \
+            _Pragma("GCC unroll 8") for (int p = s; p < s + (FLUSH); p += LM__CHAINS) {            \
+                for (int h = 0; h < LM__CHAINS; h++) {                                             \
+                    const __m256i v = _mm256_load_si256(V + p + h);                                \
+                    for (int c = 0; c < NC; c++)                                                   \
+                        P[h][c] = LM__DPWSSD(P[h][c], v, lm__pair16(A[c]->qs + 2 * (p + h)));      \
+                }                                                                                  \
+            }                                                                                      \
+            for (int h = 1; h < LM__CHAINS; h++)                                                   \
+                for (int c = 0; c < NC; c++) P[0][c] = _mm256_add_epi32(P[0][c], P[h][c]);         \
+            for (int c = 0; c < NC; c++) {                                                         \
+                HI[c] = _mm256_add_epi32(HI[c], _mm256_srai_epi32(P[0][c], 16));                   \
+                LO[c] = _mm256_add_epi32(LO[c], _mm256_and_si256(P[0][c], m16));                   \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) {                                                             \
+            __m256 t = _mm256_mul_ps(dw, lm__i64x8_to_f32(HI[c], LO[c]));                          \
+            if (HAS_MIN) {                                                                         \
+                __m256i ms = _mm256_setzero_si256();                                               \
+                for (int k = 0; k < 16; k++)                                                       \
+                    ms = _mm256_add_epi32(                                                         \
+                        ms, _mm256_mullo_epi32(MN[k], _mm256_set1_epi32(A[c]->bsums[k])));         \
+                t = _mm256_sub_ps(t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(ms)));                 \
+            }                                                                                      \
+            acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));             \
+        }                                                                                          \
     }                                                                                              \
     LM__AVX2 static void name(const void *vw, size_t ws, int nr, const void *vva, size_t as,       \
                               int nc, int64_t nb, float *out, size_t os) {                         \
@@ -634,24 +705,36 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
                 }                                                                                  \
                 continue;                                                                          \
             }                                                                                      \
-            int16_t w16[LM__MR][LM_QK_K], mn[LM__MR][16];                                          \
+            int16_t w16[LM__MR][LM_QK_K] __attribute__((aligned(32))), mn[LM__MR][16];             \
             for (int r = 0; r < LM__MR; r++) PREP((const blk_t *)rows[r] + b, w16[r], mn[r]);      \
+            __m256i V[LM_QK_K / 2], MN[16];                                                        \
+            for (int t = 0; t < 16; t++) lm__tr8x8s((const __m256i *)w16 + t, 16, V + 8 * t);      \
+            if (HAS_MIN) {                                                                         \
+                __m256i X[2 * LM__MR];                                                             \
+                for (int r = 0; r < LM__MR; r++) {                                                 \
+                    X[2 * r] = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn[r]));     \
+                    X[2 * r + 1] =                                                                 \
+                        _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn[r] + 8)));      \
+                }                                                                                  \
+                lm__tr8x8s(X, 2, MN);                                                              \
+                lm__tr8x8s(X + 1, 2, MN + 8);                                                      \
+            }                                                                                      \
             __m256 h0, h1;                                                                         \
             lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                      \
             for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
                 const char *vc = va + (size_t)c0 * as;                                             \
                 switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \
                 case 1:                                                                            \
-                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 1);                  \
+                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 1);                    \
                     break;                                                                         \
                 case 2:                                                                            \
-                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 2);                  \
+                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 2);                    \
                     break;                                                                         \
                 case 3:                                                                            \
-                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 3);                  \
+                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 3);                    \
                     break;                                                                         \
                 default:                                                                           \
-                    name##_g(w16, mn, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 4);                  \
+                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 4);                    \
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
@@ -661,11 +744,11 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
 
 /* d/dmin windows: q2_K d at 80 (dmin 82), q3_K d at 108 (window 106), q4_K/q5_K d at 0
  * (dmin 2), q6_K d at 208 (window 206): every window lies inside its block */
-LM__QDOT_K_X(lm__qdot_q2_K_x, lm_block_q2_K, lm__k_prep_q2_K, 80, 0, 1, 0, lm__k_direct_none)
-LM__QDOT_K_X(lm__qdot_q3_K_x, lm_block_q3_K, lm__k_prep_q3_K, 106, 1, 0, 0, lm__k_direct_none)
-LM__QDOT_K_X(lm__qdot_q4_K_x, lm_block_q4_K, lm__k_prep_q4_K, 0, 0, 1, 0, lm__k_direct_q4_K)
-LM__QDOT_K_X(lm__qdot_q5_K_x, lm_block_q5_K, lm__k_prep_q5_K, 0, 0, 1, 0, lm__k_direct_none)
-LM__QDOT_K_X(lm__qdot_q6_K_x, lm_block_q6_K, lm__k_prep_q6_K, 206, 1, 0, 1, lm__k_direct_q6_K)
+LM__QDOT_K_X(lm__qdot_q2_K_x, lm_block_q2_K, lm__k_prep_q2_K, 80, 0, 1, 0, lm__k_direct_none, 128)
+LM__QDOT_K_X(lm__qdot_q3_K_x, lm_block_q3_K, lm__k_prep_q3_K, 106, 1, 0, 0, lm__k_direct_none, 128)
+LM__QDOT_K_X(lm__qdot_q4_K_x, lm_block_q4_K, lm__k_prep_q4_K, 0, 0, 1, 0, lm__k_direct_q4_K, 32)
+LM__QDOT_K_X(lm__qdot_q5_K_x, lm_block_q5_K, lm__k_prep_q5_K, 0, 0, 1, 0, lm__k_direct_none, 16)
+LM__QDOT_K_X(lm__qdot_q6_K_x, lm_block_q6_K, lm__k_prep_q6_K, 206, 1, 0, 1, lm__k_direct_q6_K, 8)
 
 _Static_assert(offsetof(lm_block_q2_K, d) == 80 && offsetof(lm_block_q2_K, dmin) == 82, "q2_K");
 _Static_assert(offsetof(lm_block_q3_K, d) == 108, "q3_K");
@@ -829,13 +912,17 @@ LM__AVX2 static void lm__quantize_q16k_x(const float *restrict x, lm__q16k *rest
     }
 }
 
-bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
+bool LM__KTABLE(lm__cpu_kernels *k) {
+    if (LM__IS_VNNI) {
+        if (!lm__cpu_kernels_avx2(k)) return false;
+        memcpy(lm__leg_decode, k->qdot, sizeof lm__leg_decode);
+    }
     lm__cpu_kernels_scalar(k);
     k->attn_pv = lm__attn_pv_x;
     k->fdot4 = lm__fdot4_x;
     k->quantize_q16a = lm__quantize_q16a_x;
     k->quantize_q16k = lm__quantize_q16k_x;
-    k->level = LM__CPU_AVX2;
+    k->level = LM__KLEVEL;
     k->qdot[LM_TYPE_Q4_0] = lm__qdot_q4_0_x;
     k->qdot[LM_TYPE_Q4_1] = lm__qdot_q4_1_x;
     k->qdot[LM_TYPE_Q5_0] = lm__qdot_q5_0_x;
@@ -854,7 +941,7 @@ bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
     return true;
 }
 
-#else
+#elif !defined(LM__VNNI)
 bool lm__cpu_kernels_avx2(lm__cpu_kernels *k) {
     (void)k;
     return false;

@@ -122,7 +122,7 @@ void lm__quantize_q16k(const float *restrict x, lm__q16k *restrict y, int64_t n)
 typedef enum {
     LM__CPU_SCALAR, /* plain C: always there, the oracle */
     LM__CPU_AVX2,   /* x86-64 AVX2 + F16C */
-    LM__CPU_AVX512, /* x86-64 AVX-512 F/BW/VL: detected, no kernels of its own yet */
+    LM__CPU_AVX512, /* x86-64 AVX-512 F/BW/VL + VNNI: the AVX2 kernels with vpdpwssd */
     LM__CPU_NEON,   /* AArch64 Advanced SIMD (always there on AArch64); never on x86 */
     LM__CPU_LEVEL_COUNT
 } lm__cpu_level;
@@ -171,11 +171,12 @@ bool lm__cpu_level_supported(lm__cpu_level level);
 lm_status lm__cpu_level_parse(const char *s, lm__cpu_level *out);
 /* The kernel table of a supported level (the scalar table for any other). */
 const lm__cpu_kernels *lm__cpu_kernels_get(lm__cpu_level level);
-/* Per-level tables (cpu_dot_scalar.c, cpu_dot_avx2.c, cpu_dot_neon.c). */
+/* Per-level tables (cpu_dot_scalar.c, cpu_dot_avx2.c, cpu_dot_avx512.c, cpu_dot_neon.c). */
 void lm__cpu_kernels_scalar(lm__cpu_kernels *k);
-bool lm__cpu_kernels_avx2(lm__cpu_kernels *k); /* false when not compiled in */
-void lm__cpu_act_avx2(lm__cpu_kernels *k);     /* cpu_act_avx2.c: the GLUs */
-bool lm__cpu_kernels_neon(lm__cpu_kernels *k); /* cpu_dot_neon.c; false when not compiled in */
+bool lm__cpu_kernels_avx2(lm__cpu_kernels *k);   /* false when not compiled in */
+bool lm__cpu_kernels_avx512(lm__cpu_kernels *k); /* cpu_dot_avx512.c; the same */
+void lm__cpu_act_avx2(lm__cpu_kernels *k);       /* cpu_act_avx2.c: the GLUs */
+bool lm__cpu_kernels_neon(lm__cpu_kernels *k);   /* cpu_dot_neon.c; false when not compiled in */
 
 /* Shared by the scalar and SIMD files (cpu_dot_scalar.c): a k-quant block's 256 levels as
  * int8 in element order, and the integer scale and min of each 16-element chunk t (a
