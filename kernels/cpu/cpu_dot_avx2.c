@@ -33,11 +33,7 @@
  * pair is (-32768, -32768) twice (activations are within +-32767) */
 #define LM__DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
 #define LM__IS_VNNI           1
-#ifndef LM__CHAINS
-#define LM__CHAINS 2 /* independent accumulators per column: hide vpdpwssd's latency */
-#endif
 #else
-#define LM__CHAINS            1 /* madd then add: the add's latency is short */
 #define LM__IS_VNNI           0
 #define LM__AVX2              __attribute__((target("avx2,f16c")))
 #define LM__KTABLE            lm__cpu_kernels_avx2
@@ -149,6 +145,119 @@ LM__AVX2 LM__INLINE __m256i lm__pair16(const int16_t *q) {
     return _mm256_set1_epi32(v);
 }
 
+/* VNNI: pairs regrouped in place for 512-bit steps. V[2q], V[2q + 1] (pairs 2q, 2q + 1 of
+ * the 8 rows, row r in lane r) become one zmm with row r's pair 2q in lane 2r and 2q + 1 in
+ * lane 2r + 1, so a broadcast 64-bit activation quad meets both in one vpdpwssd. */
+LM__AVX2 LM__INLINE void lm__zpairs(__m256i *V, int n) {
+    if (!LM__IS_VNNI) return;
+    for (int q = 0; q < n / 2; q++) {
+        const __m256i lo = _mm256_unpacklo_epi32(V[2 * q], V[2 * q + 1]);
+        const __m256i hi = _mm256_unpackhi_epi32(V[2 * q], V[2 * q + 1]);
+        V[2 * q] = _mm256_permute2x128_si256(lo, hi, 0x20);
+        V[2 * q + 1] = _mm256_permute2x128_si256(lo, hi, 0x31);
+    }
+}
+
+#ifdef LM__VNNI
+/* s[c] lane 2r + j: row r's sum over the pairs p = j (mod 2) of n (a multiple of 4) pairs of
+ * V, in lm__zpairs' layout, with column c's activations a[c] */
+LM__AVX2 LM__INLINE void lm__zdot(const __m256i *V, int n, const int16_t *const *a, __m512i *s,
+                                  const int NC) {
+    /* two chains per column hide vpdpwssd's latency */
+    __m512i S[2][4];
+    for (int c = 0; c < NC; c++) S[0][c] = S[1][c] = _mm512_setzero_si512();
+    _Pragma("GCC unroll 4") for (int q = 0; q < n / 2; q += 2) {
+        for (int h = 0; h < 2; h++) {
+            const __m512i z = _mm512_load_si512(V + 2 * (q + h));
+            for (int c = 0; c < NC; c++) {
+                int64_t quad;
+                memcpy(&quad, a[c] + 4 * (q + h), 8);
+                S[h][c] = _mm512_dpwssd_epi32(S[h][c], z, _mm512_set1_epi64(quad));
+            }
+        }
+    }
+    for (int c = 0; c < NC; c++) s[c] = _mm512_add_epi32(S[0][c], S[1][c]);
+}
+/* lanes 2r + 2r + 1 -> lane r */
+LM__AVX2 LM__INLINE __m256i lm__zfold(__m512i t) {
+    return _mm512_cvtepi64_epi32(_mm512_add_epi32(t, _mm512_srli_epi64(t, 32)));
+}
+#endif
+
+/* s[c] = the 8 rows' exact sums over n pairs (n a multiple of 4) of V (lm__zpairs' layout
+ * under VNNI) with column c's activations a[c] (int32 lanes wrap; callers keep the sums
+ * within int32) */
+LM__AVX2 LM__INLINE void lm__pairs_dot(const __m256i *V, int n, const int16_t *const *a, __m256i *s,
+                                       const int NC) {
+#ifdef LM__VNNI
+    __m512i t[4];
+    lm__zdot(V, n, a, t, NC);
+    for (int c = 0; c < NC; c++) s[c] = lm__zfold(t[c]);
+#else
+    for (int c = 0; c < NC; c++) s[c] = _mm256_setzero_si256();
+    _Pragma("GCC unroll 4") for (int p = 0; p < n; p++) {
+        const __m256i v = _mm256_load_si256(V + p);
+        for (int c = 0; c < NC; c++)
+            s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(v, lm__pair16(a[c] + 2 * p)));
+    }
+#endif
+}
+
+/* A k-quant block of 128 pairs: HI[c] * 65536 + LO[c] = the 8 rows' exact sums, a lane
+ * summing `flush` pairs (the type's int32 bound) before its 16-bit halves go to HI/LO. In
+ * lm__zpairs' layout a lane holds every other pair, so a segment is 2 flush pairs. */
+LM__AVX2 LM__INLINE void lm__kq_sums(const __m256i *V, int flush, const int16_t *const *a,
+                                     __m256i *HI, __m256i *LO, const int NC) {
+    const int16_t *as[4];
+#ifdef LM__VNNI
+    const __m512i m16 = _mm512_set1_epi32(0xffff);
+    const int seg = 2 * flush < LM_QK_K / 2 ? 2 * flush : LM_QK_K / 2;
+    __m512i H[4], L[4], P[4];
+    for (int c = 0; c < NC; c++) H[c] = L[c] = _mm512_setzero_si512();
+    for (int s = 0; s < LM_QK_K / 2; s += seg) {
+        for (int c = 0; c < NC; c++) as[c] = a[c] + 2 * s;
+        lm__zdot(V + s, seg, as, P, NC);
+        for (int c = 0; c < NC; c++) {
+            H[c] = _mm512_add_epi32(H[c], _mm512_srai_epi32(P[c], 16));
+            L[c] = _mm512_add_epi32(L[c], _mm512_and_si512(P[c], m16));
+        }
+    }
+    for (int c = 0; c < NC; c++) HI[c] = lm__zfold(H[c]), LO[c] = lm__zfold(L[c]);
+#else
+    const __m256i m16 = _mm256_set1_epi32(0xffff);
+    __m256i P[4];
+    for (int c = 0; c < NC; c++) HI[c] = LO[c] = _mm256_setzero_si256();
+    for (int s = 0; s < LM_QK_K / 2; s += flush) {
+        for (int c = 0; c < NC; c++) as[c] = a[c] + 2 * s;
+        lm__pairs_dot(V + s, flush, as, P, NC);
+        for (int c = 0; c < NC; c++) {
+            HI[c] = _mm256_add_epi32(HI[c], _mm256_srai_epi32(P[c], 16));
+            LO[c] = _mm256_add_epi32(LO[c], _mm256_and_si256(P[c], m16));
+        }
+    }
+#endif
+}
+
+/* The 8 rows' msum: sum over chunks t of MN[t] (chunk t's mins, lm__zpairs' layout under
+ * VNNI) times the column's chunk sum bsums[t] (exact: |msum| < 2^30) */
+LM__AVX2 LM__INLINE __m256i lm__kq_mins(const __m256i *MN, const int32_t *bsums) {
+#ifdef LM__VNNI
+    __m512i s = _mm512_setzero_si512();
+    for (int k = 0; k < 8; k++) {
+        int64_t pair;
+        memcpy(&pair, bsums + 2 * k, 8);
+        s = _mm512_add_epi32(
+            s, _mm512_mullo_epi32(_mm512_load_si512(MN + 2 * k), _mm512_set1_epi64(pair)));
+    }
+    return lm__zfold(s);
+#else
+    __m256i s = _mm256_setzero_si256();
+    for (int k = 0; k < 16; k++)
+        s = _mm256_add_epi32(s, _mm256_mullo_epi32(MN[k], _mm256_set1_epi32(bsums[k])));
+    return s;
+#endif
+}
+
 /* Decode (nc <= 4) of the legacy types streams weights from memory, where the VNNI build's
  * code of the same kernels ran ~10 % slower (Q8_0 on Zen 4): it calls the AVX2 build's. */
 static lm__qdot_fn lm__leg_decode[LM_TYPE_COUNT];
@@ -258,22 +367,13 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
                                       __m256 dw, __m256 m, __m256 *acc, const int NC) {            \
         const lm__q16a *A[4];                                                                      \
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;           \
-        /* LM__CHAINS chains per column (pairs p mod LM__CHAINS): vpdpwssd's latency hidden */     \
-        __m256i S[LM__CHAINS][4];                                                                  \
-        for (int h = 0; h < LM__CHAINS; h++)                                                       \
-            for (int c = 0; c < NC; c++) S[h][c] = _mm256_setzero_si256();                         \
-        _Pragma("GCC unroll 4") for (int p = 0; p < 16; p += LM__CHAINS) {                         \
-            for (int h = 0; h < LM__CHAINS; h++) {                                                 \
-                const __m256i v = _mm256_load_si256(V + p + h);                                    \
-                for (int c = 0; c < NC; c++)                                                       \
-                    S[h][c] = LM__DPWSSD(S[h][c], v, lm__pair16(A[c]->qs + 2 * (p + h)));          \
-            }                                                                                      \
-        }                                                                                          \
-        for (int h = 1; h < LM__CHAINS; h++)                                                       \
-            for (int c = 0; c < NC; c++) S[0][c] = _mm256_add_epi32(S[0][c], S[h][c]);             \
+        __m256i S[4];                                                                              \
+        const int16_t *a[4];                                                                       \
+        for (int c = 0; c < NC; c++) a[c] = A[c]->qs;                                              \
+        lm__pairs_dot(V, 16, a, S, NC);                                                            \
         for (int c = 0; c < NC; c++) {                                                             \
             __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)),                   \
-                                     _mm256_cvtepi32_ps(S[0][c]));                                 \
+                                     _mm256_cvtepi32_ps(S[c]));                                    \
             if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));          \
             acc[c] = _mm256_add_ps(acc[c], t);                                                     \
         }                                                                                          \
@@ -290,9 +390,10 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             __m256i u[2 * LM__MR];                                                                 \
             for (int r = 0; r < LM__MR; r++)                                                       \
                 UNPACK((const blk_t *)rows[r] + b, &u[2 * r], &u[2 * r + 1]);                      \
-            __m256i V[16] __attribute__((aligned(32)));                                            \
+            __m256i V[16] __attribute__((aligned(64)));                                            \
             lm__tr8x8(u, V);                                                                       \
             lm__tr8x8(u + 1, V + 8);                                                               \
+            lm__zpairs(V, 16);                                                                     \
             __m256 dw, m;                                                                          \
             lm__f16pair8(rows, (size_t)b * sizeof(blk_t), &dw, &m);                                \
             for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
@@ -646,34 +747,14 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
                                       const int NC) {                                              \
         const lm__q16k *A[4];                                                                      \
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;           \
-        const __m256i m16 = _mm256_set1_epi32(0xffff);                                             \
         __m256i HI[4], LO[4];                                                                      \
-        for (int c = 0; c < NC; c++) HI[c] = LO[c] = _mm256_setzero_si256();                       \
-        for (int s = 0; s < LM_QK_K / 2; s += (FLUSH)) {                                           \
-            __m256i P[LM__CHAINS][4];                                                              \
-            for (int h = 0; h < LM__CHAINS; h++)                                                   \
-                for (int c = 0; c < NC; c++) P[h][c] = _mm256_setzero_si256();                     \
-            _Pragma("GCC unroll 8") for (int p = s; p < s + (FLUSH); p += LM__CHAINS) {            \
-                for (int h = 0; h < LM__CHAINS; h++) {                                             \
-                    const __m256i v = _mm256_load_si256(V + p + h);                                \
-                    for (int c = 0; c < NC; c++)                                                   \
-                        P[h][c] = LM__DPWSSD(P[h][c], v, lm__pair16(A[c]->qs + 2 * (p + h)));      \
-                }                                                                                  \
-            }                                                                                      \
-            for (int h = 1; h < LM__CHAINS; h++)                                                   \
-                for (int c = 0; c < NC; c++) P[0][c] = _mm256_add_epi32(P[0][c], P[h][c]);         \
-            for (int c = 0; c < NC; c++) {                                                         \
-                HI[c] = _mm256_add_epi32(HI[c], _mm256_srai_epi32(P[0][c], 16));                   \
-                LO[c] = _mm256_add_epi32(LO[c], _mm256_and_si256(P[0][c], m16));                   \
-            }                                                                                      \
-        }                                                                                          \
+        const int16_t *a[4];                                                                       \
+        for (int c = 0; c < NC; c++) a[c] = A[c]->qs;                                              \
+        lm__kq_sums(V, (FLUSH), a, HI, LO, NC);                                                    \
         for (int c = 0; c < NC; c++) {                                                             \
             __m256 t = _mm256_mul_ps(dw, lm__i64x8_to_f32(HI[c], LO[c]));                          \
             if (HAS_MIN) {                                                                         \
-                __m256i ms = _mm256_setzero_si256();                                               \
-                for (int k = 0; k < 16; k++)                                                       \
-                    ms = _mm256_add_epi32(                                                         \
-                        ms, _mm256_mullo_epi32(MN[k], _mm256_set1_epi32(A[c]->bsums[k])));         \
+                const __m256i ms = lm__kq_mins(MN, A[c]->bsums);                                   \
                 t = _mm256_sub_ps(t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(ms)));                 \
             }                                                                                      \
             acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));             \
@@ -707,8 +788,10 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
             }                                                                                      \
             int16_t w16[LM__MR][LM_QK_K] __attribute__((aligned(32))), mn[LM__MR][16];             \
             for (int r = 0; r < LM__MR; r++) PREP((const blk_t *)rows[r] + b, w16[r], mn[r]);      \
-            __m256i V[LM_QK_K / 2], MN[16];                                                        \
+            __m256i V[LM_QK_K / 2] __attribute__((aligned(64))),                                   \
+                MN[16] __attribute__((aligned(64)));                                               \
             for (int t = 0; t < 16; t++) lm__tr8x8s((const __m256i *)w16 + t, 16, V + 8 * t);      \
+            lm__zpairs(V, LM_QK_K / 2);                                                            \
             if (HAS_MIN) {                                                                         \
                 __m256i X[2 * LM__MR];                                                             \
                 for (int r = 0; r < LM__MR; r++) {                                                 \
@@ -718,6 +801,7 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
                 }                                                                                  \
                 lm__tr8x8s(X, 2, MN);                                                              \
                 lm__tr8x8s(X + 1, 2, MN + 8);                                                      \
+                lm__zpairs(MN, 16);                                                                \
             }                                                                                      \
             __m256 h0, h1;                                                                         \
             lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                      \
