@@ -1,6 +1,6 @@
 /* The AVX2 (+ F16C) kernels: the numbers of cpu_dot_scalar.c, bit for bit, faster.
  *
- * Quantized dot products take 8 weight rows and up to 64 activation columns per call (in
+ * Quantized dot products take 8 weight rows and up to 128 activation columns per call (in
  * groups of 4) and keep one output per SIMD lane: for each block, every row's levels are
  * unpacked once and multiplied with every column (pmaddwd: 16-bit products summed in pairs
  * into 8 int32 lanes), a transposing add tree turns the 8 rows' lane vectors into one

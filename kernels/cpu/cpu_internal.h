@@ -135,7 +135,7 @@ typedef enum {
  * block computed from the block's exact integer dot product (see cpu_dot_scalar.c): it
  * depends only on its row and column, never on nr, nc, the thread count or the level. */
 #define LM__MR 8
-#define LM__NC 64
+#define LM__NC 128
 typedef void (*lm__qdot_fn)(const void *w, size_t w_stride, int nr, const void *act,
                             size_t act_stride, int nc, int64_t nb, float *out, size_t out_stride);
 

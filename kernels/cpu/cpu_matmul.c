@@ -10,7 +10,7 @@
  * rounding. F32/F16/BF16 W keep a float dot.
  *
  * Tiling: threads take groups of LM__MR (8) weight rows; a kernel call multiplies a group
- * with a tile of up to LM__NC (64) activation columns, unpacking each weight block once for
+ * with a tile of up to LM__NC (128) activation columns, unpacking each weight block once for
  * the whole tile. A tile's quantized activations fit in L2 and stay there across the row
  * groups; a row group's weights (a few KB) are read once per tile. Each output is computed by one
  * kernel call with a fixed order, so results depend neither on the thread count nor on the batch.
@@ -21,7 +21,7 @@
 
 #include <string.h>
 
-#define LM__MM_TILE_BYTES   (192 * 1024) /* quantized activations per column tile (L2) */
+#define LM__MM_TILE_BYTES   (384 * 1024) /* quantized activations per column tile (L2) */
 #define LM__MM_QUANT_INLINE 16384        /* x elements quantized on the calling thread */
 
 typedef struct {
