@@ -299,18 +299,38 @@ static void compare_kernels(const lm__cpu_kernels *kl, const lm__cpu_kernels *ks
                             const char *what) {
     const char *tn = lm_type_get(t).name, *ln = lm__cpu_level_name(kl->level);
     static const int ncs[] = {1, 2, 3, 4, 5, 8, 9, 17, LM__NC - 1, LM__NC};
+    /* the same rows in the interleaved layout: block b of row r at (b * LM__MR + r) * bs */
+    const size_t bs = lm_type_get(t).size;
+    static uint8_t wi[LM__MR * 2048 * 2];
+    cr_assert(LM__MR * (size_t)nb * bs <= sizeof wi);
+    for (int r = 0; r < LM__MR; r++)
+        for (int64_t b = 0; b < nb; b++)
+            memcpy(wi + ((size_t)b * LM__MR + (size_t)r) * bs, w + (size_t)r * ws + (size_t)b * bs,
+                   bs);
     for (int nr = 1; nr <= LM__MR; nr++)
         for (size_t k = 0; k < sizeof ncs / sizeof ncs[0]; k++) {
             const int nc = ncs[k];
             float a[LM__NC][LM__MR], b[LM__NC][LM__MR];
             memset(a, 0xff, sizeof a), memset(b, 0xff, sizeof b);
-            kl->qdot[t](w, ws, nr, act, as, nc, nb, &a[0][0], LM__MR);
-            ks->qdot[t](w, ws, nr, act, as, nc, nb, &b[0][0], LM__MR);
+            kl->qdot[t](w, ws, lm_type_get(t).size, nr, act, as, nc, nb, &a[0][0], LM__MR);
+            ks->qdot[t](w, ws, lm_type_get(t).size, nr, act, as, nc, nb, &b[0][0], LM__MR);
             for (int c = 0; c < nc; c++)
                 for (int rr = 0; rr < nr; rr++)
                     cr_assert(memcmp(&a[c][rr], &b[c][rr], sizeof(float)) == 0,
                               "%s %s (%s) nr=%d nc=%d row %d col %d: %.9g != scalar %.9g", ln, tn,
                               what, nr, nc, rr, c, a[c][rr], b[c][rr]);
+            memset(a, 0xff, sizeof a);
+            kl->qdot[t](wi, bs, LM__MR * bs, nr, act, as, nc, nb, &a[0][0], LM__MR);
+            if (nc == 1) /* the scalar kernel reads the layout too */
+                ks->qdot[t](wi, bs, LM__MR * bs, nr, act, as, nc, nb, &a[1][0], LM__MR);
+            for (int rr = 0; nc == 1 && rr < nr; rr++)
+                cr_assert(memcmp(&a[1][rr], &b[0][rr], sizeof(float)) == 0,
+                          "scalar %s (interleaved) row %d", tn, rr);
+            for (int c = 0; c < nc; c++)
+                for (int rr = 0; rr < nr; rr++)
+                    cr_assert(memcmp(&a[c][rr], &b[c][rr], sizeof(float)) == 0,
+                              "%s %s (%s, interleaved) nr=%d nc=%d row %d col %d: %.9g != %.9g",
+                              ln, tn, what, nr, nc, rr, c, a[c][rr], b[c][rr]);
         }
 }
 
@@ -386,7 +406,7 @@ Test(matmul, integer_bounds) {
     }
     /* the exact value of the q6_K case: 256 products of 4096 * 32767 per block */
     float o[LM__NC][LM__MR];
-    ks->qdot[LM_TYPE_Q6_K](w6, sizeof w6[0] * NB, 1, ak, sizeof ak[0] * NB, 1, NB, &o[0][0],
+    ks->qdot[LM_TYPE_Q6_K](w6, sizeof w6[0] * NB, sizeof w6[0], 1, ak, sizeof ak[0] * NB, 1, NB, &o[0][0],
                            LM__MR);
     const double blk = 256.0 * 4096 * 32767 * (1.0 / 32767) * 0.5; /* (-128)(-32)(-32767) */
     cr_assert(fabs(o[0][0] + NB * blk) <= 1e-6 * NB * blk, "q6_K bound: %.9g, expected %.9g",

@@ -101,8 +101,8 @@ typedef struct {
     const char *next, *end; /* the next line to prefetch; the end of the prefetched bytes */
     size_t step;
 } lm__pf;
-LM__INLINE lm__pf lm__pf_init(const char *w, size_t ws, int64_t nb) {
-    const size_t group = (size_t)LM__MR * ws;
+LM__INLINE lm__pf lm__pf_init(const char *w, size_t ws, size_t wb, int64_t nb) {
+    const size_t group = (size_t)(LM__MR - 1) * ws + (size_t)nb * wb; /* rows or interleaved */
     lm__pf pf = {w + group, w + group, (group + (size_t)nb - 1) / (size_t)nb};
     return pf;
 }
@@ -319,8 +319,8 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
 #define LM__LEG_PAIR(r0, T, blk_t, UNPACK)                                                         \
     {                                                                                              \
         __m256i lo0, hi0, lo1, hi1;                                                                \
-        UNPACK((const blk_t *)rows[r0] + b, &lo0, &hi0);                                           \
-        UNPACK((const blk_t *)rows[r0 + 1] + b, &lo1, &hi1);                                       \
+        UNPACK((const blk_t *)(rows[r0] + (size_t)b * wb), &lo0, &hi0);                            \
+        UNPACK((const blk_t *)(rows[r0 + 1] + (size_t)b * wb), &lo1, &hi1);                        \
         for (int c = 0; c < NC; c++)                                                               \
             T[c] = lm__hpair(LM__LEG_LANES(lo0, hi0, A[c]), LM__LEG_LANES(lo1, hi1, A[c]));        \
     }
@@ -340,13 +340,14 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
  * at once. Many (prefill): the 8 rows' blocks are unpacked once into u, then every group
  * of 4 columns reads them, so the unpacking is shared by the whole column tile. */
 #define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN, TYPE)                                      \
-    LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, int nr, const char *va, size_t as, \
-                                      int64_t nb, float *out, size_t os, const int NC) {           \
+    LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, size_t wb, int nr, const char *va, \
+                                      size_t as, int64_t nb, float *out, size_t os,                \
+                                      const int NC) {                                              \
         const char *rows[LM__MR];                                                                  \
         lm__rows8(w, ws, nr, rows);                                                                \
         __m256 acc[4];                                                                             \
         for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
-        lm__pf pf = lm__pf_init(w, ws, nb);                                                        \
+        lm__pf pf = lm__pf_init(w, ws, wb, nb);                                                    \
         for (int64_t b = 0; b < nb; b++) {                                                         \
             lm__pf_step(&pf);                                                                      \
             const lm__q16a *A[4];                                                                  \
@@ -358,7 +359,7 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             LM__LEG_PAIR(4, T0, blk_t, UNPACK)                                                     \
             LM__LEG_PAIR(6, T1, blk_t, UNPACK)                                                     \
             __m256 dw, m;                                                                          \
-            lm__f16pair8(rows, (size_t)b * sizeof(blk_t), &dw, &m);                                \
+            lm__f16pair8(rows, (size_t)b *wb, &dw, &m);                                            \
             LM__LEG_TERMS(HAS_MIN, acc)                                                            \
         }                                                                                          \
         for (int c = 0; c < NC; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
@@ -378,24 +379,24 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             acc[c] = _mm256_add_ps(acc[c], t);                                                     \
         }                                                                                          \
     }                                                                                              \
-    LM__AVX2 static void name##_wide(const char *w, size_t ws, int nr, const char *va, size_t as,  \
-                                     int nc, int64_t nb, float *out, size_t os) {                  \
+    LM__AVX2 static void name##_wide(const char *w, size_t ws, size_t wb, int nr, const char *va,  \
+                                     size_t as, int nc, int64_t nb, float *out, size_t os) {       \
         const char *rows[LM__MR];                                                                  \
         lm__rows8(w, ws, nr, rows);                                                                \
         __m256 acc[LM__NC];                                                                        \
         for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
-        lm__pf pf = lm__pf_init((const char *)(w), ws, nb);                                        \
+        lm__pf pf = lm__pf_init((const char *)(w), ws, wb, nb);                                    \
         for (int64_t b = 0; b < nb; b++) {                                                         \
             lm__pf_step(&pf);                                                                      \
             __m256i u[2 * LM__MR];                                                                 \
             for (int r = 0; r < LM__MR; r++)                                                       \
-                UNPACK((const blk_t *)rows[r] + b, &u[2 * r], &u[2 * r + 1]);                      \
+                UNPACK((const blk_t *)(rows[r] + (size_t)b * wb), &u[2 * r], &u[2 * r + 1]);       \
             __m256i V[16] __attribute__((aligned(64)));                                            \
             lm__tr8x8(u, V);                                                                       \
             lm__tr8x8(u + 1, V + 8);                                                               \
             lm__zpairs(V, 16);                                                                     \
             __m256 dw, m;                                                                          \
-            lm__f16pair8(rows, (size_t)b * sizeof(blk_t), &dw, &m);                                \
+            lm__f16pair8(rows, (size_t)b *wb, &dw, &m);                                            \
             for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
                 const char *vc = va + (size_t)c0 * as;                                             \
                 switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \
@@ -416,27 +417,27 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         }                                                                                          \
         for (int c = 0; c < nc; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
     }                                                                                              \
-    LM__AVX2 static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc, \
-                              int64_t nb, float *out, size_t os) {                                 \
+    LM__AVX2 static void name(const void *w, size_t ws, size_t wb, int nr, const void *va,         \
+                              size_t as, int nc, int64_t nb, float *out, size_t os) {              \
         if (LM__IS_VNNI && nc <= 4) {                                                              \
-            lm__leg_decode[TYPE](w, ws, nr, va, as, nc, nb, out, os);                              \
+            lm__leg_decode[TYPE](w, ws, wb, nr, va, as, nc, nb, out, os);                          \
             return;                                                                                \
         }                                                                                          \
         switch (nc) {                                                                              \
         case 1:                                                                                    \
-            name##_n(w, ws, nr, va, as, nb, out, os, 1);                                           \
+            name##_n(w, ws, wb, nr, va, as, nb, out, os, 1);                                       \
             break;                                                                                 \
         case 2:                                                                                    \
-            name##_n(w, ws, nr, va, as, nb, out, os, 2);                                           \
+            name##_n(w, ws, wb, nr, va, as, nb, out, os, 2);                                       \
             break;                                                                                 \
         case 3:                                                                                    \
-            name##_n(w, ws, nr, va, as, nb, out, os, 3);                                           \
+            name##_n(w, ws, wb, nr, va, as, nb, out, os, 3);                                       \
             break;                                                                                 \
         case 4:                                                                                    \
-            name##_n(w, ws, nr, va, as, nb, out, os, 4);                                           \
+            name##_n(w, ws, wb, nr, va, as, nb, out, os, 4);                                       \
             break;                                                                                 \
         default:                                                                                   \
-            name##_wide(w, ws, nr, va, as, nc, nb, out, os);                                       \
+            name##_wide(w, ws, wb, nr, va, as, nc, nb, out, os);                                   \
             break;                                                                                 \
         }                                                                                          \
     }
@@ -720,22 +721,22 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
         }                                                                                          \
     }                                                                                              \
     /* NC columns: each row's block prepared and used at once (decode) ... */                      \
-    LM__AVX2 LM__INLINE void name##_n(const char *const *rows, const char *va, size_t as,          \
-                                      int64_t b, __m256 *acc, const int NC) {                      \
+    LM__AVX2 LM__INLINE void name##_n(const char *const *rows, size_t wb, const char *va,          \
+                                      size_t as, int64_t b, __m256 *acc, const int NC) {           \
         __m256i HI[4][LM__MR], LO[4][LM__MR], MS[4][LM__MR];                                       \
         const lm__q16k *A[4];                                                                      \
         for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;           \
         for (int r = 0; r < LM__MR; r++) {                                                         \
             if (DIRECT != lm__k_direct_none) {                                                     \
-                DIRECT((const blk_t *)rows[r] + b, A, r, HI, LO, MS, NC);                          \
+                DIRECT((const blk_t *)(rows[r] + (size_t)b * wb), A, r, HI, LO, MS, NC);           \
                 continue;                                                                          \
             }                                                                                      \
             int16_t w16[LM_QK_K], mn[16];                                                          \
-            PREP((const blk_t *)rows[r] + b, w16, mn);                                             \
+            PREP((const blk_t *)(rows[r] + (size_t)b * wb), w16, mn);                              \
             name##_row(w16, mn, A, r, HI, LO, MS, NC);                                             \
         }                                                                                          \
         __m256 h0, h1;                                                                             \
-        lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                          \
+        lm__f16pair8(rows, (size_t)b *wb + (GOFF), &h0, &h1);                                      \
         name##_terms(A, HI, LO, MS, DHI ? h1 : h0, h1, acc, NC);                                   \
     }                                                                                              \
     /* ... or up to 4 columns against the 8 rows' block transposed once for all (prefill):         \
@@ -760,34 +761,35 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
             acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));             \
         }                                                                                          \
     }                                                                                              \
-    LM__AVX2 static void name(const void *vw, size_t ws, int nr, const void *vva, size_t as,       \
-                              int nc, int64_t nb, float *out, size_t os) {                         \
+    LM__AVX2 static void name(const void *vw, size_t ws, size_t wb, int nr, const void *vva,       \
+                              size_t as, int nc, int64_t nb, float *out, size_t os) {              \
         const char *rows[LM__MR], *va = vva;                                                       \
         lm__rows8(vw, ws, nr, rows);                                                               \
         __m256 acc[LM__NC];                                                                        \
         for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
-        lm__pf pf = lm__pf_init((const char *)(vw), ws, nb);                                       \
+        lm__pf pf = lm__pf_init((const char *)(vw), ws, wb, nb);                                   \
         for (int64_t b = 0; b < nb; b++) {                                                         \
             lm__pf_step(&pf);                                                                      \
             if (nc <= 4) {                                                                         \
                 switch (nc) {                                                                      \
                 case 1:                                                                            \
-                    name##_n(rows, va, as, b, acc, 1);                                             \
+                    name##_n(rows, wb, va, as, b, acc, 1);                                         \
                     break;                                                                         \
                 case 2:                                                                            \
-                    name##_n(rows, va, as, b, acc, 2);                                             \
+                    name##_n(rows, wb, va, as, b, acc, 2);                                         \
                     break;                                                                         \
                 case 3:                                                                            \
-                    name##_n(rows, va, as, b, acc, 3);                                             \
+                    name##_n(rows, wb, va, as, b, acc, 3);                                         \
                     break;                                                                         \
                 default:                                                                           \
-                    name##_n(rows, va, as, b, acc, 4);                                             \
+                    name##_n(rows, wb, va, as, b, acc, 4);                                         \
                     break;                                                                         \
                 }                                                                                  \
                 continue;                                                                          \
             }                                                                                      \
             int16_t w16[LM__MR][LM_QK_K] __attribute__((aligned(32))), mn[LM__MR][16];             \
-            for (int r = 0; r < LM__MR; r++) PREP((const blk_t *)rows[r] + b, w16[r], mn[r]);      \
+            for (int r = 0; r < LM__MR; r++)                                                       \
+                PREP((const blk_t *)(rows[r] + (size_t)b * wb), w16[r], mn[r]);                    \
             __m256i V[LM_QK_K / 2] __attribute__((aligned(64))),                                   \
                 MN[16] __attribute__((aligned(64)));                                               \
             for (int t = 0; t < 16; t++) lm__tr8x8s((const __m256i *)w16 + t, 16, V + 8 * t);      \
@@ -804,7 +806,7 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
                 lm__zpairs(MN, 16);                                                                \
             }                                                                                      \
             __m256 h0, h1;                                                                         \
-            lm__f16pair8(rows, (size_t)b * sizeof(blk_t) + (GOFF), &h0, &h1);                      \
+            lm__f16pair8(rows, (size_t)b *wb + (GOFF), &h0, &h1);                                  \
             for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
                 const char *vc = va + (size_t)c0 * as;                                             \
                 switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \

@@ -293,9 +293,9 @@ LM__INLINE void lm__n_qdot_legacy(const char *w, size_t ws, int nr, const char *
 }
 
 #define LM__QDOT_LEGACY_N(name, blk_t, unpack, has_min)                                            \
-    static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc,          \
-                     int64_t nb, float *out, size_t os) {                                          \
-        lm__n_qdot_legacy(w, ws, nr, va, as, nc, nb, out, os, sizeof(blk_t), unpack, has_min);     \
+    static void name(const void *w, size_t ws, size_t wb, int nr, const void *va, size_t as,       \
+                     int nc, int64_t nb, float *out, size_t os) {                                  \
+        lm__n_qdot_legacy(w, ws, nr, va, as, nc, nb, out, os, wb, unpack, has_min);                \
     }
 LM__QDOT_LEGACY_N(lm__n_qdot_q4_0, lm_block_q4_0, lm__n_lv_q4_0, 0)
 LM__QDOT_LEGACY_N(lm__n_qdot_q4_1, lm_block_q4_1, lm__n_lv_q4_1, 1)
@@ -439,9 +439,9 @@ LM__INLINE void lm__n_qdot_k(const char *w, size_t ws, int nr, const char *va, s
 
 #define LM__OFF(T, f) (int)offsetof(T, f)
 #define LM__QDOT_K_N(name, blk_t, prep, d_off, dmin_off)                                           \
-    static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc,          \
-                     int64_t nb, float *out, size_t os) {                                          \
-        lm__n_qdot_k(w, ws, nr, va, as, nc, nb, out, os, sizeof(blk_t), prep, d_off, dmin_off);    \
+    static void name(const void *w, size_t ws, size_t wb, int nr, const void *va, size_t as,       \
+                     int nc, int64_t nb, float *out, size_t os) {                                  \
+        lm__n_qdot_k(w, ws, nr, va, as, nc, nb, out, os, wb, prep, d_off, dmin_off);               \
     }
 LM__QDOT_K_N(lm__n_qdot_q2_K, lm_block_q2_K, lm__n_kprep_q2_K, LM__OFF(lm_block_q2_K, d),
              LM__OFF(lm_block_q2_K, dmin))

@@ -200,16 +200,16 @@ static float lm__row_legacy(const char *w, size_t bsize, lm__unpack32_fn unpack,
 }
 
 typedef struct {
-    size_t bsize;
     void (*unpack)(const void *blk, int8_t *q);
     void (*scales)(const void *blk, int16_t *sc, int16_t *mn);
     int d_off, dmin_off; /* byte offsets of the f16 d and dmin; dmin_off < 0: no mins */
 } lm__ktype;
 
-static float lm__row_k(const char *w, const lm__ktype *kt, const lm__q16k *a, int64_t nb) {
+static float lm__row_k(const char *w, size_t wb, const lm__ktype *kt, const lm__q16k *a,
+                       int64_t nb) {
     float acc = 0;
     for (int64_t b = 0; b < nb; b++) {
-        const char *blk = w + (size_t)b * kt->bsize;
+        const char *blk = w + (size_t)b * wb;
         int8_t q[LM_QK_K];
         int16_t sc[16], mn[16];
         kt->unpack(blk, q);
@@ -248,27 +248,27 @@ static void lm__unpack_q6_K_v(const void *b, int8_t *q) {
 }
 
 #define LM__OFF(T, f) (int)offsetof(T, f)
-static const lm__ktype lm__kt_q2_K = {sizeof(lm_block_q2_K), lm__unpack_q2_K_v, lm__scales_q2_K,
-                                      LM__OFF(lm_block_q2_K, d), LM__OFF(lm_block_q2_K, dmin)};
-static const lm__ktype lm__kt_q3_K = {sizeof(lm_block_q3_K), lm__unpack_q3_K_v, lm__scales_q3_K,
-                                      LM__OFF(lm_block_q3_K, d), -1};
-static const lm__ktype lm__kt_q4_K = {sizeof(lm_block_q4_K), lm__unpack_q4_K_v, lm__scales_k4,
-                                      LM__OFF(lm_block_q4_K, d), LM__OFF(lm_block_q4_K, dmin)};
-static const lm__ktype lm__kt_q5_K = {sizeof(lm_block_q5_K), lm__unpack_q5_K_v, lm__scales_k4,
-                                      LM__OFF(lm_block_q5_K, d), LM__OFF(lm_block_q5_K, dmin)};
-static const lm__ktype lm__kt_q6_K = {sizeof(lm_block_q6_K), lm__unpack_q6_K_v, lm__scales_q6_K,
-                                      LM__OFF(lm_block_q6_K, d), -1};
+static const lm__ktype lm__kt_q2_K = {lm__unpack_q2_K_v, lm__scales_q2_K, LM__OFF(lm_block_q2_K, d),
+                                      LM__OFF(lm_block_q2_K, dmin)};
+static const lm__ktype lm__kt_q3_K = {lm__unpack_q3_K_v, lm__scales_q3_K, LM__OFF(lm_block_q3_K, d),
+                                      -1};
+static const lm__ktype lm__kt_q4_K = {lm__unpack_q4_K_v, lm__scales_k4, LM__OFF(lm_block_q4_K, d),
+                                      LM__OFF(lm_block_q4_K, dmin)};
+static const lm__ktype lm__kt_q5_K = {lm__unpack_q5_K_v, lm__scales_k4, LM__OFF(lm_block_q5_K, d),
+                                      LM__OFF(lm_block_q5_K, dmin)};
+static const lm__ktype lm__kt_q6_K = {lm__unpack_q6_K_v, lm__scales_q6_K, LM__OFF(lm_block_q6_K, d),
+                                      -1};
 
 #define LM__COLA(T, va, stride, c) ((const T *)((const char *)(va) + (size_t)(c) * (stride)))
 
 #define LM__QDOT_LEGACY(name, blk_t, unpack, has_min)                                              \
-    static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc,          \
-                     int64_t nb, float *out, size_t os) {                                          \
+    static void name(const void *w, size_t ws, size_t wb, int nr, const void *va, size_t as,       \
+                     int nc, int64_t nb, float *out, size_t os) {                                  \
         for (int c = 0; c < nc; c++)                                                               \
             for (int r = 0; r < nr; r++)                                                           \
                 out[(size_t)c * os + r] =                                                          \
-                    lm__row_legacy((const char *)w + (size_t)r * ws, sizeof(blk_t), unpack,        \
-                                   has_min, LM__COLA(lm__q16a, va, as, c), nb);                    \
+                    lm__row_legacy((const char *)w + (size_t)r * ws, wb, unpack, has_min,          \
+                                   LM__COLA(lm__q16a, va, as, c), nb);                             \
     }
 LM__QDOT_LEGACY(lm__qdot_q4_0, lm_block_q4_0, lm__lv_q4_0, 0)
 LM__QDOT_LEGACY(lm__qdot_q4_1, lm_block_q4_1, lm__lv_q4_1, 1)
@@ -277,11 +277,11 @@ LM__QDOT_LEGACY(lm__qdot_q5_1, lm_block_q5_1, lm__lv_q5_1, 1)
 LM__QDOT_LEGACY(lm__qdot_q8_0, lm_block_q8_0, lm__lv_q8_0, 0)
 
 #define LM__QDOT_K(name, kt)                                                                       \
-    static void name(const void *w, size_t ws, int nr, const void *va, size_t as, int nc,          \
-                     int64_t nb, float *out, size_t os) {                                          \
+    static void name(const void *w, size_t ws, size_t wb, int nr, const void *va, size_t as,       \
+                     int nc, int64_t nb, float *out, size_t os) {                                  \
         for (int c = 0; c < nc; c++)                                                               \
             for (int r = 0; r < nr; r++)                                                           \
-                out[(size_t)c * os + r] = lm__row_k((const char *)w + (size_t)r * ws, &kt,         \
+                out[(size_t)c * os + r] = lm__row_k((const char *)w + (size_t)r * ws, wb, &kt,     \
                                                     LM__COLA(lm__q16k, va, as, c), nb);            \
     }
 LM__QDOT_K(lm__qdot_q2_K, lm__kt_q2_K)

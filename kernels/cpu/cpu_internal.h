@@ -130,13 +130,14 @@ typedef enum {
 /* Quantized weight rows against quantized activation columns, several of each per call so
  * that a weight block is unpacked once for all columns and the float work runs with one
  * output per SIMD lane: out[c * out_stride + r] = dot(row r, column c) for r < nr <=
- * LM__MR rows (w_stride bytes apart) and c < nc <= LM__NC columns (act_stride bytes
- * apart), nb blocks each. Every result is the float sum, in block order, of one term per
- * block computed from the block's exact integer dot product (see cpu_dot_scalar.c): it
+ * LM__MR rows (w_stride bytes apart, a row's blocks w_block bytes apart: the type's block
+ * size in rows, LM__MR times it in the interleaved layout) and c < nc <= LM__NC columns
+ * (act_stride bytes apart), nb blocks each. Every result is the float sum, in block order, of one
+ * term per block computed from the block's exact integer dot product (see cpu_dot_scalar.c): it
  * depends only on its row and column, never on nr, nc, the thread count or the level. */
 #define LM__MR 8
 #define LM__NC 128
-typedef void (*lm__qdot_fn)(const void *w, size_t w_stride, int nr, const void *act,
+typedef void (*lm__qdot_fn)(const void *w, size_t w_stride, size_t w_block, int nr, const void *act,
                             size_t act_stride, int nc, int64_t nb, float *out, size_t out_stride);
 
 /* Float dot products in lm__cpu_dot's order (16 partial sums, then a fixed tree); the

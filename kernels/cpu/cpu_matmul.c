@@ -60,9 +60,9 @@ static void lm__mm_quant_task(void *ctx, int64_t g0, int64_t g1, int ith) {
         for (int64_t g = g0; g < g1; g++) {
             const int64_t n0 = g * LM__MR;
             const int nr = (int)(N - n0 < LM__MR ? N - n0 : LM__MR);
-            j->qdot(lm__cpu_row(j->w, n0, 0, 0), j->w->nb[1], nr, act + (size_t)t0 * j->act_row,
-                    j->act_row, (int)(t1 - t0), j->nb, (float *)lm__cpu_row(j->dst, t0, 0, 0) + n0,
-                    os);
+            j->qdot(lm__cpu_row(j->w, n0, 0, 0), j->w->nb[1], j->w->nb[0], nr,
+                    act + (size_t)t0 * j->act_row, j->act_row, (int)(t1 - t0), j->nb,
+                    (float *)lm__cpu_row(j->dst, t0, 0, 0) + n0, os);
         }
     }
 }

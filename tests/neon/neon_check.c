@@ -234,8 +234,8 @@ static void check_qdot_case(lm_type t, const char *w, size_t ws, const char *act
     float *a = xmalloc(n * 4), *b = xmalloc(n * 4);
     const uint32_t s = SENTINEL;
     for (size_t i = 0; i < n; i++) memcpy(&a[i], &s, 4), memcpy(&b[i], &s, 4);
-    g_neon.qdot[t](w, ws, nr, act, as, nc, nb, a, os);
-    g_ref.qdot[t](w, ws, nr, act, as, nc, nb, b, os);
+    g_neon.qdot[t](w, ws, lm_type_get(t).size, nr, act, as, nc, nb, a, os);
+    g_ref.qdot[t](w, ws, lm_type_get(t).size, nr, act, as, nc, nb, b, os);
     char what[128];
     snprintf(what, sizeof what, "qdot %s (%s weights, nb %lld, nr %d, nc %d; out[c * %zu + r])",
              lm_type_get((uint32_t)t).name, raw ? "raw random" : "quantized", (long long)nb, nr, nc,
