@@ -24,7 +24,17 @@ typedef struct lm_tensor {
     lm_type type;
     int64_t ne[4];
     size_t nb[4];
+    /* LM_LAYOUT_ROWS (0): rows as above. Else a backend's own layout of a weight, set by
+     * its weights_relayout; only the ops that read weights (mul_mat's W, get_rows' src)
+     * accept it. */
+    int layout;
 } lm_tensor;
+
+#define LM_LAYOUT_ROWS 0
+/* CPU: rows in groups of 8 whose blocks are interleaved, block b of the group's row r at
+ * (8 b + r) x the block size from the group's start (the bytes a group held in rows), so
+ * that decode reads one stream; a last group of fewer rows stays in rows. */
+#define LM_LAYOUT_CPU_R8 1
 
 /* Fill nb[] for a contiguous tensor of the given type and shape. */
 void lm_tensor_init(lm_tensor *t, lm_buffer *buf, size_t offset, lm_type type, int64_t ne0,
@@ -118,6 +128,12 @@ typedef struct lm_backend_ops {
     lm_status (*argmax)(lm_backend *be, const lm_tensor *x, lm_tensor *dst);
     /* dst = contiguous copy of src (same shape; F32 <-> F16 conversion allowed). */
     lm_status (*copy)(lm_backend *be, const lm_tensor *src, lm_tensor *dst);
+
+    /* Optional (may be NULL; last, so that positional initializers may omit it): the model's 2-D
+     * weights, once they are in their buffer and before any op; the backend may re-lay some out in
+     * place for its kernels and set their layout. Entries may alias the same bytes (tied
+     * embeddings): each is re-laid once and every alias is marked. */
+    lm_status (*weights_relayout)(lm_backend *be, lm_tensor *const *w, int n);
 } lm_backend_ops;
 
 struct lm_backend {

@@ -63,6 +63,15 @@ void lm__huge_seal(void *p, size_t mapped) {
 #endif
 }
 
+bool lm__huge_unseal(void *p, size_t mapped) {
+#ifdef LM__HUGE_LINUX
+    return p && mapped && mprotect(p, mapped, PROT_READ | PROT_WRITE) == 0;
+#else
+    (void)p, (void)mapped;
+    return false;
+#endif
+}
+
 void lm__huge_free(void *p, size_t mapped) {
 #ifdef LM__HUGE_LINUX
     if (p && mapped) munmap(p, mapped);

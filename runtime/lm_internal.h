@@ -62,6 +62,8 @@ void lm__huge_free(void *p, size_t mapped);
 /* Make a filled mapping read-only, as the file mapping it replaces was: a stray write
  * faults instead of corrupting weights. */
 void lm__huge_seal(void *p, size_t mapped);
+/* Writable again, to re-lay the weights out in place (false: it stays read-only). */
+bool lm__huge_unseal(void *p, size_t mapped);
 /* Drop the whole pages of [p, p + n) of a clean file mapping from this process (they
  * stay in the page cache and fault back in if read): after the weights were copied. */
 void lm__pages_drop(const void *p, size_t n);

@@ -435,6 +435,28 @@ static lm_status lm__load_weights(lm_model *m, size_t max_memory) {
     return m->be->ops->upload(m->be, m->weights, 0, base, size);
 }
 
+/* Hand the 2-D weights to a backend that re-lays them out for its kernels (tied
+ * embeddings: tok_embd and output are two aliases of the same bytes). */
+static lm_status lm__relayout_weights(lm_model *m) {
+    if (!m->be->ops->weights_relayout) return LM_OK;
+    enum { PER_LAYER = 7 };
+    lm_tensor **w = LM_MALLOC(((size_t)m->hp.n_layer * PER_LAYER + 2) * sizeof *w);
+    if (!w) return lm__error(LM_ERR_NOMEM, "cannot allocate the weight list");
+    int n = 0;
+    w[n++] = &m->tok_embd;
+    w[n++] = &m->output;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        lm_layer *L = &m->layers[il];
+        lm_tensor *t[PER_LAYER] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                   &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < PER_LAYER; k++)
+            if (t[k]->ne[0] > 0) w[n++] = t[k];
+    }
+    lm_status s = m->be->ops->weights_relayout(m->be, w, n);
+    LM_FREE(w);
+    return s;
+}
+
 static void lm__ftype_name(lm_model *m) {
     /* The most common weight type among 2-D tensors names the file's type. */
     int counts[LM_TYPE_COUNT] = {0};
@@ -477,7 +499,7 @@ static lm_status lm__model_load(lm_model *m, const char *path, const lm_model_pa
         lm_tensor *t = (lm_tensor *)&m->layers[il];
         for (size_t k = 0; k < sizeof(lm_layer) / sizeof(lm_tensor); k++) t[k].buf = m->weights;
     }
-    return LM_OK;
+    return lm__relayout_weights(m);
 }
 
 lm_status lm_model_load(const char *path, const lm_model_params *params, lm_model **out) {

@@ -4,6 +4,7 @@
 #include "helpers/ref_logits.h"
 #include "helpers/test_util.h"
 #include "lumen.h"
+#include "../runtime/model.h" /* the weights' layout */
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -300,6 +301,54 @@ Test(e2e, weights_in_huge_pages_give_the_same_logits) {
               "logits differ between huge-page and mapped weights (max |d| %g)",
               lm_test_max_abs_diff(a, b, nv));
     free(a), free(b);
+}
+
+/* The CPU backend interleaves the huge-page copy's quantized weights in groups of 8 rows
+ * (cpu_relayout.c); LUMEN_WEIGHT_LAYOUT=rows keeps rows. Prefill and decode give the same
+ * bits either way, and a bad value is refused by name. */
+static float *prefill_then_decode(lm_model *m, float **step2) {
+    const lm_token toks[] = {504, 3575, 282, 4649, 314, 253, 1345, 28}, next = 4649;
+    lm_model *keep = model;
+    model = m;
+    lm_context *ctx = new_ctx(64, 1, LM_KV_F16);
+    float *a = decode_logits(ctx, toks, (int32_t)(sizeof toks / sizeof toks[0]));
+    *step2 = decode_logits(ctx, &next, 1); /* one column: the decode kernels */
+    lm_context_free(ctx);
+    model = keep;
+    return a;
+}
+
+Test(e2e, interleaved_weights_give_the_same_logits) {
+    if (!lm__huge_available())
+        cr_skip_test("no transparent huge pages here (or LUMEN_HUGEPAGES=0): the weights stay in "
+                     "the file mapping, in rows");
+    cr_assert_eq(model->output.layout, LM_LAYOUT_CPU_R8, "the output head is not interleaved");
+    cr_assert_eq(model->layers[0].w_down.layout, LM_LAYOUT_CPU_R8);
+    cr_assert_eq(model->out_norm.layout, LM_LAYOUT_ROWS, "a norm vector was re-laid");
+    const size_t nv = (size_t)lm_model_n_vocab(model);
+    float *a2, *a = prefill_then_decode(model, &a2);
+    lm_model_params mp = lm_model_default_params();
+    mp.n_threads = 2;
+    lm_model *rows = NULL;
+    setenv("LUMEN_WEIGHT_LAYOUT", "rows", 1);
+    lm_status st = lm_model_load(lm_test_model_path(), &mp, &rows);
+    unsetenv("LUMEN_WEIGHT_LAYOUT");
+    cr_assert_eq(st, LM_OK, "%s", lm_last_error());
+    cr_assert_eq(rows->output.layout, LM_LAYOUT_ROWS);
+    float *b2, *b = prefill_then_decode(rows, &b2);
+    lm_model_free(rows);
+    cr_expect(memcmp(a, b, nv * sizeof(float)) == 0, "prefill logits differ (max |d| %g)",
+              lm_test_max_abs_diff(a, b, nv));
+    cr_expect(memcmp(a2, b2, nv * sizeof(float)) == 0, "decode logits differ (max |d| %g)",
+              lm_test_max_abs_diff(a2, b2, nv));
+    free(a), free(a2), free(b), free(b2);
+    setenv("LUMEN_WEIGHT_LAYOUT", "r16", 1);
+    lm_model *bad = NULL;
+    st = lm_model_load(lm_test_model_path(), &mp, &bad);
+    unsetenv("LUMEN_WEIGHT_LAYOUT");
+    cr_assert_eq(st, LM_ERR_INVALID_ARG);
+    cr_assert_null(bad);
+    cr_assert(strstr(lm_last_error(), "LUMEN_WEIGHT_LAYOUT=r16") != NULL, "%s", lm_last_error());
 }
 
 Test(e2e, model_larger_than_memory_limit_is_refused) {

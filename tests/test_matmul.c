@@ -329,8 +329,8 @@ static void compare_kernels(const lm__cpu_kernels *kl, const lm__cpu_kernels *ks
             for (int c = 0; c < nc; c++)
                 for (int rr = 0; rr < nr; rr++)
                     cr_assert(memcmp(&a[c][rr], &b[c][rr], sizeof(float)) == 0,
-                              "%s %s (%s, interleaved) nr=%d nc=%d row %d col %d: %.9g != %.9g",
-                              ln, tn, what, nr, nc, rr, c, a[c][rr], b[c][rr]);
+                              "%s %s (%s, interleaved) nr=%d nc=%d row %d col %d: %.9g != %.9g", ln,
+                              tn, what, nr, nc, rr, c, a[c][rr], b[c][rr]);
         }
 }
 
@@ -406,8 +406,8 @@ Test(matmul, integer_bounds) {
     }
     /* the exact value of the q6_K case: 256 products of 4096 * 32767 per block */
     float o[LM__NC][LM__MR];
-    ks->qdot[LM_TYPE_Q6_K](w6, sizeof w6[0] * NB, sizeof w6[0], 1, ak, sizeof ak[0] * NB, 1, NB, &o[0][0],
-                           LM__MR);
+    ks->qdot[LM_TYPE_Q6_K](w6, sizeof w6[0] * NB, sizeof w6[0], 1, ak, sizeof ak[0] * NB, 1, NB,
+                           &o[0][0], LM__MR);
     const double blk = 256.0 * 4096 * 32767 * (1.0 / 32767) * 0.5; /* (-128)(-32)(-32767) */
     cr_assert(fabs(o[0][0] + NB * blk) <= 1e-6 * NB * blk, "q6_K bound: %.9g, expected %.9g",
               o[0][0], -NB * blk);
@@ -626,4 +626,63 @@ Test(matmul, bad_shapes_and_types) {
     expect_invalid(be->ops->mul_mat(be, &w4.t, &x256.t, &d3.t), "dst");
     dt *all[] = {&w48, &x48, &d2, &wk, &xk, &w256, &x256, &wnl, &w4, &xh, &d3};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
+}
+
+/* The interleaved weight layout (LM_LAYOUT_CPU_R8, cpu_relayout.c) at the op level: the
+ * same bytes permuted by 8-row group give mul_mat (decode and prefill shapes) and get_rows
+ * the same bits as rows, a last group of fewer rows included; every other op refuses it. */
+Test(matmul, interleaved_layout_ops) {
+    lm_test_rng r = {lm_test_seed()};
+    const lm_type types[] = {LM_TYPE_Q8_0, LM_TYPE_Q4_1, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
+    enum { K = 512, N = 21, M = 9 };
+    static float wf[K * N], x[K * M];
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const lm_type ty = types[t];
+        const lm_type_traits tr = lm_type_get(ty);
+        const size_t rs = lm_row_size(ty, K), bs = tr.size;
+        const int64_t nb = K / tr.blck;
+        char *w = malloc(rs * N), *wi = malloc(rs * N);
+        lm_test_fill_normal(&r, wf, K * N, 0.1f);
+        lm_test_fill_normal(&r, x, K * M, 1.0f);
+        for (int n = 0; n < N; n++) lm_quantize_row(ty, wf + n * K, w + (size_t)n * rs, K);
+        memcpy(wi, w, rs * N); /* the last N % 8 rows stay in rows */
+        for (int g = 0; g < N / LM__MR; g++)
+            for (int rr = 0; rr < LM__MR; rr++)
+                for (int64_t b = 0; b < nb; b++)
+                    memcpy(wi + (size_t)g * LM__MR * rs + ((size_t)b * LM__MR + rr) * bs,
+                           w + ((size_t)g * LM__MR + rr) * rs + (size_t)b * bs, bs);
+        lm_backend *be = g_be[1];
+        dt tw = dt_new(be, ty, K, N, w), ti = dt_new(be, ty, K, N, wi);
+        ti.t.layout = LM_LAYOUT_CPU_R8;
+        dt tx = dt_new(be, LM_TYPE_F32, K, M, x);
+        dt da = dt_new(be, LM_TYPE_F32, N, M, NULL), db = dt_new(be, LM_TYPE_F32, N, M, NULL);
+        int32_t ids[N];
+        for (int i = 0; i < N; i++) ids[i] = (i * 7) % N;
+        dt tid = dt_new(be, LM_TYPE_I32, N, 1, ids);
+        dt ga = dt_new(be, LM_TYPE_F32, K, N, NULL), gb = dt_new(be, LM_TYPE_F32, K, N, NULL);
+        for (int m = 1; m <= M; m += M - 1) { /* one column (decode), then M */
+            lm_tensor xm = tx.t, dam = da.t, dbm = db.t;
+            xm.ne[1] = dam.ne[1] = dbm.ne[1] = m;
+            cr_assert_eq(be->ops->mul_mat(be, &tw.t, &xm, &dam), LM_OK, "%s", lm_last_error());
+            cr_assert_eq(be->ops->mul_mat(be, &ti.t, &xm, &dbm), LM_OK, "%s", lm_last_error());
+            cr_assert(memcmp(lm_cpu_buffer_ptr(da.buf), lm_cpu_buffer_ptr(db.buf),
+                             sizeof(float) * N * m) == 0,
+                      "%s interleaved mul_mat differs, M=%d", tr.name, m);
+        }
+        cr_assert_eq(be->ops->get_rows(be, &tw.t, &tid.t, &ga.t), LM_OK, "%s", lm_last_error());
+        cr_assert_eq(be->ops->get_rows(be, &ti.t, &tid.t, &gb.t), LM_OK, "%s", lm_last_error());
+        cr_assert(memcmp(lm_cpu_buffer_ptr(ga.buf), lm_cpu_buffer_ptr(gb.buf),
+                         sizeof(float) * K * N) == 0,
+                  "%s interleaved get_rows differs", tr.name);
+        /* any other op: an error naming the layout, not a wrong answer */
+        cr_assert_eq(be->ops->copy(be, &ti.t, &ti.t), LM_ERR_INVALID_ARG);
+        cr_assert(strstr(lm_last_error(), "interleaved layout") != NULL, "%s", lm_last_error());
+        lm_tensor bad = tw.t;
+        bad.layout = 7;
+        cr_assert_eq(be->ops->mul_mat(be, &bad, &tx.t, &da.t), LM_ERR_INVALID_ARG);
+        cr_assert(strstr(lm_last_error(), "unknown layout 7") != NULL, "%s", lm_last_error());
+        dt *all[] = {&tw, &ti, &tx, &da, &db, &tid, &ga, &gb};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
+        free(w), free(wi);
+    }
 }

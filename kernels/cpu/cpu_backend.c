@@ -12,7 +12,19 @@
 /* ---- validation helpers shared by the op files ---- */
 
 lm_status lm__cpu_check(const char *op, const char *arg, const lm_tensor *t, int type) {
+    LM_TRY(lm__cpu_check_w(op, arg, t, type));
+    if (t->layout != LM_LAYOUT_ROWS)
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "%s: %s is a weight in the CPU's interleaved layout, which only mul_mat "
+                         "and get_rows read",
+                         op, arg);
+    return LM_OK;
+}
+
+lm_status lm__cpu_check_w(const char *op, const char *arg, const lm_tensor *t, int type) {
     if (!t) return lm__error(LM_ERR_INVALID_ARG, "%s: %s is NULL", op, arg);
+    if (t->layout != LM_LAYOUT_ROWS && t->layout != LM_LAYOUT_CPU_R8)
+        return lm__error(LM_ERR_INVALID_ARG, "%s: %s has an unknown layout %d", op, arg, t->layout);
     if (!t->buf) return lm__error(LM_ERR_INVALID_ARG, "%s: %s has no buffer", op, arg);
     lm_type_traits tr = lm_type_get((uint32_t)t->type);
     if (!tr.name)
@@ -242,6 +254,7 @@ static const lm_backend_ops lm__cpu_ops = {
     .upload = lm__cpu_upload,
     .download = lm__cpu_download,
     .buffer_wrap_host = lm__cpu_buffer_wrap_host,
+    .weights_relayout = lm__cpu_weights_relayout,
     .begin = lm__cpu_nop,
     .end = lm__cpu_nop,
     .sync = lm__cpu_nop,

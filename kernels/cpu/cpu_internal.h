@@ -91,6 +91,8 @@ static inline char *lm__cpu_row_flat(const lm_tensor *t, int64_t r) {
  * else exactly that type), ne >= 1, rows contiguous (nb[0] = element/block size), and
  * the view inside its buffer. On failure: LM_ERR_INVALID_ARG naming op and arg. */
 lm_status lm__cpu_check(const char *op, const char *arg, const lm_tensor *t, int type);
+/* The same, but t may be in the interleaved weight layout (mul_mat's W, get_rows' src). */
+lm_status lm__cpu_check_w(const char *op, const char *arg, const lm_tensor *t, int type);
 /* a and b have the same ne[0..3], else LM_ERR_INVALID_ARG. */
 lm_status lm__cpu_check_same_shape(const char *op, const char *an, const lm_tensor *a,
                                    const char *bn, const lm_tensor *b);
@@ -231,5 +233,11 @@ lm_status lm__cpu_mul(lm_backend *be, const lm_tensor *a, const lm_tensor *b, lm
 lm_status lm__cpu_scale(lm_backend *be, const lm_tensor *x, float s, lm_tensor *dst);
 lm_status lm__cpu_argmax(lm_backend *be, const lm_tensor *x, lm_tensor *dst);
 lm_status lm__cpu_copy(lm_backend *be, const lm_tensor *src, lm_tensor *dst);
+
+/* ---- the interleaved weight layout (cpu_relayout.c) ---- */
+
+lm_status lm__cpu_weights_relayout(lm_backend *be, lm_tensor *const *w, int n);
+/* Row i of src (rows or interleaved) dequantized into dst[ne[0]] */
+void lm__cpu_weight_row(const lm_tensor *src, int64_t i, float *dst);
 
 #endif

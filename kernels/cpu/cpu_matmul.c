@@ -60,9 +60,12 @@ static void lm__mm_quant_task(void *ctx, int64_t g0, int64_t g1, int ith) {
         for (int64_t g = g0; g < g1; g++) {
             const int64_t n0 = g * LM__MR;
             const int nr = (int)(N - n0 < LM__MR ? N - n0 : LM__MR);
-            j->qdot(lm__cpu_row(j->w, n0, 0, 0), j->w->nb[1], j->w->nb[0], nr,
-                    act + (size_t)t0 * j->act_row, j->act_row, (int)(t1 - t0), j->nb,
-                    (float *)lm__cpu_row(j->dst, t0, 0, 0) + n0, os);
+            /* an interleaved group: rows a block apart, a row's blocks a group's block apart */
+            const bool il = j->w->layout == LM_LAYOUT_CPU_R8 && nr == LM__MR;
+            const size_t bs = j->w->nb[0], ws = il ? bs : j->w->nb[1], wb = il ? LM__MR * bs : bs;
+            j->qdot(lm__cpu_row(j->w, n0, 0, 0), ws, wb, nr, act + (size_t)t0 * j->act_row,
+                    j->act_row, (int)(t1 - t0), j->nb, (float *)lm__cpu_row(j->dst, t0, 0, 0) + n0,
+                    os);
         }
     }
 }
@@ -92,7 +95,7 @@ static lm_status lm__mm_reserve_act(lm__cpu *c, size_t bytes) {
 
 static lm_status lm__mm_check(const lm_tensor *w, const lm_tensor *x, const lm_tensor *dst) {
     const char *op = "mul_mat";
-    LM_TRY(lm__cpu_check(op, "W", w, -1)); /* also: K a multiple of W's block size */
+    LM_TRY(lm__cpu_check_w(op, "W", w, -1)); /* also: K a multiple of W's block size */
     if (!lm_type_computable(w->type))
         return lm__error(LM_ERR_INVALID_ARG, "mul_mat: W type %s is not supported",
                          lm_type_get((uint32_t)w->type).name);
@@ -120,7 +123,7 @@ lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x
     lm__cpu *c = lm__cpu_ctx(be);
     lm__mm_job j = {c, w, x, dst, c->kern->qdot[w->type], c->kern->fdot[w->type], 0, 0, 0, 0};
     if (!j.qdot) {
-        if (!j.fdot) /* lm_type_computable and the kernel tables disagree: a bug, not input */
+        if (!j.fdot || w->layout != LM_LAYOUT_ROWS) /* the tables disagree: a bug, not input */
             return lm__error(LM_ERR_INVALID_ARG, "mul_mat: no kernel for W type %s",
                              lm_type_get((uint32_t)w->type).name);
         lm__pool_run(c->pool, lm__mm_float_task, &j, w->ne[1]);

@@ -35,14 +35,13 @@ typedef struct {
 static void lm__get_rows_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__get_rows_job *j = ctx;
     for (int64_t i = b; i < e; i++)
-        lm_dequantize_row(j->src->type, lm__cpu_row(j->src, j->ids[i], 0, 0),
-                          (float *)lm__cpu_row(j->dst, i, 0, 0), j->src->ne[0]);
+        lm__cpu_weight_row(j->src, j->ids[i], (float *)lm__cpu_row(j->dst, i, 0, 0));
 }
 
 lm_status lm__cpu_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor *ids,
                            lm_tensor *dst) {
     const char *op = "get_rows";
-    LM_TRY(lm__cpu_check(op, "src", src, -1));
+    LM_TRY(lm__cpu_check_w(op, "src", src, -1));
     LM_TRY(lm__cpu_computable(op, "src", src));
     LM_TRY(lm__cpu_check(op, "ids", ids, LM__I32));
     LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));

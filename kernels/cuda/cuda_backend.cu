@@ -338,6 +338,7 @@ static const lm_backend_ops lm__cu_ops = {
     lm__cu_scale,
     lm__cu_argmax,
     lm__cu_copy,
+    NULL, /* weights_relayout: the device kernels read rows */
 };
 
 /* ---- device selection ---- */

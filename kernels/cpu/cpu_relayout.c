@@ -1,0 +1,121 @@
+/* The CPU's interleaved weight layout (LM_LAYOUT_CPU_R8, backend.h). The matmul kernels
+ * take 8 rows at a time; in rows, decode then reads 8 streams a row apart, each a few
+ * hundred bytes long per group, which the hardware prefetchers follow poorly. Interleaved,
+ * a group is one sequential stream: a Q8_0 [640 x 131072] decode on one Zen 4 core went
+ * from 22-24 to 30-32 GB/s, the read probe's rate. The kernels take the block stride as
+ * a parameter (w_block), so both layouts give the same bits.
+ *
+ * Only weights in the backend's own copy (huge pages, cpu_backend.c) are re-laid: the
+ * file mapping is read-only and shared. LUMEN_WEIGHT_LAYOUT=rows keeps rows. */
+#include "cpu_internal.h"
+
+#include "../../runtime/quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* the view's bytes: [offset, offset + ne[1] rows) of a 2-D tensor */
+static size_t lm__r8_end(const lm_tensor *t) {
+    return t->offset + (size_t)t->ne[1] * t->nb[1];
+}
+
+static bool lm__r8_same(const lm_tensor *a, const lm_tensor *b) {
+    return a->buf == b->buf && a->offset == b->offset && a->type == b->type &&
+           a->ne[0] == b->ne[0] && a->ne[1] == b->ne[1];
+}
+
+static bool lm__r8_overlap(const lm_tensor *a, const lm_tensor *b) {
+    return a->buf == b->buf && a->offset < lm__r8_end(b) && b->offset < lm__r8_end(a);
+}
+
+/* A 2-D quantized weight with an integer kernel, in our own copy, at least one group */
+static bool lm__r8_eligible(const lm__cpu *c, const lm_tensor *t) {
+    const lm__cpu_kernels *scalar = lm__cpu_kernels_get(LM__CPU_SCALAR);
+    if (!t->buf || !t->buf->huge_len || t->layout != LM_LAYOUT_ROWS) return false;
+    if ((unsigned)t->type >= LM_TYPE_COUNT || !scalar->qdot[t->type] || !c->kern->qdot[t->type])
+        return false;
+    if (t->ne[0] < 1 || t->ne[1] < LM__MR || t->ne[2] != 1 || t->ne[3] != 1) return false;
+    if (lm__cpu_check_w("relayout", "weight", t, -1) != LM_OK) return false;
+    return t->nb[1] == lm_row_size(t->type, t->ne[0]);
+}
+
+typedef struct {
+    lm__cpu *c;
+    char *base;
+    size_t rs, bs; /* bytes per row, per block */
+    int64_t nb;    /* blocks per row */
+} lm__r8_job;
+
+/* Groups [g0, g1): each through the thread's scratch, back into the same bytes */
+static void lm__r8_task(void *ctx, int64_t g0, int64_t g1, int ith) {
+    const lm__r8_job *j = ctx;
+    char *tmp = (char *)lm__cpu_scratch(j->c, ith);
+    for (int64_t g = g0; g < g1; g++) {
+        char *grp = j->base + (size_t)g * LM__MR * j->rs;
+        memcpy(tmp, grp, LM__MR * j->rs);
+        for (int r = 0; r < LM__MR; r++)
+            for (int64_t b = 0; b < j->nb; b++)
+                memcpy(grp + ((size_t)b * LM__MR + (size_t)r) * j->bs,
+                       tmp + (size_t)r * j->rs + (size_t)b * j->bs, j->bs);
+    }
+}
+
+static lm_status lm__r8_apply(lm__cpu *c, lm_tensor *t) {
+    const lm_type_traits tr = lm_type_get((uint32_t)t->type);
+    lm__r8_job j = {c, lm__cpu_data(t), t->nb[1], (size_t)tr.size, t->ne[0] / tr.blck};
+    LM_TRY(lm__cpu_reserve(c, (LM__MR * j.rs + sizeof(float) - 1) / sizeof(float)));
+    lm__pool_run(c->pool, lm__r8_task, &j, t->ne[1] / LM__MR);
+    t->layout = LM_LAYOUT_CPU_R8;
+    return LM_OK;
+}
+
+lm_status lm__cpu_weights_relayout(lm_backend *be, lm_tensor *const *w, int n) {
+    const char *env = getenv("LUMEN_WEIGHT_LAYOUT");
+    if (env && *env && strcmp(env, "rows") != 0 && strcmp(env, "interleaved") != 0)
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "cpu: LUMEN_WEIGHT_LAYOUT=%s (expected rows or interleaved)", env);
+    if (env && strcmp(env, "rows") == 0) return LM_OK;
+    lm__cpu *c = lm__cpu_ctx(be);
+    lm_buffer *open = NULL; /* the buffer made writable */
+    lm_status s = LM_OK;
+    for (int i = 0; i < n && s == LM_OK; i++) {
+        lm_tensor *t = w[i];
+        if (!t || !lm__r8_eligible(c, t)) continue;
+        /* an alias of one already done takes its mark; any other overlap keeps rows */
+        bool alias = false, clash = false;
+        for (int k = 0; k < n; k++) {
+            if (k == i || !w[k]) continue;
+            if (lm__r8_same(w[k], t))
+                alias |= w[k]->layout == LM_LAYOUT_CPU_R8;
+            else
+                clash |= lm__r8_overlap(w[k], t);
+        }
+        if (clash) continue;
+        if (alias) {
+            t->layout = LM_LAYOUT_CPU_R8;
+            continue;
+        }
+        if (open != t->buf) {
+            if (open) lm__huge_seal(open->data, open->huge_len);
+            open = lm__huge_unseal(t->buf->data, t->buf->huge_len) ? t->buf : NULL;
+            if (!open) continue; /* cannot write it: rows it is */
+        }
+        s = lm__r8_apply(c, t);
+    }
+    if (open) lm__huge_seal(open->data, open->huge_len);
+    return s;
+}
+
+/* Row i of src, which may be interleaved, as floats */
+void lm__cpu_weight_row(const lm_tensor *src, int64_t i, float *dst) {
+    const lm_type_traits tr = lm_type_get((uint32_t)src->type);
+    const int64_t g = i / LM__MR, r = i % LM__MR;
+    if (src->layout != LM_LAYOUT_CPU_R8 || (g + 1) * LM__MR > src->ne[1]) {
+        lm_dequantize_row(src->type, lm__cpu_row(src, i, 0, 0), dst, src->ne[0]);
+        return;
+    }
+    const char *grp = lm__cpu_row(src, g * LM__MR, 0, 0);
+    for (int64_t b = 0; b < src->ne[0] / tr.blck; b++)
+        lm_dequantize_row(src->type, grp + ((size_t)b * LM__MR + (size_t)r) * tr.size,
+                          dst + b * tr.blck, tr.blck);
+}
