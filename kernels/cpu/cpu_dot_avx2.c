@@ -258,10 +258,6 @@ LM__AVX2 LM__INLINE __m256i lm__kq_mins(const __m256i *MN, const int32_t *bsums)
 #endif
 }
 
-/* Decode (nc <= 4) of the legacy types streams weights from memory, where the VNNI build's
- * code of the same kernels ran ~10 % slower (Q8_0 on Zen 4): it calls the AVX2 build's. */
-static lm__qdot_fn lm__leg_decode[LM_TYPE_COUNT];
-
 /* ---- legacy types: a block's 32 levels as two int16 vectors (elements 0-15, 16-31) ---- */
 
 LM__AVX2 LM__INLINE void lm__u16_nib(const uint8_t *qs, __m256i *lo, __m256i *hi) {
@@ -339,7 +335,7 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
 /* Up to LM__NC columns. Few (decode): each row's block is unpacked into registers and used
  * at once. Many (prefill): the 8 rows' blocks are unpacked once into u, then every group
  * of 4 columns reads them, so the unpacking is shared by the whole column tile. */
-#define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN, TYPE)                                      \
+#define LM__QDOT_LEGACY_X(name, blk_t, UNPACK, HAS_MIN)                                            \
     LM__AVX2 LM__INLINE void name##_n(const char *w, size_t ws, size_t wb, int nr, const char *va, \
                                       size_t as, int64_t nb, float *out, size_t os,                \
                                       const int NC) {                                              \
@@ -419,10 +415,6 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
     }                                                                                              \
     LM__AVX2 static void name(const void *w, size_t ws, size_t wb, int nr, const void *va,         \
                               size_t as, int nc, int64_t nb, float *out, size_t os) {              \
-        if (LM__IS_VNNI && nc <= 4) {                                                              \
-            lm__leg_decode[TYPE](w, ws, wb, nr, va, as, nc, nb, out, os);                          \
-            return;                                                                                \
-        }                                                                                          \
         switch (nc) {                                                                              \
         case 1:                                                                                    \
             name##_n(w, ws, wb, nr, va, as, nb, out, os, 1);                                       \
@@ -442,11 +434,11 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
         }                                                                                          \
     }
 
-LM__QDOT_LEGACY_X(lm__qdot_q4_0_x, lm_block_q4_0, lm__lv_q4_0, 0, LM_TYPE_Q4_0)
-LM__QDOT_LEGACY_X(lm__qdot_q4_1_x, lm_block_q4_1, lm__lv_q4_1, 1, LM_TYPE_Q4_1)
-LM__QDOT_LEGACY_X(lm__qdot_q5_0_x, lm_block_q5_0, lm__lv_q5_0, 0, LM_TYPE_Q5_0)
-LM__QDOT_LEGACY_X(lm__qdot_q5_1_x, lm_block_q5_1, lm__lv_q5_1, 1, LM_TYPE_Q5_1)
-LM__QDOT_LEGACY_X(lm__qdot_q8_0_x, lm_block_q8_0, lm__lv_q8_0, 0, LM_TYPE_Q8_0)
+LM__QDOT_LEGACY_X(lm__qdot_q4_0_x, lm_block_q4_0, lm__lv_q4_0, 0)
+LM__QDOT_LEGACY_X(lm__qdot_q4_1_x, lm_block_q4_1, lm__lv_q4_1, 1)
+LM__QDOT_LEGACY_X(lm__qdot_q5_0_x, lm_block_q5_0, lm__lv_q5_0, 0)
+LM__QDOT_LEGACY_X(lm__qdot_q5_1_x, lm_block_q5_1, lm__lv_q5_1, 1)
+LM__QDOT_LEGACY_X(lm__qdot_q8_0_x, lm_block_q8_0, lm__lv_q8_0, 0)
 
 /* ---- k-quants ---- */
 
@@ -999,10 +991,6 @@ LM__AVX2 static void lm__quantize_q16k_x(const float *restrict x, lm__q16k *rest
 }
 
 bool LM__KTABLE(lm__cpu_kernels *k) {
-    if (LM__IS_VNNI) {
-        if (!lm__cpu_kernels_avx2(k)) return false;
-        memcpy(lm__leg_decode, k->qdot, sizeof lm__leg_decode);
-    }
     lm__cpu_kernels_scalar(k);
     k->attn_pv = lm__attn_pv_x;
     k->fdot4 = lm__fdot4_x;
