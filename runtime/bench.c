@@ -69,6 +69,7 @@ struct lm__team {
     int n, passes;
     lm__team_fn fn;
     void *ctx;
+    double *t0, *t1; /* per thread: the start and end of its share of the current pass */
 };
 
 typedef struct {
@@ -80,20 +81,27 @@ static void *lm__team_main(void *p) {
     lm__team_arg *a = p;
     for (int i = 0; i < a->tm->passes; i++) {
         pthread_barrier_wait(&a->tm->bar);
+        a->tm->t0[a->ith] = lm__time_ms();
         a->tm->fn(a->tm, a->ith, i);
+        a->tm->t1[a->ith] = lm__time_ms();
         pthread_barrier_wait(&a->tm->bar);
     }
     return NULL;
 }
 
-/* Run fn on n threads for `passes` passes; times[i] gets the wall time of pass i (from the
- * start barrier to the moment the last thread finished). */
+/* Run fn on n threads for `passes` passes; times[i] gets the wall time of pass i, from the
+ * first thread's start to the last one's end, as the threads saw them (the calling thread
+ * may be descheduled meanwhile: with more threads than cores its own clock once reported
+ * a pass done in no time). */
 static lm_status lm__team_run(int n, int passes, lm__team_fn fn, void *ctx, double *times) {
     lm__team tm = {.n = n, .passes = passes, .fn = fn, .ctx = ctx};
     pthread_t *th = LM_CALLOC((size_t)n, sizeof *th);
     lm__team_arg *args = LM_CALLOC((size_t)n, sizeof *args);
-    if (!th || !args || pthread_barrier_init(&tm.bar, NULL, (unsigned)n + 1) != 0) {
-        LM_FREE(th), LM_FREE(args);
+    tm.t0 = LM_CALLOC((size_t)n, sizeof *tm.t0);
+    tm.t1 = LM_CALLOC((size_t)n, sizeof *tm.t1);
+    if (!th || !args || !tm.t0 || !tm.t1 ||
+        pthread_barrier_init(&tm.bar, NULL, (unsigned)n + 1) != 0) {
+        LM_FREE(th), LM_FREE(args), LM_FREE(tm.t0), LM_FREE(tm.t1);
         return lm__error(LM_ERR_NOMEM, "bench: cannot set up %d probe threads", n);
     }
     int started = 0;
@@ -108,13 +116,17 @@ static lm_status lm__team_run(int n, int passes, lm__team_fn fn, void *ctx, doub
     }
     for (int i = 0; i < passes; i++) {
         pthread_barrier_wait(&tm.bar);
-        double t0 = lm__time_ms();
         pthread_barrier_wait(&tm.bar);
-        times[i] = (lm__time_ms() - t0) * 1e-3;
+        double first = tm.t0[0], last = tm.t1[0];
+        for (int k = 1; k < tm.n; k++) {
+            first = tm.t0[k] < first ? tm.t0[k] : first;
+            last = tm.t1[k] > last ? tm.t1[k] : last;
+        }
+        times[i] = (last - first) * 1e-3;
     }
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&tm.bar);
-    LM_FREE(th), LM_FREE(args);
+    LM_FREE(th), LM_FREE(args), LM_FREE(tm.t0), LM_FREE(tm.t1);
     if (started < n) return lm__error(LM_ERR_NOMEM, "bench: cannot start probe thread %d", started);
     return LM_OK;
 }
