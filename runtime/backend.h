@@ -134,6 +134,11 @@ typedef struct lm_backend_ops {
      * place for its kernels and set their layout. Entries may alias the same bytes (tied
      * embeddings): each is re-laid once and every alias is marked. */
     lm_status (*weights_relayout)(lm_backend *be, lm_tensor *const *w, int n);
+    /* Optional (may be NULL): n (1 to 3) mul_mats sharing x (q, k, v; gate, up) as one op,
+     * with exactly the results of n mul_mat calls (the CPU quantizes x once and runs one
+     * parallel region). */
+    lm_status (*mul_mat_n)(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
+                           lm_tensor *const *dst);
 } lm_backend_ops;
 
 struct lm_backend {

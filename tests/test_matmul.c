@@ -686,3 +686,59 @@ Test(matmul, interleaved_layout_ops) {
         free(w), free(wi);
     }
 }
+
+/* mul_mat_n: weights sharing x in one op give exactly the separate mul_mats' results, for
+ * weights of one activation format (one quantization of x), of mixed formats (the op falls
+ * back to separate calls) and in decode and prefill shapes; a bad count is refused. */
+Test(matmul, shared_x_mul_mat_n) {
+    lm_test_rng r = {lm_test_seed()};
+    enum { K = 512, M = 11 };
+    static const lm_type sets[][3] = {{LM_TYPE_Q4_1, LM_TYPE_Q8_0, LM_TYPE_Q5_0},
+                                      {LM_TYPE_Q4_K, LM_TYPE_Q6_K, LM_TYPE_Q4_K},
+                                      {LM_TYPE_Q4_K, LM_TYPE_Q8_0, LM_TYPE_F16}};
+    static const int64_t Ns[3] = {40, 13, 21};
+    static float wf[K * 40], x[K * M];
+    lm_backend *be = g_be[1];
+    for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
+        dt tw[3], da[3], db[3];
+        lm_test_fill_normal(&r, x, K * M, 1.0f);
+        dt tx = dt_new(be, LM_TYPE_F32, K, M, x);
+        for (int i = 0; i < 3; i++) {
+            const size_t rs = lm_row_size(sets[s][i], K);
+            char *w = malloc(rs * (size_t)Ns[i]);
+            lm_test_fill_normal(&r, wf, (size_t)(K * Ns[i]), 0.1f);
+            for (int64_t n = 0; n < Ns[i]; n++)
+                lm_quantize_row(sets[s][i], wf + n * K, w + (size_t)n * rs, K);
+            tw[i] = dt_new(be, sets[s][i], K, Ns[i], w);
+            da[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
+            db[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
+            free(w);
+        }
+        for (int m = 1; m <= M; m += M - 1) {
+            const lm_tensor *w[3];
+            lm_tensor xa = tx.t, a[3], b[3], *pa[3];
+            xa.ne[1] = m;
+            for (int i = 0; i < 3; i++) {
+                w[i] = &tw[i].t, a[i] = da[i].t, b[i] = db[i].t, pa[i] = &a[i];
+                a[i].ne[1] = b[i].ne[1] = m;
+                cr_assert_eq(be->ops->mul_mat(be, w[i], &xa, &b[i]), LM_OK, "%s", lm_last_error());
+            }
+            cr_assert_eq(be->ops->mul_mat_n(be, 3, w, &xa, pa), LM_OK, "%s", lm_last_error());
+            for (int i = 0; i < 3; i++)
+                cr_assert(memcmp(lm_cpu_buffer_ptr(da[i].buf), lm_cpu_buffer_ptr(db[i].buf),
+                                 sizeof(float) * (size_t)(Ns[i] * m)) == 0,
+                          "set %zu weight %d (%s) M=%d differs from its own mul_mat", s, i,
+                          lm_type_get(sets[s][i]).name, m);
+        }
+        const lm_tensor *w1[1] = {&tw[0].t};
+        lm_tensor *d1[1] = {&da[0].t};
+        cr_assert_eq(be->ops->mul_mat_n(be, 4, w1, &tx.t, d1), LM_ERR_INVALID_ARG);
+        cr_assert(strstr(lm_last_error(), "mul_mat_n: 4 weights") != NULL, "%s", lm_last_error());
+        lm_tensor wrong = da[0].t; /* dst of the wrong shape: mul_mat's own message */
+        wrong.ne[0] = 3;
+        lm_tensor *dw[1] = {&wrong};
+        cr_assert_eq(be->ops->mul_mat_n(be, 1, w1, &tx.t, dw), LM_ERR_INVALID_ARG);
+        dt_free(&tx);
+        for (int i = 0; i < 3; i++) dt_free(&tw[i]), dt_free(&da[i]), dt_free(&db[i]);
+    }
+}

@@ -218,6 +218,8 @@ lm_status lm__cpu_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor
 lm_status lm__cpu_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *w, float eps,
                            lm_tensor *dst);
 lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst);
+lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
+                            lm_tensor *const *dst);
 lm_status lm__cpu_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p);
 lm_status lm__cpu_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v,
                            lm_tensor *k_cache, lm_tensor *v_cache, const lm_tensor *pos,

@@ -24,15 +24,26 @@
 #define LM__MM_TILE_BYTES   (384 * 1024) /* quantized activations per column tile (L2) */
 #define LM__MM_QUANT_INLINE 16384        /* x elements quantized on the calling thread */
 
+#define LM__MM_PARTS 3 /* weights sharing x in one op: q, k, v */
+
+/* One weight of a job: its row groups are the job's groups [g0, next part's g0) */
+typedef struct {
+    const lm_tensor *w, *dst;
+    lm__qdot_fn qdot;
+    int64_t g0;
+} lm__mm_part;
+
 typedef struct {
     lm__cpu *c;
-    const lm_tensor *w, *x, *dst;
+    const lm_tensor *w, *x, *dst; /* the first part's W and dst */
     lm__qdot_fn qdot;
     lm__fdot_fn fdot;
     int act_blck;
     size_t act_row; /* bytes of one quantized x column */
     int64_t nb;     /* blocks per weight row */
     int64_t tile;   /* columns per tile, <= LM__NC */
+    int n_parts;
+    lm__mm_part part[LM__MM_PARTS];
 } lm__mm_job;
 
 /* Quantize x columns [b, e) into c->act. */
@@ -49,23 +60,25 @@ static void lm__mm_quantize_task(void *ctx, int64_t b, int64_t e, int ith) {
     }
 }
 
-/* Row groups [g0, g1) against every column, tile by tile. */
+/* Row groups [g0, g1) of the job's parts against every column, tile by tile. */
 static void lm__mm_quant_task(void *ctx, int64_t g0, int64_t g1, int ith) {
     const lm__mm_job *j = ctx;
-    const int64_t N = j->w->ne[1], M = j->x->ne[1];
-    const size_t os = j->dst->nb[1] / sizeof(float);
+    const int64_t M = j->x->ne[1];
     const char *act = j->c->act;
     for (int64_t t0 = 0; t0 < M; t0 += j->tile) {
         const int64_t t1 = M - t0 < j->tile ? M : t0 + j->tile;
+        int p = 0;
         for (int64_t g = g0; g < g1; g++) {
-            const int64_t n0 = g * LM__MR;
+            while (p + 1 < j->n_parts && g >= j->part[p + 1].g0) p++;
+            const lm__mm_part *pt = &j->part[p];
+            const int64_t N = pt->w->ne[1], n0 = (g - pt->g0) * LM__MR;
             const int nr = (int)(N - n0 < LM__MR ? N - n0 : LM__MR);
             /* an interleaved group: rows a block apart, a row's blocks a group's block apart */
-            const bool il = j->w->layout == LM_LAYOUT_CPU_R8 && nr == LM__MR;
-            const size_t bs = j->w->nb[0], ws = il ? bs : j->w->nb[1], wb = il ? LM__MR * bs : bs;
-            j->qdot(lm__cpu_row(j->w, n0, 0, 0), ws, wb, nr, act + (size_t)t0 * j->act_row,
-                    j->act_row, (int)(t1 - t0), j->nb, (float *)lm__cpu_row(j->dst, t0, 0, 0) + n0,
-                    os);
+            const bool il = pt->w->layout == LM_LAYOUT_CPU_R8 && nr == LM__MR;
+            const size_t bs = pt->w->nb[0], ws = il ? bs : pt->w->nb[1];
+            pt->qdot(lm__cpu_row(pt->w, n0, 0, 0), ws, il ? LM__MR * bs : bs, nr,
+                     act + (size_t)t0 * j->act_row, j->act_row, (int)(t1 - t0), j->nb,
+                     (float *)lm__cpu_row(pt->dst, t0, 0, 0) + n0, pt->dst->nb[1] / sizeof(float));
         }
     }
 }
@@ -118,10 +131,40 @@ static lm_status lm__mm_check(const lm_tensor *w, const lm_tensor *x, const lm_t
     return LM_OK;
 }
 
+/* Quantize x once into c->act, then run the parts' row groups in one parallel region. */
+static lm_status lm__mm_quantized(lm__cpu *c, lm__mm_job *j) {
+    const int64_t K = j->w->ne[0], M = j->x->ne[1];
+    j->act_blck = lm__act_blck(j->w->type);
+    if (K % j->act_blck != 0) /* W's block is the activation block: checked, but be sure */
+        return lm__error(LM_ERR_INVALID_ARG, "mul_mat: K = %lld is not a multiple of %d",
+                         (long long)K, j->act_blck);
+    j->nb = K / j->act_blck;
+    j->act_row = (size_t)j->nb * lm__act_size(j->w->type);
+    uint64_t bytes;
+    if (!lm__mul_ok(j->act_row, (uint64_t)M, &bytes) || bytes > SIZE_MAX)
+        return lm__error(LM_ERR_INVALID_ARG, "mul_mat: activations of %lld x %lld overflow",
+                         (long long)K, (long long)M);
+    LM_TRY(lm__mm_reserve_act(c, (size_t)bytes));
+    if (K * M <= LM__MM_QUANT_INLINE)
+        lm__mm_quantize_task(j, 0, M, 0);
+    else
+        lm__pool_run(c->pool, lm__mm_quantize_task, j, M);
+    j->tile = (int64_t)(LM__MM_TILE_BYTES / j->act_row);
+    j->tile = j->tile < 4 ? 4 : j->tile > LM__NC ? LM__NC : j->tile;
+    int64_t groups = 0;
+    for (int p = 0; p < j->n_parts; p++) {
+        j->part[p].g0 = groups;
+        groups += (j->part[p].w->ne[1] + LM__MR - 1) / LM__MR;
+    }
+    lm__pool_run(c->pool, lm__mm_quant_task, j, groups);
+    return LM_OK;
+}
+
 lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst) {
     LM_TRY(lm__mm_check(w, x, dst));
     lm__cpu *c = lm__cpu_ctx(be);
-    lm__mm_job j = {c, w, x, dst, c->kern->qdot[w->type], c->kern->fdot[w->type], 0, 0, 0, 0};
+    lm__mm_job j = {c, w, x, dst,  c->kern->qdot[w->type], c->kern->fdot[w->type], 0, 0,
+                    0, 0, 0, {{0}}};
     if (!j.qdot) {
         if (!j.fdot || w->layout != LM_LAYOUT_ROWS) /* the tables disagree: a bug, not input */
             return lm__error(LM_ERR_INVALID_ARG, "mul_mat: no kernel for W type %s",
@@ -129,24 +172,28 @@ lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x
         lm__pool_run(c->pool, lm__mm_float_task, &j, w->ne[1]);
         return LM_OK;
     }
-    const int64_t K = w->ne[0], M = x->ne[1];
-    j.act_blck = lm__act_blck(w->type);
-    if (K % j.act_blck != 0) /* W's block is the activation block: checked, but be sure */
-        return lm__error(LM_ERR_INVALID_ARG, "mul_mat: K = %lld is not a multiple of %d",
-                         (long long)K, j.act_blck);
-    j.nb = K / j.act_blck;
-    j.act_row = (size_t)j.nb * lm__act_size(w->type);
-    uint64_t bytes;
-    if (!lm__mul_ok(j.act_row, (uint64_t)M, &bytes) || bytes > SIZE_MAX)
-        return lm__error(LM_ERR_INVALID_ARG, "mul_mat: activations of %lld x %lld overflow",
-                         (long long)K, (long long)M);
-    LM_TRY(lm__mm_reserve_act(c, (size_t)bytes));
-    if (K * M <= LM__MM_QUANT_INLINE)
-        lm__mm_quantize_task(&j, 0, M, 0);
-    else
-        lm__pool_run(c->pool, lm__mm_quantize_task, &j, M);
-    j.tile = (int64_t)(LM__MM_TILE_BYTES / j.act_row);
-    j.tile = j.tile < 4 ? 4 : j.tile > LM__NC ? LM__NC : j.tile;
-    lm__pool_run(c->pool, lm__mm_quant_task, &j, (w->ne[1] + LM__MR - 1) / LM__MR);
-    return LM_OK;
+    j.n_parts = 1;
+    j.part[0] = (lm__mm_part){w, dst, j.qdot, 0};
+    return lm__mm_quantized(c, &j);
+}
+
+lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
+                            lm_tensor *const *dst) {
+    if (n < 1 || n > LM__MM_PARTS || !w || !dst)
+        return lm__error(LM_ERR_INVALID_ARG, "mul_mat_n: %d weights (1 to %d)", n, LM__MM_PARTS);
+    lm__cpu *c = lm__cpu_ctx(be);
+    bool shared = true; /* one quantized x serves all: integer kernels, one activation format */
+    for (int i = 0; i < n; i++) {
+        LM_TRY(lm__mm_check(w[i], x, dst[i]));
+        shared &= c->kern->qdot[w[i]->type] != NULL &&
+                  lm__act_blck(w[i]->type) == lm__act_blck(w[0]->type);
+    }
+    if (!shared || n == 1) {
+        for (int i = 0; i < n; i++) LM_TRY(lm__cpu_mul_mat(be, w[i], x, dst[i]));
+        return LM_OK;
+    }
+    lm__mm_job j = {c, w[0], x, dst[0], NULL, NULL, 0, 0, 0, 0, n, {{0}}};
+    for (int i = 0; i < n; i++)
+        j.part[i] = (lm__mm_part){w[i], dst[i], c->kern->qdot[w[i]->type], 0};
+    return lm__mm_quantized(c, &j);
 }

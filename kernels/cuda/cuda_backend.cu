@@ -339,6 +339,7 @@ static const lm_backend_ops lm__cu_ops = {
     lm__cu_argmax,
     lm__cu_copy,
     NULL, /* weights_relayout: the device kernels read rows */
+    NULL, /* mul_mat_n */
 };
 
 /* ---- device selection ---- */
