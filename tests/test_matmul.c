@@ -456,6 +456,22 @@ Test(matmul, float_kernels_every_level) {
             for (int i = 0; i < n; i++)
                 cr_assert(memcmp(&fa[i], &fb[i], 4) == 0 || (fa[i] != fa[i] && fb[i] != fb[i]),
                           "f16 %04x: %g != %g", h[i], fa[i], fb[i]);
+            /* float -> half: any float bits (NaNs, infinities, subnormals, overflow), and
+             * values near half's rounding ties and its subnormal and overflow edges */
+            uint32_t ub[N];
+            for (int i = 0; i < n; i++) {
+                ub[i] = (uint32_t)lm_test_rng_u64(&r);
+                if (i % 3 == 1) /* exponents 103..142: half's subnormals to past its max */
+                    ub[i] = (ub[i] & 0x80001fffu) | ((uint32_t)(103 + (ub[i] >> 13) % 40) << 23);
+                else if (i % 7 == 3) /* a NaN with payload, either sign */
+                    ub[i] |= 0x7f800001u;
+                memcpy(&fa[i], &ub[i], 4);
+            }
+            uint16_t ha[N], hb[N];
+            kl->f32_to_f16(fa, ha, n), ks->f32_to_f16(fa, hb, n);
+            for (int i = 0; i < n; i++)
+                cr_assert_eq(ha[i], hb[i], "%s f32 %08x -> %04x, scalar %04x",
+                             lm__cpu_level_name(lv[l]), ub[i], ha[i], hb[i]);
         }
     }
 }

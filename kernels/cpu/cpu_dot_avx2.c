@@ -887,6 +887,28 @@ LM__AVX2 static void lm__fdot4_x(const float *const *w, const float *x, int64_t 
     for (int r = 0; r < 4; r++) out[r] = lm__tree16(a[r][0], a[r][1]);
 }
 
+/* vcvtps2ph rounds to nearest even as lm_fp32_to_fp16; NaN lanes take its canonical
+ * sign | 0x7e00 (the instruction keeps payload bits) */
+LM__AVX2 static void lm__f32_to_f16_x(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(src + i);
+        const __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256i nan32 = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+        const __m256i canon =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 16),
+                                             _mm256_set1_epi32(0x8000)),
+                            _mm256_set1_epi32(0x7e00));
+        /* to 16-bit lanes in order: packs keeps the 0/-1 masks, packus the halves */
+        const __m128i m =
+            _mm_packs_epi32(_mm256_castsi256_si128(nan32), _mm256_extracti128_si256(nan32, 1));
+        const __m128i c =
+            _mm_packus_epi32(_mm256_castsi256_si128(canon), _mm256_extracti128_si256(canon, 1));
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_blendv_epi8(h, c, m));
+    }
+    for (; i < n; i++) dst[i] = lm_fp32_to_fp16(src[i]);
+}
+
 LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, LM__LD_F16(src + i));
@@ -1011,6 +1033,7 @@ bool LM__KTABLE(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_F16] = lm__fdot_f16_x;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16_x;
     k->f16_to_f32 = lm__f16_to_f32_x;
+    k->f32_to_f16 = lm__f32_to_f16_x;
     lm__cpu_act_avx2(k);
     return true;
 }

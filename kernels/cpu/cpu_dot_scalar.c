@@ -315,6 +315,9 @@ LM__FDOT_HALF(lm__fdot_bf16, lm_bf16_to_fp32)
 static void lm__f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
 }
+static void lm__f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = lm_fp32_to_fp16(src[i]);
+}
 
 static float lm__silu(float g) {
     return g / (1.0f + expf(-g));
@@ -366,6 +369,7 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_F16] = lm__fdot_f16;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16;
     k->f16_to_f32 = lm__f16_to_f32;
+    k->f32_to_f16 = lm__f32_to_f16;
     k->attn_pv = lm__attn_pv;
     k->fdot4 = lm__fdot4;
     k->glu = lm__glu;

@@ -151,6 +151,8 @@ typedef struct lm__cpu_kernels_s {
     lm__qdot_fn qdot[LM_TYPE_COUNT]; /* NULL: no integer dot for that type */
     lm__fdot_fn fdot[LM_TYPE_COUNT]; /* F32, F16, BF16 */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n); /* exact */
+    /* lm_fp32_to_fp16 bit for bit (round to nearest even; a NaN becomes sign | 0x7e00) */
+    void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
     /* out[i] = fdot[F32](w[i], x, n) for i < 4: four dots interleaved so that their add
      * chains overlap (attention's scores) */
     void (*fdot4)(const float *const *w, const float *x, int64_t n, float *out);

@@ -70,10 +70,17 @@ static void lm__rms_task(void *ctx, int64_t b, int64_t e, int ith) {
     for (int64_t r = b; r < e; r++) {
         const float *x = (const float *)lm__cpu_row_flat(j->x, r);
         float *y = (float *)lm__cpu_row_flat(j->dst, r);
-        double ss = 0; /* double, as ggml: the mean of squares of thousands of values */
-        for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+        /* double, as ggml: the mean of squares of thousands of values; 8 partial sums in a
+         * fixed order, so that the adds do not wait on each other */
+        double acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * x[i + k];
+        for (int k = 0; i < n; i++, k++) acc[k] += (double)x[i] * x[i];
+        const double ss =
+            ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
         const float s = (float)(1.0 / sqrt(ss / (double)n + j->eps));
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] * s * (j->w ? j->w[i] : 1.0f);
+        for (i = 0; i < n; i++) y[i] = x[i] * s * (j->w ? j->w[i] : 1.0f);
     }
 }
 
@@ -209,11 +216,16 @@ static lm_status lm__kv_check_cache(const char *name, const lm_tensor *src,
     return lm_op_check_kv_cache(name, src, cache);
 }
 
-static void lm__kv_put(const lm_tensor *src, const lm_tensor *cache, int64_t t, int32_t pos,
-                       int32_t seq) {
-    for (int64_t h = 0; h < src->ne[1]; h++)
-        lm_quantize_row(cache->type, (const float *)lm__cpu_row(src, h, t, 0),
-                        lm__cpu_row(cache, h, pos, seq), src->ne[0]);
+static void lm__kv_put(const lm__cpu_kernels *kern, const lm_tensor *src, const lm_tensor *cache,
+                       int64_t t, int32_t pos, int32_t seq) {
+    for (int64_t h = 0; h < src->ne[1]; h++) {
+        const float *x = (const float *)lm__cpu_row(src, h, t, 0);
+        void *y = lm__cpu_row(cache, h, pos, seq);
+        if (cache->type == LM_TYPE_F16) /* the level's conversion: lm_quantize_row's bits */
+            kern->f32_to_f16(x, y, src->ne[0]);
+        else
+            lm_quantize_row(cache->type, x, y, src->ne[0]);
+    }
 }
 
 lm_status lm__cpu_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *v,
@@ -241,9 +253,10 @@ lm_status lm__cpu_kv_store(lm_backend *be, const lm_tensor *k, const lm_tensor *
                              "kv_store: seq[%lld] = %d is outside [0, n_seq = %lld)", (long long)t,
                              sq[t], (long long)n_seq);
     }
+    const lm__cpu_kernels *kern = lm__cpu_ctx(be)->kern;
     for (int64_t t = 0; t < T; t++) {
-        lm__kv_put(k, k_cache, t, ps[t], sq[t]);
-        lm__kv_put(v, v_cache, t, ps[t], sq[t]);
+        lm__kv_put(kern, k, k_cache, t, ps[t], sq[t]);
+        lm__kv_put(kern, v, v_cache, t, ps[t], sq[t]);
     }
     return LM_OK;
 }
