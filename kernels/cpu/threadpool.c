@@ -150,6 +150,10 @@ int lm__pool_threads(const lm__pool *p) {
 }
 
 void lm__pool_run(lm__pool *p, lm__pool_fn fn, void *ctx, int64_t n_tasks) {
+    lm__pool_run_chunks(p, fn, ctx, n_tasks, 4);
+}
+
+void lm__pool_run_chunks(lm__pool *p, lm__pool_fn fn, void *ctx, int64_t n_tasks, int per_thread) {
     if (n_tasks <= 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1 || n_tasks > INT32_MAX) {
         fn(ctx, 0, n_tasks, 0);
@@ -157,8 +161,7 @@ void lm__pool_run(lm__pool *p, lm__pool_fn fn, void *ctx, int64_t n_tasks) {
     }
     const uint32_t g = ++p->gen;
     lm__pool_job *j = &p->job[g & 1];
-    /* ~4 chunks per thread: balances uneven rows without much counter traffic */
-    const int64_t chunk = n_tasks / (4 * (int64_t)p->n_threads);
+    const int64_t chunk = n_tasks / ((per_thread > 0 ? per_thread : 1) * (int64_t)p->n_threads);
     j->fn = fn;
     j->ctx = ctx;
     j->n_tasks = n_tasks;

@@ -18,5 +18,9 @@ int lm__pool_threads(const lm__pool *pool);
 /* Run fn over [0, n_tasks) and return when all of it is done. Not reentrant: one caller
  * at a time (a backend is used from one thread). */
 void lm__pool_run(lm__pool *pool, lm__pool_fn fn, void *ctx, int64_t n_tasks);
+/* The same in about `per_thread` chunks per thread (lm__pool_run: 4). Finer balances better;
+ * coarser keeps a thread's tasks contiguous (decode prefetches the next rows it will read). */
+void lm__pool_run_chunks(lm__pool *pool, lm__pool_fn fn, void *ctx, int64_t n_tasks,
+                         int per_thread);
 
 #endif
