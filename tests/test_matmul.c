@@ -26,13 +26,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "cpu/cpu_internal.h"
 #include "helpers/test_util.h"
 #include "quant.h"
 
-static lm_backend *g_be[2]; /* 1 thread, 3 threads */
+static lm_backend *g_be[2];    /* 1 thread, 3 threads */
+bool lm__huge_available(void); /* hugepages.c (internal) */
 
 /* the levels this CPU and build run, scalar first */
 static int levels(lm__cpu_level *out) {
@@ -757,4 +761,85 @@ Test(matmul, shared_x_mul_mat_n) {
         dt_free(&tx);
         for (int i = 0; i < 3; i++) dt_free(&tw[i]), dt_free(&da[i]), dt_free(&db[i]);
     }
+}
+
+/* weights_relayout itself (cpu_relayout.c), on weights wrapped from a 16 MiB file mapping
+ * (so copied into huge pages): a tensor with a last group of 5 rows and its alias (tied
+ * embeddings) are re-laid once and both marked, two overlapping views keep rows, a float
+ * matrix keeps rows; the results equal those of the same bytes in rows, and the copy is
+ * read-only again afterwards. */
+Test(matmul, weights_relayout_in_place) {
+    if (!lm__huge_available())
+        cr_skip_test("no transparent huge pages here (or LUMEN_HUGEPAGES=0): weights stay in "
+                     "the file mapping, which is never re-laid");
+    lm_test_rng r = {lm_test_seed()};
+    enum { K = 512, N1 = 21, N3 = 16, M = 5 };
+    const size_t size = (size_t)16 << 20, rs1 = lm_row_size(LM_TYPE_Q8_0, K),
+                 rs3 = lm_row_size(LM_TYPE_Q4_K, K), off3 = 1 << 20, off5 = 2 << 20;
+    char *img = calloc(1, size);
+    static float wf[K * N1], x[K * M];
+    lm_test_fill_normal(&r, wf, K * N1, 0.1f);
+    for (int n = 0; n < N1; n++) lm_quantize_row(LM_TYPE_Q8_0, wf + n * K, img + n * rs1, K);
+    for (int n = 0; n < N3; n++) lm_quantize_row(LM_TYPE_Q4_K, wf + n * K, img + off3 + n * rs3, K);
+    memcpy(img + off5, wf, sizeof(float) * K * 8);
+    char path[] = "/tmp/lumen_relayout_XXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, img, size), (ssize_t)size);
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd), unlink(path);
+    cr_assert(map != MAP_FAILED);
+    lm_backend *be = g_be[1];
+    lm_buffer *wbuf = NULL;
+    cr_assert_eq(be->ops->buffer_wrap_host(be, map, size, &wbuf), LM_OK, "%s", lm_last_error());
+    lm_tensor t1, t2, t3, t4, t5;
+    lm_tensor_init(&t1, wbuf, 0, LM_TYPE_Q8_0, K, N1, 1, 1);
+    t2 = t1; /* the alias */
+    lm_tensor_init(&t3, wbuf, off3, LM_TYPE_Q4_K, K, N3, 1, 1);
+    lm_tensor_init(&t4, wbuf, off3 + 8 * rs3, LM_TYPE_Q4_K, K, 8, 1, 1); /* inside t3 */
+    lm_tensor_init(&t5, wbuf, off5, LM_TYPE_F32, K, 8, 1, 1);
+    lm_tensor *all[] = {&t1, &t2, &t3, &t4, &t5};
+    cr_assert_eq(be->ops->weights_relayout(be, all, 5), LM_OK, "%s", lm_last_error());
+    cr_assert_eq(t1.layout, LM_LAYOUT_CPU_R8);
+    cr_assert_eq(t2.layout, LM_LAYOUT_CPU_R8);
+    cr_assert_eq(t3.layout, LM_LAYOUT_ROWS, "overlapping views must keep rows");
+    cr_assert_eq(t4.layout, LM_LAYOUT_ROWS);
+    cr_assert_eq(t5.layout, LM_LAYOUT_ROWS, "a float matrix has no interleaved kernels");
+    cr_assert(memcmp(lm_cpu_buffer_ptr(wbuf), img, 8 * rs1) != 0, "t1's bytes did not move");
+    cr_assert(memcmp((char *)lm_cpu_buffer_ptr(wbuf) + (N1 / 8) * 8 * rs1, img + (N1 / 8) * 8 * rs1,
+                     (N1 % 8) * rs1) == 0,
+              "the last group of 5 rows must stay in rows");
+    /* the same bytes in rows, in an ordinary buffer */
+    dt rows = dt_new(be, LM_TYPE_Q8_0, K, N1, img);
+    lm_test_fill_normal(&r, x, K * M, 1.0f);
+    dt tx = dt_new(be, LM_TYPE_F32, K, M, x), da = dt_new(be, LM_TYPE_F32, N1, M, NULL),
+       db = dt_new(be, LM_TYPE_F32, N1, M, NULL);
+    cr_assert_eq(be->ops->mul_mat(be, &rows.t, &tx.t, &da.t), LM_OK, "%s", lm_last_error());
+    cr_assert_eq(be->ops->mul_mat(be, &t2, &tx.t, &db.t), LM_OK, "%s", lm_last_error());
+    cr_assert(
+        memcmp(lm_cpu_buffer_ptr(da.buf), lm_cpu_buffer_ptr(db.buf), sizeof(float) * N1 * M) == 0);
+    int32_t ids[N1];
+    for (int i = 0; i < N1; i++) ids[i] = N1 - 1 - i;
+    dt tid = dt_new(be, LM_TYPE_I32, N1, 1, ids), ga = dt_new(be, LM_TYPE_F32, K, N1, NULL),
+       gb = dt_new(be, LM_TYPE_F32, K, N1, NULL);
+    cr_assert_eq(be->ops->get_rows(be, &rows.t, &tid.t, &ga.t), LM_OK, "%s", lm_last_error());
+    cr_assert_eq(be->ops->get_rows(be, &t1, &tid.t, &gb.t), LM_OK, "%s", lm_last_error());
+    cr_assert(
+        memcmp(lm_cpu_buffer_ptr(ga.buf), lm_cpu_buffer_ptr(gb.buf), sizeof(float) * K * N1) == 0);
+    /* sealed again: a stray write faults (in a child) instead of corrupting weights */
+    const pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        *(volatile char *)lm_cpu_buffer_ptr(wbuf) = 1;
+        _exit(0);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    /* SIGSEGV, or under AddressSanitizer its report and a failing exit */
+    cr_assert(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "a write into the weights did not fault");
+    dt *own[] = {&rows, &tx, &da, &db, &tid, &ga, &gb};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) dt_free(own[i]);
+    be->ops->buffer_free(be, wbuf);
+    munmap(map, size);
+    free(img);
 }

@@ -31,7 +31,10 @@ static bool lm__r8_overlap(const lm_tensor *a, const lm_tensor *b) {
 /* A 2-D quantized weight with an integer kernel, in our own copy, at least one group */
 static bool lm__r8_eligible(const lm__cpu *c, const lm_tensor *t) {
     const lm__cpu_kernels *scalar = lm__cpu_kernels_get(LM__CPU_SCALAR);
-    if (!t->buf || !t->buf->huge_len || t->layout != LM_LAYOUT_ROWS) return false;
+    /* wrapped (read-only) weights in our huge-page copy, never a writable buffer: the
+     * relayout seals what it wrote */
+    if (!t->buf || !t->buf->readonly || !t->buf->huge_len || t->layout != LM_LAYOUT_ROWS)
+        return false;
     if ((unsigned)t->type >= LM_TYPE_COUNT || !scalar->qdot[t->type] || !c->kern->qdot[t->type])
         return false;
     if (t->ne[0] < 1 || t->ne[1] < LM__MR || t->ne[2] != 1 || t->ne[3] != 1) return false;

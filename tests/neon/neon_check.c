@@ -226,20 +226,21 @@ static const lm_type g_qtypes[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_
 
 #define SENTINEL 0x7fc0dead
 
-/* rows: LM__MR weight rows, ws bytes apart, of nb blocks; act: LM__NC columns */
-static void check_qdot_case(lm_type t, const char *w, size_t ws, const char *act, size_t as,
-                            int64_t nb, int nr, int nc, int raw) {
+/* rows: LM__MR weight rows, ws bytes apart, of nb blocks wb bytes apart; act: LM__NC
+ * columns */
+static void check_qdot_case(lm_type t, const char *w, size_t ws, size_t wb, const char *act,
+                            size_t as, int64_t nb, int nr, int nc, int raw) {
     const size_t os = (size_t)nr + 3;
     const size_t n = (size_t)nc * os;
     float *a = xmalloc(n * 4), *b = xmalloc(n * 4);
     const uint32_t s = SENTINEL;
     for (size_t i = 0; i < n; i++) memcpy(&a[i], &s, 4), memcpy(&b[i], &s, 4);
-    g_neon.qdot[t](w, ws, lm_type_get(t).size, nr, act, as, nc, nb, a, os);
-    g_ref.qdot[t](w, ws, lm_type_get(t).size, nr, act, as, nc, nb, b, os);
-    char what[128];
-    snprintf(what, sizeof what, "qdot %s (%s weights, nb %lld, nr %d, nc %d; out[c * %zu + r])",
-             lm_type_get((uint32_t)t).name, raw ? "raw random" : "quantized", (long long)nb, nr, nc,
-             os);
+    g_neon.qdot[t](w, ws, wb, nr, act, as, nc, nb, a, os);
+    g_ref.qdot[t](w, ws, wb, nr, act, as, nc, nb, b, os);
+    char what[160];
+    snprintf(what, sizeof what, "qdot %s (%s weights%s, nb %lld, nr %d, nc %d; out[c * %zu + r])",
+             lm_type_get((uint32_t)t).name, raw ? "raw random" : "quantized",
+             wb == (size_t)lm_type_get(t).size ? "" : ", interleaved", (long long)nb, nr, nc, os);
     same_floats_nan(a, b, n, what, raw);
     free(a), free(b);
 }
@@ -271,11 +272,20 @@ static void check_qdot_type(lm_type t, int64_t nb, int raw) {
         else
             g_ref.quantize_q16k(x, (lm__q16k *)(act + (size_t)c * as), k);
     }
+    /* the same rows in the interleaved 8-row layout: block b of row r at (8 b + r) x bs */
+    const size_t bs = (size_t)lm_type_get(t).size;
+    char *wi = xmalloc((size_t)LM__MR * (size_t)nb * bs);
+    for (int r = 0; r < LM__MR; r++)
+        for (int64_t b = 0; b < nb; b++)
+            memcpy(wi + ((size_t)b * LM__MR + (size_t)r) * bs, w + (size_t)r * ws + (size_t)b * bs,
+                   bs);
     static const int ncs[] = {1, 3, 17, 64};
     for (int nr = 1; nr <= LM__MR; nr++)
-        for (size_t i = 0; i < sizeof ncs / sizeof ncs[0]; i++)
-            check_qdot_case(t, w, ws, act, as, nb, nr, ncs[i], raw);
-    free(w), free(x), free(act);
+        for (size_t i = 0; i < sizeof ncs / sizeof ncs[0]; i++) {
+            check_qdot_case(t, w, ws, bs, act, as, nb, nr, ncs[i], raw);
+            check_qdot_case(t, wi, bs, LM__MR * bs, act, as, nb, nr, ncs[i], raw);
+        }
+    free(w), free(wi), free(x), free(act);
 }
 
 static void check_qdots(void) {
