@@ -32,9 +32,7 @@
 /* acc + a0 b0 + a1 b1 per int32 lane, wrapping: add(acc, madd(a, b)) exactly, as no lane's
  * pair is (-32768, -32768) twice (activations are within +-32767) */
 #define LM__DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
-#define LM__IS_VNNI           1
 #else
-#define LM__IS_VNNI           0
 #define LM__AVX2              __attribute__((target("avx2,f16c")))
 #define LM__KTABLE            lm__cpu_kernels_avx2
 #define LM__KLEVEL            LM__CPU_AVX2
@@ -149,13 +147,16 @@ LM__AVX2 LM__INLINE __m256i lm__pair16(const int16_t *q) {
  * the 8 rows, row r in lane r) become one zmm with row r's pair 2q in lane 2r and 2q + 1 in
  * lane 2r + 1, so a broadcast 64-bit activation quad meets both in one vpdpwssd. */
 LM__AVX2 LM__INLINE void lm__zpairs(__m256i *V, int n) {
-    if (!LM__IS_VNNI) return;
+#ifndef LM__VNNI
+    (void)V, (void)n; /* the AVX2 build keeps pairs in order */
+#else
     for (int q = 0; q < n / 2; q++) {
         const __m256i lo = _mm256_unpacklo_epi32(V[2 * q], V[2 * q + 1]);
         const __m256i hi = _mm256_unpackhi_epi32(V[2 * q], V[2 * q + 1]);
         V[2 * q] = _mm256_permute2x128_si256(lo, hi, 0x20);
         V[2 * q + 1] = _mm256_permute2x128_si256(lo, hi, 0x31);
     }
+#endif
 }
 
 #ifdef LM__VNNI

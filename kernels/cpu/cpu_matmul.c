@@ -36,7 +36,6 @@ typedef struct {
 typedef struct {
     lm__cpu *c;
     const lm_tensor *w, *x, *dst; /* the first part's W and dst */
-    lm__qdot_fn qdot;
     lm__fdot_fn fdot;
     int act_blck;
     size_t act_row; /* bytes of one quantized x column */
@@ -167,17 +166,15 @@ static lm_status lm__mm_quantized(lm__cpu *c, lm__mm_job *j) {
 lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst) {
     LM_TRY(lm__mm_check(w, x, dst));
     lm__cpu *c = lm__cpu_ctx(be);
-    lm__mm_job j = {c, w, x, dst,  c->kern->qdot[w->type], c->kern->fdot[w->type], 0, 0,
-                    0, 0, 0, {{0}}};
-    if (!j.qdot) {
+    const lm__qdot_fn qdot = c->kern->qdot[w->type];
+    lm__mm_job j = {c, w, x, dst, c->kern->fdot[w->type], 0, 0, 0, 0, 1, {{w, dst, qdot, 0}}};
+    if (!qdot) {
         if (!j.fdot || w->layout != LM_LAYOUT_ROWS) /* the tables disagree: a bug, not input */
             return lm__error(LM_ERR_INVALID_ARG, "mul_mat: no kernel for W type %s",
                              lm_type_get((uint32_t)w->type).name);
         lm__pool_run(c->pool, lm__mm_float_task, &j, w->ne[1]);
         return LM_OK;
     }
-    j.n_parts = 1;
-    j.part[0] = (lm__mm_part){w, dst, j.qdot, 0};
     return lm__mm_quantized(c, &j);
 }
 
@@ -196,7 +193,7 @@ lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, co
         for (int i = 0; i < n; i++) LM_TRY(lm__cpu_mul_mat(be, w[i], x, dst[i]));
         return LM_OK;
     }
-    lm__mm_job j = {c, w[0], x, dst[0], NULL, NULL, 0, 0, 0, 0, n, {{0}}};
+    lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}};
     for (int i = 0; i < n; i++)
         j.part[i] = (lm__mm_part){w[i], dst[i], c->kern->qdot[w[i]->type], 0};
     return lm__mm_quantized(c, &j);
