@@ -303,9 +303,10 @@ Test(e2e, weights_in_huge_pages_give_the_same_logits) {
     free(a), free(b);
 }
 
-/* The CPU backend interleaves the huge-page copy's quantized weights in groups of 8 rows
- * (cpu_relayout.c); LUMEN_WEIGHT_LAYOUT=rows keeps rows. Prefill and decode give the same
- * bits either way, and a bad value is refused by name. */
+/* The CPU backend interleaves the huge-page copy's quantized weights in groups of 8 rows,
+ * packed where its level has kernels for that (cpu_relayout.c); LUMEN_WEIGHT_LAYOUT=rows
+ * keeps rows, =interleaved stops before packing. Prefill and decode give the same bits
+ * every way, and a bad value is refused by name. */
 static float *prefill_then_decode(lm_model *m, float **step2) {
     const lm_token toks[] = {504, 3575, 282, 4649, 314, 253, 1345, 28}, next = 4649;
     lm_model *keep = model;
@@ -322,8 +323,9 @@ Test(e2e, interleaved_weights_give_the_same_logits) {
     if (!lm__huge_available())
         cr_skip_test("no transparent huge pages here (or LUMEN_HUGEPAGES=0): the weights stay in "
                      "the file mapping, in rows");
-    cr_assert_eq(model->output.layout, LM_LAYOUT_CPU_R8, "the output head is not interleaved");
-    cr_assert_eq(model->layers[0].w_down.layout, LM_LAYOUT_CPU_R8);
+    /* packed (AVX-512 VNNI) or interleaved: either way not rows */
+    cr_assert_neq(model->output.layout, LM_LAYOUT_ROWS, "the output head is in rows");
+    cr_assert_neq(model->layers[0].w_down.layout, LM_LAYOUT_ROWS);
     cr_assert_eq(model->out_norm.layout, LM_LAYOUT_ROWS, "a norm vector was re-laid");
     const size_t nv = (size_t)lm_model_n_vocab(model);
     float *a2, *a = prefill_then_decode(model, &a2);
@@ -341,7 +343,18 @@ Test(e2e, interleaved_weights_give_the_same_logits) {
               lm_test_max_abs_diff(a, b, nv));
     cr_expect(memcmp(a2, b2, nv * sizeof(float)) == 0, "decode logits differ (max |d| %g)",
               lm_test_max_abs_diff(a2, b2, nv));
-    free(a), free(a2), free(b), free(b2);
+    /* interleaved only (no packing): the same bits again */
+    lm_model *il = NULL;
+    setenv("LUMEN_WEIGHT_LAYOUT", "interleaved", 1);
+    st = lm_model_load(lm_test_model_path(), &mp, &il);
+    unsetenv("LUMEN_WEIGHT_LAYOUT");
+    cr_assert_eq(st, LM_OK, "%s", lm_last_error());
+    cr_assert_eq(il->output.layout, LM_LAYOUT_CPU_R8);
+    float *c2, *c = prefill_then_decode(il, &c2);
+    lm_model_free(il);
+    cr_expect(memcmp(c, b, nv * sizeof(float)) == 0 && memcmp(c2, b2, nv * sizeof(float)) == 0,
+              "interleaved logits differ from rows");
+    free(a), free(a2), free(b), free(b2), free(c), free(c2);
     setenv("LUMEN_WEIGHT_LAYOUT", "r16", 1);
     lm_model *bad = NULL;
     st = lm_model_load(lm_test_model_path(), &mp, &bad);

@@ -311,6 +311,10 @@ static void compare_kernels(const lm__cpu_kernels *kl, const lm__cpu_kernels *ks
         for (int64_t b = 0; b < nb; b++)
             memcpy(wi + ((size_t)b * LM__MR + (size_t)r) * bs, w + (size_t)r * ws + (size_t)b * bs,
                    bs);
+    /* and packed (LM_LAYOUT_CPU_P8) where the level has kernels for it */
+    static uint8_t wp[sizeof wi];
+    for (int64_t b = 0; kl->qdot_p8[t] && b < nb; b++)
+        lm__cpu_p8_pack(t, wi + (size_t)b * LM__MR * bs, wp + (size_t)b * LM__MR * bs);
     for (int nr = 1; nr <= LM__MR; nr++)
         for (size_t k = 0; k < sizeof ncs / sizeof ncs[0]; k++) {
             const int nc = ncs[k];
@@ -335,6 +339,14 @@ static void compare_kernels(const lm__cpu_kernels *kl, const lm__cpu_kernels *ks
                     cr_assert(memcmp(&a[c][rr], &b[c][rr], sizeof(float)) == 0,
                               "%s %s (%s, interleaved) nr=%d nc=%d row %d col %d: %.9g != %.9g", ln,
                               tn, what, nr, nc, rr, c, a[c][rr], b[c][rr]);
+            if (nr < LM__MR || !kl->qdot_p8[t]) continue; /* packed: full groups only */
+            memset(a, 0xff, sizeof a);
+            kl->qdot_p8[t](wp, bs, LM__MR * bs, nr, act, as, nc, nb, &a[0][0], LM__MR);
+            for (int c = 0; c < nc; c++)
+                for (int rr = 0; rr < nr; rr++)
+                    cr_assert(memcmp(&a[c][rr], &b[c][rr], sizeof(float)) == 0,
+                              "%s %s (%s, packed) nc=%d row %d col %d: %.9g != %.9g", ln, tn, what,
+                              nc, rr, c, a[c][rr], b[c][rr]);
         }
 }
 
@@ -648,9 +660,89 @@ Test(matmul, bad_shapes_and_types) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
 }
 
+/* The packed group block (LM_LAYOUT_CPU_P8, backend.h), which the VNNI kernels read: the
+ * 8 rows' f16 fields first (field h of row r at (8 h + r) * 2), then level byte l of row r
+ * at 16 nh + (8 (l / 4) + r) * 4 + l % 4; unpacking gives the blocks back; other types
+ * have no packed form. */
+Test(matmul, packed_group_block_layout) {
+    lm_test_rng r = {lm_test_seed()};
+    const lm_type types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q8_0};
+    const int nhs[] = {1, 2, 1};
+    for (int t = 0; t < 3; t++) {
+        const size_t bs = lm_type_get(types[t]).size, nh = (size_t)nhs[t];
+        uint8_t blocks[LM__MR * 34], p[LM__MR * 34], back[LM__MR * 34];
+        for (size_t i = 0; i < LM__MR * bs; i++) blocks[i] = (uint8_t)lm_test_rng_u64(&r);
+        cr_assert(lm__cpu_p8_type(types[t]));
+        lm__cpu_p8_pack(types[t], blocks, p);
+        for (size_t row = 0; row < LM__MR; row++)
+            for (size_t k = 0; k < bs; k++) {
+                const size_t l = k - 2 * nh,
+                             at = k < 2 * nh ? (k / 2 * LM__MR + row) * 2 + k % 2
+                                             : 16 * nh + (l / 4 * LM__MR + row) * 4 + l % 4;
+                cr_assert_eq(p[at], blocks[row * bs + k], "%s row %zu byte %zu",
+                             lm_type_get(types[t]).name, row, k);
+            }
+        lm__cpu_p8_unpack(types[t], p, back);
+        cr_assert(memcmp(back, blocks, LM__MR * bs) == 0);
+    }
+    cr_assert(!lm__cpu_p8_type(LM_TYPE_Q5_0) && !lm__cpu_p8_type(LM_TYPE_Q4_K) &&
+              !lm__cpu_p8_type(LM_TYPE_F16));
+}
+
+/* w in rows, wi its interleaved bytes: packed, mul_mat and get_rows give the rows' bits
+ * where the backend's level has packed kernels, and mul_mat refuses them (naming the level)
+ * where it has none, the scalar level's case. */
+static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, const lm_tensor *x,
+                         const lm_tensor *ids, const lm_tensor *want_rows) {
+    const lm_type ty = w->type;
+    const size_t bs = lm_type_get(ty).size, rs = w->nb[1];
+    const int64_t nb = w->ne[0] / lm_type_get(ty).blck, N = w->ne[1], M = x->ne[1];
+    char *wp = malloc(rs * (size_t)N);
+    memcpy(wp, wi, rs * (size_t)N);
+    for (int64_t g = 0; g < N / LM__MR; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t at = (size_t)g * LM__MR * rs + (size_t)b * LM__MR * bs;
+            lm__cpu_p8_pack(ty, wi + at, wp + at);
+        }
+    dt tp = dt_new(be, ty, w->ne[0], N, wp);
+    tp.t.layout = LM_LAYOUT_CPU_P8;
+    dt da = dt_new(be, LM_TYPE_F32, N, M, NULL), db = dt_new(be, LM_TYPE_F32, N, M, NULL),
+       gb = dt_new(be, LM_TYPE_F32, w->ne[0], N, NULL);
+    const lm__cpu_level lv = lm__cpu_get_level(be);
+    if (lm__cpu_kernels_get(lv)->qdot_p8[ty]) {
+        for (int64_t m = 1; m <= M; m += M - 1) {
+            lm_tensor xm = *x, dam = da.t, dbm = db.t;
+            xm.ne[1] = dam.ne[1] = dbm.ne[1] = m;
+            cr_assert_eq(be->ops->mul_mat(be, w, &xm, &dam), LM_OK, "%s", lm_last_error());
+            cr_assert_eq(be->ops->mul_mat(be, &tp.t, &xm, &dbm), LM_OK, "%s", lm_last_error());
+            cr_assert(memcmp(lm_cpu_buffer_ptr(da.buf), lm_cpu_buffer_ptr(db.buf),
+                             sizeof(float) * (size_t)(N * m)) == 0,
+                      "%s packed mul_mat differs, M=%lld", lm_type_get(ty).name, (long long)m);
+        }
+    } else {
+        cr_log_info("the %s level has no packed %s kernel", lm__cpu_level_name(lv),
+                    lm_type_get(ty).name);
+    }
+    cr_assert_eq(be->ops->get_rows(be, &tp.t, ids, &gb.t), LM_OK, "%s", lm_last_error());
+    cr_assert(memcmp(lm_cpu_buffer_ptr(want_rows->buf), lm_cpu_buffer_ptr(gb.buf),
+                     sizeof(float) * (size_t)(w->ne[0] * N)) == 0,
+              "%s packed get_rows differs", lm_type_get(ty).name);
+    cr_assert_eq(lm__cpu_set_level(be, LM__CPU_SCALAR), LM_OK, "%s", lm_last_error());
+    cr_assert_eq(be->ops->mul_mat(be, &tp.t, x, &db.t), LM_ERR_INVALID_ARG);
+    cr_assert(strstr(lm_last_error(), "packed for kernels the scalar level does not have") != NULL,
+              "%s", lm_last_error());
+    cr_assert_eq(lm__cpu_set_level(be, lv), LM_OK, "%s", lm_last_error());
+    cr_assert_eq(be->ops->copy(be, &tp.t, &tp.t), LM_ERR_INVALID_ARG);
+    cr_assert(strstr(lm_last_error(), "interleaved layout (packed)") != NULL, "%s",
+              lm_last_error());
+    dt_free(&tp), dt_free(&da), dt_free(&db), dt_free(&gb);
+    free(wp);
+}
+
 /* The interleaved weight layout (LM_LAYOUT_CPU_R8, cpu_relayout.c) at the op level: the
  * same bytes permuted by 8-row group give mul_mat (decode and prefill shapes) and get_rows
- * the same bits as rows, a last group of fewer rows included; every other op refuses it. */
+ * the same bits as rows, a last group of fewer rows included; every other op refuses it.
+ * The packed layout of the types that have one likewise (check_packed). */
 Test(matmul, interleaved_layout_ops) {
     lm_test_rng r = {lm_test_seed()};
     const lm_type types[] = {LM_TYPE_Q8_0, LM_TYPE_Q4_1, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
@@ -697,6 +789,7 @@ Test(matmul, interleaved_layout_ops) {
         /* any other op: an error naming the layout, not a wrong answer */
         cr_assert_eq(be->ops->copy(be, &ti.t, &ti.t), LM_ERR_INVALID_ARG);
         cr_assert(strstr(lm_last_error(), "interleaved layout") != NULL, "%s", lm_last_error());
+        if (lm__cpu_p8_type(ty)) check_packed(be, &tw.t, wi, &tx.t, &tid.t, &ga.t);
         lm_tensor bad = tw.t;
         bad.layout = 7;
         cr_assert_eq(be->ops->mul_mat(be, &bad, &tx.t, &da.t), LM_ERR_INVALID_ARG);
@@ -800,8 +893,12 @@ Test(matmul, weights_relayout_in_place) {
     lm_tensor_init(&t5, wbuf, off5, LM_TYPE_F32, K, 8, 1, 1);
     lm_tensor *all[] = {&t1, &t2, &t3, &t4, &t5};
     cr_assert_eq(be->ops->weights_relayout(be, all, 5), LM_OK, "%s", lm_last_error());
-    cr_assert_eq(t1.layout, LM_LAYOUT_CPU_R8);
-    cr_assert_eq(t2.layout, LM_LAYOUT_CPU_R8);
+    /* packed where the level has kernels for it (AVX-512 VNNI), else interleaved */
+    const int want = lm__cpu_kernels_get(lm__cpu_get_level(be))->qdot_p8[LM_TYPE_Q8_0]
+                         ? LM_LAYOUT_CPU_P8
+                         : LM_LAYOUT_CPU_R8;
+    cr_assert_eq(t1.layout, want);
+    cr_assert_eq(t2.layout, want, "the alias must take its twin's layout");
     cr_assert_eq(t3.layout, LM_LAYOUT_ROWS, "overlapping views must keep rows");
     cr_assert_eq(t4.layout, LM_LAYOUT_ROWS);
     cr_assert_eq(t5.layout, LM_LAYOUT_ROWS, "a float matrix has no interleaved kernels");

@@ -15,15 +15,16 @@ lm_status lm__cpu_check(const char *op, const char *arg, const lm_tensor *t, int
     LM_TRY(lm__cpu_check_w(op, arg, t, type));
     if (t->layout != LM_LAYOUT_ROWS)
         return lm__error(LM_ERR_INVALID_ARG,
-                         "%s: %s is a weight in the CPU's interleaved layout, which only mul_mat "
-                         "and get_rows read",
-                         op, arg);
+                         "%s: %s is a weight in the CPU's interleaved layout%s, which only "
+                         "mul_mat and get_rows read",
+                         op, arg, t->layout == LM_LAYOUT_CPU_P8 ? " (packed)" : "");
     return LM_OK;
 }
 
 lm_status lm__cpu_check_w(const char *op, const char *arg, const lm_tensor *t, int type) {
     if (!t) return lm__error(LM_ERR_INVALID_ARG, "%s: %s is NULL", op, arg);
-    if (t->layout != LM_LAYOUT_ROWS && t->layout != LM_LAYOUT_CPU_R8)
+    if (t->layout != LM_LAYOUT_ROWS && t->layout != LM_LAYOUT_CPU_R8 &&
+        t->layout != LM_LAYOUT_CPU_P8)
         return lm__error(LM_ERR_INVALID_ARG, "%s: %s has an unknown layout %d", op, arg, t->layout);
     if (!t->buf) return lm__error(LM_ERR_INVALID_ARG, "%s: %s has no buffer", op, arg);
     lm_type_traits tr = lm_type_get((uint32_t)t->type);

@@ -376,6 +376,27 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             acc[c] = _mm256_add_ps(acc[c], t);                                                     \
         }                                                                                          \
     }                                                                                              \
+    /* block b of the 8 rows (V, dw, m) with all nc columns, 4 at a time */                        \
+    LM__AVX2 LM__INLINE void name##_cols(const __m256i *V, const char *va, size_t as, int nc,      \
+                                         int64_t b, __m256 dw, __m256 m, __m256 *acc) {            \
+        for (int c0 = 0; c0 < nc; c0 += 4) {                                                       \
+            const char *vc = va + (size_t)c0 * as;                                                 \
+            switch (nc - c0 < 4 ? nc - c0 : 4) {                                                   \
+            case 1:                                                                                \
+                name##_g(V, vc, as, b, dw, m, acc + c0, 1);                                        \
+                break;                                                                             \
+            case 2:                                                                                \
+                name##_g(V, vc, as, b, dw, m, acc + c0, 2);                                        \
+                break;                                                                             \
+            case 3:                                                                                \
+                name##_g(V, vc, as, b, dw, m, acc + c0, 3);                                        \
+                break;                                                                             \
+            default:                                                                               \
+                name##_g(V, vc, as, b, dw, m, acc + c0, 4);                                        \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
     LM__AVX2 static void name##_wide(const char *w, size_t ws, size_t wb, int nr, const char *va,  \
                                      size_t as, int nc, int64_t nb, float *out, size_t os) {       \
         const char *rows[LM__MR];                                                                  \
@@ -394,23 +415,7 @@ LM__AVX2 LM__INLINE void lm__lv_q8_0(const void *vb, __m256i *lo, __m256i *hi) {
             lm__zpairs(V, 16);                                                                     \
             __m256 dw, m;                                                                          \
             lm__f16pair8(rows, (size_t)b *wb, &dw, &m);                                            \
-            for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
-                const char *vc = va + (size_t)c0 * as;                                             \
-                switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \
-                case 1:                                                                            \
-                    name##_g(V, vc, as, b, dw, m, acc + c0, 1);                                    \
-                    break;                                                                         \
-                case 2:                                                                            \
-                    name##_g(V, vc, as, b, dw, m, acc + c0, 2);                                    \
-                    break;                                                                         \
-                case 3:                                                                            \
-                    name##_g(V, vc, as, b, dw, m, acc + c0, 3);                                    \
-                    break;                                                                         \
-                default:                                                                           \
-                    name##_g(V, vc, as, b, dw, m, acc + c0, 4);                                    \
-                    break;                                                                         \
-                }                                                                                  \
-            }                                                                                      \
+            name##_cols(V, va, as, nc, b, dw, m, acc);                                             \
         }                                                                                          \
         for (int c = 0; c < nc; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
     }                                                                                              \
@@ -440,6 +445,113 @@ LM__QDOT_LEGACY_X(lm__qdot_q4_1_x, lm_block_q4_1, lm__lv_q4_1, 1)
 LM__QDOT_LEGACY_X(lm__qdot_q5_0_x, lm_block_q5_0, lm__lv_q5_0, 0)
 LM__QDOT_LEGACY_X(lm__qdot_q5_1_x, lm_block_q5_1, lm__lv_q5_1, 1)
 LM__QDOT_LEGACY_X(lm__qdot_q8_0_x, lm_block_q8_0, lm__lv_q8_0, 0)
+
+#ifdef LM__VNNI
+/* ---- the packed layout (LM_LAYOUT_CPU_P8, cpu_relayout.c) ----
+ * A group block holds the 8 rows' f16 d (and m) contiguous, then their levels in 4-byte
+ * pieces, piece c of row r at (8 c + r) * 4. 32 bytes widened to int16 are then one zmm in
+ * lm__zpairs' layout (row r's levels 4q .. 4q + 3 in lanes 2r, 2r + 1): no transposes, no
+ * horizontal sums, no scale gathers. Z[q] below holds levels 4q .. 4q + 3 of every row. */
+LM__AVX2 LM__INLINE void lm__p8_nib(const uint8_t *p, __m512i *Z, short off) {
+    const __m512i m4 = _mm512_set1_epi16(0x0f), o = _mm512_set1_epi16(off);
+    for (int c = 0; c < 4; c++) { /* a byte holds level j (low nibble) and j + 16 */
+        const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 * c)));
+        Z[c] = _mm512_sub_epi16(_mm512_and_si512(v, m4), o);
+        Z[c + 4] = _mm512_sub_epi16(_mm512_srli_epi16(v, 4), o);
+    }
+}
+LM__AVX2 LM__INLINE void lm__p8_q4_0(const uint8_t *p, __m512i *Z) {
+    lm__p8_nib(p, Z, 8);
+}
+LM__AVX2 LM__INLINE void lm__p8_q4_1(const uint8_t *p, __m512i *Z) {
+    lm__p8_nib(p, Z, 0);
+}
+LM__AVX2 LM__INLINE void lm__p8_q8_0(const uint8_t *p, __m512i *Z) {
+    for (int c = 0; c < 8; c++)
+        Z[c] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 * c)));
+}
+LM__AVX2 LM__INLINE __m256 lm__p8_f16(const char *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* NH: f16 fields per block (d, m), so the levels start at 16 NH bytes */
+#define LM__QDOT_P8_X(name, LEVELS, NH, HAS_MIN)                                                   \
+    LM__AVX2 LM__INLINE void name##_p8n(const char *w, size_t wb, const char *va, size_t as,       \
+                                        int64_t nb, float *out, size_t os, const int NC) {         \
+        __m256 acc[4];                                                                             \
+        for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
+            const char *g = w + (size_t)b * wb;                                                    \
+            __m512i Z[8];                                                                          \
+            LEVELS((const uint8_t *)g + 16 * (NH), Z);                                             \
+            const lm__q16a *A[4];                                                                  \
+            __m512i S[2][4];                                                                       \
+            for (int c = 0; c < NC; c++) {                                                         \
+                A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;                                \
+                S[0][c] = S[1][c] = _mm512_setzero_si512();                                        \
+            }                                                                                      \
+            for (int q = 0; q < 8; q++)                                                            \
+                for (int c = 0; c < NC; c++) {                                                     \
+                    int64_t quad;                                                                  \
+                    memcpy(&quad, A[c]->qs + 4 * q, 8);                                            \
+                    S[q & 1][c] = _mm512_dpwssd_epi32(S[q & 1][c], Z[q], _mm512_set1_epi64(quad)); \
+                }                                                                                  \
+            const __m256 dw = lm__p8_f16(g), m = (NH) > 1 ? lm__p8_f16(g + 16) : dw;               \
+            for (int c = 0; c < NC; c++) {                                                         \
+                const __m256i isum = lm__zfold(_mm512_add_epi32(S[0][c], S[1][c]));                \
+                __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)),               \
+                                         _mm256_cvtepi32_ps(isum));                                \
+                if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));      \
+                acc[c] = _mm256_add_ps(acc[c], t);                                                 \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
+    }                                                                                              \
+    LM__AVX2 static void name##_p8wide(const char *w, size_t wb, const char *va, size_t as,        \
+                                       int nc, int64_t nb, float *out, size_t os) {                \
+        __m256 acc[LM__NC];                                                                        \
+        for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
+            const char *g = w + (size_t)b * wb;                                                    \
+            __m512i Z[8];                                                                          \
+            LEVELS((const uint8_t *)g + 16 * (NH), Z);                                             \
+            __m256i V[16] __attribute__((aligned(64)));                                            \
+            for (int q = 0; q < 8; q++) _mm512_store_si512(V + 2 * q, Z[q]);                       \
+            const __m256 dw = lm__p8_f16(g), m = (NH) > 1 ? lm__p8_f16(g + 16) : dw;               \
+            name##_cols(V, va, as, nc, b, dw, m, acc);                                             \
+        }                                                                                          \
+        for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
+    }                                                                                              \
+    LM__AVX2 static void name##_p8(const void *w, size_t ws, size_t wb, int nr, const void *va,    \
+                                   size_t as, int nc, int64_t nb, float *out, size_t os) {         \
+        (void)ws, (void)nr; /* a full group, always */                                             \
+        switch (nc) {                                                                              \
+        case 1:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 1);                                             \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 2);                                             \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 3);                                             \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 4);                                             \
+            break;                                                                                 \
+        default:                                                                                   \
+            name##_p8wide(w, wb, va, as, nc, nb, out, os);                                         \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
+LM__QDOT_P8_X(lm__qdot_q4_0_x, lm__p8_q4_0, 1, 0)
+LM__QDOT_P8_X(lm__qdot_q4_1_x, lm__p8_q4_1, 2, 1)
+LM__QDOT_P8_X(lm__qdot_q8_0_x, lm__p8_q8_0, 1, 0)
+#endif
 
 /* ---- k-quants ---- */
 
@@ -1030,6 +1142,11 @@ bool LM__KTABLE(lm__cpu_kernels *k) {
     k->qdot[LM_TYPE_Q4_K] = lm__qdot_q4_K_x;
     k->qdot[LM_TYPE_Q5_K] = lm__qdot_q5_K_x;
     k->qdot[LM_TYPE_Q6_K] = lm__qdot_q6_K_x;
+#ifdef LM__VNNI
+    k->qdot_p8[LM_TYPE_Q4_0] = lm__qdot_q4_0_x_p8;
+    k->qdot_p8[LM_TYPE_Q4_1] = lm__qdot_q4_1_x_p8;
+    k->qdot_p8[LM_TYPE_Q8_0] = lm__qdot_q8_0_x_p8;
+#endif
     k->fdot[LM_TYPE_F32] = lm__fdot_f32_x;
     k->fdot[LM_TYPE_F16] = lm__fdot_f16_x;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16_x;

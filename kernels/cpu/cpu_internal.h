@@ -149,7 +149,10 @@ typedef float (*lm__fdot_fn)(const void *w, const float *x, int64_t n);
 typedef struct lm__cpu_kernels_s {
     lm__cpu_level level;
     lm__qdot_fn qdot[LM_TYPE_COUNT]; /* NULL: no integer dot for that type */
-    lm__fdot_fn fdot[LM_TYPE_COUNT]; /* F32, F16, BF16 */
+    /* the same on full groups (nr = LM__MR) in LM_LAYOUT_CPU_P8 (w_stride: the type's block
+     * size, w_block: LM__MR times it); NULL: the level has none, weights stay interleaved */
+    lm__qdot_fn qdot_p8[LM_TYPE_COUNT];
+    lm__fdot_fn fdot[LM_TYPE_COUNT];                                /* F32, F16, BF16 */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n); /* exact */
     /* lm_fp32_to_fp16 bit for bit (round to nearest even; a NaN becomes sign | 0x7e00) */
     void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
@@ -241,7 +244,13 @@ lm_status lm__cpu_copy(lm_backend *be, const lm_tensor *src, lm_tensor *dst);
 /* ---- the interleaved weight layout (cpu_relayout.c) ---- */
 
 lm_status lm__cpu_weights_relayout(lm_backend *be, lm_tensor *const *w, int n);
-/* Row i of src (rows or interleaved) dequantized into dst[ne[0]] */
+/* Whether type t has a packed form (LM_LAYOUT_CPU_P8) */
+bool lm__cpu_p8_type(lm_type t);
+/* A group block: the 8 rows' block b, one after the other as in LM_LAYOUT_CPU_R8, into its
+ * packed form, and back (same size; nothing done for a type without a packed form) */
+void lm__cpu_p8_pack(lm_type t, const void *blocks, void *out);
+void lm__cpu_p8_unpack(lm_type t, const void *packed, void *blocks);
+/* Row i of src (rows, interleaved or packed) dequantized into dst[ne[0]] */
 void lm__cpu_weight_row(const lm_tensor *src, int64_t i, float *dst);
 
 #endif

@@ -29,7 +29,7 @@
 /* One weight of a job: its row groups are the job's groups [g0, next part's g0) */
 typedef struct {
     const lm_tensor *w, *dst;
-    lm__qdot_fn qdot;
+    lm__qdot_fn qdot, qdot_p8; /* rows and interleaved; packed */
     int64_t g0;
 } lm__mm_part;
 
@@ -72,12 +72,14 @@ static void lm__mm_quant_task(void *ctx, int64_t g0, int64_t g1, int ith) {
             const lm__mm_part *pt = &j->part[p];
             const int64_t N = pt->w->ne[1], n0 = (g - pt->g0) * LM__MR;
             const int nr = (int)(N - n0 < LM__MR ? N - n0 : LM__MR);
-            /* an interleaved group: rows a block apart, a row's blocks a group's block apart */
-            const bool il = pt->w->layout == LM_LAYOUT_CPU_R8 && nr == LM__MR;
-            const size_t bs = pt->w->nb[0], ws = il ? bs : pt->w->nb[1];
-            pt->qdot(lm__cpu_row(pt->w, n0, 0, 0), ws, il ? LM__MR * bs : bs, nr,
-                     act + (size_t)t0 * j->act_row, j->act_row, (int)(t1 - t0), j->nb,
-                     (float *)lm__cpu_row(pt->dst, t0, 0, 0) + n0, pt->dst->nb[1] / sizeof(float));
+            /* an interleaved or packed group: rows a block apart, a row's blocks a group's
+             * block apart; a last group of fewer rows stays in rows */
+            const int lay = nr == LM__MR ? pt->w->layout : LM_LAYOUT_ROWS;
+            const size_t bs = pt->w->nb[0], ws = lay != LM_LAYOUT_ROWS ? bs : pt->w->nb[1];
+            const lm__qdot_fn qdot = lay == LM_LAYOUT_CPU_P8 ? pt->qdot_p8 : pt->qdot;
+            qdot(lm__cpu_row(pt->w, n0, 0, 0), ws, lay != LM_LAYOUT_ROWS ? LM__MR * bs : bs, nr,
+                 act + (size_t)t0 * j->act_row, j->act_row, (int)(t1 - t0), j->nb,
+                 (float *)lm__cpu_row(pt->dst, t0, 0, 0) + n0, pt->dst->nb[1] / sizeof(float));
         }
     }
 }
@@ -105,9 +107,14 @@ static lm_status lm__mm_reserve_act(lm__cpu *c, size_t bytes) {
     return LM_OK;
 }
 
-static lm_status lm__mm_check(const lm_tensor *w, const lm_tensor *x, const lm_tensor *dst) {
+static lm_status lm__mm_check(const lm__cpu *c, const lm_tensor *w, const lm_tensor *x,
+                              const lm_tensor *dst) {
     const char *op = "mul_mat";
     LM_TRY(lm__cpu_check_w(op, "W", w, -1)); /* also: K a multiple of W's block size */
+    if (w->layout == LM_LAYOUT_CPU_P8 && !c->kern->qdot_p8[w->type])
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "mul_mat: W (%s) is packed for kernels the %s level does not have",
+                         lm_type_get((uint32_t)w->type).name, lm__cpu_level_name(c->kern->level));
     if (!lm_type_computable(w->type))
         return lm__error(LM_ERR_INVALID_ARG, "mul_mat: W type %s is not supported",
                          lm_type_get((uint32_t)w->type).name);
@@ -164,10 +171,20 @@ static lm_status lm__mm_quantized(lm__cpu *c, lm__mm_job *j) {
 }
 
 lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst) {
-    LM_TRY(lm__mm_check(w, x, dst));
     lm__cpu *c = lm__cpu_ctx(be);
+    LM_TRY(lm__mm_check(c, w, x, dst));
     const lm__qdot_fn qdot = c->kern->qdot[w->type];
-    lm__mm_job j = {c, w, x, dst, c->kern->fdot[w->type], 0, 0, 0, 0, 1, {{w, dst, qdot, 0}}};
+    lm__mm_job j = {c,
+                    w,
+                    x,
+                    dst,
+                    c->kern->fdot[w->type],
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                    {{w, dst, qdot, c->kern->qdot_p8[w->type], 0}}};
     if (!qdot) {
         if (!j.fdot || w->layout != LM_LAYOUT_ROWS) /* the tables disagree: a bug, not input */
             return lm__error(LM_ERR_INVALID_ARG, "mul_mat: no kernel for W type %s",
@@ -185,7 +202,7 @@ lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, co
     lm__cpu *c = lm__cpu_ctx(be);
     bool shared = true; /* one quantized x serves all: integer kernels, one activation format */
     for (int i = 0; i < n; i++) {
-        LM_TRY(lm__mm_check(w[i], x, dst[i]));
+        LM_TRY(lm__mm_check(c, w[i], x, dst[i]));
         shared &= c->kern->qdot[w[i]->type] != NULL &&
                   lm__act_blck(w[i]->type) == lm__act_blck(w[0]->type);
     }
@@ -195,6 +212,7 @@ lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, co
     }
     lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}};
     for (int i = 0; i < n; i++)
-        j.part[i] = (lm__mm_part){w[i], dst[i], c->kern->qdot[w[i]->type], 0};
+        j.part[i] =
+            (lm__mm_part){w[i], dst[i], c->kern->qdot[w[i]->type], c->kern->qdot_p8[w[i]->type], 0};
     return lm__mm_quantized(c, &j);
 }

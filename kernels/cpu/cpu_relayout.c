@@ -5,8 +5,15 @@
  * from 22-24 to 30-32 GB/s, the read probe's rate. The kernels take the block stride as
  * a parameter (w_block), so both layouts give the same bits.
  *
+ * The packed layout (LM_LAYOUT_CPU_P8) goes one step further for the types whose level has
+ * kernels for it (AVX-512 VNNI: q4_0, q4_1, q8_0): within a group block the 8 rows' levels
+ * are interleaved in 4-byte pieces, so that one widening load gives a vpdpwssd operand with
+ * rows 0-7 in its lanes, and the 8 rows' f16 scales are contiguous. Decode then needs no
+ * horizontal sums and no scale gathers: ~2x less work per weight byte.
+ *
  * Only weights in the backend's own copy (huge pages, cpu_backend.c) are re-laid: the
- * file mapping is read-only and shared. LUMEN_WEIGHT_LAYOUT=rows keeps rows. */
+ * file mapping is read-only and shared. LUMEN_WEIGHT_LAYOUT=rows keeps rows, =interleaved
+ * stops at LM_LAYOUT_CPU_R8. */
 #include "cpu_internal.h"
 
 #include "../../runtime/quant.h"
@@ -42,42 +49,100 @@ static bool lm__r8_eligible(const lm__cpu *c, const lm_tensor *t) {
     return t->nb[1] == lm_row_size(t->type, t->ne[0]);
 }
 
+/* ---- the packed group block ---- */
+
+/* A packable type's block: nh f16 fields, then nl bytes of levels (a multiple of 4) */
+static bool lm__p8_geom(lm_type t, int *nh, int *nl) {
+    switch (t) {
+    case LM_TYPE_Q4_0:
+        *nh = 1, *nl = 16;
+        return true;
+    case LM_TYPE_Q4_1:
+        *nh = 2, *nl = 16;
+        return true;
+    case LM_TYPE_Q8_0:
+        *nh = 1, *nl = 32;
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool lm__cpu_p8_type(lm_type t) {
+    int nh, nl;
+    return lm__p8_geom(t, &nh, &nl);
+}
+
+/* Byte i of the group block in rows (block r at r * bs) -> its packed offset */
+static size_t lm__p8_at(int nh, size_t bs, size_t i) {
+    const size_t r = i / bs, k = i % bs;
+    if (k < 2 * (size_t)nh) return (k / 2 * LM__MR + r) * 2 + k % 2;
+    const size_t l = k - 2 * (size_t)nh; /* level byte l: piece l / 4 */
+    return 2 * (size_t)nh * LM__MR + (l / 4 * LM__MR + r) * 4 + l % 4;
+}
+
+void lm__cpu_p8_pack(lm_type t, const void *blocks, void *out) {
+    int nh, nl;
+    if (!lm__p8_geom(t, &nh, &nl)) return;
+    const size_t bs = 2 * (size_t)nh + (size_t)nl;
+    for (size_t i = 0; i < LM__MR * bs; i++)
+        ((char *)out)[lm__p8_at(nh, bs, i)] = ((const char *)blocks)[i];
+}
+
+void lm__cpu_p8_unpack(lm_type t, const void *packed, void *blocks) {
+    int nh, nl;
+    if (!lm__p8_geom(t, &nh, &nl)) return;
+    const size_t bs = 2 * (size_t)nh + (size_t)nl;
+    for (size_t i = 0; i < LM__MR * bs; i++)
+        ((char *)blocks)[i] = ((const char *)packed)[lm__p8_at(nh, bs, i)];
+}
+
+/* ---- re-laying a tensor ---- */
+
 typedef struct {
     lm__cpu *c;
     char *base;
     size_t rs, bs; /* bytes per row, per block */
     int64_t nb;    /* blocks per row */
+    lm_type type;
+    bool packed;
 } lm__r8_job;
 
 /* Groups [g0, g1): each through the thread's scratch, back into the same bytes */
 static void lm__r8_task(void *ctx, int64_t g0, int64_t g1, int ith) {
     const lm__r8_job *j = ctx;
     char *tmp = (char *)lm__cpu_scratch(j->c, ith);
+    char blocks[LM__MR * 64]; /* a packable group block in rows */
     for (int64_t g = g0; g < g1; g++) {
         char *grp = j->base + (size_t)g * LM__MR * j->rs;
         memcpy(tmp, grp, LM__MR * j->rs);
-        for (int r = 0; r < LM__MR; r++)
-            for (int64_t b = 0; b < j->nb; b++)
-                memcpy(grp + ((size_t)b * LM__MR + (size_t)r) * j->bs,
-                       tmp + (size_t)r * j->rs + (size_t)b * j->bs, j->bs);
+        for (int64_t b = 0; b < j->nb; b++) {
+            char *dst = grp + (size_t)b * LM__MR * j->bs, *gb = j->packed ? blocks : dst;
+            for (int r = 0; r < LM__MR; r++)
+                memcpy(gb + (size_t)r * j->bs, tmp + (size_t)r * j->rs + (size_t)b * j->bs, j->bs);
+            if (j->packed) lm__cpu_p8_pack(j->type, blocks, dst);
+        }
     }
 }
 
-static lm_status lm__r8_apply(lm__cpu *c, lm_tensor *t) {
+static lm_status lm__r8_apply(lm__cpu *c, lm_tensor *t, bool packed) {
     const lm_type_traits tr = lm_type_get((uint32_t)t->type);
-    lm__r8_job j = {c, lm__cpu_data(t), t->nb[1], (size_t)tr.size, t->ne[0] / tr.blck};
+    lm__r8_job j = {c,       lm__cpu_data(t), t->nb[1], (size_t)tr.size, t->ne[0] / tr.blck,
+                    t->type, packed};
     LM_TRY(lm__cpu_reserve(c, (LM__MR * j.rs + sizeof(float) - 1) / sizeof(float)));
     lm__pool_run(c->pool, lm__r8_task, &j, t->ne[1] / LM__MR);
-    t->layout = LM_LAYOUT_CPU_R8;
+    t->layout = packed ? LM_LAYOUT_CPU_P8 : LM_LAYOUT_CPU_R8;
     return LM_OK;
 }
 
 lm_status lm__cpu_weights_relayout(lm_backend *be, lm_tensor *const *w, int n) {
     const char *env = getenv("LUMEN_WEIGHT_LAYOUT");
-    if (env && *env && strcmp(env, "rows") != 0 && strcmp(env, "interleaved") != 0)
+    if (env && *env && strcmp(env, "rows") != 0 && strcmp(env, "interleaved") != 0 &&
+        strcmp(env, "packed") != 0)
         return lm__error(LM_ERR_INVALID_ARG,
-                         "cpu: LUMEN_WEIGHT_LAYOUT=%s (expected rows or interleaved)", env);
+                         "cpu: LUMEN_WEIGHT_LAYOUT=%s (expected rows, interleaved or packed)", env);
     if (env && strcmp(env, "rows") == 0) return LM_OK;
+    const bool pack = !env || strcmp(env, "interleaved") != 0; /* where the level has kernels */
     lm__cpu *c = lm__cpu_ctx(be);
     lm_buffer *open = NULL; /* the buffer made writable */
     lm_status s = LM_OK;
@@ -85,17 +150,18 @@ lm_status lm__cpu_weights_relayout(lm_backend *be, lm_tensor *const *w, int n) {
         lm_tensor *t = w[i];
         if (!t || !lm__r8_eligible(c, t)) continue;
         /* an alias of one already done takes its mark; any other overlap keeps rows */
-        bool alias = false, clash = false;
+        int alias = LM_LAYOUT_ROWS;
+        bool clash = false;
         for (int k = 0; k < n; k++) {
             if (k == i || !w[k]) continue;
             if (lm__r8_same(w[k], t))
-                alias |= w[k]->layout == LM_LAYOUT_CPU_R8;
+                alias = w[k]->layout != LM_LAYOUT_ROWS ? w[k]->layout : alias;
             else
                 clash |= lm__r8_overlap(w[k], t);
         }
         if (clash) continue;
-        if (alias) {
-            t->layout = LM_LAYOUT_CPU_R8;
+        if (alias != LM_LAYOUT_ROWS) {
+            t->layout = alias;
             continue;
         }
         if (open != t->buf) {
@@ -103,22 +169,25 @@ lm_status lm__cpu_weights_relayout(lm_backend *be, lm_tensor *const *w, int n) {
             open = lm__huge_unseal(t->buf->data, t->buf->huge_len) ? t->buf : NULL;
             if (!open) continue; /* cannot write it: rows it is */
         }
-        s = lm__r8_apply(c, t);
+        s = lm__r8_apply(c, t, pack && c->kern->qdot_p8[t->type] != NULL);
     }
     if (open) lm__huge_seal(open->data, open->huge_len);
     return s;
 }
 
-/* Row i of src, which may be interleaved, as floats */
+/* Row i of src, which may be interleaved or packed, as floats */
 void lm__cpu_weight_row(const lm_tensor *src, int64_t i, float *dst) {
     const lm_type_traits tr = lm_type_get((uint32_t)src->type);
     const int64_t g = i / LM__MR, r = i % LM__MR;
-    if (src->layout != LM_LAYOUT_CPU_R8 || (g + 1) * LM__MR > src->ne[1]) {
+    if (src->layout == LM_LAYOUT_ROWS || (g + 1) * LM__MR > src->ne[1]) {
         lm_dequantize_row(src->type, lm__cpu_row(src, i, 0, 0), dst, src->ne[0]);
         return;
     }
     const char *grp = lm__cpu_row(src, g * LM__MR, 0, 0);
-    for (int64_t b = 0; b < src->ne[0] / tr.blck; b++)
-        lm_dequantize_row(src->type, grp + ((size_t)b * LM__MR + (size_t)r) * tr.size,
-                          dst + b * tr.blck, tr.blck);
+    char blocks[LM__MR * 64];
+    for (int64_t b = 0; b < src->ne[0] / tr.blck; b++) {
+        const char *gb = grp + (size_t)b * LM__MR * tr.size;
+        if (src->layout == LM_LAYOUT_CPU_P8) lm__cpu_p8_unpack(src->type, gb, blocks), gb = blocks;
+        lm_dequantize_row(src->type, gb + (size_t)r * tr.size, dst + b * tr.blck, tr.blck);
+    }
 }
