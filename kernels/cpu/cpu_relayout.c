@@ -73,28 +73,30 @@ bool lm__cpu_p8_type(lm_type t) {
     return lm__p8_geom(t, &nh, &nl);
 }
 
-/* Byte i of the group block in rows (block r at r * bs) -> its packed offset */
-static size_t lm__p8_at(int nh, size_t bs, size_t i) {
-    const size_t r = i / bs, k = i % bs;
-    if (k < 2 * (size_t)nh) return (k / 2 * LM__MR + r) * 2 + k % 2;
-    const size_t l = k - 2 * (size_t)nh; /* level byte l: piece l / 4 */
-    return 2 * (size_t)nh * LM__MR + (l / 4 * LM__MR + r) * 4 + l % 4;
+/* Between the group block in rows (block r at r * bs) and packed, field by field */
+static void lm__p8_move(lm_type t, const char *src, char *dst, bool pack) {
+    int nh, nl;
+    if (!lm__p8_geom(t, &nh, &nl)) return;
+    const size_t bs = 2 * (size_t)nh + (size_t)nl;
+    for (size_t r = 0; r < LM__MR; r++) {
+        for (size_t h = 0; h < (size_t)nh; h++) {
+            const size_t rows = r * bs + 2 * h, packed = (h * LM__MR + r) * 2;
+            memcpy(dst + (pack ? packed : rows), src + (pack ? rows : packed), 2);
+        }
+        for (size_t c = 0; c < (size_t)nl / 4; c++) {
+            const size_t rows = r * bs + 2 * (size_t)nh + 4 * c,
+                         packed = 2 * (size_t)nh * LM__MR + (c * LM__MR + r) * 4;
+            memcpy(dst + (pack ? packed : rows), src + (pack ? rows : packed), 4);
+        }
+    }
 }
 
 void lm__cpu_p8_pack(lm_type t, const void *blocks, void *out) {
-    int nh, nl;
-    if (!lm__p8_geom(t, &nh, &nl)) return;
-    const size_t bs = 2 * (size_t)nh + (size_t)nl;
-    for (size_t i = 0; i < LM__MR * bs; i++)
-        ((char *)out)[lm__p8_at(nh, bs, i)] = ((const char *)blocks)[i];
+    lm__p8_move(t, blocks, out, true);
 }
 
 void lm__cpu_p8_unpack(lm_type t, const void *packed, void *blocks) {
-    int nh, nl;
-    if (!lm__p8_geom(t, &nh, &nl)) return;
-    const size_t bs = 2 * (size_t)nh + (size_t)nl;
-    for (size_t i = 0; i < LM__MR * bs; i++)
-        ((char *)blocks)[i] = ((const char *)packed)[lm__p8_at(nh, bs, i)];
+    lm__p8_move(t, packed, blocks, false);
 }
 
 /* ---- re-laying a tensor ---- */
