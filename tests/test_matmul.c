@@ -494,19 +494,26 @@ Test(matmul, float_kernels_every_level) {
 
 /* Attention's kernels at every level and length, bit for bit: fdot4 = four fdot[F32];
  * attn_pv (the P.V steps with the output in registers) = per step a *= c (skipped for a
- * factor of 1), then a += w v, one element at a time (this file has no contraction). */
+ * factor of 1), then a += w v, one element at a time (this file has no contraction). Their
+ * F16 forms on f16 rows = the float forms on the same rows converted. */
 Test(matmul, attention_kernels_every_level) {
     lm_test_rng r = {lm_test_seed()};
     lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
     const int nlv = levels(lv);
     enum { N = 300, S = 9 };
     static float v[S][N], a0[N], ref[N], out[N];
+    static uint16_t h[S][N];
     for (int rep = 0; rep < 30; rep++) {
         const int64_t n = rep == 0 ? 64 : rep == 1 ? 256 : 1 + (int64_t)(lm_test_rng_u64(&r) % N);
         const int steps = 1 + (int)(lm_test_rng_u64(&r) % S);
         const float *vp[S];
         float c[S], w[S];
-        for (int j = 0; j < S; j++) lm_test_fill_normal(&r, v[j], N, 1.0f), vp[j] = v[j];
+        const uint16_t *hp[S];
+        for (int j = 0; j < S; j++) {
+            lm_test_fill_normal(&r, v[j], N, 1.0f), vp[j] = v[j], hp[j] = h[j];
+            for (int i = 0; i < N; i++) /* rows that f16 holds exactly */
+                h[j][i] = lm_fp32_to_fp16(v[j][i]), v[j][i] = lm_fp16_to_fp32(h[j][i]);
+        }
         lm_test_fill_normal(&r, c, S, 1.0f), lm_test_fill_normal(&r, w, S, 1.0f);
         for (int j = 0; j < S; j += 2) c[j] = 1.0f; /* steps that do not rescale */
         lm_test_fill_normal(&r, a0, N, 1.0f);
@@ -528,11 +535,22 @@ Test(matmul, attention_kernels_every_level) {
                           "%s fdot4 n=%lld row %d: %.9g, fdot %.9g, scalar %.9g",
                           lm__cpu_level_name(lv[l]), (long long)n, i, d4[i], d1, d0);
             }
+            kl->fdot4_f16(hp + 1, a0, n, d4);
+            for (int i = 0; i < 4; i++) {
+                const float d0 = ks->fdot[LM_TYPE_F32](vp[1 + i], a0, n);
+                cr_assert(memcmp(&d4[i], &d0, 4) == 0, "%s fdot4_f16 n=%lld row %d: %.9g != %.9g",
+                          lm__cpu_level_name(lv[l]), (long long)n, i, d4[i], d0);
+            }
             memcpy(out, a0, sizeof a0);
             kl->attn_pv(out, vp, c, w, steps, n);
             cr_assert(memcmp(out, ref, (size_t)n * sizeof(float)) == 0,
                       "%s attn_pv n=%lld steps=%d differs from scale + axpy",
                       lm__cpu_level_name(lv[l]), (long long)n, steps);
+            memcpy(out, a0, sizeof a0);
+            kl->attn_pv_f16(out, hp, c, w, steps, n);
+            cr_assert(memcmp(out, ref, (size_t)n * sizeof(float)) == 0,
+                      "%s attn_pv_f16 n=%lld steps=%d differs", lm__cpu_level_name(lv[l]),
+                      (long long)n, steps);
         }
     }
 }

@@ -25,16 +25,12 @@ typedef struct {
 #define LM__ATTN_NH 8
 #define LM__ATTN_PT 8 /* cache positions per tile: their K and V rows stay in L1 */
 
-/* Cache row (kv head h, position p, sequence s) as floats: F32 rows are used in place,
- * F16 and Q8_0 rows are converted (exactly) into buf. */
-static const float *lm__attn_row(const lm__attn_job *j, const lm_tensor *cache, int64_t h,
-                                 int64_t p, int64_t s, float *buf) {
+/* Cache row (kv head h, position p, sequence s) for the kernels: F32 and F16 rows in place
+ * (the F16 kernels convert as they read), Q8_0 rows converted (exactly) into buf. */
+static const void *lm__attn_row(const lm_tensor *cache, int64_t h, int64_t p, int64_t s,
+                                float *buf) {
     const void *r = lm__cpu_row(cache, h, p, s);
-    if (cache->type == LM_TYPE_F32) return r;
-    if (cache->type == LM_TYPE_F16) {
-        j->c->kern->f16_to_f32(r, buf, cache->ne[0]);
-        return buf;
-    }
+    if (cache->type != LM_TYPE_Q8_0) return r;
     /* Q8_0, as lm_dequant_q8_0_block, inline so the compiler vectorises the 32 products */
     const lm_block_q8_0 *b = r;
     for (int64_t i = 0; i < cache->ne[0] / LM_QK8_0; i++) {
@@ -65,14 +61,19 @@ typedef struct {
  * tiling positions changes a result. The scalar pass computes each score and the running
  * max and sum, and leaves per position the factor acc is rescaled by (1: none) and the
  * weight of its V row; attn_pv then applies them to acc in that order, in registers. */
-static void lm__attn_steps(const lm__attn_job *j, const float *q, const float *const *k,
-                           const float *const *v, int n, int64_t D, lm__attn_state *st) {
+static void lm__attn_steps(const lm__attn_job *j, const float *q, const void *const *k,
+                           const void *const *v, int n, int64_t D, lm__attn_state *st) {
     const lm__cpu_kernels *kern = j->c->kern;
+    const bool f16 = j->k->type == LM_TYPE_F16; /* else floats (F32, converted Q8_0) */
     float c[LM__ATTN_PT], w[LM__ATTN_PT], dot[LM__ATTN_PT];
-    /* lm__cpu_dot's order (the level's kernels; the rows were converted exactly) */
+    /* lm__cpu_dot's order (the level's kernels; F16 and Q8_0 are converted exactly) */
     int i = 0;
-    for (; i + 4 <= n; i += 4) kern->fdot4(k + i, q, D, dot + i);
-    for (; i < n; i++) dot[i] = kern->fdot[LM_TYPE_F32](k[i], q, D);
+    for (; i + 4 <= n; i += 4)
+        if (f16)
+            kern->fdot4_f16((const uint16_t *const *)(k + i), q, D, dot + i);
+        else
+            kern->fdot4((const float *const *)(k + i), q, D, dot + i);
+    for (; i < n; i++) dot[i] = kern->fdot[f16 ? LM_TYPE_F16 : LM_TYPE_F32](k[i], q, D);
     for (i = 0; i < n; i++) {
         float s = dot[i] * j->p.scale;
         if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
@@ -86,7 +87,10 @@ static void lm__attn_steps(const lm__attn_job *j, const float *q, const float *c
         w[i] = expf(s - st->m);
         st->l += w[i];
     }
-    kern->attn_pv(st->acc, v, c, w, n, D);
+    if (f16)
+        kern->attn_pv_f16(st->acc, (const uint16_t *const *)v, c, w, n, D);
+    else
+        kern->attn_pv(st->acc, (const float *const *)v, c, w, n, D);
 }
 
 static int32_t lm__attn_lo(const lm__attn_job *j, int32_t pos) {
@@ -95,8 +99,8 @@ static int32_t lm__attn_lo(const lm__attn_job *j, int32_t pos) {
 
 /* Tokens [t0, t0 + nt) x heads [h0, h0 + nh), all of one sequence at consecutive
  * positions (nt = 1 otherwise) and all reading kv head kvh: the K and V rows of a tile of
- * LM__ATTN_PT positions are converted once for the whole block and stay in L1 while every
- * (token, head) of the block runs its online softmax over the tile's positions it sees. */
+ * LM__ATTN_PT positions are read (Q8_0: converted) once for the whole block and stay in L1 while
+ * every (token, head) of the block runs its online softmax over the tile's positions it sees. */
 static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0, int nh,
                            float *scr) {
     const int64_t D = j->q->ne[0];
@@ -110,14 +114,14 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
     for (int64_t d = 0; d < nt * nh * D; d++) acc[d] = 0.0f;
     for (int32_t p0 = first; p0 <= last; p0 += LM__ATTN_PT) {
         const int np = last - p0 + 1 < LM__ATTN_PT ? last - p0 + 1 : LM__ATTN_PT;
-        const float *k[LM__ATTN_PT], *v[LM__ATTN_PT];
+        const void *k[LM__ATTN_PT], *v[LM__ATTN_PT];
         for (int i = 0; i < np; i++) {
             if (p0 + i + LM__ATTN_PT <= last) {
                 lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq, rb);
                 lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq, rb);
             }
-            k[i] = lm__attn_row(j, j->k, kvh, p0 + i, seq, kb + i * D);
-            v[i] = lm__attn_row(j, j->v, kvh, p0 + i, seq, vb + i * D);
+            k[i] = lm__attn_row(j->k, kvh, p0 + i, seq, kb + i * D);
+            v[i] = lm__attn_row(j->v, kvh, p0 + i, seq, vb + i * D);
         }
         for (int ti = 0; ti < nt; ti++) {
             const int32_t pos = j->pos[t0 + ti], lo = lm__attn_lo(j, pos);

@@ -983,22 +983,25 @@ LM__FDOT_X(lm__fdot_f32_x, float, LM__LD_F32, LM__ID)
 LM__FDOT_X(lm__fdot_f16_x, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 
-LM__AVX2 static void lm__fdot4_x(const float *const *w, const float *x, int64_t n, float *out) {
-    if (n % 16) { /* the tails: one at a time */
-        for (int r = 0; r < 4; r++) out[r] = lm__fdot_f32_x(w[r], x, n);
-        return;
+#define LM__FDOT4_X(name, T, LOAD8, one)                                                           \
+    LM__AVX2 static void name(const T *const *w, const float *x, int64_t n, float *out) {          \
+        if (n % 16) { /* the tails: one at a time */                                               \
+            for (int r = 0; r < 4; r++) out[r] = one(w[r], x, n);                                  \
+            return;                                                                                \
+        }                                                                                          \
+        __m256 a[4][2];                                                                            \
+        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();                       \
+        for (int64_t i = 0; i < n; i += 16) {                                                      \
+            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);             \
+            for (int r = 0; r < 4; r++) {                                                          \
+                a[r][0] = _mm256_add_ps(a[r][0], _mm256_mul_ps(LOAD8(w[r] + i), x0));              \
+                a[r][1] = _mm256_add_ps(a[r][1], _mm256_mul_ps(LOAD8(w[r] + i + 8), x1));          \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < 4; r++) out[r] = lm__tree16(a[r][0], a[r][1]);                         \
     }
-    __m256 a[4][2];
-    for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-        for (int r = 0; r < 4; r++) {
-            a[r][0] = _mm256_add_ps(a[r][0], _mm256_mul_ps(_mm256_loadu_ps(w[r] + i), x0));
-            a[r][1] = _mm256_add_ps(a[r][1], _mm256_mul_ps(_mm256_loadu_ps(w[r] + i + 8), x1));
-        }
-    }
-    for (int r = 0; r < 4; r++) out[r] = lm__tree16(a[r][0], a[r][1]);
-}
+LM__FDOT4_X(lm__fdot4_x, float, LM__LD_F32, lm__fdot_f32_x)
+LM__FDOT4_X(lm__fdot4_f16_x, uint16_t, LM__LD_F16, lm__fdot_f16_x)
 
 /* vcvtps2ph rounds to nearest even as lm_fp32_to_fp16; NaN lanes take its canonical
  * sign | 0x7e00 (the instruction keeps payload bits) */
@@ -1029,7 +1032,7 @@ LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n
 }
 
 /* U x 8 lanes of a per step: independent chains hide the add latency (8 cover it) */
-#define LM__PV_CHUNK(U)                                                                            \
+#define LM__PV_CHUNK(U, LOAD8)                                                                     \
     for (; i + 8 * (U) <= d; i += 8 * (U)) {                                                       \
         __m256 x[U];                                                                               \
         for (int u = 0; u < (U); u++) x[u] = _mm256_loadu_ps(a + i + 8 * u);                       \
@@ -1038,29 +1041,25 @@ LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n
             if (c[j] != 1.0f)                                                                      \
                 for (int u = 0; u < (U); u++) x[u] = _mm256_mul_ps(x[u], _mm256_set1_ps(c[j]));    \
             for (int u = 0; u < (U); u++)                                                          \
-                x[u] = _mm256_add_ps(x[u], _mm256_mul_ps(vw, _mm256_loadu_ps(v[j] + i + 8 * u)));  \
+                x[u] = _mm256_add_ps(x[u], _mm256_mul_ps(vw, LOAD8(v[j] + i + 8 * u)));            \
         }                                                                                          \
         for (int u = 0; u < (U); u++) _mm256_storeu_ps(a + i + 8 * u, x[u]);                       \
     }
-LM__AVX2 static void lm__attn_pv_x(float *restrict a, const float *const *v, const float *c,
-                                   const float *w, int n, int64_t d) {
-    int64_t i = 0;
-    LM__PV_CHUNK(8)
-    LM__PV_CHUNK(4)
-    for (; i + 8 <= d; i += 8) {
-        __m256 x = _mm256_loadu_ps(a + i);
-        for (int j = 0; j < n; j++) {
-            if (c[j] != 1.0f) x = _mm256_mul_ps(x, _mm256_set1_ps(c[j]));
-            x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v[j] + i)));
-        }
-        _mm256_storeu_ps(a + i, x);
+#define LM__ATTN_PV_X(name, T, LOAD8, conv)                                                        \
+    LM__AVX2 static void name(float *restrict a, const T *const *v, const float *c,                \
+                              const float *w, int n, int64_t d) {                                  \
+        int64_t i = 0;                                                                             \
+        LM__PV_CHUNK(8, LOAD8)                                                                     \
+        LM__PV_CHUNK(4, LOAD8)                                                                     \
+        LM__PV_CHUNK(1, LOAD8)                                                                     \
+        for (; i < d; i++)                                                                         \
+            for (int j = 0; j < n; j++) {                                                          \
+                if (c[j] != 1.0f) a[i] *= c[j];                                                    \
+                a[i] += w[j] * conv(v[j][i]);                                                      \
+            }                                                                                      \
     }
-    for (; i < d; i++)
-        for (int j = 0; j < n; j++) {
-            if (c[j] != 1.0f) a[i] *= c[j];
-            a[i] += w[j] * v[j][i];
-        }
-}
+LM__ATTN_PV_X(lm__attn_pv_x, float, LM__LD_F32, LM__ID)
+LM__ATTN_PV_X(lm__attn_pv_f16_x, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 
 /* ---- activation quantization: lm__quantize_16's operations, 8 lanes at a time ---- */
 
@@ -1129,6 +1128,8 @@ bool LM__KTABLE(lm__cpu_kernels *k) {
     lm__cpu_kernels_scalar(k);
     k->attn_pv = lm__attn_pv_x;
     k->fdot4 = lm__fdot4_x;
+    k->attn_pv_f16 = lm__attn_pv_f16_x;
+    k->fdot4_f16 = lm__fdot4_f16_x;
     k->quantize_q16a = lm__quantize_q16a_x;
     k->quantize_q16k = lm__quantize_q16k_x;
     k->level = LM__KLEVEL;

@@ -339,18 +339,25 @@ static void lm__glu(int gelu, const float *x, const float *u, float *y, int64_t 
 static void lm__fdot4(const float *const *w, const float *x, int64_t n, float *out) {
     for (int i = 0; i < 4; i++) out[i] = lm__cpu_dot(w[i], x, n);
 }
-
-static void lm__attn_pv(float *restrict a, const float *const *v, const float *c, const float *w,
-                        int n, int64_t d) {
-    for (int64_t i = 0; i < d; i++) {
-        float x = a[i];
-        for (int j = 0; j < n; j++) {
-            if (c[j] != 1.0f) x *= c[j];
-            x += w[j] * v[j][i];
-        }
-        a[i] = x;
-    }
+static void lm__fdot4_f16(const uint16_t *const *w, const float *x, int64_t n, float *out) {
+    for (int i = 0; i < 4; i++) out[i] = lm__fdot_f16(w[i], x, n);
 }
+
+#define LM__ATTN_PV(name, T, conv)                                                                 \
+    static void name(float *restrict a, const T *const *v, const float *c, const float *w, int n,  \
+                     int64_t d) {                                                                  \
+        for (int64_t i = 0; i < d; i++) {                                                          \
+            float x = a[i];                                                                        \
+            for (int j = 0; j < n; j++) {                                                          \
+                if (c[j] != 1.0f) x *= c[j];                                                       \
+                x += w[j] * conv(v[j][i]);                                                         \
+            }                                                                                      \
+            a[i] = x;                                                                              \
+        }                                                                                          \
+    }
+#define LM__SAME(v) (v)
+LM__ATTN_PV(lm__attn_pv, float, LM__SAME)
+LM__ATTN_PV(lm__attn_pv_f16, uint16_t, lm_fp16_to_fp32)
 
 void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     memset(k, 0, sizeof *k);
@@ -372,6 +379,8 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->f32_to_f16 = lm__f32_to_f16;
     k->attn_pv = lm__attn_pv;
     k->fdot4 = lm__fdot4;
+    k->attn_pv_f16 = lm__attn_pv_f16;
+    k->fdot4_f16 = lm__fdot4_f16;
     k->glu = lm__glu;
     k->quantize_q16a = lm__quantize_q16a;
     k->quantize_q16k = lm__quantize_q16k;

@@ -163,6 +163,11 @@ typedef struct lm__cpu_kernels_s {
      * a[i] += w[j] * v[j][i], each product and sum rounded on its own, a kept in registers */
     void (*attn_pv)(float *restrict a, const float *const *v, const float *c, const float *w, int n,
                     int64_t d);
+    /* the same two on F16 rows, converted exactly as they are read (attention's F16 cache):
+     * the results of fdot4 and attn_pv on the converted rows, bit for bit */
+    void (*fdot4_f16)(const uint16_t *const *w, const float *x, int64_t n, float *out);
+    void (*attn_pv_f16)(float *restrict a, const uint16_t *const *v, const float *c, const float *w,
+                        int n, int64_t d);
     /* lm__quantize_q16a / q16k, bit for bit */
     void (*quantize_q16a)(const float *restrict x, lm__q16a *restrict y, int64_t n);
     void (*quantize_q16k)(const float *restrict x, lm__q16k *restrict y, int64_t n);
