@@ -684,9 +684,9 @@ Test(matmul, bad_shapes_and_types) {
  * have no packed form. */
 Test(matmul, packed_group_block_layout) {
     lm_test_rng r = {lm_test_seed()};
-    const lm_type types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q8_0};
-    const int nhs[] = {1, 2, 1};
-    for (int t = 0; t < 3; t++) {
+    const lm_type types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1, LM_TYPE_Q8_0};
+    const int nhs[] = {1, 2, 1, 2, 1};
+    for (int t = 0; t < 5; t++) {
         const size_t bs = lm_type_get(types[t]).size, nh = (size_t)nhs[t];
         uint8_t blocks[LM__MR * 34], p[LM__MR * 34], back[LM__MR * 34];
         for (size_t i = 0; i < LM__MR * bs; i++) blocks[i] = (uint8_t)lm_test_rng_u64(&r);
@@ -703,7 +703,7 @@ Test(matmul, packed_group_block_layout) {
         lm__cpu_p8_unpack(types[t], p, back);
         cr_assert(memcmp(back, blocks, LM__MR * bs) == 0);
     }
-    cr_assert(!lm__cpu_p8_type(LM_TYPE_Q5_0) && !lm__cpu_p8_type(LM_TYPE_Q4_K) &&
+    cr_assert(!lm__cpu_p8_type(LM_TYPE_Q4_K) && !lm__cpu_p8_type(LM_TYPE_Q6_K) &&
               !lm__cpu_p8_type(LM_TYPE_F16));
 }
 
@@ -763,7 +763,7 @@ static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, con
  * The packed layout of the types that have one likewise (check_packed). */
 Test(matmul, interleaved_layout_ops) {
     lm_test_rng r = {lm_test_seed()};
-    const lm_type types[] = {LM_TYPE_Q8_0, LM_TYPE_Q4_1, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
+    const lm_type types[] = {LM_TYPE_Q8_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
     enum { K = 512, N = 21, M = 9 };
     static float wf[K * N], x[K * M];
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {

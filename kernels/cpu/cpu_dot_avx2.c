@@ -466,6 +466,35 @@ LM__AVX2 LM__INLINE void lm__p8_q4_0(const uint8_t *p, __m512i *Z) {
 LM__AVX2 LM__INLINE void lm__p8_q4_1(const uint8_t *p, __m512i *Z) {
     lm__p8_nib(p, Z, 0);
 }
+/* q5: piece 0 is qh (row r's 32 high bits in dword r), then the nibbles as q4's. Level
+ * 4c + t of row r (lane 4r + t of Z[c]) takes bit 4c + t of qh's low half, Z[c + 4] bit
+ * 4c + t of its high half: words spread by vpermw, bits picked by vptestmw. */
+LM__AVX2 LM__INLINE void lm__p8_q5(const uint8_t *p, __m512i *Z, bool off) {
+    const __m512i qh = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i idx = _mm512_set_epi16(14, 14, 14, 14, 12, 12, 12, 12, 10, 10, 10, 10, 8, 8, 8, 8,
+                                         6, 6, 6, 6, 4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0);
+    const __m512i wl = _mm512_permutexvar_epi16(idx, qh); /* word 4r + t: qh_r & 0xffff */
+    const __m512i wh = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16(1)), qh);
+    const __m512i b0 = _mm512_set4_epi32(0x00080004, 0x00020001, 0x00080004, 0x00020001);
+    const __m512i m4 = _mm512_set1_epi16(0x0f), k16 = _mm512_set1_epi16(16);
+    for (int c = 0; c < 4; c++) {
+        const __m512i v =
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 + 32 * c)));
+        const __m512i bits = _mm512_slli_epi16(b0, 4 * c); /* lane 4r + t: 1 << (4c + t) */
+        const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_srli_epi16(v, 4);
+        /* q5_0: level - 16 where the bit is clear; q5_1: level + 16 where it is set */
+        Z[c] = off ? _mm512_mask_sub_epi16(lo, _mm512_testn_epi16_mask(wl, bits), lo, k16)
+                   : _mm512_mask_add_epi16(lo, _mm512_test_epi16_mask(wl, bits), lo, k16);
+        Z[c + 4] = off ? _mm512_mask_sub_epi16(hi, _mm512_testn_epi16_mask(wh, bits), hi, k16)
+                       : _mm512_mask_add_epi16(hi, _mm512_test_epi16_mask(wh, bits), hi, k16);
+    }
+}
+LM__AVX2 LM__INLINE void lm__p8_q5_0(const uint8_t *p, __m512i *Z) {
+    lm__p8_q5(p, Z, true);
+}
+LM__AVX2 LM__INLINE void lm__p8_q5_1(const uint8_t *p, __m512i *Z) {
+    lm__p8_q5(p, Z, false);
+}
 LM__AVX2 LM__INLINE void lm__p8_q8_0(const uint8_t *p, __m512i *Z) {
     for (int c = 0; c < 8; c++)
         Z[c] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 * c)));
@@ -550,6 +579,8 @@ LM__AVX2 LM__INLINE __m256 lm__p8_f16(const char *p) {
 
 LM__QDOT_P8_X(lm__qdot_q4_0_x, lm__p8_q4_0, 1, 0)
 LM__QDOT_P8_X(lm__qdot_q4_1_x, lm__p8_q4_1, 2, 1)
+LM__QDOT_P8_X(lm__qdot_q5_0_x, lm__p8_q5_0, 1, 0)
+LM__QDOT_P8_X(lm__qdot_q5_1_x, lm__p8_q5_1, 2, 1)
 LM__QDOT_P8_X(lm__qdot_q8_0_x, lm__p8_q8_0, 1, 0)
 #endif
 
@@ -1146,6 +1177,8 @@ bool LM__KTABLE(lm__cpu_kernels *k) {
 #ifdef LM__VNNI
     k->qdot_p8[LM_TYPE_Q4_0] = lm__qdot_q4_0_x_p8;
     k->qdot_p8[LM_TYPE_Q4_1] = lm__qdot_q4_1_x_p8;
+    k->qdot_p8[LM_TYPE_Q5_0] = lm__qdot_q5_0_x_p8;
+    k->qdot_p8[LM_TYPE_Q5_1] = lm__qdot_q5_1_x_p8;
     k->qdot_p8[LM_TYPE_Q8_0] = lm__qdot_q8_0_x_p8;
 #endif
     k->fdot[LM_TYPE_F32] = lm__fdot_f32_x;

@@ -60,6 +60,12 @@ static bool lm__p8_geom(lm_type t, int *nh, int *nl) {
     case LM_TYPE_Q4_1:
         *nh = 2, *nl = 16;
         return true;
+    case LM_TYPE_Q5_0: /* qh (4 bytes), then qs: piece 0 is qh */
+        *nh = 1, *nl = 20;
+        return true;
+    case LM_TYPE_Q5_1:
+        *nh = 2, *nl = 20;
+        return true;
     case LM_TYPE_Q8_0:
         *nh = 1, *nl = 32;
         return true;
