@@ -762,6 +762,45 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
             acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));             \
         }                                                                                          \
     }                                                                                              \
+    /* block b (at byte off of the 8 rows) with nc > 4 columns: prepared, transposed once */       \
+    LM__AVX2 static void name##_wblock(const char *const *rows, size_t off, const char *va,        \
+                                       size_t as, int64_t b, int nc, __m256 *acc) {                \
+        int16_t w16[LM__MR][LM_QK_K] __attribute__((aligned(32))), mn[LM__MR][16];                 \
+        for (int r = 0; r < LM__MR; r++) PREP((const blk_t *)(rows[r] + off), w16[r], mn[r]);      \
+        __m256i V[LM_QK_K / 2] __attribute__((aligned(64))), MN[16] __attribute__((aligned(64)));  \
+        for (int t = 0; t < 16; t++) lm__tr8x8s((const __m256i *)w16 + t, 16, V + 8 * t);          \
+        lm__zpairs(V, LM_QK_K / 2);                                                                \
+        if (HAS_MIN) {                                                                             \
+            __m256i X[2 * LM__MR];                                                                 \
+            for (int r = 0; r < LM__MR; r++) {                                                     \
+                X[2 * r] = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn[r]));         \
+                X[2 * r + 1] =                                                                     \
+                    _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn[r] + 8)));          \
+            }                                                                                      \
+            lm__tr8x8s(X, 2, MN);                                                                  \
+            lm__tr8x8s(X + 1, 2, MN + 8);                                                          \
+            lm__zpairs(MN, 16);                                                                    \
+        }                                                                                          \
+        __m256 h0, h1;                                                                             \
+        lm__f16pair8(rows, off + (GOFF), &h0, &h1);                                                \
+        for (int c0 = 0; c0 < nc; c0 += 4) {                                                       \
+            const char *vc = va + (size_t)c0 * as;                                                 \
+            switch (nc - c0 < 4 ? nc - c0 : 4) {                                                   \
+            case 1:                                                                                \
+                name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 1);                        \
+                break;                                                                             \
+            case 2:                                                                                \
+                name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 2);                        \
+                break;                                                                             \
+            case 3:                                                                                \
+                name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 3);                        \
+                break;                                                                             \
+            default:                                                                               \
+                name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 4);                        \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
     LM__AVX2 static void name(const void *vw, size_t ws, size_t wb, int nr, const void *vva,       \
                               size_t as, int nc, int64_t nb, float *out, size_t os) {              \
         const char *rows[LM__MR], *va = vva;                                                       \
@@ -788,43 +827,7 @@ LM__AVX2 LM__INLINE void lm__k_direct_none(const void *vb, const lm__q16k *const
                 }                                                                                  \
                 continue;                                                                          \
             }                                                                                      \
-            int16_t w16[LM__MR][LM_QK_K] __attribute__((aligned(32))), mn[LM__MR][16];             \
-            for (int r = 0; r < LM__MR; r++)                                                       \
-                PREP((const blk_t *)(rows[r] + (size_t)b * wb), w16[r], mn[r]);                    \
-            __m256i V[LM_QK_K / 2] __attribute__((aligned(64))),                                   \
-                MN[16] __attribute__((aligned(64)));                                               \
-            for (int t = 0; t < 16; t++) lm__tr8x8s((const __m256i *)w16 + t, 16, V + 8 * t);      \
-            lm__zpairs(V, LM_QK_K / 2);                                                            \
-            if (HAS_MIN) {                                                                         \
-                __m256i X[2 * LM__MR];                                                             \
-                for (int r = 0; r < LM__MR; r++) {                                                 \
-                    X[2 * r] = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)mn[r]));     \
-                    X[2 * r + 1] =                                                                 \
-                        _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(mn[r] + 8)));      \
-                }                                                                                  \
-                lm__tr8x8s(X, 2, MN);                                                              \
-                lm__tr8x8s(X + 1, 2, MN + 8);                                                      \
-                lm__zpairs(MN, 16);                                                                \
-            }                                                                                      \
-            __m256 h0, h1;                                                                         \
-            lm__f16pair8(rows, (size_t)b *wb + (GOFF), &h0, &h1);                                  \
-            for (int c0 = 0; c0 < nc; c0 += 4) {                                                   \
-                const char *vc = va + (size_t)c0 * as;                                             \
-                switch (nc - c0 < 4 ? nc - c0 : 4) {                                               \
-                case 1:                                                                            \
-                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 1);                    \
-                    break;                                                                         \
-                case 2:                                                                            \
-                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 2);                    \
-                    break;                                                                         \
-                case 3:                                                                            \
-                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 3);                    \
-                    break;                                                                         \
-                default:                                                                           \
-                    name##_t(V, MN, vc, as, b, DHI ? h1 : h0, h1, acc + c0, 4);                    \
-                    break;                                                                         \
-                }                                                                                  \
-            }                                                                                      \
+            name##_wblock(rows, (size_t)b *wb, va, as, b, nc, acc);                                \
         }                                                                                          \
         for (int c = 0; c < nc; c++) lm__store8(out + (size_t)c * os, acc[c], nr);                 \
     }

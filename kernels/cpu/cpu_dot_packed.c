@@ -138,12 +138,167 @@ LM__QDOT_P8_X(lm__qdot_q5_0_x, lm__p8_q5_0, 1, 0)
 LM__QDOT_P8_X(lm__qdot_q5_1_x, lm__p8_q5_1, 2, 1)
 LM__QDOT_P8_X(lm__qdot_q8_0_x, lm__p8_q8_0, 1, 0)
 
+/* ---- q4_K: d (8 rows), dmin (8), then the pieces: the scales' three words (u0, u1, u2 of
+ * the 8 rows), then qs. Qs piece c holds bytes 4c .. 4c + 3: elements 64p + 4q .. + 3 in the
+ * low nibbles (sub-block 2p) and 64p + 32 + 4q .. in the high (2p + 1), p = c / 8, q = c % 8.
+ * The sums per sub-block are scaled per row (lanes 2r, 2r + 1) and split into 16-bit HI/LO
+ * halves every 4 sub-blocks (32 pairs a lane: the q4_K flush bound), as the row layout's
+ * kernels do, so isum, msum and the terms are the same numbers. ---- */
+
+#define LM__P8K4_QS 128 /* byte offset of the qs pieces in a group block */
+
+/* sc[h], mn[h]: byte j of lane r = row r's scale (min) of sub-block 4h + j (lm__k4_scales8) */
+LM__AVX2 LM__INLINE void lm__p8k4_scales(const char *g, __m256i *sc, __m256i *mn) {
+    const __m256i u0 = _mm256_loadu_si256((const __m256i *)(g + 32)),
+                  u1 = _mm256_loadu_si256((const __m256i *)(g + 64)),
+                  u2 = _mm256_loadu_si256((const __m256i *)(g + 96));
+    const __m256i k63 = _mm256_set1_epi32(0x3f3f3f3f), k15 = _mm256_set1_epi32(0x0f0f0f0f),
+                  k3 = _mm256_set1_epi32(0x03030303);
+    sc[0] = _mm256_and_si256(u0, k63);
+    sc[1] = _mm256_or_si256(_mm256_and_si256(u2, k15),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), k3), 4));
+    mn[0] = _mm256_and_si256(u1, k63);
+    mn[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), k15),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), k3), 4));
+}
+/* byte j of each lane of s as an int32 */
+LM__AVX2 LM__INLINE __m256i lm__p8k4_byte(__m256i s, int j) {
+    return _mm256_and_si256(_mm256_srli_epi32(s, 8 * j), _mm256_set1_epi32(0xff));
+}
+
+LM__AVX2 LM__INLINE void lm__p8k4_n(const char *w, size_t wb, const char *va, size_t as, int64_t nb,
+                                    float *out, size_t os, const int NC) {
+    const __m512i m4 = _mm512_set1_epi16(0x0f), m16 = _mm512_set1_epi32(0xffff);
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m256 acc[4];
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
+    lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        lm__pf_step(&pf);
+        const char *g = w + (size_t)b * wb;
+        const lm__q16k *A[4];
+        for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;
+        __m256i sc[2], mn[2];
+        lm__p8k4_scales(g, sc, mn);
+        __m512i H[4], L[4];
+        for (int c = 0; c < NC; c++) H[c] = L[c] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) { /* sub-blocks 4h .. 4h + 3, then a flush */
+            __m512i P[4];
+            for (int c = 0; c < NC; c++) P[c] = _mm512_setzero_si512();
+            for (int p = 2 * h; p < 2 * h + 2; p++) {
+                __m512i S[2][4];
+                for (int c = 0; c < NC; c++) S[0][c] = S[1][c] = _mm512_setzero_si512();
+                for (int q = 0; q < 8; q++) {
+                    const __m512i v = _mm512_cvtepu8_epi16(
+                        _mm256_loadu_si256((const __m256i *)(g + LM__P8K4_QS + 32 * (8 * p + q))));
+                    const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_srli_epi16(v, 4);
+                    for (int c = 0; c < NC; c++) {
+                        int64_t ql, qh;
+                        memcpy(&ql, A[c]->qs + 64 * p + 4 * q, 8);
+                        memcpy(&qh, A[c]->qs + 64 * p + 32 + 4 * q, 8);
+                        S[0][c] = _mm512_dpwssd_epi32(S[0][c], lo, _mm512_set1_epi64(ql));
+                        S[1][c] = _mm512_dpwssd_epi32(S[1][c], hi, _mm512_set1_epi64(qh));
+                    }
+                }
+                /* sub-blocks 2p, 2p + 1: bytes 2p % 4, 2p % 4 + 1 of sc[h] */
+                const __m512i s0 = _mm512_permutexvar_epi32(
+                                  dup, _mm512_castsi256_si512(lm__p8k4_byte(sc[h], 2 * p % 4))),
+                              s1 = _mm512_permutexvar_epi32(
+                                  dup, _mm512_castsi256_si512(lm__p8k4_byte(sc[h], 2 * p % 4 + 1)));
+                for (int c = 0; c < NC; c++)
+                    P[c] =
+                        _mm512_add_epi32(P[c], _mm512_add_epi32(_mm512_mullo_epi32(S[0][c], s0),
+                                                                _mm512_mullo_epi32(S[1][c], s1)));
+            }
+            for (int c = 0; c < NC; c++) {
+                H[c] = _mm512_add_epi32(H[c], _mm512_srai_epi32(P[c], 16));
+                L[c] = _mm512_add_epi32(L[c], _mm512_and_si512(P[c], m16));
+            }
+        }
+        const __m256 dw = lm__p8_f16(g), dmin = lm__p8_f16(g + 16);
+        for (int c = 0; c < NC; c++) {
+            /* msum: sub-block j's min times the column's sum over it (exact, < 2^30) */
+            __m256i ms = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++)
+                ms = _mm256_add_epi32(
+                    ms, _mm256_mullo_epi32(
+                            lm__p8k4_byte(mn[j / 4], j % 4),
+                            _mm256_set1_epi32(A[c]->bsums[2 * j] + A[c]->bsums[2 * j + 1])));
+            __m256 t = _mm256_mul_ps(dw, lm__i64x8_to_f32(lm__zfold(H[c]), lm__zfold(L[c])));
+            t = _mm256_sub_ps(t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(ms)));
+            acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));
+        }
+    }
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
+}
+
+/* a q4_K group block back into 8 blocks (for the prefill kernels): pieces by 8x8 transposes */
+LM__AVX2 LM__INLINE void lm__p8k4_unpack(const char *g, char *blk) {
+    const size_t bs = sizeof(lm_block_q4_K);
+    for (int r = 0; r < LM__MR; r++) {
+        memcpy(blk + r * bs, g + 2 * r, 2);
+        memcpy(blk + r * bs + 2, g + 16 + 2 * r, 2);
+    }
+    for (int c0 = 0; c0 < 32; c0 += 8) {
+        __m256i X[8], T[8] __attribute__((aligned(32)));
+        for (int i = 0; i < 8; i++)
+            X[i] = _mm256_loadu_si256((const __m256i *)(g + 32 + 32 * (c0 + i)));
+        lm__tr8x8s(X, 1, T); /* T[r]: row r's pieces c0 .. c0 + 7 */
+        for (int r = 0; r < LM__MR; r++)
+            _mm256_storeu_si256((__m256i *)(blk + r * bs + 4 + 4 * c0), T[r]);
+    }
+    for (int c = 32; c < 35; c++)
+        for (int r = 0; r < LM__MR; r++)
+            memcpy(blk + r * bs + 4 + 4 * c, g + 32 + 32 * c + 4 * r, 4);
+}
+
+LM__AVX2 static void lm__qdot_q4_K_x_p8(const void *vw, size_t ws, size_t wb, int nr,
+                                        const void *va, size_t as, int nc, int64_t nb, float *out,
+                                        size_t os) {
+    const char *w = vw;
+    (void)ws, (void)nr; /* a full group, always */
+    /* up to 16 columns 4 at a time from the packed bytes (the group stays in L1 between them:
+     * per column as fast as the transposed kernels, which then win) */
+    for (int c0 = 0; nc <= 16 && c0 < nc; c0 += 4) {
+        const char *vc = (const char *)va + (size_t)c0 * as;
+        float *oc = out + (size_t)c0 * os;
+        switch (nc - c0 < 4 ? nc - c0 : 4) {
+        case 1:
+            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 1);
+            break;
+        case 2:
+            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 2);
+            break;
+        case 3:
+            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 3);
+            break;
+        default:
+            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 4);
+            break;
+        }
+    }
+    if (nc <= 16) return;
+    char blk[LM__MR * sizeof(lm_block_q4_K)];
+    const char *rows[LM__MR];
+    for (int r = 0; r < LM__MR; r++) rows[r] = blk + r * sizeof(lm_block_q4_K);
+    __m256 acc[LM__NC];
+    for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();
+    lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        lm__pf_step(&pf);
+        lm__p8k4_unpack(w + (size_t)b * wb, blk);
+        lm__qdot_q4_K_x_wblock(rows, 0, va, as, b, nc, acc);
+    }
+    for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
+}
+
 static void lm__p8_kernels(lm__cpu_kernels *k) {
     k->qdot_p8[LM_TYPE_Q4_0] = lm__qdot_q4_0_x_p8;
     k->qdot_p8[LM_TYPE_Q4_1] = lm__qdot_q4_1_x_p8;
     k->qdot_p8[LM_TYPE_Q5_0] = lm__qdot_q5_0_x_p8;
     k->qdot_p8[LM_TYPE_Q5_1] = lm__qdot_q5_1_x_p8;
     k->qdot_p8[LM_TYPE_Q8_0] = lm__qdot_q8_0_x_p8;
+    k->qdot_p8[LM_TYPE_Q4_K] = lm__qdot_q4_K_x_p8;
 }
 
 #else

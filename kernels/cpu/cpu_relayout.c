@@ -69,6 +69,9 @@ static bool lm__p8_geom(lm_type t, int *nh, int *nl) {
     case LM_TYPE_Q8_0:
         *nh = 1, *nl = 32;
         return true;
+    case LM_TYPE_Q4_K: /* d, dmin; then scales (3 pieces) and qs (32) */
+        *nh = 2, *nl = 140;
+        return true;
     default:
         return false;
     }
@@ -120,7 +123,7 @@ typedef struct {
 static void lm__r8_task(void *ctx, int64_t g0, int64_t g1, int ith) {
     const lm__r8_job *j = ctx;
     char *tmp = (char *)lm__cpu_scratch(j->c, ith);
-    char blocks[LM__MR * 64]; /* a packable group block in rows */
+    char blocks[LM__MR * 144]; /* a packable group block in rows */
     for (int64_t g = g0; g < g1; g++) {
         char *grp = j->base + (size_t)g * LM__MR * j->rs;
         memcpy(tmp, grp, LM__MR * j->rs);
@@ -192,7 +195,7 @@ void lm__cpu_weight_row(const lm_tensor *src, int64_t i, float *dst) {
         return;
     }
     const char *grp = lm__cpu_row(src, g * LM__MR, 0, 0);
-    char blocks[LM__MR * 64];
+    char blocks[LM__MR * 144];
     for (int64_t b = 0; b < src->ne[0] / tr.blck; b++) {
         const char *gb = grp + (size_t)b * LM__MR * tr.size;
         if (src->layout == LM_LAYOUT_CPU_P8) lm__cpu_p8_unpack(src->type, gb, blocks), gb = blocks;
