@@ -679,32 +679,36 @@ Test(matmul, bad_shapes_and_types) {
 }
 
 /* The packed group block (LM_LAYOUT_CPU_P8, backend.h), which the VNNI kernels read: the
- * 8 rows' f16 fields first (field h of row r at (8 h + r) * 2), then level byte l of row r
- * at 16 nh + (8 (l / 4) + r) * 4 + l % 4; unpacking gives the blocks back; other types
- * have no packed form. */
+ * 8 rows' f16 fields first (field h of row r at (8 h + r) * 2, from the block's byte hoff +
+ * 2 h), then byte l of the rest of row r (from byte loff + l) at 16 nh + (8 (l / 4) + r) * 4
+ * + l % 4; unpacking gives the blocks back; other types have no packed form. */
 Test(matmul, packed_group_block_layout) {
     lm_test_rng r = {lm_test_seed()};
-    const lm_type types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0,
-                             LM_TYPE_Q5_1, LM_TYPE_Q8_0, LM_TYPE_Q4_K};
-    const int nhs[] = {1, 2, 1, 2, 1, 2};
-    for (int t = 0; t < 6; t++) {
-        const size_t bs = lm_type_get(types[t]).size, nh = (size_t)nhs[t];
-        uint8_t blocks[LM__MR * 144], p[LM__MR * 144], back[LM__MR * 144];
+    static const struct {
+        lm_type t;
+        size_t nh, hoff, loff;
+    } g[] = {{LM_TYPE_Q4_0, 1, 0, 2},  {LM_TYPE_Q4_1, 2, 0, 4}, {LM_TYPE_Q5_0, 1, 0, 2},
+             {LM_TYPE_Q5_1, 2, 0, 4},  {LM_TYPE_Q8_0, 1, 0, 2}, {LM_TYPE_Q4_K, 2, 0, 4},
+             {LM_TYPE_Q6_K, 1, 208, 0}};
+    for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
+        const size_t bs = lm_type_get(g[t].t).size, nh = g[t].nh;
+        uint8_t blocks[LM__MR * 256], p[LM__MR * 256], back[LM__MR * 256];
         for (size_t i = 0; i < LM__MR * bs; i++) blocks[i] = (uint8_t)lm_test_rng_u64(&r);
-        cr_assert(lm__cpu_p8_type(types[t]));
-        lm__cpu_p8_pack(types[t], blocks, p);
+        cr_assert(lm__cpu_p8_type(g[t].t));
+        lm__cpu_p8_pack(g[t].t, blocks, p);
         for (size_t row = 0; row < LM__MR; row++)
             for (size_t k = 0; k < bs; k++) {
-                const size_t l = k - 2 * nh,
-                             at = k < 2 * nh ? (k / 2 * LM__MR + row) * 2 + k % 2
-                                             : 16 * nh + (l / 4 * LM__MR + row) * 4 + l % 4;
+                const bool half = k >= g[t].hoff && k < g[t].hoff + 2 * nh;
+                const size_t f = k - g[t].hoff, l = k - g[t].loff,
+                             at = half ? (f / 2 * LM__MR + row) * 2 + f % 2
+                                       : 16 * nh + (l / 4 * LM__MR + row) * 4 + l % 4;
                 cr_assert_eq(p[at], blocks[row * bs + k], "%s row %zu byte %zu",
-                             lm_type_get(types[t]).name, row, k);
+                             lm_type_get(g[t].t).name, row, k);
             }
-        lm__cpu_p8_unpack(types[t], p, back);
+        lm__cpu_p8_unpack(g[t].t, p, back);
         cr_assert(memcmp(back, blocks, LM__MR * bs) == 0);
     }
-    cr_assert(!lm__cpu_p8_type(LM_TYPE_Q5_K) && !lm__cpu_p8_type(LM_TYPE_Q6_K) &&
+    cr_assert(!lm__cpu_p8_type(LM_TYPE_Q5_K) && !lm__cpu_p8_type(LM_TYPE_Q2_K) &&
               !lm__cpu_p8_type(LM_TYPE_F16));
 }
 

@@ -232,65 +232,150 @@ LM__AVX2 LM__INLINE void lm__p8k4_n(const char *w, size_t wb, const char *va, si
     for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
 }
 
-/* a q4_K group block back into 8 blocks (for the prefill kernels): pieces by 8x8 transposes */
-LM__AVX2 LM__INLINE void lm__p8k4_unpack(const char *g, char *blk) {
-    const size_t bs = sizeof(lm_block_q4_K);
-    for (int r = 0; r < LM__MR; r++) {
-        memcpy(blk + r * bs, g + 2 * r, 2);
-        memcpy(blk + r * bs + 2, g + 16 + 2 * r, 2);
-    }
-    for (int c0 = 0; c0 < 32; c0 += 8) {
+/* A k-quant group block back into 8 blocks of bs bytes (the prefill kernels): the nh f16
+ * fields to byte hoff of each block, the np pieces to loff, 8 at a time by 8x8 transposes */
+LM__AVX2 LM__INLINE void lm__p8_unpack_x(const char *g, char *blk, size_t bs, int nh, size_t hoff,
+                                         size_t loff, int np) {
+    for (int r = 0; r < LM__MR; r++)
+        for (int h = 0; h < nh; h++) memcpy(blk + r * bs + hoff + 2 * h, g + (8 * h + r) * 2, 2);
+    const char *pc = g + 16 * nh;
+    int c0 = 0;
+    for (; c0 + 8 <= np; c0 += 8) {
         __m256i X[8], T[8] __attribute__((aligned(32)));
         for (int i = 0; i < 8; i++)
-            X[i] = _mm256_loadu_si256((const __m256i *)(g + 32 + 32 * (c0 + i)));
+            X[i] = _mm256_loadu_si256((const __m256i *)(pc + 32 * (c0 + i)));
         lm__tr8x8s(X, 1, T); /* T[r]: row r's pieces c0 .. c0 + 7 */
         for (int r = 0; r < LM__MR; r++)
-            _mm256_storeu_si256((__m256i *)(blk + r * bs + 4 + 4 * c0), T[r]);
+            _mm256_storeu_si256((__m256i *)(blk + r * bs + loff + 4 * c0), T[r]);
     }
-    for (int c = 32; c < 35; c++)
+    for (; c0 < np; c0++)
         for (int r = 0; r < LM__MR; r++)
-            memcpy(blk + r * bs + 4 + 4 * c, g + 32 + 32 * c + 4 * r, 4);
+            memcpy(blk + r * bs + loff + 4 * c0, pc + 32 * c0 + 4 * r, 4);
 }
 
-LM__AVX2 static void lm__qdot_q4_K_x_p8(const void *vw, size_t ws, size_t wb, int nr,
-                                        const void *va, size_t as, int nc, int64_t nb, float *out,
-                                        size_t os) {
-    const char *w = vw;
-    (void)ws, (void)nr; /* a full group, always */
-    /* up to 16 columns 4 at a time from the packed bytes (the group stays in L1 between them:
-     * per column as fast as the transposed kernels, which then win) */
-    for (int c0 = 0; nc <= 16 && c0 < nc; c0 += 4) {
-        const char *vc = (const char *)va + (size_t)c0 * as;
-        float *oc = out + (size_t)c0 * os;
-        switch (nc - c0 < 4 ? nc - c0 : 4) {
-        case 1:
-            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 1);
-            break;
-        case 2:
-            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 2);
-            break;
-        case 3:
-            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 3);
-            break;
-        default:
-            lm__p8k4_n(w, wb, vc, as, nb, oc, os, 4);
-            break;
-        }
+/* The k-quant dispatch: up to 16 columns 4 at a time from the packed bytes (the group stays
+ * in L1 between them: per column as fast as the transposed kernels, which win past that) */
+#define LM__P8K_X(name, N_FN, blk_t, NH, HOFF, LOFF, NP)                                           \
+    LM__AVX2 static void name##_p8(const void *vw, size_t ws, size_t wb, int nr, const void *va,   \
+                                   size_t as, int nc, int64_t nb, float *out, size_t os) {         \
+        const char *w = vw;                                                                        \
+        (void)ws, (void)nr; /* a full group, always */                                             \
+        for (int c0 = 0; nc <= 16 && c0 < nc; c0 += 4) {                                           \
+            const char *vc = (const char *)va + (size_t)c0 * as;                                   \
+            float *oc = out + (size_t)c0 * os;                                                     \
+            switch (nc - c0 < 4 ? nc - c0 : 4) {                                                   \
+            case 1:                                                                                \
+                N_FN(w, wb, vc, as, nb, oc, os, 1);                                                \
+                break;                                                                             \
+            case 2:                                                                                \
+                N_FN(w, wb, vc, as, nb, oc, os, 2);                                                \
+                break;                                                                             \
+            case 3:                                                                                \
+                N_FN(w, wb, vc, as, nb, oc, os, 3);                                                \
+                break;                                                                             \
+            default:                                                                               \
+                N_FN(w, wb, vc, as, nb, oc, os, 4);                                                \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        if (nc <= 16) return;                                                                      \
+        char blk[LM__MR * sizeof(blk_t)];                                                          \
+        const char *rows[LM__MR];                                                                  \
+        for (int r = 0; r < LM__MR; r++) rows[r] = blk + r * sizeof(blk_t);                        \
+        __m256 acc[LM__NC];                                                                        \
+        for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
+            lm__p8_unpack_x(w + (size_t)b * wb, blk, sizeof(blk_t), NH, HOFF, LOFF, NP);           \
+            name##_wblock(rows, 0, va, as, b, nc, acc);                                            \
+        }                                                                                          \
+        for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
     }
-    if (nc <= 16) return;
-    char blk[LM__MR * sizeof(lm_block_q4_K)];
-    const char *rows[LM__MR];
-    for (int r = 0; r < LM__MR; r++) rows[r] = blk + r * sizeof(lm_block_q4_K);
-    __m256 acc[LM__NC];
-    for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();
+
+LM__P8K_X(lm__qdot_q4_K_x, lm__p8k4_n, lm_block_q4_K, 2, 0, 4, 35)
+
+/* ---- q6_K: d (8 rows), then the pieces: ql (32), qh (16), scales (4). Ql piece c of half
+ * h = c / 16 holds, for cc = c % 16, elements 128h + 4cc .. + 3 in its low nibbles (16-chunk
+ * 8h + cc / 4) and 128h + 64 + 4cc .. in its high (8h + 4 + cc / 4); their two high bits are
+ * in qh piece 8h + cc % 8 at bit 2 (cc / 8) and 4 + 2 (cc / 8). A chunk's sums are scaled
+ * per row and the lanes split into 16-bit halves every 2 chunks (8 pairs a lane: the q6_K
+ * flush bound), so isum is the row layout's number. ---- */
+
+#define LM__P8K6_QL 16 /* byte offsets in a group block */
+#define LM__P8K6_QH (16 + 32 * 32)
+#define LM__P8K6_SC (16 + 32 * 48)
+
+/* row r's int8 scale of chunk t, in lanes 2r and 2r + 1 */
+LM__AVX2 LM__INLINE __m512i lm__p8k6_scale(const char *g, int t, __m512i dup) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)(g + LM__P8K6_SC + 32 * (t / 4)));
+    const __m256i s = _mm256_srai_epi32(_mm256_slli_epi32(x, 24 - 8 * (t % 4)), 24);
+    return _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(s));
+}
+
+LM__AVX2 LM__INLINE void lm__p8k6_n(const char *w, size_t wb, const char *va, size_t as, int64_t nb,
+                                    float *out, size_t os, const int NC) {
+    const __m512i m4 = _mm512_set1_epi16(0x0f), m30 = _mm512_set1_epi16(0x30),
+                  k32 = _mm512_set1_epi16(32), m16 = _mm512_set1_epi32(0xffff);
+    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m256 acc[4];
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
     lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);
     for (int64_t b = 0; b < nb; b++) {
         lm__pf_step(&pf);
-        lm__p8k4_unpack(w + (size_t)b * wb, blk);
-        lm__qdot_q4_K_x_wblock(rows, 0, va, as, b, nc, acc);
+        const char *g = w + (size_t)b * wb;
+        const lm__q16k *A[4];
+        __m512i H[4], L[4];
+        for (int c = 0; c < NC; c++) {
+            A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;
+            H[c] = L[c] = _mm512_setzero_si512();
+        }
+        for (int h = 0; h < 2; h++)
+            for (int m = 0; m < 4; m++) { /* chunks 8h + m (low nibbles), 8h + 4 + m (high) */
+                __m512i S[2][4];
+                for (int c = 0; c < NC; c++) S[0][c] = S[1][c] = _mm512_setzero_si512();
+                for (int cc = 4 * m; cc < 4 * m + 4; cc++) {
+                    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                      (const __m256i *)(g + LM__P8K6_QL + 32 * (16 * h + cc)))),
+                                  qv = _mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                      (const __m256i *)(g + LM__P8K6_QH + 32 * (8 * h + cc % 8))));
+                    /* the two high bits at bit 4: from bit 0 or 2 (low), 4 or 6 (high) */
+                    const __m512i bl = _mm512_and_si512(cc < 8 ? _mm512_slli_epi16(qv, 4)
+                                                               : _mm512_slli_epi16(qv, 2),
+                                                        m30),
+                                  bh =
+                                      _mm512_and_si512(cc < 8 ? qv : _mm512_srli_epi16(qv, 2), m30);
+                    const __m512i lo = _mm512_sub_epi16(
+                                      _mm512_or_si512(_mm512_and_si512(v, m4), bl), k32),
+                                  hi = _mm512_sub_epi16(
+                                      _mm512_or_si512(_mm512_srli_epi16(v, 4), bh), k32);
+                    for (int c = 0; c < NC; c++) {
+                        int64_t ql, qh;
+                        memcpy(&ql, A[c]->qs + 128 * h + 4 * cc, 8);
+                        memcpy(&qh, A[c]->qs + 128 * h + 64 + 4 * cc, 8);
+                        S[0][c] = _mm512_dpwssd_epi32(S[0][c], lo, _mm512_set1_epi64(ql));
+                        S[1][c] = _mm512_dpwssd_epi32(S[1][c], hi, _mm512_set1_epi64(qh));
+                    }
+                }
+                const __m512i s0 = lm__p8k6_scale(g, 8 * h + m, dup),
+                              s1 = lm__p8k6_scale(g, 8 * h + 4 + m, dup);
+                for (int c = 0; c < NC; c++) {
+                    const __m512i P = _mm512_add_epi32(_mm512_mullo_epi32(S[0][c], s0),
+                                                       _mm512_mullo_epi32(S[1][c], s1));
+                    H[c] = _mm512_add_epi32(H[c], _mm512_srai_epi32(P, 16));
+                    L[c] = _mm512_add_epi32(L[c], _mm512_and_si512(P, m16));
+                }
+            }
+        const __m256 dw = lm__p8_f16(g);
+        for (int c = 0; c < NC; c++) {
+            const __m256 t = _mm256_mul_ps(dw, lm__i64x8_to_f32(lm__zfold(H[c]), lm__zfold(L[c])));
+            acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));
+        }
     }
-    for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
 }
+
+LM__P8K_X(lm__qdot_q6_K_x, lm__p8k6_n, lm_block_q6_K, 1, 208, 0, 52)
 
 static void lm__p8_kernels(lm__cpu_kernels *k) {
     k->qdot_p8[LM_TYPE_Q4_0] = lm__qdot_q4_0_x_p8;
@@ -299,6 +384,7 @@ static void lm__p8_kernels(lm__cpu_kernels *k) {
     k->qdot_p8[LM_TYPE_Q5_1] = lm__qdot_q5_1_x_p8;
     k->qdot_p8[LM_TYPE_Q8_0] = lm__qdot_q8_0_x_p8;
     k->qdot_p8[LM_TYPE_Q4_K] = lm__qdot_q4_K_x_p8;
+    k->qdot_p8[LM_TYPE_Q6_K] = lm__qdot_q6_K_x_p8;
 }
 
 #else
