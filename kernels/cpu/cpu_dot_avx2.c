@@ -39,9 +39,6 @@
 #define LM__DPWSSD(acc, a, b) _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
 #endif
 #define LM__INLINE static inline __attribute__((always_inline))
-#ifdef LM__VNNI
-static void lm__p8_kernels(lm__cpu_kernels *k);
-#endif
 
 /* ---- helpers ---- */
 
@@ -1023,6 +1020,9 @@ LM__AVX2 static void lm__quantize_q16k_x(const float *restrict x, lm__q16k *rest
     }
 }
 
+#define LM__PACKED_IN 1
+#include "cpu_dot_packed.c"
+
 bool LM__KTABLE(lm__cpu_kernels *k) {
     lm__cpu_kernels_scalar(k);
     k->attn_pv = lm__attn_pv_x;
@@ -1042,9 +1042,7 @@ bool LM__KTABLE(lm__cpu_kernels *k) {
     k->qdot[LM_TYPE_Q4_K] = lm__qdot_q4_K_x;
     k->qdot[LM_TYPE_Q5_K] = lm__qdot_q5_K_x;
     k->qdot[LM_TYPE_Q6_K] = lm__qdot_q6_K_x;
-#ifdef LM__VNNI
-    lm__p8_kernels(k); /* cpu_dot_packed.c */
-#endif
+    lm__p8_kernels(k);
     k->fdot[LM_TYPE_F32] = lm__fdot_f32_x;
     k->fdot[LM_TYPE_F16] = lm__fdot_f16_x;
     k->fdot[LM_TYPE_BF16] = lm__fdot_bf16_x;

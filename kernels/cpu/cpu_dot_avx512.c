@@ -3,7 +3,6 @@
  * results are those of the AVX2 and scalar kernels, bit for bit. */
 #define LM__VNNI 1
 #include "cpu_dot_avx2.c"
-#include "cpu_dot_packed.c"
 
 #if !(defined(__x86_64__) && defined(__GNUC__) && !defined(LM_NO_AVX2))
 bool lm__cpu_kernels_avx512(lm__cpu_kernels *k) {

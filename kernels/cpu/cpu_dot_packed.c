@@ -1,7 +1,39 @@
-/* The packed weight layout's kernels (LM_LAYOUT_CPU_P8, cpu_relayout.c), AVX-512 VNNI only:
- * cpu_dot_avx512.c includes this file after cpu_dot_avx2.c, whose helpers it uses; compiled
- * on its own it is empty. */
-#if defined(LM__VNNI) && defined(__x86_64__) && defined(__GNUC__) && !defined(LM_NO_AVX2)
+/* The packed weight layout's kernels (LM_LAYOUT_CPU_P8, cpu_relayout.c): cpu_dot_avx2.c
+ * includes this file (LM__PACKED_IN) for both x86 levels, after the helpers it uses; compiled
+ * on its own it is empty. AVX-512 VNNI: q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q6_K; AVX2: q4_0,
+ * q4_1, q8_0. */
+#ifdef LM__PACKED_IN
+
+LM__AVX2 LM__INLINE __m256 lm__p8_f16(const char *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* a full group (nr = 8) of the legacy types: 1-4 columns from registers, more through the
+ * prefill kernels' pairs */
+#define LM__P8_DISPATCH(name)                                                                      \
+    LM__AVX2 static void name##_p8(const void *w, size_t ws, size_t wb, int nr, const void *va,    \
+                                   size_t as, int nc, int64_t nb, float *out, size_t os) {         \
+        (void)ws, (void)nr; /* a full group, always */                                             \
+        switch (nc) {                                                                              \
+        case 1:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 1);                                             \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 2);                                             \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 3);                                             \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            name##_p8n(w, wb, va, as, nb, out, os, 4);                                             \
+            break;                                                                                 \
+        default:                                                                                   \
+            name##_p8wide(w, wb, va, as, nc, nb, out, os);                                         \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
+#ifdef LM__VNNI
 
 /* A group block holds the 8 rows' f16 d (and m) contiguous, then their levels in 4-byte
  * pieces, piece c of row r at (8 c + r) * 4. 32 bytes widened to int16 are then one zmm in
@@ -54,10 +86,6 @@ LM__AVX2 LM__INLINE void lm__p8_q8_0(const uint8_t *p, __m512i *Z) {
     for (int c = 0; c < 8; c++)
         Z[c] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 * c)));
 }
-LM__AVX2 LM__INLINE __m256 lm__p8_f16(const char *p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
 /* NH: f16 fields per block (d, m), so the levels start at 16 NH bytes */
 #define LM__QDOT_P8_X(name, LEVELS, NH, HAS_MIN)                                                   \
     LM__AVX2 LM__INLINE void name##_p8n(const char *w, size_t wb, const char *va, size_t as,       \
@@ -110,27 +138,7 @@ LM__AVX2 LM__INLINE __m256 lm__p8_f16(const char *p) {
         }                                                                                          \
         for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
     }                                                                                              \
-    LM__AVX2 static void name##_p8(const void *w, size_t ws, size_t wb, int nr, const void *va,    \
-                                   size_t as, int nc, int64_t nb, float *out, size_t os) {         \
-        (void)ws, (void)nr; /* a full group, always */                                             \
-        switch (nc) {                                                                              \
-        case 1:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 1);                                             \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 2);                                             \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 3);                                             \
-            break;                                                                                 \
-        case 4:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 4);                                             \
-            break;                                                                                 \
-        default:                                                                                   \
-            name##_p8wide(w, wb, va, as, nc, nb, out, os);                                         \
-            break;                                                                                 \
-        }                                                                                          \
-    }
+    LM__P8_DISPATCH(name)
 
 LM__QDOT_P8_X(lm__qdot_q4_0_x, lm__p8_q4_0, 1, 0)
 LM__QDOT_P8_X(lm__qdot_q4_1_x, lm__p8_q4_1, 2, 1)
@@ -387,6 +395,109 @@ static void lm__p8_kernels(lm__cpu_kernels *k) {
     k->qdot_p8[LM_TYPE_Q6_K] = lm__qdot_q6_K_x_p8;
 }
 
+#else /* AVX2: a chunk's 16-byte halves, widened, hold rows 0-3 and 4-7 (Z[q][h]) */
+
+LM__AVX2 LM__INLINE void lm__p8y_nib(const uint8_t *p, __m256i (*Z)[2], short off) {
+    const __m256i m4 = _mm256_set1_epi16(0x0f), o = _mm256_set1_epi16(off);
+    for (int c = 0; c < 4; c++)
+        for (int h = 0; h < 2; h++) {
+            const __m256i v =
+                _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 32 * c + 16 * h)));
+            Z[c][h] = _mm256_sub_epi16(_mm256_and_si256(v, m4), o);
+            Z[c + 4][h] = _mm256_sub_epi16(_mm256_srli_epi16(v, 4), o);
+        }
+}
+LM__AVX2 LM__INLINE void lm__p8y_q4_0(const uint8_t *p, __m256i (*Z)[2]) {
+    lm__p8y_nib(p, Z, 8);
+}
+LM__AVX2 LM__INLINE void lm__p8y_q4_1(const uint8_t *p, __m256i (*Z)[2]) {
+    lm__p8y_nib(p, Z, 0);
+}
+LM__AVX2 LM__INLINE void lm__p8y_q8_0(const uint8_t *p, __m256i (*Z)[2]) {
+    for (int c = 0; c < 8; c++)
+        for (int h = 0; h < 2; h++)
+            Z[c][h] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 32 * c + 16 * h)));
+}
+
+/* Z[q]'s two halves (dword 2r + j: row r's pair 2q + j) as V[2q], V[2q + 1] of the prefill
+ * kernels (pair p of the 8 rows, row r in lane r) */
+LM__AVX2 LM__INLINE void lm__p8y_pairs(__m256i (*Z)[2], __m256i *V) {
+    for (int q = 0; q < 8; q++) {
+        const __m256 a = _mm256_castsi256_ps(Z[q][0]), b = _mm256_castsi256_ps(Z[q][1]);
+        V[2 * q] = _mm256_permute4x64_epi64(
+            _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8);
+        V[2 * q + 1] = _mm256_permute4x64_epi64(
+            _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8);
+    }
+}
+
+#define LM__QDOT_P8Y_X(name, LEVELS, NH, HAS_MIN)                                                  \
+    LM__AVX2 LM__INLINE void name##_p8n(const char *w, size_t wb, const char *va, size_t as,       \
+                                        int64_t nb, float *out, size_t os, const int NC) {         \
+        __m256 acc[4];                                                                             \
+        for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
+            const char *g = w + (size_t)b * wb;                                                    \
+            __m256i Z[8][2];                                                                       \
+            LEVELS((const uint8_t *)g + 16 * (NH), Z);                                             \
+            const lm__q16a *A[4];                                                                  \
+            __m256i S[2][4];                                                                       \
+            for (int c = 0; c < NC; c++) {                                                         \
+                A[c] = (const lm__q16a *)(va + (size_t)c * as) + b;                                \
+                S[0][c] = S[1][c] = _mm256_setzero_si256();                                        \
+            }                                                                                      \
+            for (int q = 0; q < 8; q++)                                                            \
+                for (int c = 0; c < NC; c++) {                                                     \
+                    int64_t quad;                                                                  \
+                    memcpy(&quad, A[c]->qs + 4 * q, 8);                                            \
+                    const __m256i x = _mm256_set1_epi64x(quad);                                    \
+                    S[0][c] = _mm256_add_epi32(S[0][c], _mm256_madd_epi16(Z[q][0], x));            \
+                    S[1][c] = _mm256_add_epi32(S[1][c], _mm256_madd_epi16(Z[q][1], x));            \
+                }                                                                                  \
+            const __m256 dw = lm__p8_f16(g), m = (NH) > 1 ? lm__p8_f16(g + 16) : dw;               \
+            for (int c = 0; c < NC; c++) {                                                         \
+                /* [rows 0, 1, 4, 5 | 2, 3, 6, 7] -> rows in order */                              \
+                const __m256i isum =                                                               \
+                    _mm256_permute4x64_epi64(_mm256_hadd_epi32(S[0][c], S[1][c]), 0xd8);           \
+                __m256 t = _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(A[c]->d)),               \
+                                         _mm256_cvtepi32_ps(isum));                                \
+                if (HAS_MIN) t = _mm256_add_ps(t, _mm256_mul_ps(m, _mm256_set1_ps(A[c]->s)));      \
+                acc[c] = _mm256_add_ps(acc[c], t);                                                 \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
+    }                                                                                              \
+    LM__AVX2 static void name##_p8wide(const char *w, size_t wb, const char *va, size_t as,        \
+                                       int nc, int64_t nb, float *out, size_t os) {                \
+        __m256 acc[LM__NC];                                                                        \
+        for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
+            const char *g = w + (size_t)b * wb;                                                    \
+            __m256i Z[8][2], V[16];                                                                \
+            LEVELS((const uint8_t *)g + 16 * (NH), Z);                                             \
+            lm__p8y_pairs(Z, V);                                                                   \
+            const __m256 dw = lm__p8_f16(g), m = (NH) > 1 ? lm__p8_f16(g + 16) : dw;               \
+            name##_cols(V, va, as, nc, b, dw, m, acc);                                             \
+        }                                                                                          \
+        for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
+    }                                                                                              \
+    LM__P8_DISPATCH(name)
+
+LM__QDOT_P8Y_X(lm__qdot_q4_0_x, lm__p8y_q4_0, 1, 0)
+LM__QDOT_P8Y_X(lm__qdot_q4_1_x, lm__p8y_q4_1, 2, 1)
+LM__QDOT_P8Y_X(lm__qdot_q8_0_x, lm__p8y_q8_0, 1, 0)
+
+static void lm__p8_kernels(lm__cpu_kernels *k) {
+    k->qdot_p8[LM_TYPE_Q4_0] = lm__qdot_q4_0_x_p8;
+    k->qdot_p8[LM_TYPE_Q4_1] = lm__qdot_q4_1_x_p8;
+    k->qdot_p8[LM_TYPE_Q8_0] = lm__qdot_q8_0_x_p8;
+}
+
+#endif /* LM__VNNI */
 #else
-typedef int lm__cpu_dot_packed_unused; /* not the x86 VNNI build: nothing here */
+typedef int lm__cpu_dot_packed_unused; /* compiled on its own: nothing here */
 #endif

@@ -6,7 +6,7 @@
  * a parameter (w_block), so both layouts give the same bits.
  *
  * The packed layout (LM_LAYOUT_CPU_P8) goes one step further for the types whose level has
- * kernels for it (AVX-512 VNNI: q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q6_K): within a group
+ * kernels for it (AVX2: q4_0, q4_1, q8_0; AVX-512 VNNI also q5_0, q5_1, q4_K, q6_K): within a group
  * block the 8 rows' f16 scales come first and the rest of their blocks follows in 4-byte
  * pieces, row-interleaved, so that one widening load gives a vpdpwssd operand with rows 0-7
  * in its lanes and one load gives a scale (or a k-quant's packed scale word) of all 8 rows.
