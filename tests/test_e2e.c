@@ -343,6 +343,14 @@ Test(e2e, interleaved_weights_give_the_same_logits) {
               lm_test_max_abs_diff(a, b, nv));
     cr_expect(memcmp(a2, b2, nv * sizeof(float)) == 0, "decode logits differ (max |d| %g)",
               lm_test_max_abs_diff(a2, b2, nv));
+    /* LUMEN_WEIGHT_LAYOUT=packed is the default */
+    lm_model *pk = NULL;
+    setenv("LUMEN_WEIGHT_LAYOUT", "packed", 1);
+    st = lm_model_load(lm_test_model_path(), &mp, &pk);
+    unsetenv("LUMEN_WEIGHT_LAYOUT");
+    cr_assert_eq(st, LM_OK, "%s", lm_last_error());
+    cr_assert_eq(pk->output.layout, model->output.layout);
+    lm_model_free(pk);
     /* interleaved only (no packing): the same bits again */
     lm_model *il = NULL;
     setenv("LUMEN_WEIGHT_LAYOUT", "interleaved", 1);

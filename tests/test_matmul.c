@@ -302,7 +302,7 @@ static void compare_kernels(const lm__cpu_kernels *kl, const lm__cpu_kernels *ks
                             const uint8_t *w, size_t ws, const uint8_t *act, size_t as, int64_t nb,
                             const char *what) {
     const char *tn = lm_type_get(t).name, *ln = lm__cpu_level_name(kl->level);
-    static const int ncs[] = {1, 2, 3, 4, 5, 8, 9, 17, LM__NC - 1, LM__NC};
+    static const int ncs[] = {1, 2, 3, 4, 5, 8, 9, 12, 16, 17, LM__NC - 1, LM__NC};
     /* the same rows in the interleaved layout: block b of row r at (b * LM__MR + r) * bs */
     const size_t bs = lm_type_get(t).size;
     static uint8_t wi[LM__MR * 2048 * 2];
@@ -768,8 +768,9 @@ static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, con
  * The packed layout of the types that have one likewise (check_packed). */
 Test(matmul, interleaved_layout_ops) {
     lm_test_rng r = {lm_test_seed()};
-    const lm_type types[] = {LM_TYPE_Q8_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
-    enum { K = 512, N = 21, M = 9 };
+    const lm_type types[] = {LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0,
+                             LM_TYPE_Q5_1, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
+    enum { K = 512, N = 21, M = 20 }; /* M > 16: the packed k-quants' prefill path too */
     static float wf[K * N], x[K * M];
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         const lm_type ty = types[t];
@@ -813,6 +814,10 @@ Test(matmul, interleaved_layout_ops) {
         cr_assert_eq(be->ops->copy(be, &ti.t, &ti.t), LM_ERR_INVALID_ARG);
         cr_assert(strstr(lm_last_error(), "interleaved layout") != NULL, "%s", lm_last_error());
         if (lm__cpu_p8_type(ty)) check_packed(be, &tw.t, wi, &tx.t, &tid.t, &ga.t);
+        lm_tensor fp = tx.t; /* a packed mark on a type without a packed form */
+        fp.layout = LM_LAYOUT_CPU_P8;
+        cr_assert_eq(be->ops->mul_mat(be, &fp, &tx.t, &da.t), LM_ERR_INVALID_ARG);
+        cr_assert(strstr(lm_last_error(), "has no packed form") != NULL, "%s", lm_last_error());
         lm_tensor bad = tw.t;
         bad.layout = 7;
         cr_assert_eq(be->ops->mul_mat(be, &bad, &tx.t, &da.t), LM_ERR_INVALID_ARG);

@@ -567,6 +567,61 @@ Test(ops, kv_store) {
 Test(ops, attention) {
     run_cases(LM_OP_ATTENTION);
 }
+/* K and V caches of different types (F16, F32, Q8_0 in any pair) give the bits of two F32
+ * caches holding the same values: each row is read or converted exactly by its own type. */
+Test(ops, attention_mixed_cache_types) {
+    lm_test_rng r = {lm_test_seed()};
+    enum { D = 64, HK = 2, H = 4, C = 9 };
+    const size_t n = (size_t)D * HK * C;
+    static float kf[D * HK * C], vf[D * HK * C], q[D * H];
+    static uint16_t kh[D * HK * C], vh[D * HK * C];
+    static lm_block_q8_0 k8[D * HK * C / 32], v8[D * HK * C / 32];
+    lm_test_fill_normal(&r, q, D * H, 1.0f);
+    /* values every type holds exactly: Q8_0 blocks with d = 1/64, so q / 64 (7 bits) */
+    for (size_t b = 0; b < n / 32; b++) {
+        k8[b].d = v8[b].d = lm_fp32_to_fp16(1.0f / 64);
+        for (int i = 0; i < 32; i++) {
+            k8[b].qs[i] = (int8_t)(lm_test_rng_u64(&r) % 255 - 127);
+            v8[b].qs[i] = (int8_t)(lm_test_rng_u64(&r) % 255 - 127);
+        }
+    }
+    lm_dequantize_row(LM_TYPE_Q8_0, k8, kf, (int64_t)n);
+    lm_dequantize_row(LM_TYPE_Q8_0, v8, vf, (int64_t)n);
+    for (size_t i = 0; i < n; i++) {
+        kh[i] = lm_fp32_to_fp16(kf[i]), vh[i] = lm_fp32_to_fp16(vf[i]);
+        cr_assert(lm_fp16_to_fp32(kh[i]) == kf[i] && lm_fp16_to_fp32(vh[i]) == vf[i]);
+    }
+    const lm_type ty[3] = {LM_TYPE_F32, LM_TYPE_F16, LM_TYPE_Q8_0};
+    const void *kd[3] = {kf, kh, k8}, *vd[3] = {vf, vh, v8};
+    lm_backend *be = g_be[1];
+    int32_t pos = C - 1, seq = 0;
+    lm_attn_params p = {0.125f, 0, 0};
+    lm_test_dt tq = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1, q);
+    lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &pos);
+    lm_test_dt ts = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &seq);
+    float *ref = NULL;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            lm_test_dt kc = lm_test_dt_new(be, ty[a], D, HK, C, 1, kd[a]);
+            lm_test_dt vc = lm_test_dt_new(be, ty[b], D, HK, C, 1, vd[b]);
+            lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
+            cr_assert_eq(be->ops->attention(be, &tq.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t),
+                         LM_OK, "%s", lm_last_error());
+            float *out = lm_test_dt_read(&td);
+            if (!ref)
+                ref = out; /* F32 and F32 */
+            else {
+                cr_assert(memcmp(out, ref, sizeof(float) * D * H) == 0,
+                          "K %s, V %s differ from two F32 caches", lm_type_get(ty[a]).name,
+                          lm_type_get(ty[b]).name);
+                free(out);
+            }
+            lm_test_dt_free(&kc), lm_test_dt_free(&vc), lm_test_dt_free(&td);
+        }
+    free(ref);
+    lm_test_dt_free(&tq), lm_test_dt_free(&tp), lm_test_dt_free(&ts);
+}
+
 Test(ops, swiglu) {
     run_cases(LM_OP_SWIGLU);
 }

@@ -64,7 +64,9 @@ typedef struct {
 static void lm__attn_steps(const lm__attn_job *j, const float *q, const void *const *k,
                            const void *const *v, int n, int64_t D, lm__attn_state *st) {
     const lm__cpu_kernels *kern = j->c->kern;
-    const bool f16 = j->k->type == LM_TYPE_F16; /* else floats (F32, converted Q8_0) */
+    /* F16 rows are read in place, the others are floats (F32, converted Q8_0); K and V
+     * may differ */
+    const bool f16 = j->k->type == LM_TYPE_F16, vf16 = j->v->type == LM_TYPE_F16;
     float c[LM__ATTN_PT], w[LM__ATTN_PT], dot[LM__ATTN_PT];
     /* lm__cpu_dot's order (the level's kernels; F16 and Q8_0 are converted exactly) */
     int i = 0;
@@ -87,7 +89,7 @@ static void lm__attn_steps(const lm__attn_job *j, const float *q, const void *co
         w[i] = expf(s - st->m);
         st->l += w[i];
     }
-    if (f16)
+    if (vf16)
         kern->attn_pv_f16(st->acc, (const uint16_t *const *)v, c, w, n, D);
     else
         kern->attn_pv(st->acc, (const float *const *)v, c, w, n, D);

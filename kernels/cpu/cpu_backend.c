@@ -26,6 +26,9 @@ lm_status lm__cpu_check_w(const char *op, const char *arg, const lm_tensor *t, i
     if (t->layout != LM_LAYOUT_ROWS && t->layout != LM_LAYOUT_CPU_R8 &&
         t->layout != LM_LAYOUT_CPU_P8)
         return lm__error(LM_ERR_INVALID_ARG, "%s: %s has an unknown layout %d", op, arg, t->layout);
+    if (t->layout == LM_LAYOUT_CPU_P8 && !lm__cpu_p8_type(t->type))
+        return lm__error(LM_ERR_INVALID_ARG, "%s: %s is packed but its type has no packed form", op,
+                         arg);
     if (!t->buf) return lm__error(LM_ERR_INVALID_ARG, "%s: %s has no buffer", op, arg);
     lm_type_traits tr = lm_type_get((uint32_t)t->type);
     if (!tr.name)

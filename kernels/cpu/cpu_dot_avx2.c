@@ -14,7 +14,10 @@
  * activations: 32 per lane over a block, < 2^31 for every type but q6_K (|scale * level|
  * <= 4096), whose two half blocks are kept apart (16 products each, < 2^31). The block sum
  * (up to ~2^34) is added as 16-bit halves and converted through double, exactly, then
- * rounded once to float as C's (float)int64 does. */
+ * rounded once to float as C's (float)int64 does.
+ *
+ * The kernels for weights in the packed layout (LM_LAYOUT_CPU_P8) are in cpu_dot_packed.c,
+ * included near the end of this file for both levels. */
 #include "cpu_internal.h"
 
 #include "../common/lm_quant_math.h"

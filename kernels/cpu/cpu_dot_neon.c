@@ -98,28 +98,34 @@ LM__FDOT_N(lm__n_fdot_bf16, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 static void lm__n_fdot4(const float *const *w, const float *x, int64_t n, float *out) {
     for (int r = 0; r < 4; r++) out[r] = lm__n_fdot_f32(w[r], x, n);
 }
+static void lm__n_fdot4_f16(const uint16_t *const *w, const float *x, int64_t n, float *out) {
+    for (int r = 0; r < 4; r++) out[r] = lm__n_fdot_f16(w[r], x, n);
+}
 
 /* lm__attn_pv's steps, 4 x 4 lanes at a time (vmulq + vaddq, never fmla) */
-static void lm__n_attn_pv(float *restrict a, const float *const *v, const float *c, const float *w,
-                          int n, int64_t d) {
-    int64_t i = 0;
-    for (; i + 16 <= d; i += 16) {
-        float32x4_t x[4];
-        for (int u = 0; u < 4; u++) x[u] = vld1q_f32(a + i + 4 * u);
-        for (int j = 0; j < n; j++) {
-            if (c[j] != 1.0f)
-                for (int u = 0; u < 4; u++) x[u] = vmulq_n_f32(x[u], c[j]);
-            for (int u = 0; u < 4; u++)
-                x[u] = vaddq_f32(x[u], vmulq_n_f32(vld1q_f32(v[j] + i + 4 * u), w[j]));
-        }
-        for (int u = 0; u < 4; u++) vst1q_f32(a + i + 4 * u, x[u]);
+#define LM__ATTN_PV_N(name, T, LOAD4, conv)                                                        \
+    static void name(float *restrict a, const T *const *v, const float *c, const float *w, int n,  \
+                     int64_t d) {                                                                  \
+        int64_t i = 0;                                                                             \
+        for (; i + 16 <= d; i += 16) {                                                             \
+            float32x4_t x[4];                                                                      \
+            for (int u = 0; u < 4; u++) x[u] = vld1q_f32(a + i + 4 * u);                           \
+            for (int j = 0; j < n; j++) {                                                          \
+                if (c[j] != 1.0f)                                                                  \
+                    for (int u = 0; u < 4; u++) x[u] = vmulq_n_f32(x[u], c[j]);                    \
+                for (int u = 0; u < 4; u++)                                                        \
+                    x[u] = vaddq_f32(x[u], vmulq_n_f32(LOAD4(v[j] + i + 4 * u), w[j]));            \
+            }                                                                                      \
+            for (int u = 0; u < 4; u++) vst1q_f32(a + i + 4 * u, x[u]);                            \
+        }                                                                                          \
+        for (; i < d; i++)                                                                         \
+            for (int j = 0; j < n; j++) {                                                          \
+                if (c[j] != 1.0f) a[i] *= c[j];                                                    \
+                a[i] += w[j] * conv(v[j][i]);                                                      \
+            }                                                                                      \
     }
-    for (; i < d; i++)
-        for (int j = 0; j < n; j++) {
-            if (c[j] != 1.0f) a[i] *= c[j];
-            a[i] += w[j] * v[j][i];
-        }
-}
+LM__ATTN_PV_N(lm__n_attn_pv, float, LM__LD_F32, LM__ID)
+LM__ATTN_PV_N(lm__n_attn_pv_f16, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 
 /* ---- activation quantization: lm__quantize_16's operations, 4 lanes at a time ---- */
 
@@ -471,6 +477,8 @@ bool lm__cpu_kernels_neon(lm__cpu_kernels *k) {
     k->f16_to_f32 = lm__n_f16_to_f32;
     k->attn_pv = lm__n_attn_pv;
     k->fdot4 = lm__n_fdot4;
+    k->attn_pv_f16 = lm__n_attn_pv_f16;
+    k->fdot4_f16 = lm__n_fdot4_f16;
     k->quantize_q16a = lm__n_quantize_q16a;
     k->quantize_q16k = lm__n_quantize_q16k;
     return true;

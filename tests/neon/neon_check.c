@@ -2,10 +2,10 @@
  * qemu-aarch64 by scripts/check_neon.sh; no Criterion there). Every kernel gets fresh
  * random inputs (the seed is printed; LUMEN_TEST_SEED=<seed> or argv[1] replays it):
  * activation quantization, half -> float on all 65536 halves, the float dots, fdot4,
- * attn_pv, and the quantized dots of all ten weight types on odd shapes (nr 1..8, nc 1,
- * 3, 17, 64, several blocks), with quantized and with raw random weight bytes. Outputs are compared
- * as bits, including what lies between the rows a call may write (sentinels), and the first
- * mismatch is printed. Exit 0 only when all agree. */
+ * attn_pv (and their F16 forms), and the quantized dots of all ten weight types on odd shapes
+ * (nr 1..8, nc 1, 3, 17, 64, several blocks), with quantized and with raw random weight bytes.
+ * Outputs are compared as bits, including what lies between the rows a call may write (sentinels),
+ * and the first mismatch is printed. Exit 0 only when all agree. */
 #include "../../kernels/cpu/cpu_internal.h"
 #include "../../runtime/quant.h"
 
@@ -214,6 +214,22 @@ static void check_float_ops(void) {
         g_ref.attn_pv(b, v, cs, ws, 5, n);
         snprintf(what, sizeof what, "attn_pv (n %lld)", (long long)n);
         same_floats(a, b, (size_t)n, what);
+        /* the F16 forms on f16 rows (h: w as halves) = the scalar ones */
+        const uint16_t *hv[5] = {h, h, h, h, h};
+        for (int64_t i = 0; i < n; i++) h[i] = to_half(w[i], 0);
+        g_neon.fdot4_f16(hv, x, n, d4);
+        g_ref.fdot4_f16(hv, x, n, d1);
+        snprintf(what, sizeof what, "fdot4_f16 (n %lld)", (long long)n);
+        same_floats(d4, d1, 4, what);
+        memcpy(a, w, (size_t)n * 4), memcpy(b, w, (size_t)n * 4);
+        g_neon.attn_pv_f16(a, hv, cs, ws, 5, n);
+        g_ref.attn_pv_f16(b, hv, cs, ws, 5, n);
+        snprintf(what, sizeof what, "attn_pv_f16 (n %lld)", (long long)n);
+        same_floats(a, b, (size_t)n, what);
+        if (g_neon.attn_pv_f16 == g_ref.attn_pv_f16 || g_neon.fdot4_f16 == g_ref.fdot4_f16) {
+            printf("MISMATCH: the NEON table holds a scalar F16 attention kernel\n");
+            exit(1);
+        }
         free(w), free(x), free(a), free(b), free(h);
     }
 }
