@@ -1,7 +1,7 @@
 /* The packed weight layout's kernels (LM_LAYOUT_CPU_P8, cpu_relayout.c): cpu_dot_avx2.c
  * includes this file (LM__PACKED_IN) for both x86 levels, after the helpers it uses; compiled
- * on its own it is empty. AVX-512 VNNI: q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q6_K; AVX2: q4_0,
- * q4_1, q8_0. */
+ * on its own it is empty. AVX-512 VNNI: q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K; AVX2:
+ * q4_0, q4_1, q8_0. */
 #ifdef LM__PACKED_IN
 
 LM__AVX2 LM__INLINE __m256 lm__p8_f16(const char *p) {
@@ -153,8 +153,6 @@ LM__QDOT_P8_X(lm__qdot_q8_0_x, lm__p8_q8_0, 1, 0)
  * halves every 4 sub-blocks (32 pairs a lane: the q4_K flush bound), as the row layout's
  * kernels do, so isum, msum and the terms are the same numbers. ---- */
 
-#define LM__P8K4_QS 128 /* byte offset of the qs pieces in a group block */
-
 /* sc[h], mn[h]: byte j of lane r = row r's scale (min) of sub-block 4h + j (lm__k4_scales8) */
 LM__AVX2 LM__INLINE void lm__p8k4_scales(const char *g, __m256i *sc, __m256i *mn) {
     const __m256i u0 = _mm256_loadu_si256((const __m256i *)(g + 32)),
@@ -174,71 +172,90 @@ LM__AVX2 LM__INLINE __m256i lm__p8k4_byte(__m256i s, int j) {
     return _mm256_and_si256(_mm256_srli_epi32(s, 8 * j), _mm256_set1_epi32(0xff));
 }
 
-LM__AVX2 LM__INLINE void lm__p8k4_n(const char *w, size_t wb, const char *va, size_t as, int64_t nb,
-                                    float *out, size_t os, const int NC) {
-    const __m512i m4 = _mm512_set1_epi16(0x0f), m16 = _mm512_set1_epi32(0xffff);
-    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    __m256 acc[4];
-    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
-    lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);
-    for (int64_t b = 0; b < nb; b++) {
-        lm__pf_step(&pf);
-        const char *g = w + (size_t)b * wb;
-        const lm__q16k *A[4];
-        for (int c = 0; c < NC; c++) A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;
-        __m256i sc[2], mn[2];
-        lm__p8k4_scales(g, sc, mn);
-        __m512i H[4], L[4];
-        for (int c = 0; c < NC; c++) H[c] = L[c] = _mm512_setzero_si512();
-        for (int h = 0; h < 2; h++) { /* sub-blocks 4h .. 4h + 3, then a flush */
-            __m512i P[4];
-            for (int c = 0; c < NC; c++) P[c] = _mm512_setzero_si512();
-            for (int p = 2 * h; p < 2 * h + 2; p++) {
-                __m512i S[2][4];
-                for (int c = 0; c < NC; c++) S[0][c] = S[1][c] = _mm512_setzero_si512();
-                for (int q = 0; q < 8; q++) {
-                    const __m512i v = _mm512_cvtepu8_epi16(
-                        _mm256_loadu_si256((const __m256i *)(g + LM__P8K4_QS + 32 * (8 * p + q))));
-                    const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_srli_epi16(v, 4);
-                    for (int c = 0; c < NC; c++) {
-                        int64_t ql, qh;
-                        memcpy(&ql, A[c]->qs + 64 * p + 4 * q, 8);
-                        memcpy(&qh, A[c]->qs + 64 * p + 32 + 4 * q, 8);
-                        S[0][c] = _mm512_dpwssd_epi32(S[0][c], lo, _mm512_set1_epi64(ql));
-                        S[1][c] = _mm512_dpwssd_epi32(S[1][c], hi, _mm512_set1_epi64(qh));
-                    }
-                }
-                /* sub-blocks 2p, 2p + 1: bytes 2p % 4, 2p % 4 + 1 of sc[h] */
-                const __m512i s0 = _mm512_permutexvar_epi32(
-                                  dup, _mm512_castsi256_si512(lm__p8k4_byte(sc[h], 2 * p % 4))),
-                              s1 = _mm512_permutexvar_epi32(
-                                  dup, _mm512_castsi256_si512(lm__p8k4_byte(sc[h], 2 * p % 4 + 1)));
-                for (int c = 0; c < NC; c++)
-                    P[c] =
-                        _mm512_add_epi32(P[c], _mm512_add_epi32(_mm512_mullo_epi32(S[0][c], s0),
-                                                                _mm512_mullo_epi32(S[1][c], s1)));
-            }
-            for (int c = 0; c < NC; c++) {
-                H[c] = _mm512_add_epi32(H[c], _mm512_srai_epi32(P[c], 16));
-                L[c] = _mm512_add_epi32(L[c], _mm512_and_si512(P[c], m16));
-            }
-        }
-        const __m256 dw = lm__p8_f16(g), dmin = lm__p8_f16(g + 16);
-        for (int c = 0; c < NC; c++) {
-            /* msum: sub-block j's min times the column's sum over it (exact, < 2^30) */
-            __m256i ms = _mm256_setzero_si256();
-            for (int j = 0; j < 8; j++)
-                ms = _mm256_add_epi32(
-                    ms, _mm256_mullo_epi32(
-                            lm__p8k4_byte(mn[j / 4], j % 4),
-                            _mm256_set1_epi32(A[c]->bsums[2 * j] + A[c]->bsums[2 * j + 1])));
-            __m256 t = _mm256_mul_ps(dw, lm__i64x8_to_f32(lm__zfold(H[c]), lm__zfold(L[c])));
-            t = _mm256_sub_ps(t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(ms)));
-            acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));
-        }
+/* q4_K (QH 0) and q5_K (QH: the byte offset of its qh pieces, whose piece q holds the fifth
+ * bits of qs piece 8p + q: bit 2p for the low nibbles, 2p + 1 for the high). Their lanes
+ * flush every FLUSH_P pairs of sub-blocks: 2 for q4_K (32 pairs a lane), 1 for q5_K (16). */
+#define LM__P8K45_N(name, QS, QH, FLUSH_P)                                                         \
+    LM__AVX2 LM__INLINE void name(const char *w, size_t wb, const char *va, size_t as, int64_t nb, \
+                                  float *out, size_t os, const int NC) {                           \
+        const __m512i m4 = _mm512_set1_epi16(0x0f), m10 = _mm512_set1_epi16(0x10),                 \
+                      m16 = _mm512_set1_epi32(0xffff);                                             \
+        const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);     \
+        __m256 acc[4];                                                                             \
+        for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
+            const char *g = w + (size_t)b * wb;                                                    \
+            const lm__q16k *A[4];                                                                  \
+            __m512i H[4], L[4], P[4];                                                              \
+            for (int c = 0; c < NC; c++) {                                                         \
+                A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;                                \
+                H[c] = L[c] = P[c] = _mm512_setzero_si512();                                       \
+            }                                                                                      \
+            __m256i sc[2], mn[2];                                                                  \
+            lm__p8k4_scales(g, sc, mn);                                                            \
+            for (int p = 0; p < 4; p++) { /* sub-blocks 2p (low nibbles), 2p + 1 (high) */         \
+                __m512i S[2][4];                                                                   \
+                for (int c = 0; c < NC; c++) S[0][c] = S[1][c] = _mm512_setzero_si512();           \
+                for (int q = 0; q < 8; q++) {                                                      \
+                    const __m512i v = _mm512_cvtepu8_epi16(                                        \
+                        _mm256_loadu_si256((const __m256i *)(g + (QS) + 32 * (8 * p + q))));       \
+                    __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_srli_epi16(v, 4);            \
+                    if (QH) { /* bits 2p and 2p + 1 to bit 4 */                                    \
+                        const __m512i qv = _mm512_cvtepu8_epi16(                                   \
+                            _mm256_loadu_si256((const __m256i *)(g + (QH) + 32 * q)));             \
+                        const __m512i bl = p < 3 ? _mm512_slli_epi16(qv, 4 - 2 * p)                \
+                                                 : _mm512_srli_epi16(qv, 2),                       \
+                                      bh = p < 2 ? _mm512_slli_epi16(qv, 3 - 2 * p)                \
+                                                 : _mm512_srli_epi16(qv, 2 * p - 3);               \
+                        lo = _mm512_or_si512(lo, _mm512_and_si512(bl, m10));                       \
+                        hi = _mm512_or_si512(hi, _mm512_and_si512(bh, m10));                       \
+                    }                                                                              \
+                    for (int c = 0; c < NC; c++) {                                                 \
+                        int64_t ql, qh;                                                            \
+                        memcpy(&ql, A[c]->qs + 64 * p + 4 * q, 8);                                 \
+                        memcpy(&qh, A[c]->qs + 64 * p + 32 + 4 * q, 8);                            \
+                        S[0][c] = _mm512_dpwssd_epi32(S[0][c], lo, _mm512_set1_epi64(ql));         \
+                        S[1][c] = _mm512_dpwssd_epi32(S[1][c], hi, _mm512_set1_epi64(qh));         \
+                    }                                                                              \
+                }                                                                                  \
+                /* sub-blocks 2p, 2p + 1: bytes 2p % 4, 2p % 4 + 1 of sc[p / 2] */                 \
+                const __m512i s0 = _mm512_permutexvar_epi32(                                       \
+                                  dup,                                                             \
+                                  _mm512_castsi256_si512(lm__p8k4_byte(sc[p / 2], 2 * p % 4))),    \
+                              s1 = _mm512_permutexvar_epi32(                                       \
+                                  dup, _mm512_castsi256_si512(                                     \
+                                           lm__p8k4_byte(sc[p / 2], 2 * p % 4 + 1)));              \
+                for (int c = 0; c < NC; c++)                                                       \
+                    P[c] =                                                                         \
+                        _mm512_add_epi32(P[c], _mm512_add_epi32(_mm512_mullo_epi32(S[0][c], s0),   \
+                                                                _mm512_mullo_epi32(S[1][c], s1))); \
+                if ((p + 1) % (FLUSH_P) != 0) continue;                                            \
+                for (int c = 0; c < NC; c++) {                                                     \
+                    H[c] = _mm512_add_epi32(H[c], _mm512_srai_epi32(P[c], 16));                    \
+                    L[c] = _mm512_add_epi32(L[c], _mm512_and_si512(P[c], m16));                    \
+                    P[c] = _mm512_setzero_si512();                                                 \
+                }                                                                                  \
+            }                                                                                      \
+            const __m256 dw = lm__p8_f16(g), dmin = lm__p8_f16(g + 16);                            \
+            for (int c = 0; c < NC; c++) {                                                         \
+                /* msum: sub-block j's min times the column's sum over it (exact, < 2^30) */       \
+                __m256i ms = _mm256_setzero_si256();                                               \
+                for (int j = 0; j < 8; j++)                                                        \
+                    ms = _mm256_add_epi32(                                                         \
+                        ms, _mm256_mullo_epi32(                                                    \
+                                lm__p8k4_byte(mn[j / 4], j % 4),                                   \
+                                _mm256_set1_epi32(A[c]->bsums[2 * j] + A[c]->bsums[2 * j + 1])));  \
+                __m256 t = _mm256_mul_ps(dw, lm__i64x8_to_f32(lm__zfold(H[c]), lm__zfold(L[c])));  \
+                t = _mm256_sub_ps(t, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(ms)));                 \
+                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), t));         \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
     }
-    for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
-}
+LM__P8K45_N(lm__p8k4_n, 128, 0, 2)
+LM__P8K45_N(lm__p8k5_n, 384, 128, 1)
 
 /* A k-quant group block back into 8 blocks of bs bytes (the prefill kernels): the nh f16
  * fields to byte hoff of each block, the np pieces to loff, 8 at a time by 8x8 transposes */
@@ -302,6 +319,7 @@ LM__AVX2 LM__INLINE void lm__p8_unpack_x(const char *g, char *blk, size_t bs, in
     }
 
 LM__P8K_X(lm__qdot_q4_K_x, lm__p8k4_n, lm_block_q4_K, 2, 0, 4, 35)
+LM__P8K_X(lm__qdot_q5_K_x, lm__p8k5_n, lm_block_q5_K, 2, 0, 4, 43)
 
 /* ---- q6_K: d (8 rows), then the pieces: ql (32), qh (16), scales (4). Ql piece c of half
  * h = c / 16 holds, for cc = c % 16, elements 128h + 4cc .. + 3 in its low nibbles (16-chunk
@@ -392,6 +410,7 @@ static void lm__p8_kernels(lm__cpu_kernels *k) {
     k->qdot_p8[LM_TYPE_Q5_1] = lm__qdot_q5_1_x_p8;
     k->qdot_p8[LM_TYPE_Q8_0] = lm__qdot_q8_0_x_p8;
     k->qdot_p8[LM_TYPE_Q4_K] = lm__qdot_q4_K_x_p8;
+    k->qdot_p8[LM_TYPE_Q5_K] = lm__qdot_q5_K_x_p8;
     k->qdot_p8[LM_TYPE_Q6_K] = lm__qdot_q6_K_x_p8;
 }
 
