@@ -75,6 +75,9 @@ static bool lm__p8_geom(lm_type t, lm__p8_geom_t *g) {
     case LM_TYPE_Q8_0:
         *g = (lm__p8_geom_t){1, 32, 0, 2};
         return true;
+    case LM_TYPE_Q2_K: /* scales (4 pieces), qs (16); d, dmin last in the block */
+        *g = (lm__p8_geom_t){2, 80, 80, 0};
+        return true;
     case LM_TYPE_Q4_K: /* d, dmin; then scales (3 pieces) and qs (32) */
         *g = (lm__p8_geom_t){2, 140, 0, 4};
         return true;
