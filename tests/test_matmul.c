@@ -687,9 +687,10 @@ Test(matmul, packed_group_block_layout) {
     static const struct {
         lm_type t;
         size_t nh, hoff, loff;
-    } g[] = {{LM_TYPE_Q4_0, 1, 0, 2}, {LM_TYPE_Q4_1, 2, 0, 4},   {LM_TYPE_Q5_0, 1, 0, 2},
-             {LM_TYPE_Q5_1, 2, 0, 4}, {LM_TYPE_Q8_0, 1, 0, 2},   {LM_TYPE_Q4_K, 2, 0, 4},
-             {LM_TYPE_Q5_K, 2, 0, 4}, {LM_TYPE_Q6_K, 1, 208, 0}, {LM_TYPE_Q2_K, 2, 80, 0}};
+    } g[] = {{LM_TYPE_Q4_0, 1, 0, 2},  {LM_TYPE_Q4_1, 2, 0, 4},   {LM_TYPE_Q5_0, 1, 0, 2},
+             {LM_TYPE_Q5_1, 2, 0, 4},  {LM_TYPE_Q8_0, 1, 0, 2},   {LM_TYPE_Q4_K, 2, 0, 4},
+             {LM_TYPE_Q5_K, 2, 0, 4},  {LM_TYPE_Q6_K, 1, 208, 0}, {LM_TYPE_Q2_K, 2, 80, 0},
+             {LM_TYPE_Q3_K, 1, 108, 0}};
     for (size_t t = 0; t < sizeof g / sizeof g[0]; t++) {
         const size_t bs = lm_type_get(g[t].t).size, nh = g[t].nh;
         uint8_t blocks[LM__MR * 256], p[LM__MR * 256], back[LM__MR * 256];
@@ -708,7 +709,7 @@ Test(matmul, packed_group_block_layout) {
         lm__cpu_p8_unpack(g[t].t, p, back);
         cr_assert(memcmp(back, blocks, LM__MR * bs) == 0);
     }
-    cr_assert(!lm__cpu_p8_type(LM_TYPE_Q3_K) && !lm__cpu_p8_type(LM_TYPE_F16) &&
+    cr_assert(!lm__cpu_p8_type(LM_TYPE_F32) && !lm__cpu_p8_type(LM_TYPE_F16) &&
               !lm__cpu_p8_type(LM_TYPE_BF16));
 }
 
@@ -769,7 +770,7 @@ static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, con
 Test(matmul, interleaved_layout_ops) {
     lm_test_rng r = {lm_test_seed()};
     const lm_type types[] = {LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1,
-                             LM_TYPE_Q2_K, LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K};
+                             LM_TYPE_Q2_K, LM_TYPE_Q3_K, LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K};
     enum { K = 512, N = 21, M = 20 }; /* M > 16: the packed k-quants' prefill path too */
     static float wf[K * N], x[K * M];
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {

@@ -1,6 +1,6 @@
 /* The packed weight layout's kernels (LM_LAYOUT_CPU_P8, cpu_relayout.c): cpu_dot_avx2.c
  * includes this file (LM__PACKED_IN) for both x86 levels, after the helpers it uses; compiled
- * on its own it is empty. AVX-512 VNNI: q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K; AVX2:
+ * on its own it is empty. AVX-512 VNNI: q4_0, q4_1, q5_0, q5_1, q8_0 and q2_K to q6_K; AVX2:
  * q4_0, q4_1, q8_0. */
 #ifdef LM__PACKED_IN
 
@@ -257,78 +257,107 @@ LM__AVX2 LM__INLINE __m256i lm__p8k4_byte(__m256i s, int j) {
 LM__P8K45_N(lm__p8k4_n, 128, 0, 2)
 LM__P8K45_N(lm__p8k5_n, 384, 128, 1)
 
-/* ---- q2_K: d, dmin (8 rows each), then the pieces: scales (4: byte t = chunk t's scale in
- * its low nibble, min in its high) and qs (16). Qs piece c (h = c / 8, l = 4 (c % 8)) holds
- * in bits 2k the elements 128h + 32k + l .. + 3 (16-chunk 8h + 2k + l / 16). The sums stay
- * far inside int32 (|isum| < 2^28), so the lanes need no flush. ---- */
+/* ---- q2_K and q3_K. q2_K: d, dmin (8 rows each), then the pieces: scales (4: byte t = chunk
+ * t's scale in its low nibble, min in its high) and qs (16). q3_K: d, then hmask (8), qs (16)
+ * and its 12 scale bytes (3). Qs piece c (h = c / 8, l = 4 (c % 8)) holds in bits 2k the
+ * elements 128h + 32k + l .. + 3 (16-chunk 8h + 2k + l / 16); q3_K's third bit of them is bit
+ * 4h + k of hmask piece c % 8, its level that minus 4, its scales 6-bit minus 32. The sums
+ * stay far inside int32 (|isum| < 2^30), so the lanes need no flush. ---- */
 
-#define LM__P8K2_SC 32 /* byte offsets in a group block */
-#define LM__P8K2_QS (32 + 32 * 4)
-
-LM__AVX2 LM__INLINE void lm__p8k2_n(const char *w, size_t wb, const char *va, size_t as, int64_t nb,
-                                    float *out, size_t os, const int NC) {
-    const __m512i m3 = _mm512_set1_epi16(3);
-    const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m256i m15 = _mm256_set1_epi32(0x0f);
-    __m256 acc[4];
-    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
-    lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);
-    for (int64_t b = 0; b < nb; b++) {
-        lm__pf_step(&pf);
-        const char *g = w + (size_t)b * wb;
-        const lm__q16k *A[4];
-        __m512i P[4];
-        for (int c = 0; c < NC; c++) {
-            A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;
-            P[c] = _mm512_setzero_si512();
-        }
-        __m256i sw[4]; /* the scale pieces: byte u of lane r = row r's chunk 4j + u */
-        for (int j = 0; j < 4; j++)
-            sw[j] = _mm256_loadu_si256((const __m256i *)(g + LM__P8K2_SC + 32 * j));
-        for (int h = 0; h < 2; h++)
-            for (int m = 0; m < 2; m++) { /* chunks 8h + 2k + m, k = 0..3 */
-                __m512i S[4][4];
-                for (int k = 0; k < 4; k++)
-                    for (int c = 0; c < NC; c++) S[k][c] = _mm512_setzero_si512();
-                for (int i = 0; i < 4; i++) {
-                    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(
-                        (const __m256i *)(g + LM__P8K2_QS + 32 * (8 * h + 4 * m + i))));
-                    for (int k = 0; k < 4; k++) {
-                        const __m512i z = _mm512_and_si512(_mm512_srli_epi16(v, 2 * k), m3);
-                        for (int c = 0; c < NC; c++) {
-                            int64_t quad;
-                            memcpy(&quad, A[c]->qs + 128 * h + 32 * k + 16 * m + 4 * i, 8);
-                            S[k][c] = _mm512_dpwssd_epi32(S[k][c], z, _mm512_set1_epi64(quad));
-                        }
-                    }
-                }
-                for (int k = 0; k < 4; k++) {
-                    const int t = 8 * h + 2 * k + m;
-                    const __m256i s =
-                        _mm256_and_si256(_mm256_srli_epi32(sw[t / 4], 8 * (t % 4)), m15);
-                    const __m512i sd = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(s));
-                    for (int c = 0; c < NC; c++)
-                        P[c] = _mm512_add_epi32(P[c], _mm512_mullo_epi32(S[k][c], sd));
-                }
-            }
-        const __m256 dw = lm__p8_f16(g), dmin = lm__p8_f16(g + 16);
-        for (int c = 0; c < NC; c++) {
-            __m256i ms = _mm256_setzero_si256(); /* chunk t's min times its activation sum */
-            for (int t = 0; t < 16; t++)
-                ms = _mm256_add_epi32(
-                    ms, _mm256_mullo_epi32(
-                            _mm256_and_si256(_mm256_srli_epi32(sw[t / 4], 8 * (t % 4) + 4), m15),
-                            _mm256_set1_epi32(A[c]->bsums[t])));
-            const __m256i isum = lm__zfold(P[c]);
-            __m256 x = _mm256_mul_ps(
-                dw, lm__i64x8_to_f32(_mm256_srai_epi32(isum, 16),
-                                     _mm256_and_si256(isum, _mm256_set1_epi32(0xffff))));
-            x = _mm256_sub_ps(x, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(ms)));
-            acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), x));
-        }
-    }
-    for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);
+/* q3_K's scale of chunk t (lm_q3_K_scale - 32) for the 8 rows: p[j] = scale bytes 4j .. */
+LM__AVX2 LM__INLINE __m256i lm__p8k3_scale(const __m256i *p, int t) {
+    const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(p[t % 8 / 4], 8 * (t % 4) + 4 * (t / 8)),
+                                        _mm256_set1_epi32(0x0f));
+    const __m256i hi =
+        _mm256_and_si256(_mm256_srli_epi32(p[2], 8 * (t & 3) + 2 * (t >> 2)), _mm256_set1_epi32(3));
+    return _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
 }
+
+/* NH f16 fields, then (Q3) hmask pieces; QS, SC: byte offsets of the qs and scale pieces */
+#define LM__P8K23_N(name, Q3, QS, SC)                                                              \
+    LM__AVX2 LM__INLINE void name(const char *w, size_t wb, const char *va, size_t as, int64_t nb, \
+                                  float *out, size_t os, const int NC) {                           \
+        const __m512i m3 = _mm512_set1_epi16(3), m4 = _mm512_set1_epi16(4);                        \
+        const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);     \
+        const __m256i m15 = _mm256_set1_epi32(0x0f);                                               \
+        __m256 acc[4];                                                                             \
+        for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();                                 \
+        lm__pf pf = lm__pf_init(w, wb / LM__MR, wb, nb);                                           \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            lm__pf_step(&pf);                                                                      \
+            const char *g = w + (size_t)b * wb;                                                    \
+            const lm__q16k *A[4];                                                                  \
+            __m512i P[4];                                                                          \
+            for (int c = 0; c < NC; c++) {                                                         \
+                A[c] = (const lm__q16k *)(va + (size_t)c * as) + b;                                \
+                P[c] = _mm512_setzero_si512();                                                     \
+            }                                                                                      \
+            __m256i sw[4]; /* the scale pieces: byte u of lane r = row r's byte 4j + u */          \
+            for (int j = 0; j < (Q3 ? 3 : 4); j++)                                                 \
+                sw[j] = _mm256_loadu_si256((const __m256i *)(g + (SC) + 32 * j));                  \
+            for (int h = 0; h < 2; h++)                                                            \
+                for (int m = 0; m < 2; m++) { /* chunks 8h + 2k + m, k = 0..3 */                   \
+                    __m512i S[4][4];                                                               \
+                    for (int k = 0; k < 4; k++)                                                    \
+                        for (int c = 0; c < NC; c++) S[k][c] = _mm512_setzero_si512();             \
+                    for (int i = 0; i < 4; i++) {                                                  \
+                        const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(                 \
+                            (const __m256i *)(g + (QS) + 32 * (8 * h + 4 * m + i))));              \
+                        __m512i hv = v;                                                            \
+                        if (Q3)                                                                    \
+                            hv = _mm512_cvtepu8_epi16(                                             \
+                                _mm256_loadu_si256((const __m256i *)(g + 16 + 32 * (4 * m + i)))); \
+                        for (int k = 0; k < 4; k++) {                                              \
+                            __m512i z = _mm512_and_si512(_mm512_srli_epi16(v, 2 * k), m3);         \
+                            if (Q3) { /* bit 4h + k of hmask to bit 2, minus 4 */                  \
+                                const int sh = 4 * h + k;                                          \
+                                const __m512i hb = sh <= 2 ? _mm512_slli_epi16(hv, 2 - sh)         \
+                                                           : _mm512_srli_epi16(hv, sh - 2);        \
+                                z = _mm512_sub_epi16(_mm512_or_si512(z, _mm512_and_si512(hb, m4)), \
+                                                     m4);                                          \
+                            }                                                                      \
+                            for (int c = 0; c < NC; c++) {                                         \
+                                int64_t quad;                                                      \
+                                memcpy(&quad, A[c]->qs + 128 * h + 32 * k + 16 * m + 4 * i, 8);    \
+                                S[k][c] =                                                          \
+                                    _mm512_dpwssd_epi32(S[k][c], z, _mm512_set1_epi64(quad));      \
+                            }                                                                      \
+                        }                                                                          \
+                    }                                                                              \
+                    for (int k = 0; k < 4; k++) {                                                  \
+                        const int t = 8 * h + 2 * k + m;                                           \
+                        const __m256i s =                                                          \
+                            Q3 ? lm__p8k3_scale(sw, t)                                             \
+                               : _mm256_and_si256(_mm256_srli_epi32(sw[t / 4], 8 * (t % 4)), m15); \
+                        const __m512i sd =                                                         \
+                            _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(s));              \
+                        for (int c = 0; c < NC; c++)                                               \
+                            P[c] = _mm512_add_epi32(P[c], _mm512_mullo_epi32(S[k][c], sd));        \
+                    }                                                                              \
+                }                                                                                  \
+            const __m256 dw = lm__p8_f16(g), dmin = Q3 ? dw : lm__p8_f16(g + 16);                  \
+            for (int c = 0; c < NC; c++) {                                                         \
+                const __m256i isum = lm__zfold(P[c]);                                              \
+                __m256 x = _mm256_mul_ps(                                                          \
+                    dw, lm__i64x8_to_f32(_mm256_srai_epi32(isum, 16),                              \
+                                         _mm256_and_si256(isum, _mm256_set1_epi32(0xffff))));      \
+                if (!Q3) { /* chunk t's min times its activation sum */                            \
+                    __m256i ms = _mm256_setzero_si256();                                           \
+                    for (int t = 0; t < 16; t++)                                                   \
+                        ms = _mm256_add_epi32(                                                     \
+                            ms, _mm256_mullo_epi32(                                                \
+                                    _mm256_and_si256(                                              \
+                                        _mm256_srli_epi32(sw[t / 4], 8 * (t % 4) + 4), m15),       \
+                                    _mm256_set1_epi32(A[c]->bsums[t])));                           \
+                    x = _mm256_sub_ps(x, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(ms)));             \
+                }                                                                                  \
+                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_set1_ps(A[c]->d), x));         \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)c * os, acc[c]);               \
+    }
+LM__P8K23_N(lm__p8k2_n, 0, 32 + 32 * 4, 32)
+LM__P8K23_N(lm__p8k3_n, 1, 16 + 32 * 8, 16 + 32 * 24)
 
 /* A k-quant group block back into 8 blocks of bs bytes (the prefill kernels): the nh f16
  * fields to byte hoff of each block, the np pieces to loff, 8 at a time by 8x8 transposes */
@@ -394,6 +423,7 @@ LM__AVX2 LM__INLINE void lm__p8_unpack_x(const char *g, char *blk, size_t bs, in
 LM__P8K_X(lm__qdot_q4_K_x, lm__p8k4_n, lm_block_q4_K, 2, 0, 4, 35)
 LM__P8K_X(lm__qdot_q5_K_x, lm__p8k5_n, lm_block_q5_K, 2, 0, 4, 43)
 LM__P8K_X(lm__qdot_q2_K_x, lm__p8k2_n, lm_block_q2_K, 2, 80, 0, 20)
+LM__P8K_X(lm__qdot_q3_K_x, lm__p8k3_n, lm_block_q3_K, 1, 108, 0, 27)
 
 /* ---- q6_K: d (8 rows), then the pieces: ql (32), qh (16), scales (4). Ql piece c of half
  * h = c / 16 holds, for cc = c % 16, elements 128h + 4cc .. + 3 in its low nibbles (16-chunk
@@ -484,6 +514,7 @@ static void lm__p8_kernels(lm__cpu_kernels *k) {
     k->qdot_p8[LM_TYPE_Q5_1] = lm__qdot_q5_1_x_p8;
     k->qdot_p8[LM_TYPE_Q8_0] = lm__qdot_q8_0_x_p8;
     k->qdot_p8[LM_TYPE_Q2_K] = lm__qdot_q2_K_x_p8;
+    k->qdot_p8[LM_TYPE_Q3_K] = lm__qdot_q3_K_x_p8;
     k->qdot_p8[LM_TYPE_Q4_K] = lm__qdot_q4_K_x_p8;
     k->qdot_p8[LM_TYPE_Q5_K] = lm__qdot_q5_K_x_p8;
     k->qdot_p8[LM_TYPE_Q6_K] = lm__qdot_q6_K_x_p8;

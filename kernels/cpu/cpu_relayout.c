@@ -6,7 +6,7 @@
  * a parameter (w_block), so both layouts give the same bits.
  *
  * The packed layout (LM_LAYOUT_CPU_P8) goes one step further for the types whose level has
- * kernels for it (AVX2: q4_0, q4_1, q8_0; AVX-512 VNNI also q5_0, q5_1, q4_K, q5_K, q6_K): within a
+ * kernels for it (AVX2: q4_0, q4_1, q8_0; AVX-512 VNNI also q5_0, q5_1 and q2_K to q6_K): within a
  * group block the 8 rows' f16 scales come first and the rest of their blocks follows in 4-byte
  * pieces, row-interleaved, so that one widening load gives a vpdpwssd operand with rows 0-7
  * in its lanes and one load gives a scale (or a k-quant's packed scale word) of all 8 rows.
@@ -77,6 +77,9 @@ static bool lm__p8_geom(lm_type t, lm__p8_geom_t *g) {
         return true;
     case LM_TYPE_Q2_K: /* scales (4 pieces), qs (16); d, dmin last in the block */
         *g = (lm__p8_geom_t){2, 80, 80, 0};
+        return true;
+    case LM_TYPE_Q3_K: /* hmask (8 pieces), qs (16), scales (3); d last in the block */
+        *g = (lm__p8_geom_t){1, 108, 108, 0};
         return true;
     case LM_TYPE_Q4_K: /* d, dmin; then scales (3 pieces) and qs (32) */
         *g = (lm__p8_geom_t){2, 140, 0, 4};
