@@ -111,7 +111,8 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
     const int32_t last = j->pos[t0 + nt - 1];
     lm__attn_state st[LM__ATTN_TB * LM__ATTN_NH];
     float *kb = scr, *vb = kb + LM__ATTN_PT * D, *acc = vb + LM__ATTN_PT * D; /* nt x nh x D */
-    const size_t rb = lm_row_size(j->k->type, D); /* one cache row's bytes */
+    const size_t rbk = lm_row_size(j->k->type, D),
+                 rbv = lm_row_size(j->v->type, D); /* a row's bytes */
     for (int i = 0; i < nt * nh; i++) st[i] = (lm__attn_state){-INFINITY, 0.0f, acc + i * D};
     for (int64_t d = 0; d < nt * nh * D; d++) acc[d] = 0.0f;
     for (int32_t p0 = first; p0 <= last; p0 += LM__ATTN_PT) {
@@ -119,8 +120,8 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
         const void *k[LM__ATTN_PT], *v[LM__ATTN_PT];
         for (int i = 0; i < np; i++) {
             if (p0 + i + LM__ATTN_PT <= last) {
-                lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq, rb);
-                lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq, rb);
+                lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq, rbk);
+                lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq, rbv);
             }
             k[i] = lm__attn_row(j->k, kvh, p0 + i, seq, kb + i * D);
             v[i] = lm__attn_row(j->v, kvh, p0 + i, seq, vb + i * D);

@@ -262,7 +262,7 @@ LM__P8K45_N(lm__p8k5_n, 384, 128, 1)
  * and its 12 scale bytes (3). Qs piece c (h = c / 8, l = 4 (c % 8)) holds in bits 2k the
  * elements 128h + 32k + l .. + 3 (16-chunk 8h + 2k + l / 16); q3_K's third bit of them is bit
  * 4h + k of hmask piece c % 8, its level that minus 4, its scales 6-bit minus 32. The sums
- * stay far inside int32 (|isum| < 2^30), so the lanes need no flush. ---- */
+ * stay inside int32 (|isum| <= 2^30), so the lanes need no flush. ---- */
 
 /* q3_K's scale of chunk t (lm_q3_K_scale - 32) for the 8 rows: p[j] = scale bytes 4j .. */
 LM__AVX2 LM__INLINE __m256i lm__p8k3_scale(const __m256i *p, int t) {
