@@ -45,6 +45,10 @@ typedef struct {
     lm__mm_part part[LM__MM_PARTS];
 } lm__mm_job;
 
+static lm__mm_part lm__mm_part_of(const lm__cpu *c, const lm_tensor *w, const lm_tensor *dst) {
+    return (lm__mm_part){w, dst, c->kern->qdot[w->type], c->kern->qdot_p8[w->type], 0};
+}
+
 /* Quantize x columns [b, e) into c->act. */
 static void lm__mm_quantize_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__mm_job *j = ctx;
@@ -174,17 +178,8 @@ lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x
     lm__cpu *c = lm__cpu_ctx(be);
     LM_TRY(lm__mm_check(c, w, x, dst));
     const lm__qdot_fn qdot = c->kern->qdot[w->type];
-    lm__mm_job j = {c,
-                    w,
-                    x,
-                    dst,
-                    c->kern->fdot[w->type],
-                    0,
-                    0,
-                    0,
-                    0,
-                    1,
-                    {{w, dst, qdot, c->kern->qdot_p8[w->type], 0}}};
+    lm__mm_job j = {c, w, x, dst, c->kern->fdot[w->type], 0, 0, 0, 0, 1, {{0}}};
+    j.part[0] = lm__mm_part_of(c, w, dst);
     if (!qdot) {
         if (!j.fdot || w->layout != LM_LAYOUT_ROWS) /* the tables disagree: a bug, not input */
             return lm__error(LM_ERR_INVALID_ARG, "mul_mat: no kernel for W type %s",
@@ -211,8 +206,6 @@ lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, co
         return LM_OK;
     }
     lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}};
-    for (int i = 0; i < n; i++)
-        j.part[i] =
-            (lm__mm_part){w[i], dst[i], c->kern->qdot[w[i]->type], c->kern->qdot_p8[w[i]->type], 0};
+    for (int i = 0; i < n; i++) j.part[i] = lm__mm_part_of(c, w[i], dst[i]);
     return lm__mm_quantized(c, &j);
 }
