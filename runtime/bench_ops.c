@@ -28,6 +28,7 @@ typedef struct {
     float ff[256];
     lm_rope_params rope;
     lm_attn_params attn;
+    void *host; /* the host bytes of wrapped weights (lm__bop_weights) */
 } lm__bop;
 
 typedef struct {
@@ -51,24 +52,29 @@ static lm_status lm__bop_buf(lm__bop *b, size_t size, lm_buffer **out) {
     return LM_OK;
 }
 
-/* rows x n random values encoded as `type`, uploaded `copies` times `step` bytes apart. */
-static lm_status lm__bop_fill(lm__bop *b, lm_buffer *buf, lm_type type, int64_t n, int64_t rows,
-                              int copies, size_t step, lm__brng *r) {
-    const size_t rs = lm_row_size(type, n), bytes = rs * (size_t)rows;
+/* rows x n random values encoded as `type` into enc (rows x its row size) */
+static lm_status lm__bop_encode(lm_type type, int64_t n, int64_t rows, char *enc, lm__brng *r) {
+    const size_t rs = lm_row_size(type, n);
     float *x = LM_MALLOC((size_t)n * sizeof *x);
-    char *enc = LM_MALLOC(bytes ? bytes : 1);
-    if (!x || !enc) {
-        LM_FREE(x), LM_FREE(enc);
-        return lm__error(LM_ERR_NOMEM, "bench: cannot allocate %zu bytes of inputs", bytes);
-    }
+    if (!x) return lm__error(LM_ERR_NOMEM, "bench: cannot allocate %lld floats", (long long)n);
     for (int64_t i = 0; i < rows; i++) {
         for (int64_t j = 0; j < n; j++) x[j] = lm__brng_f(r);
         lm_quantize_row(type, x, enc + (size_t)i * rs, n);
     }
-    lm_status s = LM_OK;
+    LM_FREE(x);
+    return LM_OK;
+}
+
+/* rows x n random values encoded as `type`, uploaded `copies` times `step` bytes apart. */
+static lm_status lm__bop_fill(lm__bop *b, lm_buffer *buf, lm_type type, int64_t n, int64_t rows,
+                              int copies, size_t step, lm__brng *r) {
+    const size_t bytes = lm_row_size(type, n) * (size_t)rows;
+    char *enc = LM_MALLOC(bytes ? bytes : 1);
+    if (!enc) return lm__error(LM_ERR_NOMEM, "bench: cannot allocate %zu bytes of inputs", bytes);
+    lm_status s = lm__bop_encode(type, n, rows, enc, r);
     for (int i = 0; s == LM_OK && i < copies; i++)
         s = b->be->ops->upload(b->be, buf, (size_t)i * step, enc, bytes);
-    LM_FREE(x), LM_FREE(enc);
+    LM_FREE(enc);
     return s;
 }
 
@@ -107,6 +113,43 @@ static lm_status lm__bop_cold(lm__bop *b, lm_tensor *t, lm_type type, int64_t ne
     return lm__bop_fill(b, buf, type, ne0, ne1 * ne2 * ne3, b->n_copies, b->cold_step, r);
 }
 
+/* A cycled weight [K, N] as a model's: wrapped host bytes (the CPU backend's huge-page copy),
+ * each copy re-laid where the backend re-lays a model's weights, so that mul_mat and get_rows
+ * time the layout decode reads. Backends without weights_relayout: lm__bop_cold. */
+static lm_status lm__bop_weights(lm__bop *b, lm_tensor *t, lm_type type, int64_t K, int64_t N,
+                                 lm__brng *r) {
+    const lm_backend_ops *o = b->be->ops;
+    if (!o->weights_relayout || !o->buffer_wrap_host || b->n_bufs == LM__BOP_MAX_BUFS)
+        return lm__bop_cold(b, t, type, K, N, 1, 1, r);
+    const size_t bytes = lm_row_size(type, K) * (size_t)N,
+                 size = b->cold_step * (size_t)b->n_copies;
+    char *host = LM_MALLOC(size ? size : 1);
+    if (!host) return lm__error(LM_ERR_NOMEM, "bench: cannot allocate %zu bytes of weights", size);
+    lm_status s = lm__bop_encode(type, K, N, host, r);
+    for (int i = 1; s == LM_OK && i < b->n_copies; i++)
+        memcpy(host + (size_t)i * b->cold_step, host, bytes);
+    lm_buffer *buf = NULL;
+    if (s == LM_OK) s = o->buffer_wrap_host(b->be, host, size, &buf);
+    if (s != LM_OK) {
+        LM_FREE(host);
+        return s;
+    }
+    b->bufs[b->n_bufs++] = buf;
+    b->host = host; /* freed after the buffer */
+    lm_tensor_init(t, buf, 0, type, K, N, 1, 1);
+    lm_tensor *views = LM_MALLOC((size_t)b->n_copies * sizeof *views);
+    lm_tensor **pv = LM_MALLOC((size_t)b->n_copies * sizeof *pv);
+    s = views && pv ? LM_OK : lm__error(LM_ERR_NOMEM, "bench: out of memory");
+    for (int i = 0; s == LM_OK && i < b->n_copies; i++) {
+        views[i] = *t, views[i].offset = (size_t)i * b->cold_step;
+        pv[i] = &views[i];
+    }
+    if (s == LM_OK) s = o->weights_relayout(b->be, pv, b->n_copies);
+    if (s == LM_OK) t->layout = views[0].layout; /* every copy alike */
+    LM_FREE(views), LM_FREE(pv);
+    return s;
+}
+
 /* Token i of the batch: sequence i % S, the last tokens of a context of max(1, n_ctx - 7s)
  * positions (as op_cases.h defines it). */
 static void lm__bop_positions(const lm_op_case *c, int32_t *pos, int32_t *seq) {
@@ -133,14 +176,14 @@ static lm_status lm__bop_setup(lm__bop *b, size_t cold_bytes, lm__brng *r) {
     switch (c->op) {
     case LM_OP_MUL_MAT:
         lm__bop_copies(b, lm_row_size(c->type, K) * (size_t)N, cold_bytes);
-        T(lm__bop_cold(b, &b->t[0], c->type, K, N, 1, 1, r));
+        T(lm__bop_weights(b, &b->t[0], c->type, K, N, r));
         T(lm__bop_rand(b, &b->t[1], LM_TYPE_F32, K, M, 1, 1, r));
         T(lm__bop_rand(b, &b->t[2], LM_TYPE_F32, N, M, 1, 1, r));
         break;
     case LM_OP_GET_ROWS:
         lm__bop_copies(b, lm_row_size(c->type, K) * (size_t)N, cold_bytes);
         for (int64_t i = 0; i < M; i++) iv[i] = (int32_t)(lm__brng_u64(r) % (uint64_t)N);
-        T(lm__bop_cold(b, &b->t[0], c->type, K, N, 1, 1, r));
+        T(lm__bop_weights(b, &b->t[0], c->type, K, N, r));
         T(lm__bop_i32(b, &b->t[1], iv, M));
         T(lm__bop_rand(b, &b->t[2], LM_TYPE_F32, K, M, 1, 1, r));
         break;
@@ -208,6 +251,8 @@ static lm_status lm__bop_setup(lm__bop *b, size_t cold_bytes, lm__brng *r) {
 static void lm__bop_free(lm__bop *b) {
     for (int i = 0; i < b->n_bufs; i++) b->be->ops->buffer_free(b->be, b->bufs[i]);
     b->n_bufs = 0;
+    LM_FREE(b->host);
+    b->host = NULL;
 }
 
 /* One call of the case's op on copy `copy` of its cycled operands. */
