@@ -37,8 +37,7 @@ typedef struct lm_tensor {
 #define LM_LAYOUT_CPU_R8 1
 /* CPU: like LM_LAYOUT_CPU_R8, but each group block (the 8 rows' block b) is repacked for the
  * SIMD kernels: the 8 rows' f16 fields first, then the rest in 4-byte pieces, piece c of row r
- * at (8 c + r) x 4 (cpu_relayout.c). The types the backend's level has kernels for: q4_0,
- * q4_1, q8_0 (AVX2, AVX-512), q5_0, q5_1, q2_K to q6_K (AVX-512 VNNI). */
+ * at (8 c + r) x 4 (cpu_relayout.c), on the levels with kernels for it (x86). */
 #define LM_LAYOUT_CPU_P8 2
 
 /* Fill nb[] for a contiguous tensor of the given type and shape. */

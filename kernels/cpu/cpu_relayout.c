@@ -5,12 +5,12 @@
  * from 22-24 to 30-32 GB/s, the read probe's rate. The kernels take the block stride as
  * a parameter (w_block), so both layouts give the same bits.
  *
- * The packed layout (LM_LAYOUT_CPU_P8) goes one step further for the types whose level has
- * kernels for it (AVX2: q4_0, q4_1, q8_0; AVX-512 VNNI also q5_0, q5_1 and q2_K to q6_K): within a
- * group block the 8 rows' f16 scales come first and the rest of their blocks follows in 4-byte
- * pieces, row-interleaved, so that one widening load gives a vpdpwssd operand with rows 0-7
- * in its lanes and one load gives a scale (or a k-quant's packed scale word) of all 8 rows.
- * Decode then needs no horizontal sums and no gathers: 1.3-2.6x less work per weight byte.
+ * The packed layout (LM_LAYOUT_CPU_P8) goes one step further where the level has kernels for
+ * it (every quantized type on the x86 levels): within a group block the 8 rows' f16 scales
+ * come first and the rest of their blocks follows in 4-byte pieces, row-interleaved, so that
+ * one widening load gives a vpdpwssd (pmaddwd) operand with rows 0-7 in its lanes and one
+ * load gives a scale (or a k-quant's packed scale word) of all 8 rows. Decode then needs no
+ * horizontal sums and no gathers: 1.2-3x less work per weight byte.
  *
  * Only weights in the backend's own copy (huge pages, cpu_backend.c) are re-laid: the
  * file mapping is read-only and shared. LUMEN_WEIGHT_LAYOUT=rows keeps rows, =interleaved
