@@ -216,28 +216,43 @@ LM__AVX2 LM__INLINE void lm__p8_q8_0(const char *p, lm__pv *Z) {
     for (int c = 0; c < 8; c++) Z[c] = lm__pv_s8(p + 32 * c);
 }
 
-/* a full group (nr = 8) of the legacy types: 1-4 columns from registers, more through the
- * prefill kernels' pairs */
+/* a full group (nr = 8) of the legacy types: up to LM__P8L_DIRECT columns LM__P8L_STEP at a
+ * time from registers, more through the prefill kernels' pairs (AVX2's 16 registers hold the
+ * accumulators of fewer columns) */
+#ifndef LM__P8L_STEP
+#ifdef LM__VNNI
+#define LM__P8L_STEP   4
+#define LM__P8L_DIRECT 4
+#else /* AVX2 on Zen 4, columns 3 / 4 / 8 against interleaved: about equal / equal-7 % / -15 % */
+#define LM__P8L_STEP   3
+#define LM__P8L_DIRECT 3
+#endif
+#endif
 #define LM__P8_DISPATCH(name)                                                                      \
     LM__AVX2 static void name##_p8(const void *w, size_t ws, size_t wb, int nr, const void *va,    \
                                    size_t as, int nc, int64_t nb, float *out, size_t os) {         \
         (void)ws, (void)nr; /* a full group, always */                                             \
-        switch (nc) {                                                                              \
-        case 1:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 1);                                             \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 2);                                             \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 3);                                             \
-            break;                                                                                 \
-        case 4:                                                                                    \
-            name##_p8n(w, wb, va, as, nb, out, os, 4);                                             \
-            break;                                                                                 \
-        default:                                                                                   \
+        if (nc > LM__P8L_DIRECT) {                                                                 \
             name##_p8wide(w, wb, va, as, nc, nb, out, os);                                         \
-            break;                                                                                 \
+            return;                                                                                \
+        }                                                                                          \
+        for (int c0 = 0; c0 < nc; c0 += LM__P8L_STEP) {                                            \
+            const char *vc = (const char *)va + (size_t)c0 * as;                                   \
+            float *oc = out + (size_t)c0 * os;                                                     \
+            switch (nc - c0 < LM__P8L_STEP ? nc - c0 : LM__P8L_STEP) {                             \
+            case 1:                                                                                \
+                name##_p8n(w, wb, vc, as, nb, oc, os, 1);                                          \
+                break;                                                                             \
+            case 2:                                                                                \
+                name##_p8n(w, wb, vc, as, nb, oc, os, 2);                                          \
+                break;                                                                             \
+            case 3:                                                                                \
+                name##_p8n(w, wb, vc, as, nb, oc, os, 3);                                          \
+                break;                                                                             \
+            default:                                                                               \
+                name##_p8n(w, wb, vc, as, nb, oc, os, 4);                                          \
+                break;                                                                             \
+            }                                                                                      \
         }                                                                                          \
     }
 
@@ -583,17 +598,28 @@ LM__AVX2 LM__INLINE void lm__p8_unpack_x(const char *g, char *blk, size_t bs, in
             memcpy(blk + r * bs + loff + 4 * c0, pc + 32 * c0 + 4 * r, 4);
 }
 
-/* The k-quant dispatch: up to 16 columns 4 at a time from the packed bytes (the group stays
- * in L1 between them: per column as fast as the transposed kernels, which win past that) */
+/* The k-quant dispatch: up to LM__P8K_DIRECT columns LM__P8K_STEP at a time from the packed
+ * bytes (the group stays in L1 between them), more through the transposed kernels. AVX-512:
+ * 16 columns 4 at a time are per column as fast as the transposed kernels; AVX2's 16
+ * registers hold the accumulators of fewer columns. */
+#ifndef LM__P8K_STEP
+#ifdef LM__VNNI
+#define LM__P8K_STEP   4
+#define LM__P8K_DIRECT 16
+#else /* beyond 4 columns the transposed kernels win on AVX2 (8 columns: 3-8 % on Zen 4) */
+#define LM__P8K_STEP   2
+#define LM__P8K_DIRECT 4
+#endif
+#endif
 #define LM__P8K_X(name, N_FN, blk_t, NH, HOFF, LOFF, NP)                                           \
     LM__AVX2 static void name##_p8(const void *vw, size_t ws, size_t wb, int nr, const void *va,   \
                                    size_t as, int nc, int64_t nb, float *out, size_t os) {         \
         const char *w = vw;                                                                        \
         (void)ws, (void)nr; /* a full group, always */                                             \
-        for (int c0 = 0; nc <= 16 && c0 < nc; c0 += 4) {                                           \
+        for (int c0 = 0; nc <= LM__P8K_DIRECT && c0 < nc; c0 += LM__P8K_STEP) {                    \
             const char *vc = (const char *)va + (size_t)c0 * as;                                   \
             float *oc = out + (size_t)c0 * os;                                                     \
-            switch (nc - c0 < 4 ? nc - c0 : 4) {                                                   \
+            switch (nc - c0 < LM__P8K_STEP ? nc - c0 : LM__P8K_STEP) {                             \
             case 1:                                                                                \
                 N_FN(w, wb, vc, as, nb, oc, os, 1);                                                \
                 break;                                                                             \
@@ -608,7 +634,7 @@ LM__AVX2 LM__INLINE void lm__p8_unpack_x(const char *g, char *blk, size_t bs, in
                 break;                                                                             \
             }                                                                                      \
         }                                                                                          \
-        if (nc <= 16) return;                                                                      \
+        if (nc <= LM__P8K_DIRECT) return;                                                          \
         char blk[LM__MR * sizeof(blk_t)];                                                          \
         const char *rows[LM__MR];                                                                  \
         for (int r = 0; r < LM__MR; r++) rows[r] = blk + r * sizeof(blk_t);                        \
