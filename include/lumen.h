@@ -190,6 +190,9 @@ lm_status lm_decode(lm_context *ctx, const lm_batch *batch);
 const float *lm_get_logits(lm_context *ctx, int32_t i);
 /* Tokens currently cached for a sequence. */
 int32_t lm_kv_seq_len(const lm_context *ctx, int32_t seq_id);
+/* Bytes of KV cache one decode step reads for a sequence holding n_past positions: every
+ * layer's K and V rows the new token attends to (at most the window on sliding layers). */
+uint64_t lm_kv_read_bytes(const lm_context *ctx, int32_t n_past);
 /* Drop positions >= p0 of a sequence (p0 = 0 clears it). */
 lm_status lm_kv_seq_trim(lm_context *ctx, int32_t seq_id, int32_t p0);
 /* Copy the first n positions of sequence src into dst (prefix reuse). */

@@ -401,6 +401,20 @@ const float *lm_get_logits(lm_context *c, int32_t i) {
     return c->logits + (size_t)i * (size_t)c->model->hp.n_vocab;
 }
 
+uint64_t lm_kv_read_bytes(const lm_context *c, int32_t n_past) {
+    if (!c || n_past < 0) return 0;
+    const lm_hparams *hp = &c->model->hp;
+    uint64_t bytes = 0;
+    for (int il = 0; il < hp->n_layer; il++) {
+        int64_t n = (int64_t)n_past + 1;
+        if (lm_hparams_swa(hp, il) && n > hp->n_swa) n = hp->n_swa;
+        const lm_tensor *k = &c->k_cache[il], *v = &c->v_cache[il];
+        bytes += (uint64_t)n * (uint64_t)k->ne[1] *
+                 (lm_row_size(k->type, k->ne[0]) + lm_row_size(v->type, v->ne[0]));
+    }
+    return bytes;
+}
+
 int32_t lm_kv_seq_len(const lm_context *c, int32_t seq) {
     if (!c || seq < 0 || seq >= c->n_seq) return -1;
     return c->seq_len[seq];

@@ -233,7 +233,14 @@ static double weight_bytes(const char *path, double *size) {
     return tied ? all : all - embd + embd_row;
 }
 
-static void check_model_record(const jval *r, const char *model, int pp, int tg) {
+/* KV-cache bytes of one cached position over all layers: F16 K and V rows of every kv head */
+static double kv_bytes_per_position(void) {
+    const lm_tiny_spec sp = lm_tiny_default_spec();
+    const int hd = sp.head_dim ? sp.head_dim : sp.n_embd / sp.n_head;
+    return (double)sp.n_layer * sp.n_head_kv * 2.0 * hd * 2.0;
+}
+
+static void check_model_record(const jval *r, const char *model, int pp, int tg, int depth) {
     cr_assert_eq(r->t, J_OBJ);
     cr_expect_str_eq(jstr(r, "lumen_version"), LM_VERSION_STRING);
     cr_expect_str_eq(jstr(r, "model_file"), model);
@@ -245,11 +252,13 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg)
     cr_expect_eq(jnum(r, "peak_bandwidth_buffer_bytes"), 64 << 20);
     cr_expect_gt(jnum(r, "peak_bandwidth_gb_per_s"), 0);
     cr_expect_gt(jnum(r, "model_n_params"), 0);
-    char test[32];
-    snprintf(test, sizeof test, pp ? "pp%d" : "tg%d", pp ? pp : tg);
+    char test[48];
+    int k = snprintf(test, sizeof test, pp ? "pp%d" : "tg%d", pp ? pp : tg);
+    if (depth) snprintf(test + k, sizeof test - (size_t)k, " @ d%d", depth);
     cr_expect_str_eq(jstr(r, "test"), test);
     cr_expect_eq(jnum(r, "n_prompt"), pp);
     cr_expect_eq(jnum(r, "n_gen"), tg);
+    cr_expect_eq(jnum(r, "n_depth"), depth);
     cr_expect_eq(jnum(r, "n_reps"), 2);
 
     /* the mean and deviation are those of the samples; ms and tok/s describe the same reps */
@@ -280,12 +289,23 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg)
     if (pp) { /* bandwidth is a decode figure */
         jget(r, "bandwidth_gb_per_s", J_NULL);
         jget(r, "bandwidth_pct_of_peak", J_NULL);
+        jget(r, "kv_bytes_per_token", J_NULL);
+        jget(r, "bandwidth_kv_gb_per_s", J_NULL);
+        jget(r, "bandwidth_kv_pct_of_peak", J_NULL);
         return;
     }
     const double bw = jnum(r, "bandwidth_gb_per_s");
     expect_near(bw, wb * avg / 1e9, "bandwidth = weight bytes per token x tok/s");
     expect_near(jnum(r, "bandwidth_pct_of_peak"), 100 * bw / jnum(r, "peak_bandwidth_gb_per_s"),
                 "% of peak = bandwidth / probe");
+    /* the timed steps attend over depth + the 4-token prompt + i positions, and their own */
+    double kv = 0;
+    for (int i = 0; i < tg; i++) kv += (depth + 4 + i + 1) * kv_bytes_per_position();
+    expect_near(jnum(r, "kv_bytes_per_token"), kv / tg, "KV bytes = mean positions x row bytes");
+    const double bwkv = jnum(r, "bandwidth_kv_gb_per_s");
+    expect_near(bwkv, (wb + kv / tg) * avg / 1e9, "bandwidth +KV = (weights + KV) x tok/s");
+    expect_near(jnum(r, "bandwidth_kv_pct_of_peak"),
+                100 * bwkv / jnum(r, "peak_bandwidth_gb_per_s"), "% +KV = bandwidth +KV / probe");
 }
 
 Test(bench, json_records_are_complete_and_consistent) {
@@ -298,11 +318,51 @@ Test(bench, json_records_are_complete_and_consistent) {
         jval v = jparse_all(out);
         cr_assert_eq(v.t, J_ARR);
         cr_assert_eq(v.n, 2, "one record for pp16 and one for tg8: %s", out);
-        check_model_record(&v.items[0], models[k], 16, 0);
-        check_model_record(&v.items[1], models[k], 0, 8);
+        check_model_record(&v.items[0], models[k], 16, 0, 0);
+        check_model_record(&v.items[1], models[k], 0, 8, 0);
         jfree(&v);
         free(out);
     }
+}
+
+/* -d: each test again from a cache already holding that many positions, named as
+ * llama-bench names them, with the KV reads its steps add. */
+Test(bench, depth_runs_each_test_from_a_filled_cache) {
+    int rc;
+    char *out =
+        bench(&rc, true, "-m %s -p 16 -n 8 -d 0,24 -r 2 -t 2 -o json --probe-mib 64 -q", g_model);
+    cr_assert_eq(rc, 0, "%s", out);
+    jval v = jparse_all(out);
+    cr_assert_eq(v.n, 4, "pp16, tg8, pp16 @ d24, tg8 @ d24: %s", out);
+    check_model_record(&v.items[0], g_model, 16, 0, 0);
+    check_model_record(&v.items[1], g_model, 0, 8, 0);
+    check_model_record(&v.items[2], g_model, 16, 0, 24);
+    check_model_record(&v.items[3], g_model, 0, 8, 24);
+    jfree(&v);
+    free(out);
+    /* the context holds the depth and the longest test: past the model's training length
+     * bench refuses before it loads a cache */
+    const int train = lm_tiny_default_spec().n_ctx;
+    out = bench(&rc, false, "-m %s -p 0 -n 8 -d %d -r 1 -t 1 --probe-mib 64 -q", g_model, train);
+    cr_expect_neq(rc, 0, "%s", out);
+    char want[128];
+    snprintf(want, sizeof want, "needs %d positions", train + 12);
+    cr_expect(strstr(out, want) && strstr(out, "n_ctx_train"), "%s", out);
+    free(out);
+    out = bench(&rc, false, "-m %s -d x -q", g_model);
+    cr_expect_neq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "-d"), "%s", out);
+    free(out);
+}
+
+Test(bench, markdown_depth_columns) {
+    int rc;
+    char *out = bench(&rc, true, "-m %s -p 0 -n 4 -d 8 -r 1 -t 1 --probe-mib 64 -q", g_model);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "| GB/s +KV | % +KV |"), "%s", out);
+    cr_expect(strstr(out, "| tg4 @ d8 |"), "%s", out);
+    cr_expect(strstr(out, "+KV adds the KV-cache rows"), "%s", out);
+    free(out);
 }
 
 /* Lists of values give one record per (threads, test), threads outermost. */
@@ -339,8 +399,9 @@ Test(bench, csv_has_the_json_keys_as_header) {
     cr_assert_eq(rc, 0, "%s", out);
     const char *header =
         "lumen_version,model_file,model_desc,model_size_bytes,model_n_params,backend,device,"
-        "n_threads,test,n_prompt,n_gen,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
+        "n_threads,test,n_prompt,n_gen,n_depth,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
         "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
+        "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
         "peak_bandwidth_gb_per_s,peak_bandwidth_threads,peak_bandwidth_buffer_bytes\n";
     cr_assert(!strncmp(out, header, strlen(header)), "%s", out);
     int lines = 0, want = csv_fields(header, strlen(header) - 1);

@@ -96,6 +96,7 @@ static void model_fields(rec *w, const bench_record *r) {
     rec_s(w, "test", r->test);
     rec_i(w, "n_prompt", r->n_prompt);
     rec_i(w, "n_gen", r->n_gen);
+    rec_i(w, "n_depth", r->n_depth);
     rec_i(w, "n_reps", r->n_reps);
     rec_d(w, "avg_tok_per_s", r->avg_ts);
     rec_d(w, "sd_tok_per_s", r->sd_ts);
@@ -114,13 +115,18 @@ static void model_fields(rec *w, const bench_record *r) {
     rec_d(w, "bandwidth_gb_per_s", bw ? r->bw_bytes_s / 1e9 : NAN);
     rec_d(w, "bandwidth_pct_of_peak",
           bw && r->peak.bw_bytes_s > 0 ? 100 * r->bw_bytes_s / r->peak.bw_bytes_s : NAN);
+    rec_d(w, "kv_bytes_per_token", bw ? r->kv_bytes : NAN);
+    rec_d(w, "bandwidth_kv_gb_per_s", bw ? r->bw_kv_bytes_s / 1e9 : NAN);
+    rec_d(w, "bandwidth_kv_pct_of_peak",
+          bw && r->peak.bw_bytes_s > 0 ? 100 * r->bw_kv_bytes_s / r->peak.bw_bytes_s : NAN);
     peak_fields(w, &r->peak, false);
 }
 
 static const char *const model_keys =
     "lumen_version,model_file,model_desc,model_size_bytes,model_n_params,backend,device,"
-    "n_threads,test,n_prompt,n_gen,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
+    "n_threads,test,n_prompt,n_gen,n_depth,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
     "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
+    "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
     "peak_bandwidth_gb_per_s,peak_bandwidth_threads,peak_bandwidth_buffer_bytes";
 
 static void print_records(FILE *f, bench_format fmt, const void *recs, size_t size, int n,
@@ -149,10 +155,20 @@ static const char *human_bytes(double n, char *buf, size_t size) {
     return buf;
 }
 
+/* "GB/s" and "% of peak" cells of a decode bandwidth (empty for prefill) */
+static void bw_cells(const bench_record *r, double bytes_s, char *bw, char *pct, size_t size) {
+    bw[0] = pct[0] = '\0';
+    if (bytes_s < 0) return;
+    snprintf(bw, size, "%.2f", bytes_s / 1e9);
+    if (r->peak.bw_bytes_s > 0) snprintf(pct, size, "%.1f", 100 * bytes_s / r->peak.bw_bytes_s);
+}
+
 static void model_md(FILE *f, const bench_record *r, int n) {
     char b1[32], b2[32];
     int32_t last_threads = -1;
+    bool depth = false; /* then the KV cache's reads get columns of their own */
     for (int i = 0; i < n; i++) {
+        depth |= r[i].n_depth > 0;
         if (r[i].peak.n_threads == last_threads) continue;
         last_threads = r[i].peak.n_threads;
         fprintf(f, "memory bandwidth probe: %.2f GB/s (%d threads, best of 6 passes over %s)\n",
@@ -160,25 +176,28 @@ static void model_md(FILE *f, const bench_record *r, int n) {
                 human_bytes((double)r[i].peak.bw_buffer, b1, sizeof b1));
     }
     if (n > 0) fprintf(f, "device: %s\n\n", r[0].device);
-    fprintf(f, "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak |\n");
-    fprintf(f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    fprintf(f, "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak |%s\n",
+            depth ? " GB/s +KV | % +KV |" : "");
+    fprintf(f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |%s\n",
+            depth ? " ---: | ---: |" : "");
     for (int i = 0; i < n; i++) {
-        char bw[32] = "", pct[32] = "";
-        if (r[i].bw_bytes_s >= 0) {
-            snprintf(bw, sizeof bw, "%.2f", r[i].bw_bytes_s / 1e9);
-            if (r[i].peak.bw_bytes_s > 0)
-                snprintf(pct, sizeof pct, "%.1f", 100 * r[i].bw_bytes_s / r[i].peak.bw_bytes_s);
-        }
-        fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s |\n", r[i].model_desc,
+        char bw[32], pct[32], kbw[32], kpct[32];
+        bw_cells(&r[i], r[i].bw_bytes_s, bw, pct, sizeof bw);
+        bw_cells(&r[i], r[i].bw_kv_bytes_s, kbw, kpct, sizeof kbw);
+        fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s |", r[i].model_desc,
                 human_bytes((double)r[i].model_size, b1, sizeof b1), (double)r[i].n_params / 1e6,
                 r[i].backend, r[i].n_threads, r[i].test, r[i].avg_ts, r[i].sd_ts, bw, pct);
+        if (depth) fprintf(f, " %s | %s |", kbw, kpct);
+        fputc('\n', f);
     }
     if (n > 0)
         fprintf(f,
                 "\nGB/s (decode) = %s of weights read per token x tokens/s: every weight tensor "
                 "once, the token embedding as the output head when it is tied (else one row); "
-                "KV-cache reads not counted.\n",
-                human_bytes((double)r[0].weight_bytes_per_token, b2, sizeof b2));
+                "%s\n",
+                human_bytes((double)r[0].weight_bytes_per_token, b2, sizeof b2),
+                depth ? "+KV adds the KV-cache rows each step attends to."
+                      : "KV-cache reads not counted.");
 }
 
 void bench_print_model(FILE *f, bench_format fmt, const bench_record *r, int n) {

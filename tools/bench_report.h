@@ -18,7 +18,8 @@ typedef struct bench_peak {
     const char *isa;
 } bench_peak;
 
-/* One model test: pp<N> (prefill N tokens in one batch) or tg<N> (N single-token steps). */
+/* One model test: pp<N> (prefill N tokens in one batch) or tg<N> (N single-token steps),
+ * " @ d<D>" when it starts from D tokens already in the KV cache. */
 typedef struct bench_record {
     const char *model_file;
     char model_desc[128];
@@ -26,12 +27,14 @@ typedef struct bench_record {
     const char *backend;
     char device[256];
     int32_t n_threads;
-    char test[32];
-    int32_t n_prompt, n_gen, n_reps;
+    char test[48];
+    int32_t n_prompt, n_gen, n_depth, n_reps;
     double *samples; /* tokens/s of each repetition (n_reps) */
     double avg_ts, sd_ts, avg_ms, sd_ms;
     uint64_t weight_bytes_per_token;
-    double bw_bytes_s; /* tg: weight_bytes_per_token x avg_ts; pp: < 0 (not defined) */
+    double bw_bytes_s;    /* tg: weight_bytes_per_token x avg_ts; pp: < 0 (not defined) */
+    double kv_bytes;      /* tg: KV-cache bytes a timed step reads, their mean; pp: < 0 */
+    double bw_kv_bytes_s; /* tg: (weight_bytes_per_token + kv_bytes) x avg_ts; pp: < 0 */
     bench_peak peak;
 } bench_record;
 

@@ -29,7 +29,7 @@ typedef struct {
 typedef struct {
     const char *model, *backend, *ops_filter, *device;
     int32_t device_index; /* --device resolved; -1: the backend's default */
-    int_list pp, tg, threads;
+    int_list pp, tg, depth, threads;
     int32_t reps;
     bench_format fmt;
     bool ops, quiet;
@@ -50,6 +50,8 @@ static void bench_help(void) {
          "GGUF model (default: $LUMEN_MODEL, then models/" LM_DEFAULT_MODEL_FILE ")"},
         {"-p, --n-prompt N[,N..]", "prefill N tokens in one batch; 0 = skip (default 512)"},
         {"-n, --n-gen N[,N..]", "decode N tokens one at a time; 0 = skip (default 128)"},
+        {"-d, --n-depth N[,N..]",
+         "run each test after N tokens already in the KV cache (untimed prefill; default 0)"},
         {"-r, --repetitions N", "timed repetitions of each test (default 5)"},
         {"-t, --threads N[,N..]", "CPU threads (default: all cores)"},
         {"    --backend NAME", "compute backend (default cpu); compiled in: "},
@@ -65,8 +67,9 @@ static void bench_help(void) {
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("  %-28s %s%s\n", rows[i][0], rows[i][1],
                strstr(rows[i][0], "--backend") ? cli_backend_list() : "");
-    printf("\npp: the KV cache is cleared before each repetition. tg: a %d-token prompt, then\n"
-           "N timed steps of one token. Tokens are random ids, as in llama-bench.\n",
+    printf("\npp: the KV cache is cleared (then filled to the depth) before each repetition. tg:\n"
+           "a %d-token prompt, then N timed steps of one token. Tokens are random ids, as in\n"
+           "llama-bench; so are the depths' (-d 4096: pp512 @ d4096, tg128 @ d4096).\n",
            BENCH_TG_PROMPT);
 }
 
@@ -105,6 +108,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
     memset(o, 0, sizeof *o);
     o->pp = (int_list){{512}, 1};
     o->tg = (int_list){{128}, 1};
+    o->depth = (int_list){{0}, 1};
     o->reps = 5;
     o->ops_time = 0.25;
     *done = false;
@@ -124,9 +128,10 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
             continue;
         }
         static const char *with_value[] = {
-            "-m", "--model",       "-p",           "--n-prompt", "-n",         "--n-gen",
-            "-r", "--repetitions", "-t",           "--threads",  "--backend",  "--device",
-            "-o", "--output",      "--ops-filter", "--ops-time", "--probe-mib"};
+            "-m",       "--model",      "-p",         "--n-prompt", "-n",
+            "--n-gen",  "-d",           "--n-depth",  "-r",         "--repetitions",
+            "-t",       "--threads",    "--backend",  "--device",   "-o",
+            "--output", "--ops-filter", "--ops-time", "--probe-mib"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
@@ -140,6 +145,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
             if (parse_list(a, v, 0, 1 << 16, &o->pp)) return 1;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             if (parse_list(a, v, 0, 1 << 20, &o->tg)) return 1;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth")) {
+            if (parse_list(a, v, 0, 1 << 20, &o->depth)) return 1;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (parse_list(a, v, 1, 1024, &o->threads)) return 1;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
@@ -248,10 +255,15 @@ static void random_tokens(lm_token *t, int32_t n, int32_t n_vocab, uint64_t *sta
 }
 
 /* One repetition: tokens/s of a pp (n_prompt > 0) or tg test. */
-static lm_status run_rep(lm_context *ctx, const lm_model *m, int32_t pp, int32_t tg, lm_token *buf,
-                         uint64_t *rng, double *tok_s, double *ms) {
+static lm_status run_rep(lm_context *ctx, const lm_model *m, int32_t depth, int32_t pp, int32_t tg,
+                         lm_token *buf, uint64_t *rng, double *tok_s, double *ms) {
     const int32_t nv = lm_model_n_vocab(m);
     TRY(lm_kv_seq_trim(ctx, 0, 0));
+    if (depth > 0) { /* the cache the test starts from: filled, not timed */
+        random_tokens(buf, depth, nv, rng);
+        lm_batch b = lm_batch_simple(buf, depth);
+        TRY(lm_decode(ctx, &b));
+    }
     double t0, t1;
     if (pp > 0) {
         random_tokens(buf, pp, nv, rng);
@@ -285,29 +297,30 @@ typedef struct {
 
 /* Warm-up, then o->reps timed repetitions of one test into a new record. */
 static int run_test(bench_run *br, lm_context *ctx, const lm_model *m, const bench_record *proto,
-                    int32_t pp, int32_t tg) {
+                    int32_t depth, int32_t pp, int32_t tg) {
     const bench_opts *o = br->o;
     bench_record *r = &br->recs[br->n_recs];
     *r = *proto;
-    r->n_prompt = pp, r->n_gen = tg, r->n_reps = o->reps;
-    snprintf(r->test, sizeof r->test, pp > 0 ? "pp%d" : "tg%d", pp > 0 ? pp : tg);
+    r->n_prompt = pp, r->n_gen = tg, r->n_depth = depth, r->n_reps = o->reps;
+    int k = snprintf(r->test, sizeof r->test, pp > 0 ? "pp%d" : "tg%d", pp > 0 ? pp : tg);
+    if (depth > 0) snprintf(r->test + k, sizeof r->test - (size_t)k, " @ d%d", depth);
     r->samples = calloc((size_t)o->reps, sizeof *r->samples);
     double *ms = calloc((size_t)o->reps, sizeof *ms);
-    lm_token *buf = malloc((size_t)(pp + tg + BENCH_TG_PROMPT) * sizeof *buf);
+    lm_token *buf = malloc((size_t)(depth + pp + tg + BENCH_TG_PROMPT) * sizeof *buf);
     if (!r->samples || !ms || !buf) {
         free(r->samples), free(ms), free(buf);
         fprintf(stderr, "lumen bench: error: out of memory\n");
         return 1;
     }
-    uint64_t rng = 0x853c49e6748fea9bull ^ (uint64_t)(pp * 31 + tg);
+    uint64_t rng = 0x853c49e6748fea9bull ^ (uint64_t)(pp * 31 + tg) ^ ((uint64_t)depth << 32);
     double ts, t;
     /* warm-up: page in the weights, wake the threads (tg: a shorter run) */
-    lm_status s = run_rep(ctx, m, pp, pp > 0 ? 0 : (tg < 16 ? tg : 16), buf, &rng, &ts, &t);
+    lm_status s = run_rep(ctx, m, depth, pp, pp > 0 ? 0 : (tg < 16 ? tg : 16), buf, &rng, &ts, &t);
     for (int i = 0; s == LM_OK && i < o->reps; i++) {
         if (!o->quiet)
             cli_progress((double)br->step / br->n_steps, false, "%s, %d threads: rep %d of %d",
                          r->test, r->n_threads, i + 1, o->reps);
-        s = run_rep(ctx, m, pp, tg, buf, &rng, &r->samples[i], &ms[i]);
+        s = run_rep(ctx, m, depth, pp, tg, buf, &rng, &r->samples[i], &ms[i]);
         br->step++;
     }
     free(buf);
@@ -321,6 +334,14 @@ static int run_test(bench_run *br, lm_context *ctx, const lm_model *m, const ben
     mean_sd(ms, o->reps, &r->avg_ms, &r->sd_ms);
     free(ms);
     r->bw_bytes_s = tg > 0 ? (double)r->weight_bytes_per_token * r->avg_ts : -1;
+    r->kv_bytes = -1, r->bw_kv_bytes_s = -1;
+    if (tg > 0) { /* step i attends over depth + the prompt + i cached positions */
+        double kv = 0;
+        for (int32_t i = 0; i < tg; i++)
+            kv += (double)lm_kv_read_bytes(ctx, depth + BENCH_TG_PROMPT + i);
+        r->kv_bytes = kv / tg;
+        r->bw_kv_bytes_s = ((double)r->weight_bytes_per_token + r->kv_bytes) * r->avg_ts;
+    }
     br->n_recs++;
     return 0;
 }
@@ -346,9 +367,18 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
         cli_error(s);
         return 1;
     }
-    const int32_t max_pp = max_of(&o->pp), max_tg = max_of(&o->tg);
+    const int32_t max_pp = max_of(&o->pp), max_tg = max_of(&o->tg), max_d = max_of(&o->depth);
     lm_context_params cp = lm_context_default_params();
-    cp.n_ctx = max_pp > BENCH_TG_PROMPT + max_tg ? max_pp : BENCH_TG_PROMPT + max_tg;
+    cp.n_ctx = max_d + (max_pp > BENCH_TG_PROMPT + max_tg ? max_pp : BENCH_TG_PROMPT + max_tg);
+    const int32_t n_train = lm_model_n_ctx_train(m);
+    if (n_train > 0 && cp.n_ctx > n_train) { /* a model runs past its training length badly */
+        lm_model_free(m);
+        fprintf(stderr,
+                "lumen bench: error: the longest test needs %d positions (depth, prompt and "
+                "generated tokens); the model was trained for %d (n_ctx_train)\n",
+                cp.n_ctx, n_train);
+        return 1;
+    }
     cp.n_batch = max_pp > BENCH_TG_PROMPT ? max_pp : BENCH_TG_PROMPT;
     lm_context *ctx = NULL;
     s = lm_context_create(m, &cp, &ctx);
@@ -370,10 +400,12 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
     proto.n_threads = threads;
     model_weights(m, &proto.weight_bytes_per_token, &proto.n_params);
     int rc = 0;
-    for (int i = 0; !rc && i < o->pp.n; i++)
-        if (o->pp.v[i] > 0) rc = run_test(br, ctx, m, &proto, o->pp.v[i], 0);
-    for (int i = 0; !rc && i < o->tg.n; i++)
-        if (o->tg.v[i] > 0) rc = run_test(br, ctx, m, &proto, 0, o->tg.v[i]);
+    for (int d = 0; !rc && d < o->depth.n; d++) {
+        for (int i = 0; !rc && i < o->pp.n; i++)
+            if (o->pp.v[i] > 0) rc = run_test(br, ctx, m, &proto, o->depth.v[d], o->pp.v[i], 0);
+        for (int i = 0; !rc && i < o->tg.n; i++)
+            if (o->tg.v[i] > 0) rc = run_test(br, ctx, m, &proto, o->depth.v[d], 0, o->tg.v[i]);
+    }
     lm_context_free(ctx);
     lm_model_free(m);
     return rc;
@@ -390,7 +422,7 @@ static int bench_model(const bench_opts *o) {
     for (int i = 0; i < o->pp.n; i++) n_tests += o->pp.v[i] > 0;
     for (int i = 0; i < o->tg.n; i++) n_tests += o->tg.v[i] > 0;
     if (n_tests == 0) return bench_err("nothing to run: every -p and -n value is 0%s%s", "", "");
-    bench_run br = {.o = o, .cap = n_tests * o->threads.n};
+    bench_run br = {.o = o, .cap = n_tests * o->depth.n * o->threads.n};
     br.n_steps = br.cap * o->reps;
     br.recs = calloc((size_t)br.cap, sizeof *br.recs);
     if (!br.recs) return bench_err("out of memory%s%s", "", "");
