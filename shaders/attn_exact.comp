@@ -1,14 +1,15 @@
 #version 450
 // Causal GQA attention computed exactly as the CPU oracle (kernels/cpu/cpu_attention.c),
-// so results are bit-equal to it: per (token, head) one online-softmax pass over the
-// positions in order (running max m, sum l, output acc), each score the 16-lane dot of
-// lm__cpu_dot times scale, exp as glibc's expf (USE_F64: needs shaderFloat64). One
-// workgroup per (token, head); positions in tiles of 64: the scores of a tile are computed
-// in parallel (one position per invocation), the running max in order, the exps in
-// parallel, then every invocation runs the CPU's recurrence over the tile in order, each
-// updating its own dimensions of acc. Positions
-// outside [max(0, pos - window + 1), pos] are never read. (Soft-capping uses the shaders'
-// tanh, which is not glibc's: close, not bit-equal.)
+// so results are bit-equal to it. Per (token, head), the positions it sees in chunks of
+// 256 from multiples of 256, each from a fresh online-softmax state (max m, sum l, output
+// acc) merged in order into the total; in a chunk, tiles of 16 from multiples of 16: the
+// tile's scores (the 16-lane dot of lm__cpu_dot times scale), their max, one rescale when
+// it grows, then each position's weight (lm_exp_neg) added in order to l and, times its V
+// row, to acc. One workgroup per (token, head): the scores of 64 positions in parallel
+// (one per invocation), then every invocation runs the recurrence over them in order, each
+// updating its own dimensions of acc (and its own copy of m and l). Positions outside
+// [max(0, pos - window + 1), pos] are never read. (Soft-capping uses the shaders' tanh,
+// which is not glibc's: close, not bit-equal.)
 #extension GL_GOOGLE_include_directive : require
 #include "lm_common.glsl"
 
@@ -34,7 +35,7 @@ layout(push_constant) uniform PC {
 } pc;
 
 shared float qs[256];
-shared float sc[64], mx[64], cf[64], wt[64]; // scores, running max, rescale, weight
+shared float sc[64]; // the scores of four tiles
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
@@ -50,58 +51,74 @@ void main() {
         barrier();
         const uint kb = pc.k_off + kvh * pc.k_nb1 + uint(max(s, 0)) * pc.k_nb3;
         const uint vb = pc.v_off + kvh * pc.v_nb1 + uint(max(s, 0)) * pc.v_nb3;
-        float m = NEG_INF;
-        precise float l = 0.0;                               // no fusing across statements
-        precise float acc[4] = float[4](0.0, 0.0, 0.0, 0.0); // dims tid + 64 j
-        for (int p0 = lo; p0 <= hi; p0 += 64) {
-            const int pp = p0 + int(tid);
-            if (pp <= hi) { // the score of position pp: lm__cpu_dot(q, k) * scale
-                const uint kr = kb + uint(pp) * pc.k_nb2;
-                precise float a16[16];
-                for (uint j = 0u; j < 16u; j++) a16[j] = 0.0;
-                uint i = 0u;
-                for (; i + 16u <= pc.D; i += 16u) { // 16 elements lie in one q8_0 block
-                    const float sk = KV_SCALE(kc, kr, i);
-                    for (uint j = 0u; j < 16u; j++)
-                        a16[j] += qs[i + j] * KV_SCALED(kc, kr, i + j, sk);
+        float tm = NEG_INF;                                    // the merged total
+        precise float tl = 0.0;                                // no fusing across statements
+        precise float tacc[4] = float[4](0.0, 0.0, 0.0, 0.0); // dims tid + 64 j
+        for (int c = lo / 256; c <= hi / 256; c++) {
+            const int clo = max(lo, c * 256), chi = min(hi, c * 256 + 255);
+            float m = NEG_INF;
+            precise float l = 0.0;
+            precise float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
+            for (int g0 = clo - clo % 16; g0 <= chi; g0 += 64) { // four tiles
+                const int pp = g0 + int(tid);
+                if (pp >= clo && pp <= chi) { // the score of position pp: lm__cpu_dot(q, k) * scale
+                    const uint kr = kb + uint(pp) * pc.k_nb2;
+                    precise float a16[16];
+                    for (uint j = 0u; j < 16u; j++) a16[j] = 0.0;
+                    uint i = 0u;
+                    for (; i + 16u <= pc.D; i += 16u) { // 16 elements lie in one q8_0 block
+                        const float sk = KV_SCALE(kc, kr, i);
+                        for (uint j = 0u; j < 16u; j++)
+                            a16[j] += qs[i + j] * KV_SCALED(kc, kr, i + j, sk);
+                    }
+                    for (uint j = 0u; i + j < pc.D; j++) a16[j] += qs[i + j] * KV(kc, kr, i + j);
+                    for (uint w = 8u; w > 0u; w >>= 1)
+                        for (uint j = 0u; j < w; j++) a16[j] += a16[j + w];
+                    precise float x = a16[0] * pc.scale;
+                    if (pc.softcap > 0.0) x = pc.softcap * lm_tanh(x / pc.softcap);
+                    sc[tid] = x;
                 }
-                for (uint j = 0u; i + j < pc.D; j++) a16[j] += qs[i + j] * KV(kc, kr, i + j);
-                for (uint w = 8u; w > 0u; w >>= 1)
-                    for (uint j = 0u; j < w; j++) a16[j] += a16[j + w];
-                precise float x = a16[0] * pc.scale;
-                if (pc.softcap > 0.0) x = pc.softcap * lm_tanh(x / pc.softcap);
-                sc[tid] = x;
+                barrier();
+                for (int p0 = g0; p0 <= chi && p0 < g0 + 64; p0 += 16) { // tile by tile, as the CPU
+                    const int a = max(clo, p0), b = min(chi, p0 + 15);
+                    float mt = NEG_INF;
+                    for (int i = a; i <= b; i++) mt = sc[i - g0] > mt ? sc[i - g0] : mt;
+                    if (mt > m) {
+                        if (m != NEG_INF) {
+                            const float corr = lm_exp_neg(m - mt);
+                            l = l * corr;
+                            for (uint j = 0u; j < 4u; j++) acc[j] = acc[j] * corr;
+                        }
+                        m = mt;
+                    }
+                    for (int i = a; i <= b; i++) {
+                        const float w = lm_exp_neg(sc[i - g0] - m);
+                        l = l + w;
+                        const uint vr = vb + uint(i) * pc.v_nb2;
+                        for (uint j = 0u; j < 4u; j++) {
+                            const uint d = tid + 64u * j;
+                            if (d < pc.D) acc[j] += w * KV(vc, vr, d);
+                        }
+                    }
+                }
+                barrier(); // sc is rewritten by the next four tiles
             }
-            barrier();
-            const int n = min(64, hi - p0 + 1);
-            // the running max after each position, and the rescale factor where it grows
-            // (1 elsewhere: multiplying by 1 changes nothing, as not multiplying)
-            if (tid == 0u) {
-                float mm = m;
-                for (int i = 0; i < n; i++) {
-                    const float x = sc[i];
-                    cf[i] = x > mm ? lm_expf(mm - x) : 1.0;
-                    mm = x > mm ? x : mm;
-                    mx[i] = mm;
+            // merge the chunk into the total (lm__attn_merge)
+            if (m != NEG_INF) {
+                if (tm == NEG_INF) {
+                    tm = m, tl = l;
+                    for (uint j = 0u; j < 4u; j++) tacc[j] = acc[j];
+                } else {
+                    const float mm = m > tm ? m : tm;
+                    const float ca = lm_exp_neg(tm - mm), cb = lm_exp_neg(m - mm);
+                    tl = tl * ca + l * cb;
+                    for (uint j = 0u; j < 4u; j++) tacc[j] = tacc[j] * ca + acc[j] * cb;
+                    tm = mm;
                 }
             }
-            barrier();
-            if (int(tid) < n) wt[tid] = lm_expf(sc[tid] - mx[tid]); // the weights, in parallel
-            barrier();
-            for (int i = 0; i < n; i++) { // in position order, as the CPU
-                const float corr = cf[i], w = wt[i];
-                l = l * corr;
-                for (uint j = 0u; j < 4u; j++) acc[j] = acc[j] * corr;
-                l = l + w;
-                const uint vr = vb + uint(p0 + i) * pc.v_nb2;
-                for (uint j = 0u; j < 4u; j++) {
-                    const uint d = tid + 64u * j;
-                    if (d < pc.D) acc[j] += w * KV(vc, vr, d);
-                }
-            }
-            m = mx[n - 1];
-            barrier(); // sc is rewritten by the next tile
         }
+        const float l = tl;
+        precise float acc[4] = tacc;
         const float inv = l > 0.0 ? 1.0 / l : 0.0; // l >= 1 for a valid token
         for (uint j = 0u; j < 4u; j++) {
             const uint d = tid + 64u * j;

@@ -53,6 +53,28 @@ uint lm_f2bf(float f) {
     return ((x + (0x7fffu + ((x >> 16) & 1u))) >> 16) & 0xffffu;
 }
 
+// e^x for x <= 0 as the CPU's attention computes it (lm__exp_neg, kernels/cpu/
+// cpu_attention.c), bit for bit: the same float operations, one rounding each (precise),
+// constants by their bits. Below -87.33 0; a NaN stays NaN.
+float lm_exp_neg(float x) {
+    const float lo = uintBitsToFloat(0xc2aea8f6u); // -87.33
+    const float magic = uintBitsToFloat(0x4b400000u); // 1.5 x 2^23
+    precise float xc = x < lo ? lo : x;
+    precise float t = xc * uintBitsToFloat(0x3fb8aa3bu) + magic; // log2 e
+    precise float n = t - magic;
+    precise float r = (xc - n * uintBitsToFloat(0x3f318000u)) - n * uintBitsToFloat(0xb95e8083u);
+    precise float p = uintBitsToFloat(0x39500d01u);     // 1 / 5040
+    p = p * r + uintBitsToFloat(0x3ab60b61u);           // 1 / 720
+    p = p * r + uintBitsToFloat(0x3c088889u);           // 1 / 120
+    p = p * r + uintBitsToFloat(0x3d2aaaabu);           // 1 / 24
+    p = p * r + uintBitsToFloat(0x3e2aaaabu);           // 1 / 6
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    precise float y = p * uintBitsToFloat((floatBitsToUint(t) - 0x4b400000u + 127u) << 23);
+    return x < lo ? 0.0 : y;
+}
+
 // e^x in float, ~1 ulp on every device (GLSL's exp may be 3 + 2|x| ulp): Cody-Waite
 // reduction by ln 2 and a degree-6 polynomial (cephes expf).
 float lm_exp(float x) {

@@ -492,65 +492,71 @@ Test(matmul, float_kernels_every_level) {
     }
 }
 
-/* Attention's kernels at every level and length, bit for bit: fdot4 = four fdot[F32];
- * attn_pv (the P.V steps with the output in registers) = per step a *= c (skipped for a
- * factor of 1), then a += w v, one element at a time (this file has no contraction). Their
- * F16 forms on f16 rows = the float forms on the same rows converted. */
+/* Attention's kernels at every level, length and head count, bit for bit: attn_qk = a
+ * fdot[F32] per (head, row); attn_pv (the P.V steps with the outputs in registers) = per
+ * head and element, a += w v row after row (this file has no contraction). Their F16 forms
+ * on f16 rows = the float forms on the same rows converted. */
 Test(matmul, attention_kernels_every_level) {
     lm_test_rng r = {lm_test_seed()};
     lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
     const int nlv = levels(lv);
-    enum { N = 300, S = 9 };
-    static float v[S][N], a0[N], ref[N], out[N];
+    enum { N = 300, S = 16, NH = 8, SS = 17 };
+    static float v[S][N], q[NH][N], a0[NH][N], ref[NH][N], out[NH][N];
     static uint16_t h[S][N];
-    for (int rep = 0; rep < 30; rep++) {
+    for (int rep = 0; rep < 40; rep++) {
         const int64_t n = rep == 0 ? 64 : rep == 1 ? 256 : 1 + (int64_t)(lm_test_rng_u64(&r) % N);
         const int steps = 1 + (int)(lm_test_rng_u64(&r) % S);
-        const float *vp[S];
-        float c[S], w[S];
+        const int nh = 1 + (int)(lm_test_rng_u64(&r) % NH);
+        const float *vp[S], *qp[NH];
+        float *op[NH];
         const uint16_t *hp[S];
+        float w[NH * SS], s[NH * SS], s0[NH * SS];
         for (int j = 0; j < S; j++) {
             lm_test_fill_normal(&r, v[j], N, 1.0f), vp[j] = v[j], hp[j] = h[j];
             for (int i = 0; i < N; i++) /* rows that f16 holds exactly */
                 h[j][i] = lm_fp32_to_fp16(v[j][i]), v[j][i] = lm_fp16_to_fp32(h[j][i]);
         }
-        lm_test_fill_normal(&r, c, S, 1.0f), lm_test_fill_normal(&r, w, S, 1.0f);
-        for (int j = 0; j < S; j += 2) c[j] = 1.0f; /* steps that do not rescale */
-        lm_test_fill_normal(&r, a0, N, 1.0f);
+        for (int k = 0; k < NH; k++) {
+            lm_test_fill_normal(&r, q[k], N, 1.0f), lm_test_fill_normal(&r, a0[k], N, 1.0f);
+            qp[k] = q[k], op[k] = out[k];
+        }
+        lm_test_fill_normal(&r, w, NH * SS, 1.0f);
         const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
-        memcpy(ref, a0, sizeof a0);
-        for (int j = 0; j < steps; j++)
+        for (int k = 0; k < nh; k++) {
+            for (int j = 0; j < steps; j++) s0[k * SS + j] = ks->fdot[LM_TYPE_F32](vp[j], q[k], n);
             for (int64_t i = 0; i < n; i++) {
-                if (c[j] != 1.0f) ref[i] *= c[j];
-                ref[i] += w[j] * v[j][i];
+                ref[k][i] = a0[k][i];
+                for (int j = 0; j < steps; j++) ref[k][i] += w[k * SS + j] * v[j][i];
             }
+        }
         for (int l = 0; l < nlv; l++) {
             const lm__cpu_kernels *kl = lm__cpu_kernels_get(lv[l]);
-            float d4[4];
-            kl->fdot4(vp + 1, a0, n, d4);
-            for (int i = 0; i < 4; i++) {
-                const float d1 = kl->fdot[LM_TYPE_F32](vp[1 + i], a0, n),
-                            d0 = ks->fdot[LM_TYPE_F32](vp[1 + i], a0, n);
-                cr_assert(memcmp(&d4[i], &d1, 4) == 0 && memcmp(&d1, &d0, 4) == 0,
-                          "%s fdot4 n=%lld row %d: %.9g, fdot %.9g, scalar %.9g",
-                          lm__cpu_level_name(lv[l]), (long long)n, i, d4[i], d1, d0);
+            const char *name = lm__cpu_level_name(lv[l]);
+            for (int f16 = 0; f16 < 2; f16++) {
+                memset(s, 0, sizeof s);
+                if (f16)
+                    kl->attn_qk_f16(hp, steps, qp, nh, n, s, SS);
+                else
+                    kl->attn_qk(vp, steps, qp, nh, n, s, SS);
+                for (int k = 0; k < nh; k++)
+                    for (int j = 0; j < steps; j++)
+                        cr_assert(memcmp(&s[k * SS + j], &s0[k * SS + j], 4) == 0,
+                                  "%s attn_qk%s n=%lld heads=%d head %d row %d: %.9g != %.9g", name,
+                                  f16 ? "_f16" : "", (long long)n, nh, k, j, s[k * SS + j],
+                                  s0[k * SS + j]);
+                memcpy(out, a0, sizeof a0);
+                if (f16)
+                    kl->attn_pv_f16(op, hp, steps, w, SS, nh, n);
+                else
+                    kl->attn_pv(op, vp, steps, w, SS, nh, n);
+                for (int k = 0; k < nh; k++)
+                    cr_assert(memcmp(out[k], ref[k], (size_t)n * sizeof(float)) == 0,
+                              "%s attn_pv%s n=%lld steps=%d heads=%d: head %d differs", name,
+                              f16 ? "_f16" : "", (long long)n, steps, nh, k);
+                for (int k = nh; k < NH; k++) /* heads past nh untouched */
+                    cr_assert(memcmp(out[k], a0[k], sizeof a0[k]) == 0, "%s attn_pv head %d", name,
+                              k);
             }
-            kl->fdot4_f16(hp + 1, a0, n, d4);
-            for (int i = 0; i < 4; i++) {
-                const float d0 = ks->fdot[LM_TYPE_F32](vp[1 + i], a0, n);
-                cr_assert(memcmp(&d4[i], &d0, 4) == 0, "%s fdot4_f16 n=%lld row %d: %.9g != %.9g",
-                          lm__cpu_level_name(lv[l]), (long long)n, i, d4[i], d0);
-            }
-            memcpy(out, a0, sizeof a0);
-            kl->attn_pv(out, vp, c, w, steps, n);
-            cr_assert(memcmp(out, ref, (size_t)n * sizeof(float)) == 0,
-                      "%s attn_pv n=%lld steps=%d differs from scale + axpy",
-                      lm__cpu_level_name(lv[l]), (long long)n, steps);
-            memcpy(out, a0, sizeof a0);
-            kl->attn_pv_f16(out, hp, c, w, steps, n);
-            cr_assert(memcmp(out, ref, (size_t)n * sizeof(float)) == 0,
-                      "%s attn_pv_f16 n=%lld steps=%d differs", lm__cpu_level_name(lv[l]),
-                      (long long)n, steps);
         }
     }
 }

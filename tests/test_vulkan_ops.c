@@ -11,8 +11,9 @@
  *    order), kv_store, add, mul, scale, copy, argmax. Every product and sum is one IEEE
  *    rounding with no FMA (`precise`), so the results are the CPU's own.
  *  - on devices with shaderFloat64 (lavapipe), bit-equal too: rope (angles and sin/cos
- *    in double, rounded as the CPU's libm), swiglu and attention (glibc's expf computed in
- *    double, the CPU's summation orders; the flash kernel and soft-capping's tanh aside:
+ *    in double, rounded as the CPU's libm), swiglu (glibc's expf computed in double) and
+ *    attention (the CPU's float exp, chunks and summation orders; the flash kernel and
+ *    soft-capping's tanh aside:
  *    twice the table's tolerance); rms_norm to 1 ulp
  *    (2^-23 relative: its double sum of squares is added in another order, which can move
  *    the rounded float scale in rare cases).

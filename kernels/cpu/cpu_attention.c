@@ -1,6 +1,6 @@
 /* Causal GQA attention over the KV cache, flash style: per (token, head) one pass over the
- * cache positions with an online softmax (running max m, running sum l, running output
- * acc), so the score matrix is never materialised.
+ * cache positions, tile by tile, with an online softmax (running max m, running sum l,
+ * running output acc), so the score matrix is never materialised.
  * q F32 [head_dim, n_head, n_tok]; k_cache, v_cache [head_dim, n_kv_head, n_ctx, n_seq]
  * F16, F32 or Q8_0 (may be views: any nb[1..3]); pos, seq I32 [n_tok]; dst like q. A
  * cache row is converted to floats exactly (a Q8_0 value d * q, an f16 times an 8-bit
@@ -11,6 +11,7 @@
 #include "../../runtime/quant.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct {
     lm__cpu *c;
@@ -19,11 +20,19 @@ typedef struct {
     lm_attn_params p;
     int nh; /* heads per task: a divisor of the kv group size, <= LM__ATTN_NH */
     int tb; /* batch tokens per task, <= LM__ATTN_TB */
+    /* one decode token split by chunks: its first chunk, and the chunks' states, D + 2
+     * floats each (m, l, acc), [chunk][head] */
+    int32_t c0;
+    float *part;
 } lm__attn_job;
 
 #define LM__ATTN_TB 8 /* tokens per block: 8 x 4 heads x 256 floats of output stay in L2 */
 #define LM__ATTN_NH 8
-#define LM__ATTN_PT 8 /* cache positions per tile: their K and V rows stay in L1 */
+#define LM__ATTN_PT 16 /* cache positions per tile, from multiples of 16: K and V rows in L1 */
+/* A token's positions are taken in chunks of this many, from multiples of it, each from a
+ * fresh softmax state, and the chunks' states merged in order: a decode token's chunks
+ * can then run on different threads and give the same numbers as a batch token's. */
+#define LM__ATTN_CH 256
 
 /* Cache row (kv head h, position p, sequence s) for the kernels: F32 and F16 rows in place
  * (the F16 kernels convert as they read), Q8_0 rows converted (exactly) into buf. */
@@ -43,11 +52,12 @@ static const void *lm__attn_row(const lm_tensor *cache, int64_t h, int64_t p, in
 
 /* The cache rows of one position lie a head stride apart from the next position's, and
  * after a decode step streamed the weights they are no longer cached: fetch the next
- * tile's rows while this one is computed. */
+ * tile's rows while this one is computed, into L2 (prefetches into L1 fill its few miss
+ * buffers and stall: ctx 4096 decode, one thread, 632 -> 492 us). */
 static inline void lm__attn_prefetch(const lm_tensor *cache, int64_t h, int64_t p, int64_t s,
                                      size_t row_bytes) {
     const char *r = lm__cpu_row(cache, h, p, s);
-    for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(r + o);
+    for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(r + o, 0, 2);
 }
 
 /* The running state of one (token, head): max m, sum l, output acc. */
@@ -56,70 +66,129 @@ typedef struct {
     float *acc;
 } lm__attn_state;
 
-/* Cache positions [a, b] (k[i], v[i] the rows of position a + i) into the state of one
- * (token, head), in the order a token alone would do it, so neither blocking tokens nor
- * tiling positions changes a result. The scalar pass computes each score and the running
- * max and sum, and leaves per position the factor acc is rescaled by (1: none) and the
- * weight of its V row; attn_pv then applies them to acc in that order, in registers. */
-static void lm__attn_steps(const lm__attn_job *j, const float *q, const void *const *k,
-                           const void *const *v, int n, int64_t D, lm__attn_state *st) {
+/* e^x for x <= 0, within 2 units of its last place (1.7 at worst, all floats): Cody-Waite reduction
+ * by ln 2, a degree-7 Taylor polynomial on |r| <= ln2 / 2, 2^n by the exponent bits; below -87.33
+ * (under FLT_MIN) 0, a NaN stays NaN (through p). Branch-free float operations, so the compiler's
+ * vector form of a loop of them gives the same bits as one at a time (every level runs this same
+ * code). */
+static inline float lm__exp_neg(float x) {
+    const float xc = x < -87.33f ? -87.33f : x;
+    /* t's low mantissa bits hold n = round(xc / ln 2) (1.5 x 2^23 fixes the exponent) */
+    const float t = xc * 1.44269504088896341f + 12582912.0f;
+    const float n = t - 12582912.0f;
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f; /* ln 2 = hi + lo */
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t tb, eb;
+    memcpy(&tb, &t, 4);
+    eb = (tb - 0x4b400000u + 127u) << 23; /* 2^n; a NaN x gives a NaN p */
+    float e;
+    memcpy(&e, &eb, 4);
+    const float y = p * e;
+    return x < -87.33f ? 0.0f : y;
+}
+
+/* w[i] = e^(s[i] - m), the softmax weights of a tile (s[i] <= m) */
+static void lm__attn_weights(const float *s, float m, float *w, int n) {
+    for (int i = 0; i < n; i++) w[i] = lm__exp_neg(s[i] - m);
+}
+
+/* The visible positions of one tile, n rows k[i], v[i], into the states of the nh heads
+ * whose query rows are q[h]. A token's tiles are the cache's runs of LM__ATTN_PT positions
+ * from multiples of it, cut to the positions it sees, so neither blocking tokens nor the
+ * threads change a result. Per head: the scores, their max; when it grows, what the state
+ * holds is rescaled once (e^(s - m) <= 1 keeps exp in range); then each position's weight,
+ * summed in order, and the weighted V rows added by attn_pv, each row read once for all
+ * heads. */
+static void lm__attn_tile(const lm__attn_job *j, const float *const *q, const void *const *k,
+                          const void *const *v, int n, int64_t D, lm__attn_state *st, int nh) {
     const lm__cpu_kernels *kern = j->c->kern;
+    float s[LM__ATTN_NH * LM__ATTN_PT], w[LM__ATTN_NH * LM__ATTN_PT];
+    float *acc[LM__ATTN_NH];
     /* F16 rows are read in place, the others are floats (F32, converted Q8_0); K and V
      * may differ */
-    const bool f16 = j->k->type == LM_TYPE_F16, vf16 = j->v->type == LM_TYPE_F16;
-    float c[LM__ATTN_PT], w[LM__ATTN_PT], dot[LM__ATTN_PT];
-    /* lm__cpu_dot's order (the level's kernels; F16 and Q8_0 are converted exactly) */
-    int i = 0;
-    for (; i + 4 <= n; i += 4)
-        if (f16)
-            kern->fdot4_f16((const uint16_t *const *)(k + i), q, D, dot + i);
-        else
-            kern->fdot4((const float *const *)(k + i), q, D, dot + i);
-    for (; i < n; i++) dot[i] = kern->fdot[f16 ? LM_TYPE_F16 : LM_TYPE_F32](k[i], q, D);
-    for (i = 0; i < n; i++) {
-        float s = dot[i] * j->p.scale;
-        if (j->p.softcap > 0.0f) s = j->p.softcap * tanhf(s / j->p.softcap);
-        c[i] = 1.0f;
-        /* rescale what we have when the max grows; e^(s - m) <= 1 keeps exp in range */
-        if (s > st->m) {
-            c[i] = expf(st->m - s);
-            st->l *= c[i];
-            st->m = s;
-        }
-        w[i] = expf(s - st->m);
-        st->l += w[i];
-    }
-    if (vf16)
-        kern->attn_pv_f16(st->acc, (const uint16_t *const *)v, c, w, n, D);
+    if (j->k->type == LM_TYPE_F16)
+        kern->attn_qk_f16((const uint16_t *const *)k, n, q, nh, D, s, LM__ATTN_PT);
     else
-        kern->attn_pv(st->acc, (const float *const *)v, c, w, n, D);
+        kern->attn_qk((const float *const *)k, n, q, nh, D, s, LM__ATTN_PT);
+    for (int h = 0; h < nh; h++) {
+        lm__attn_state *x = &st[h];
+        float *sh = s + h * LM__ATTN_PT, *wh = w + h * LM__ATTN_PT, mt = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            float sc = sh[i] * j->p.scale;
+            if (j->p.softcap > 0.0f) sc = j->p.softcap * tanhf(sc / j->p.softcap);
+            sh[i] = sc;
+            if (sc > mt) mt = sc;
+        }
+        if (mt > x->m) {
+            if (x->m != -INFINITY) { /* else l and acc are still 0 */
+                const float c = lm__exp_neg(x->m - mt);
+                x->l *= c;
+                for (int64_t d = 0; d < D; d++) x->acc[d] *= c;
+            }
+            x->m = mt;
+        }
+        lm__attn_weights(sh, x->m, wh, n);
+        float l = x->l;
+        for (int i = 0; i < n; i++) l += wh[i];
+        x->l = l;
+        acc[h] = x->acc;
+    }
+    if (j->v->type == LM_TYPE_F16)
+        kern->attn_pv_f16(acc, (const uint16_t *const *)v, n, w, LM__ATTN_PT, nh, D);
+    else
+        kern->attn_pv(acc, (const float *const *)v, n, w, LM__ATTN_PT, nh, D);
 }
 
 static int32_t lm__attn_lo(const lm__attn_job *j, int32_t pos) {
     return j->p.window > 0 && pos - j->p.window + 1 > 0 ? pos - j->p.window + 1 : 0;
 }
 
-/* Tokens [t0, t0 + nt) x heads [h0, h0 + nh), all of one sequence at consecutive
- * positions (nt = 1 otherwise) and all reading kv head kvh: the K and V rows of a tile of
- * LM__ATTN_PT positions are read (Q8_0: converted) once for the whole block and stay in L1 while
- * every (token, head) of the block runs its online softmax over the tile's positions it sees. */
-static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0, int nh,
-                           float *scr) {
+/* tot <- the softmax state of tot's positions and then part's (flash decoding's merge) */
+static void lm__attn_merge(lm__attn_state *tot, const lm__attn_state *part, int64_t D) {
+    if (part->m == -INFINITY) return; /* saw nothing */
+    if (tot->m == -INFINITY) {        /* the merge with an empty state, exactly */
+        tot->m = part->m, tot->l = part->l;
+        memcpy(tot->acc, part->acc, (size_t)D * sizeof(float));
+        return;
+    }
+    const float m = part->m > tot->m ? part->m : tot->m;
+    const float ca = lm__exp_neg(tot->m - m), cb = lm__exp_neg(part->m - m);
+    tot->l = tot->l * ca + part->l * cb;
+    for (int64_t d = 0; d < D; d++) tot->acc[d] = tot->acc[d] * ca + part->acc[d] * cb;
+    tot->m = m;
+}
+
+static void lm__attn_fresh(lm__attn_state *st, int n, float *acc, int64_t D) {
+    for (int i = 0; i < n; i++) st[i] = (lm__attn_state){-INFINITY, 0.0f, acc + i * D};
+    memset(acc, 0, (size_t)n * (size_t)D * sizeof(float));
+}
+
+/* Positions [p_lo, p_hi] of one chunk (rows up to pf_hi prefetched) for tokens [t0, t0 + nt) x
+ * heads [h0, h0 + nh), all of one sequence at consecutive positions (nt = 1 otherwise) and all
+ * reading kv head kvh, into the states st: the K and V rows of a tile of LM__ATTN_PT positions are
+ * read (Q8_0: converted into kb, vb) once for the whole block and stay in L1 while every (token,
+ * head) of the block takes in the tile's positions it sees. */
+static void lm__attn_span(const lm__attn_job *j, int64_t t0, int nt, int64_t h0, int nh,
+                          int32_t p_lo, int32_t p_hi, int32_t pf_hi, lm__attn_state *st, float *kb,
+                          float *vb) {
     const int64_t D = j->q->ne[0];
     const int64_t kvh = h0 / (j->q->ne[1] / j->k->ne[1]);
-    const int32_t seq = j->seq[t0], first = lm__attn_lo(j, j->pos[t0]);
-    const int32_t last = j->pos[t0 + nt - 1];
-    lm__attn_state st[LM__ATTN_TB * LM__ATTN_NH];
-    float *kb = scr, *vb = kb + LM__ATTN_PT * D, *acc = vb + LM__ATTN_PT * D; /* nt x nh x D */
+    const int32_t seq = j->seq[t0];
     const size_t rbk = lm_row_size(j->k->type, D),
                  rbv = lm_row_size(j->v->type, D); /* a row's bytes */
-    for (int i = 0; i < nt * nh; i++) st[i] = (lm__attn_state){-INFINITY, 0.0f, acc + i * D};
-    for (int64_t d = 0; d < nt * nh * D; d++) acc[d] = 0.0f;
-    for (int32_t p0 = first; p0 <= last; p0 += LM__ATTN_PT) {
-        const int np = last - p0 + 1 < LM__ATTN_PT ? last - p0 + 1 : LM__ATTN_PT;
+    for (int32_t p0 = p_lo - p_lo % LM__ATTN_PT; p0 <= p_hi; p0 += LM__ATTN_PT) {
+        const int np = p_hi - p0 + 1 < LM__ATTN_PT ? p_hi - p0 + 1 : LM__ATTN_PT;
+        const int i0 = p0 < p_lo ? p_lo - p0 : 0;
         const void *k[LM__ATTN_PT], *v[LM__ATTN_PT];
-        for (int i = 0; i < np; i++) {
-            if (p0 + i + LM__ATTN_PT <= last) {
+        for (int i = i0; i < np; i++) {
+            if (p0 + i + LM__ATTN_PT <= pf_hi) { /* into the next chunk too */
                 lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq, rbk);
                 lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq, rbv);
             }
@@ -128,21 +197,45 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
         }
         for (int ti = 0; ti < nt; ti++) {
             const int32_t pos = j->pos[t0 + ti], lo = lm__attn_lo(j, pos);
-            const int32_t a = lo > p0 ? lo : p0, b = pos < p0 + np - 1 ? pos : p0 + np - 1;
+            const int32_t a = lo > p0 + i0 ? lo : p0 + i0,
+                          b = pos < p0 + np - 1 ? pos : p0 + np - 1;
             if (a > b) continue;
-            for (int i = 0; i < nh; i++) {
-                const float *q = (const float *)lm__cpu_row(j->q, h0 + i, t0 + ti, 0);
-                lm__attn_steps(j, q, k + (a - p0), v + (a - p0), b - a + 1, D, &st[ti * nh + i]);
-            }
+            const float *q[LM__ATTN_NH];
+            for (int i = 0; i < nh; i++)
+                q[i] = (const float *)lm__cpu_row(j->q, h0 + i, t0 + ti, 0);
+            lm__attn_tile(j, q, k + (a - p0), v + (a - p0), b - a + 1, D, &st[ti * nh], nh);
         }
     }
+}
+
+/* The tokens' outputs acc / l (l >= 1: the max term contributes e^0) */
+static void lm__attn_out(const lm__attn_job *j, int64_t t, int64_t h, const lm__attn_state *x) {
+    const int64_t D = j->q->ne[0];
+    float *out = (float *)lm__cpu_row(j->dst, h, t, 0);
+    const float inv = 1.0f / x->l;
+    for (int64_t d = 0; d < D; d++) out[d] = x->acc[d] * inv;
+}
+
+/* A block of tokens and heads (as lm__attn_span's) over all their positions, chunk by
+ * chunk. scr: two tiles of rows, then the running and the chunk states' outputs. */
+static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0, int nh,
+                           float *scr) {
+    const int64_t D = j->q->ne[0];
+    const int32_t first = lm__attn_lo(j, j->pos[t0]), last = j->pos[t0 + nt - 1];
+    lm__attn_state tot[LM__ATTN_TB * LM__ATTN_NH], st[LM__ATTN_TB * LM__ATTN_NH];
+    float *kb = scr, *vb = kb + LM__ATTN_PT * D, *acc = vb + LM__ATTN_PT * D;
+    lm__attn_fresh(tot, nt * nh, acc, D);
+    for (int32_t c = first / LM__ATTN_CH; c <= last / LM__ATTN_CH; c++) {
+        const int32_t lo = c * LM__ATTN_CH > first ? c * LM__ATTN_CH : first,
+                      hi = c * LM__ATTN_CH + LM__ATTN_CH - 1 < last
+                               ? c * LM__ATTN_CH + LM__ATTN_CH - 1
+                               : last;
+        lm__attn_fresh(st, nt * nh, acc + nt * nh * D, D);
+        lm__attn_span(j, t0, nt, h0, nh, lo, hi, last, st, kb, vb);
+        for (int i = 0; i < nt * nh; i++) lm__attn_merge(&tot[i], &st[i], D);
+    }
     for (int ti = 0; ti < nt; ti++)
-        for (int i = 0; i < nh; i++) {
-            const lm__attn_state *x = &st[ti * nh + i];
-            float *out = (float *)lm__cpu_row(j->dst, h0 + i, t0 + ti, 0);
-            const float inv = 1.0f / x->l; /* l >= 1: the max term contributes e^0 */
-            for (int64_t d = 0; d < D; d++) out[d] = x->acc[d] * inv;
-        }
+        for (int i = 0; i < nh; i++) lm__attn_out(j, t0 + ti, h0 + i, &tot[ti * nh + i]);
 }
 
 /* Tokens of [t0, t0 + n) from t0 on that share t0's sequence at consecutive positions. */
@@ -165,6 +258,53 @@ static void lm__attn_task(void *ctx, int64_t b, int64_t e, int ith) {
             lm__attn_block(j, t, nt, (i % runs) * j->nh, j->nh, scr);
             t += nt;
         }
+    }
+}
+
+/* One decode token, tasks (run of nh heads, chunk), a run's chunks in a row (the rows of the
+ * next are prefetched): each chunk's states into j->part */
+static void lm__attn_chunk_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__attn_job *j = ctx;
+    const int64_t D = j->q->ne[0], H = j->q->ne[1];
+    const int32_t first = lm__attn_lo(j, j->pos[0]), last = j->pos[0];
+    const int32_t chunks = last / LM__ATTN_CH - j->c0 + 1;
+    float *kb = lm__cpu_scratch(j->c, ith), *vb = kb + LM__ATTN_PT * D;
+    for (int64_t i = b; i < e; i++) {
+        const int32_t c = j->c0 + (int32_t)(i % chunks), h0 = (int32_t)(i / chunks) * j->nh;
+        const int32_t lo = c * LM__ATTN_CH > first ? c * LM__ATTN_CH : first,
+                      hi = c * LM__ATTN_CH + LM__ATTN_CH - 1 < last
+                               ? c * LM__ATTN_CH + LM__ATTN_CH - 1
+                               : last;
+        float *slot = j->part + (size_t)((c - j->c0) * H + h0) * (size_t)(D + 2);
+        lm__attn_state st[LM__ATTN_NH];
+        for (int h = 0; h < j->nh; h++) {
+            float *x = slot + (size_t)h * (size_t)(D + 2);
+            st[h] = (lm__attn_state){-INFINITY, 0.0f, x + 2};
+            memset(x + 2, 0, (size_t)D * sizeof(float));
+        }
+        lm__attn_span(j, 0, 1, h0, j->nh, lo, hi, last, st, kb, vb);
+        for (int h = 0; h < j->nh; h++) {
+            float *x = slot + (size_t)h * (size_t)(D + 2);
+            x[0] = st[h].m, x[1] = st[h].l;
+        }
+    }
+}
+
+/* Merge a decode token's chunk states in chunk order into its outputs: heads [b, e) */
+static void lm__attn_merge_task(void *ctx, int64_t b, int64_t e, int ith) {
+    const lm__attn_job *j = ctx;
+    const int64_t D = j->q->ne[0], H = j->q->ne[1];
+    const int32_t n = j->pos[0] / LM__ATTN_CH - j->c0 + 1;
+    float *acc = lm__cpu_scratch(j->c, ith);
+    for (int64_t h = b; h < e; h++) {
+        lm__attn_state tot;
+        lm__attn_fresh(&tot, 1, acc, D);
+        for (int32_t c = 0; c < n; c++) {
+            float *x = j->part + (size_t)(c * H + h) * (size_t)(D + 2);
+            const lm__attn_state part = {x[0], x[1], x + 2};
+            lm__attn_merge(&tot, &part, D);
+        }
+        lm__attn_out(j, 0, h, &tot);
     }
 }
 
@@ -220,8 +360,25 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
     while (nh > 1 && (group % nh != 0 || T * (H / nh) < want)) nh--;
     int64_t tb = LM__ATTN_TB;
     while (tb > 1 && ((T + tb - 1) / tb) * (H / nh) < want) tb /= 2;
-    LM_TRY(lm__cpu_reserve(c, (size_t)(tb * nh + 2 * LM__ATTN_PT) * (size_t)q->ne[0]));
-    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, (int)nh, (int)tb};
+    const int64_t D = q->ne[0];
+    LM_TRY(lm__cpu_reserve(c, (size_t)(2 * tb * nh + 2 * LM__ATTN_PT) * (size_t)D));
+    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, (int)nh, (int)tb, 0, NULL};
+    /* a decode token over more than one chunk: its chunks on the threads, then the merge */
+    j.c0 = lm__attn_lo(&j, ps[0]) / LM__ATTN_CH;
+    const int64_t chunks = ps[0] / LM__ATTN_CH - j.c0 + 1;
+    if (T == 1 && chunks > 1) {
+        const size_t need = (size_t)(chunks * H) * (size_t)(D + 2);
+        if (need > c->attn_part_size) {
+            float *np = LM_MALLOC(need * sizeof(float));
+            if (!np) return lm__error(LM_ERR_NOMEM, "attention: %zu floats of chunk states", need);
+            LM_FREE(c->attn_part);
+            c->attn_part = np, c->attn_part_size = need;
+        }
+        j.part = c->attn_part;
+        lm__pool_run(c->pool, lm__attn_chunk_task, &j, chunks * (H / nh));
+        lm__pool_run(c->pool, lm__attn_merge_task, &j, H);
+        return LM_OK;
+    }
     lm__pool_run(c->pool, lm__attn_task, &j, ((T + tb - 1) / tb) * (H / nh));
     return LM_OK;
 }

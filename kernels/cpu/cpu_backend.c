@@ -94,6 +94,7 @@ static void lm__cpu_destroy(lm_backend *be) {
     lm__pool_destroy(c->pool);
     LM_FREE(c->scratch);
     LM_FREE(c->act);
+    LM_FREE(c->attn_part);
     LM_FREE(c->rope_cs);
     LM_FREE(c->rope_pos);
     LM_FREE(c->rope_ff);

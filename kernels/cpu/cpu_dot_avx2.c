@@ -882,25 +882,53 @@ LM__FDOT_X(lm__fdot_f32_x, float, LM__LD_F32, LM__ID)
 LM__FDOT_X(lm__fdot_f16_x, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 
-#define LM__FDOT4_X(name, T, LOAD8, one)                                                           \
-    LM__AVX2 static void name(const T *const *w, const float *x, int64_t n, float *out) {          \
-        if (n % 16) { /* the tails: one at a time */                                               \
-            for (int r = 0; r < 4; r++) out[r] = one(w[r], x, n);                                  \
-            return;                                                                                \
-        }                                                                                          \
+/* Scores of one K row with HN (<= 4) query heads: its chunks converted once for all */
+#define LM__ATTN_QK_ROW(T, LOAD8)                                                                  \
+    LM__AVX2 LM__INLINE void lm__qk_row_##T(const T *k, const float *const *q, int64_t d,          \
+                                            float *s, int ss, const int HN) {                      \
         __m256 a[4][2];                                                                            \
-        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();                       \
-        for (int64_t i = 0; i < n; i += 16) {                                                      \
-            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);             \
-            for (int r = 0; r < 4; r++) {                                                          \
-                a[r][0] = _mm256_add_ps(a[r][0], _mm256_mul_ps(LOAD8(w[r] + i), x0));              \
-                a[r][1] = _mm256_add_ps(a[r][1], _mm256_mul_ps(LOAD8(w[r] + i + 8), x1));          \
+        for (int h = 0; h < HN; h++) a[h][0] = a[h][1] = _mm256_setzero_ps();                      \
+        for (int64_t i = 0; i < d; i += 16) {                                                      \
+            const __m256 k0 = LOAD8(k + i), k1 = LOAD8(k + i + 8);                                 \
+            for (int h = 0; h < HN; h++) {                                                         \
+                a[h][0] = _mm256_add_ps(a[h][0], _mm256_mul_ps(k0, _mm256_loadu_ps(q[h] + i)));    \
+                a[h][1] =                                                                          \
+                    _mm256_add_ps(a[h][1], _mm256_mul_ps(k1, _mm256_loadu_ps(q[h] + i + 8)));      \
             }                                                                                      \
         }                                                                                          \
-        for (int r = 0; r < 4; r++) out[r] = lm__tree16(a[r][0], a[r][1]);                         \
+        for (int h = 0; h < HN; h++) s[h * ss] = lm__tree16(a[h][0], a[h][1]);                     \
     }
-LM__FDOT4_X(lm__fdot4_x, float, LM__LD_F32, lm__fdot_f32_x)
-LM__FDOT4_X(lm__fdot4_f16_x, uint16_t, LM__LD_F16, lm__fdot_f16_x)
+#define LM__ATTN_QK_X(name, T, one)                                                                \
+    LM__AVX2 static void name(const T *const *k, int n, const float *const *q, int nh, int64_t d,  \
+                              float *s, int ss) {                                                  \
+        if (d % 16) { /* the tails: one dot at a time */                                           \
+            for (int h = 0; h < nh; h++)                                                           \
+                for (int j = 0; j < n; j++) s[h * ss + j] = one(k[j], q[h], d);                    \
+            return;                                                                                \
+        }                                                                                          \
+        for (int h0 = 0; h0 < nh; h0 += 4)                                                         \
+            for (int j = 0; j < n; j++) {                                                          \
+                float *o = s + h0 * ss + j;                                                        \
+                switch (nh - h0 < 4 ? nh - h0 : 4) {                                               \
+                case 1:                                                                            \
+                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 1);                                     \
+                    break;                                                                         \
+                case 2:                                                                            \
+                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 2);                                     \
+                    break;                                                                         \
+                case 3:                                                                            \
+                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 3);                                     \
+                    break;                                                                         \
+                default:                                                                           \
+                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 4);                                     \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+    }
+LM__ATTN_QK_ROW(float, LM__LD_F32)
+LM__ATTN_QK_ROW(uint16_t, LM__LD_F16)
+LM__ATTN_QK_X(lm__attn_qk_x, float, lm__fdot_f32_x)
+LM__ATTN_QK_X(lm__attn_qk_f16_x, uint16_t, lm__fdot_f16_x)
 
 /* vcvtps2ph rounds to nearest even as lm_fp32_to_fp16; NaN lanes take its canonical
  * sign | 0x7e00 (the instruction keeps payload bits) */
@@ -930,35 +958,67 @@ LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n
     for (; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
 }
 
-/* U x 8 lanes of a per step: independent chains hide the add latency (8 cover it) */
-#define LM__PV_CHUNK(U, LOAD8)                                                                     \
-    for (; i + 8 * (U) <= d; i += 8 * (U)) {                                                       \
-        __m256 x[U];                                                                               \
-        for (int u = 0; u < (U); u++) x[u] = _mm256_loadu_ps(a + i + 8 * u);                       \
+/* HN (<= 4) heads x U x 8 lanes of their outputs per step, each V chunk converted once for
+ * all heads: independent add chains hide the latency */
+#define LM__ATTN_PV_CHUNK(T, LOAD8)                                                                \
+    LM__AVX2 LM__INLINE void lm__pv_chunk_##T(float *const *a, const T *const *v, int n,           \
+                                              const float *w, int ws, int64_t i, const int HN,     \
+                                              const int U) {                                       \
+        __m256 x[4][2];                                                                            \
+        for (int h = 0; h < HN; h++)                                                               \
+            for (int u = 0; u < U; u++) x[h][u] = _mm256_loadu_ps(a[h] + i + 8 * u);               \
         for (int j = 0; j < n; j++) {                                                              \
-            const __m256 vw = _mm256_set1_ps(w[j]);                                                \
-            if (c[j] != 1.0f)                                                                      \
-                for (int u = 0; u < (U); u++) x[u] = _mm256_mul_ps(x[u], _mm256_set1_ps(c[j]));    \
-            for (int u = 0; u < (U); u++)                                                          \
-                x[u] = _mm256_add_ps(x[u], _mm256_mul_ps(vw, LOAD8(v[j] + i + 8 * u)));            \
-        }                                                                                          \
-        for (int u = 0; u < (U); u++) _mm256_storeu_ps(a + i + 8 * u, x[u]);                       \
-    }
-#define LM__ATTN_PV_X(name, T, LOAD8, conv)                                                        \
-    LM__AVX2 static void name(float *restrict a, const T *const *v, const float *c,                \
-                              const float *w, int n, int64_t d) {                                  \
-        int64_t i = 0;                                                                             \
-        LM__PV_CHUNK(8, LOAD8)                                                                     \
-        LM__PV_CHUNK(4, LOAD8)                                                                     \
-        LM__PV_CHUNK(1, LOAD8)                                                                     \
-        for (; i < d; i++)                                                                         \
-            for (int j = 0; j < n; j++) {                                                          \
-                if (c[j] != 1.0f) a[i] *= c[j];                                                    \
-                a[i] += w[j] * conv(v[j][i]);                                                      \
+            __m256 vv[2];                                                                          \
+            for (int u = 0; u < U; u++) vv[u] = LOAD8(v[j] + i + 8 * u);                           \
+            for (int h = 0; h < HN; h++) {                                                         \
+                const __m256 ww = _mm256_set1_ps(w[h * ws + j]);                                   \
+                for (int u = 0; u < U; u++)                                                        \
+                    x[h][u] = _mm256_add_ps(x[h][u], _mm256_mul_ps(ww, vv[u]));                    \
             }                                                                                      \
+        }                                                                                          \
+        for (int h = 0; h < HN; h++)                                                               \
+            for (int u = 0; u < U; u++) _mm256_storeu_ps(a[h] + i + 8 * u, x[h][u]);               \
+    }                                                                                              \
+    LM__AVX2 LM__INLINE void lm__pv_heads_##T(float *const *a, const T *const *v, int n,           \
+                                              const float *w, int ws, int64_t d, const int HN) {   \
+        int64_t i = 0;                                                                             \
+        for (; i + 16 <= d; i += 16) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 2);                   \
+        for (; i + 8 <= d; i += 8) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 1);                     \
+        for (; i < d; i++)                                                                         \
+            for (int h = 0; h < HN; h++)                                                           \
+                for (int j = 0; j < n; j++) a[h][i] += w[h * ws + j] * lm__pv_conv_##T(v[j][i]);   \
     }
-LM__ATTN_PV_X(lm__attn_pv_x, float, LM__LD_F32, LM__ID)
-LM__ATTN_PV_X(lm__attn_pv_f16_x, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
+LM__INLINE float lm__pv_conv_float(float x) {
+    return x;
+}
+LM__INLINE float lm__pv_conv_uint16_t(uint16_t x) {
+    return lm_fp16_to_fp32(x);
+}
+LM__ATTN_PV_CHUNK(float, LM__LD_F32)
+LM__ATTN_PV_CHUNK(uint16_t, LM__LD_F16)
+#define LM__ATTN_PV_X(name, T)                                                                     \
+    LM__AVX2 static void name(float *const *a, const T *const *v, int n, const float *w, int ws,   \
+                              int nh, int64_t d) {                                                 \
+        for (int h0 = 0; h0 < nh; h0 += 4) {                                                       \
+            const float *wh = w + h0 * ws;                                                         \
+            switch (nh - h0 < 4 ? nh - h0 : 4) {                                                   \
+            case 1:                                                                                \
+                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 1);                                      \
+                break;                                                                             \
+            case 2:                                                                                \
+                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 2);                                      \
+                break;                                                                             \
+            case 3:                                                                                \
+                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 3);                                      \
+                break;                                                                             \
+            default:                                                                               \
+                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 4);                                      \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }
+LM__ATTN_PV_X(lm__attn_pv_x, float)
+LM__ATTN_PV_X(lm__attn_pv_f16_x, uint16_t)
 
 /* ---- activation quantization: lm__quantize_16's operations, 8 lanes at a time ---- */
 
@@ -1029,9 +1089,9 @@ LM__AVX2 static void lm__quantize_q16k_x(const float *restrict x, lm__q16k *rest
 bool LM__KTABLE(lm__cpu_kernels *k) {
     lm__cpu_kernels_scalar(k);
     k->attn_pv = lm__attn_pv_x;
-    k->fdot4 = lm__fdot4_x;
+    k->attn_qk = lm__attn_qk_x;
     k->attn_pv_f16 = lm__attn_pv_f16_x;
-    k->fdot4_f16 = lm__fdot4_f16_x;
+    k->attn_qk_f16 = lm__attn_qk_f16_x;
     k->quantize_q16a = lm__quantize_q16a_x;
     k->quantize_q16k = lm__quantize_q16k_x;
     k->level = LM__KLEVEL;

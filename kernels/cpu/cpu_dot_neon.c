@@ -94,35 +94,38 @@ LM__FDOT_N(lm__n_fdot_f32, float, LM__LD_F32, LM__ID)
 LM__FDOT_N(lm__n_fdot_f16, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 LM__FDOT_N(lm__n_fdot_bf16, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 
-/* four of this level's float dots (the add chains of one already fill the pipes) */
-static void lm__n_fdot4(const float *const *w, const float *x, int64_t n, float *out) {
-    for (int r = 0; r < 4; r++) out[r] = lm__n_fdot_f32(w[r], x, n);
+/* attention's scores: this level's float dots (the add chains of one already fill the
+ * pipes) */
+static void lm__n_attn_qk(const float *const *k, int n, const float *const *q, int nh, int64_t d,
+                          float *s, int ss) {
+    for (int h = 0; h < nh; h++)
+        for (int j = 0; j < n; j++) s[h * ss + j] = lm__n_fdot_f32(k[j], q[h], d);
 }
-static void lm__n_fdot4_f16(const uint16_t *const *w, const float *x, int64_t n, float *out) {
-    for (int r = 0; r < 4; r++) out[r] = lm__n_fdot_f16(w[r], x, n);
+static void lm__n_attn_qk_f16(const uint16_t *const *k, int n, const float *const *q, int nh,
+                              int64_t d, float *s, int ss) {
+    for (int h = 0; h < nh; h++)
+        for (int j = 0; j < n; j++) s[h * ss + j] = lm__n_fdot_f16(k[j], q[h], d);
 }
 
-/* lm__attn_pv's steps, 4 x 4 lanes at a time (vmulq + vaddq, never fmla) */
+/* lm__attn_pv's steps, head by head, 4 x 4 lanes at a time (vmulq + vaddq, never fmla) */
 #define LM__ATTN_PV_N(name, T, LOAD4, conv)                                                        \
-    static void name(float *restrict a, const T *const *v, const float *c, const float *w, int n,  \
+    static void name(float *const *a, const T *const *v, int n, const float *w, int ws, int nh,    \
                      int64_t d) {                                                                  \
-        int64_t i = 0;                                                                             \
-        for (; i + 16 <= d; i += 16) {                                                             \
-            float32x4_t x[4];                                                                      \
-            for (int u = 0; u < 4; u++) x[u] = vld1q_f32(a + i + 4 * u);                           \
-            for (int j = 0; j < n; j++) {                                                          \
-                if (c[j] != 1.0f)                                                                  \
-                    for (int u = 0; u < 4; u++) x[u] = vmulq_n_f32(x[u], c[j]);                    \
-                for (int u = 0; u < 4; u++)                                                        \
-                    x[u] = vaddq_f32(x[u], vmulq_n_f32(LOAD4(v[j] + i + 4 * u), w[j]));            \
+        for (int h = 0; h < nh; h++) {                                                             \
+            float *ah = a[h];                                                                      \
+            const float *wh = w + h * ws;                                                          \
+            int64_t i = 0;                                                                         \
+            for (; i + 16 <= d; i += 16) {                                                         \
+                float32x4_t x[4];                                                                  \
+                for (int u = 0; u < 4; u++) x[u] = vld1q_f32(ah + i + 4 * u);                      \
+                for (int j = 0; j < n; j++)                                                        \
+                    for (int u = 0; u < 4; u++)                                                    \
+                        x[u] = vaddq_f32(x[u], vmulq_n_f32(LOAD4(v[j] + i + 4 * u), wh[j]));       \
+                for (int u = 0; u < 4; u++) vst1q_f32(ah + i + 4 * u, x[u]);                       \
             }                                                                                      \
-            for (int u = 0; u < 4; u++) vst1q_f32(a + i + 4 * u, x[u]);                            \
+            for (; i < d; i++)                                                                     \
+                for (int j = 0; j < n; j++) ah[i] += wh[j] * conv(v[j][i]);                        \
         }                                                                                          \
-        for (; i < d; i++)                                                                         \
-            for (int j = 0; j < n; j++) {                                                          \
-                if (c[j] != 1.0f) a[i] *= c[j];                                                    \
-                a[i] += w[j] * conv(v[j][i]);                                                      \
-            }                                                                                      \
     }
 LM__ATTN_PV_N(lm__n_attn_pv, float, LM__LD_F32, LM__ID)
 LM__ATTN_PV_N(lm__n_attn_pv_f16, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
@@ -476,9 +479,9 @@ bool lm__cpu_kernels_neon(lm__cpu_kernels *k) {
     k->fdot[LM_TYPE_BF16] = lm__n_fdot_bf16;
     k->f16_to_f32 = lm__n_f16_to_f32;
     k->attn_pv = lm__n_attn_pv;
-    k->fdot4 = lm__n_fdot4;
+    k->attn_qk = lm__n_attn_qk;
     k->attn_pv_f16 = lm__n_attn_pv_f16;
-    k->fdot4_f16 = lm__n_fdot4_f16;
+    k->attn_qk_f16 = lm__n_attn_qk_f16;
     k->quantize_q16a = lm__n_quantize_q16a;
     k->quantize_q16k = lm__n_quantize_q16k;
     return true;

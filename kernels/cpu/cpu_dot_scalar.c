@@ -336,24 +336,26 @@ static void lm__glu(int gelu, const float *x, const float *u, float *y, int64_t 
         for (int64_t i = 0; i < n; i++) y[i] = lm__silu(x[i]) * u[i];
 }
 
-static void lm__fdot4(const float *const *w, const float *x, int64_t n, float *out) {
-    for (int i = 0; i < 4; i++) out[i] = lm__cpu_dot(w[i], x, n);
+static void lm__attn_qk(const float *const *k, int n, const float *const *q, int nh, int64_t d,
+                        float *s, int ss) {
+    for (int h = 0; h < nh; h++)
+        for (int j = 0; j < n; j++) s[h * ss + j] = lm__cpu_dot(k[j], q[h], d);
 }
-static void lm__fdot4_f16(const uint16_t *const *w, const float *x, int64_t n, float *out) {
-    for (int i = 0; i < 4; i++) out[i] = lm__fdot_f16(w[i], x, n);
+static void lm__attn_qk_f16(const uint16_t *const *k, int n, const float *const *q, int nh,
+                            int64_t d, float *s, int ss) {
+    for (int h = 0; h < nh; h++)
+        for (int j = 0; j < n; j++) s[h * ss + j] = lm__fdot_f16(k[j], q[h], d);
 }
 
 #define LM__ATTN_PV(name, T, conv)                                                                 \
-    static void name(float *restrict a, const T *const *v, const float *c, const float *w, int n,  \
+    static void name(float *const *a, const T *const *v, int n, const float *w, int ws, int nh,    \
                      int64_t d) {                                                                  \
-        for (int64_t i = 0; i < d; i++) {                                                          \
-            float x = a[i];                                                                        \
-            for (int j = 0; j < n; j++) {                                                          \
-                if (c[j] != 1.0f) x *= c[j];                                                       \
-                x += w[j] * conv(v[j][i]);                                                         \
+        for (int h = 0; h < nh; h++)                                                               \
+            for (int64_t i = 0; i < d; i++) {                                                      \
+                float x = a[h][i];                                                                 \
+                for (int j = 0; j < n; j++) x += w[h * ws + j] * conv(v[j][i]);                    \
+                a[h][i] = x;                                                                       \
             }                                                                                      \
-            a[i] = x;                                                                              \
-        }                                                                                          \
     }
 #define LM__SAME(v) (v)
 LM__ATTN_PV(lm__attn_pv, float, LM__SAME)
@@ -378,9 +380,9 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->f16_to_f32 = lm__f16_to_f32;
     k->f32_to_f16 = lm__f32_to_f16;
     k->attn_pv = lm__attn_pv;
-    k->fdot4 = lm__fdot4;
+    k->attn_qk = lm__attn_qk;
     k->attn_pv_f16 = lm__attn_pv_f16;
-    k->fdot4_f16 = lm__fdot4_f16;
+    k->attn_qk_f16 = lm__attn_qk_f16;
     k->glu = lm__glu;
     k->quantize_q16a = lm__quantize_q16a;
     k->quantize_q16k = lm__quantize_q16k;

@@ -31,6 +31,8 @@ typedef struct lm__cpu {
     size_t scratch_stride; /* floats per thread, a multiple of 16 (one cache line) */
     void *act;             /* mul_mat's quantized activations (grows, never shrinks) */
     size_t act_size;
+    float *attn_part; /* decode attention's per-chunk states (grows, never shrinks) */
+    size_t attn_part_size;
     /* rope's cos/sin table of the last call: [n_tok][n_rot / 2] pairs, valid for rope_key
      * and these positions (every layer of a forward pass rotates the same positions) */
     float *rope_cs;
@@ -156,18 +158,20 @@ typedef struct lm__cpu_kernels_s {
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n); /* exact */
     /* lm_fp32_to_fp16 bit for bit (round to nearest even; a NaN becomes sign | 0x7e00) */
     void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
-    /* out[i] = fdot[F32](w[i], x, n) for i < 4: four dots interleaved so that their add
-     * chains overlap (attention's scores) */
-    void (*fdot4)(const float *const *w, const float *x, int64_t n, float *out);
-    /* attention's P.V steps, for j < n in order: a[i] *= c[j] (skipped when c[j] == 1), then
-     * a[i] += w[j] * v[j][i], each product and sum rounded on its own, a kept in registers */
-    void (*attn_pv)(float *restrict a, const float *const *v, const float *c, const float *w, int n,
+    /* attention's scores: s[h * ss + j] = fdot[F32](k[j], q[h], d) for h < nh, j < n, bit
+     * for bit, each K row read once for the nh (<= 8) query heads of its kv group */
+    void (*attn_qk)(const float *const *k, int n, const float *const *q, int nh, int64_t d,
+                    float *s, int ss);
+    /* attention's P.V steps: for h < nh, i < d, then j < n in order,
+     * a[h][i] += w[h * ws + j] * v[j][i], each product and sum rounded on its own */
+    void (*attn_pv)(float *const *a, const float *const *v, int n, const float *w, int ws, int nh,
                     int64_t d);
     /* the same two on F16 rows, converted exactly as they are read (attention's F16 cache):
-     * the results of fdot4 and attn_pv on the converted rows, bit for bit */
-    void (*fdot4_f16)(const uint16_t *const *w, const float *x, int64_t n, float *out);
-    void (*attn_pv_f16)(float *restrict a, const uint16_t *const *v, const float *c, const float *w,
-                        int n, int64_t d);
+     * the results of attn_qk and attn_pv on the converted rows, bit for bit */
+    void (*attn_qk_f16)(const uint16_t *const *k, int n, const float *const *q, int nh, int64_t d,
+                        float *s, int ss);
+    void (*attn_pv_f16)(float *const *a, const uint16_t *const *v, int n, const float *w, int ws,
+                        int nh, int64_t d);
     /* lm__quantize_q16a / q16k, bit for bit */
     void (*quantize_q16a)(const float *restrict x, lm__q16a *restrict y, int64_t n);
     void (*quantize_q16k)(const float *restrict x, lm__q16k *restrict y, int64_t n);

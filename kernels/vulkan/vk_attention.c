@@ -1,7 +1,8 @@
 /* Attention over the KV cache. Two kernels:
  *  - attn_exact.comp (devices with shaderFloat64, the default): the CPU oracle's
- *    computation step for step (scores in its summation order, glibc's expf, positions
- *    in order), so results are bit-equal to it; one workgroup per (token, head).
+ *    computation step for step (scores in its summation order, its chunks of 256 and
+ *    tiles of 16 positions, its float exp), so results are bit-equal to it; one workgroup
+ *    per (token, head).
  *  - attention.comp (flash: tiles of 64 positions with an online softmax; devices without
  *    doubles, or LUMEN_VULKAN_ATTENTION=flash): for few tokens over a long cache (decode)
  *    the positions are split into chunks whose partial results attn_combine.comp merges,

@@ -1,7 +1,7 @@
 /* The NEON kernel table against the scalar oracle, bit for bit, on AArch64 (run under
  * qemu-aarch64 by scripts/check_neon.sh; no Criterion there). Every kernel gets fresh
  * random inputs (the seed is printed; LUMEN_TEST_SEED=<seed> or argv[1] replays it):
- * activation quantization, half -> float on all 65536 halves, the float dots, fdot4,
+ * activation quantization, half -> float on all 65536 halves, the float dots, attn_qk,
  * attn_pv (and their F16 forms), and the quantized dots of all ten weight types on odd shapes
  * (nr 1..8, nc 1, 3, 17, 64, several blocks), with quantized and with raw random weight bytes.
  * Outputs are compared as bits, including what lies between the rows a call may write (sentinels),
@@ -181,8 +181,8 @@ static void check_float_ops(void) {
     char what[96];
     for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
         const int64_t n = ns[k];
-        float *w = xmalloc((size_t)n * 4), *x = xmalloc((size_t)n * 4), *a = xmalloc((size_t)n * 4),
-              *b = xmalloc((size_t)n * 4);
+        float *w = xmalloc((size_t)n * 4), *x = xmalloc((size_t)n * 4),
+              *a = xmalloc((size_t)n * 12), *b = xmalloc((size_t)n * 12);
         uint16_t *h = xmalloc((size_t)n * 2);
         fill_normal(w, (size_t)n, 1);
         fill_normal(x, (size_t)n, 1 + 10 * uni());
@@ -197,37 +197,39 @@ static void check_float_ops(void) {
             same_floats(&r0, &r1, 1, what);
         }
         memcpy(a, w, (size_t)n * 4), memcpy(b, w, (size_t)n * 4);
-        /* attention's P.V steps: x's rotations as V rows, every other factor 1 (no rescale) */
-        const float *v[5] = {x, w, x, w, x};
-        float cs[5], ws[5];
-        for (int j = 0; j < 5; j++) cs[j] = j % 2 ? 1.0f : uni(), ws[j] = uni();
-        float d4[4], d1[4];
-        g_neon.fdot4(v, w, n, d4);
-        for (int j = 0; j < 4; j++) d1[j] = g_ref.fdot[LM_TYPE_F32](v[j], w, n);
-        if (g_neon.fdot4 == g_ref.fdot4) {
-            printf("MISMATCH fdot4: the NEON table holds the scalar kernel\n");
-            exit(1);
-        }
-        snprintf(what, sizeof what, "fdot4 (n %lld)", (long long)n);
-        same_floats(d4, d1, 4, what);
-        g_neon.attn_pv(a, v, cs, ws, 5, n);
-        g_ref.attn_pv(b, v, cs, ws, 5, n);
+        /* attention's scores and P.V steps, 3 heads: x's rotations as K / V rows, a and b
+         * (w's copies) and x as the outputs; then the F16 forms on f16 rows (h: w as
+         * halves) */
+        const float *v[5] = {x, w, x, w, x}, *qs[3] = {w, x, w};
+        float ws[3 * 5], s4[3 * 5], s1[3 * 5];
+        for (int j = 0; j < 15; j++) ws[j] = uni();
+        g_neon.attn_qk(v, 5, qs, 3, n, s4, 5);
+        g_ref.attn_qk(v, 5, qs, 3, n, s1, 5);
+        snprintf(what, sizeof what, "attn_qk (n %lld)", (long long)n);
+        same_floats(s4, s1, 15, what);
+        float *ca[3] = {a, a + n, a + 2 * n}, *cb[3] = {b, b + n, b + 2 * n};
+        for (int hd = 0; hd < 3; hd++)
+            memcpy(ca[hd], hd == 1 ? x : w, (size_t)n * 4),
+                memcpy(cb[hd], hd == 1 ? x : w, (size_t)n * 4);
+        g_neon.attn_pv(ca, v, 5, ws, 5, 3, n);
+        g_ref.attn_pv(cb, v, 5, ws, 5, 3, n);
         snprintf(what, sizeof what, "attn_pv (n %lld)", (long long)n);
-        same_floats(a, b, (size_t)n, what);
-        /* the F16 forms on f16 rows (h: w as halves) = the scalar ones */
+        same_floats(a, b, (size_t)(3 * n), what);
         const uint16_t *hv[5] = {h, h, h, h, h};
         for (int64_t i = 0; i < n; i++) h[i] = to_half(w[i], 0);
-        g_neon.fdot4_f16(hv, x, n, d4);
-        g_ref.fdot4_f16(hv, x, n, d1);
-        snprintf(what, sizeof what, "fdot4_f16 (n %lld)", (long long)n);
-        same_floats(d4, d1, 4, what);
-        memcpy(a, w, (size_t)n * 4), memcpy(b, w, (size_t)n * 4);
-        g_neon.attn_pv_f16(a, hv, cs, ws, 5, n);
-        g_ref.attn_pv_f16(b, hv, cs, ws, 5, n);
+        g_neon.attn_qk_f16(hv, 5, qs, 3, n, s4, 5);
+        g_ref.attn_qk_f16(hv, 5, qs, 3, n, s1, 5);
+        snprintf(what, sizeof what, "attn_qk_f16 (n %lld)", (long long)n);
+        same_floats(s4, s1, 15, what);
+        for (int hd = 0; hd < 3; hd++)
+            memcpy(ca[hd], w, (size_t)n * 4), memcpy(cb[hd], w, (size_t)n * 4);
+        g_neon.attn_pv_f16(ca, hv, 5, ws, 5, 3, n);
+        g_ref.attn_pv_f16(cb, hv, 5, ws, 5, 3, n);
         snprintf(what, sizeof what, "attn_pv_f16 (n %lld)", (long long)n);
-        same_floats(a, b, (size_t)n, what);
-        if (g_neon.attn_pv_f16 == g_ref.attn_pv_f16 || g_neon.fdot4_f16 == g_ref.fdot4_f16) {
-            printf("MISMATCH: the NEON table holds a scalar F16 attention kernel\n");
+        same_floats(a, b, (size_t)(3 * n), what);
+        if (g_neon.attn_qk == g_ref.attn_qk || g_neon.attn_pv == g_ref.attn_pv ||
+            g_neon.attn_pv_f16 == g_ref.attn_pv_f16 || g_neon.attn_qk_f16 == g_ref.attn_qk_f16) {
+            printf("MISMATCH: the NEON table holds a scalar attention kernel\n");
             exit(1);
         }
         free(w), free(x), free(a), free(b), free(h);
