@@ -4,8 +4,8 @@
 // 256 from multiples of 256, each from a fresh online-softmax state (max m, sum l, output
 // acc) merged in order into the total; in a chunk, tiles of 16 from multiples of 16: the
 // tile's scores (the 16-lane dot of lm__cpu_dot times scale), their max, one rescale when
-// it grows, then each position's weight (lm_exp_neg) added in order to l and, times its V
-// row, to acc. One workgroup per (token, head): the scores of 64 positions in parallel
+// it grows, then the positions' weights (lm_exp_neg), their sum in a fixed tree added to l,
+// and each times its V row added in order to acc. One workgroup per (token, head): the scores of 64 positions in parallel
 // (one per invocation), then every invocation runs the recurrence over them in order, each
 // updating its own dimensions of acc (and its own copy of m and l). Positions outside
 // [max(0, pos - window + 1), pos] are never read. (Soft-capping uses the shaders' tanh,
@@ -91,9 +91,16 @@ void main() {
                         }
                         m = mt;
                     }
+                    // the 16 slots' weights (0 where unseen), summed in lm__tile_sum's tree
+                    precise float ws[16], t8[8];
+                    for (int k = 0; k < 16; k++)
+                        ws[k] = p0 + k >= a && p0 + k <= b ? lm_exp_neg(sc[p0 + k - g0] - m) : 0.0;
+                    for (int k = 0; k < 8; k++) t8[k] = ws[k] + ws[k + 8];
+                    for (int w = 4; w >= 1; w /= 2)
+                        for (int k = 0; k < w; k++) t8[k] = t8[k] + t8[k + w];
+                    l = l + t8[0];
                     for (int i = a; i <= b; i++) {
-                        const float w = lm_exp_neg(sc[i - g0] - m);
-                        l = l + w;
+                        const float w = ws[i - p0];
                         const uint vr = vb + uint(i) * pc.v_nb2;
                         for (uint j = 0u; j < 4u; j++) {
                             const uint d = tid + 64u * j;

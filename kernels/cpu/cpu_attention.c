@@ -94,38 +94,53 @@ static inline float lm__exp_neg(float x) {
     return x < -87.33f ? 0.0f : y;
 }
 
-/* w[i] = e^(s[i] - m), the softmax weights of a tile (s[i] <= m) */
-static void lm__attn_weights(const float *s, float m, float *w, int n) {
-    for (int i = 0; i < n; i++) w[i] = lm__exp_neg(s[i] - m);
+/* A tile's 16 slots (one per position, from its multiple of 16; -inf / 0 where the token
+ * sees no position): the max and the sum as fixed trees, x[k] with x[k + 8], then + 4, + 2,
+ * + 1 (short dependency chains; the Vulkan kernel sums in the same tree) */
+static inline float lm__tile_max(const float *x) {
+    float t[8];
+    for (int k = 0; k < 8; k++) t[k] = x[k] > x[k + 8] ? x[k] : x[k + 8];
+    for (int w = 4; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) t[k] = t[k] > t[k + w] ? t[k] : t[k + w];
+    return t[0];
+}
+static inline float lm__tile_sum(const float *x) {
+    float t[8];
+    for (int k = 0; k < 8; k++) t[k] = x[k] + x[k + 8];
+    for (int w = 4; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) t[k] = t[k] + t[k + w];
+    return t[0];
 }
 
-/* The visible positions of one tile, n rows k[i], v[i], into the states of the nh heads
- * whose query rows are q[h]. A token's tiles are the cache's runs of LM__ATTN_PT positions
- * from multiples of it, cut to the positions it sees, so neither blocking tokens nor the
- * threads change a result. Per head: the scores, their max; when it grows, what the state
- * holds is rescaled once (e^(s - m) <= 1 keeps exp in range); then each position's weight,
- * summed in order, and the weighted V rows added by attn_pv, each row read once for all
- * heads. */
+/* The positions a token sees in one tile, slots [o, o + n) of it (rows k[i], v[i] of slot
+ * o + i), into the states of the nh heads whose query rows are q[h]. A token's tiles are
+ * the cache's runs of LM__ATTN_PT positions from multiples of it, so neither blocking tokens
+ * nor the threads change a result. Per head: the scores, their max; when it grows, what the
+ * state holds is rescaled once (e^(s - m) <= 1 keeps exp in range); then the weights, their
+ * sum added to l, and the weighted V rows added in order by attn_pv, each row read once for
+ * all heads. */
 static void lm__attn_tile(const lm__attn_job *j, const float *const *q, const void *const *k,
-                          const void *const *v, int n, int64_t D, lm__attn_state *st, int nh) {
+                          const void *const *v, int o, int n, int64_t D, lm__attn_state *st,
+                          int nh) {
     const lm__cpu_kernels *kern = j->c->kern;
-    float s[LM__ATTN_NH * LM__ATTN_PT], w[LM__ATTN_NH * LM__ATTN_PT];
+    enum { PT = LM__ATTN_PT };
+    float s[LM__ATTN_NH * PT], w[LM__ATTN_NH * PT];
     float *acc[LM__ATTN_NH];
     /* F16 rows are read in place, the others are floats (F32, converted Q8_0); K and V
      * may differ */
     if (j->k->type == LM_TYPE_F16)
-        kern->attn_qk_f16((const uint16_t *const *)k, n, q, nh, D, s, LM__ATTN_PT);
+        kern->attn_qk_f16((const uint16_t *const *)k, n, q, nh, D, s + o, PT);
     else
-        kern->attn_qk((const float *const *)k, n, q, nh, D, s, LM__ATTN_PT);
+        kern->attn_qk((const float *const *)k, n, q, nh, D, s + o, PT);
     for (int h = 0; h < nh; h++) {
         lm__attn_state *x = &st[h];
-        float *sh = s + h * LM__ATTN_PT, *wh = w + h * LM__ATTN_PT, mt = -INFINITY;
-        for (int i = 0; i < n; i++) {
-            float sc = sh[i] * j->p.scale;
-            if (j->p.softcap > 0.0f) sc = j->p.softcap * tanhf(sc / j->p.softcap);
-            sh[i] = sc;
-            if (sc > mt) mt = sc;
-        }
+        float *sh = s + h * PT, *wh = w + h * PT;
+        for (int i = 0; i < PT; i++)
+            if (i < o || i >= o + n) sh[i] = -INFINITY;
+        for (int i = o; i < o + n; i++) sh[i] *= j->p.scale;
+        if (j->p.softcap > 0.0f)
+            for (int i = o; i < o + n; i++) sh[i] = j->p.softcap * tanhf(sh[i] / j->p.softcap);
+        const float mt = lm__tile_max(sh);
         if (mt > x->m) {
             if (x->m != -INFINITY) { /* else l and acc are still 0 */
                 const float c = lm__exp_neg(x->m - mt);
@@ -134,16 +149,14 @@ static void lm__attn_tile(const lm__attn_job *j, const float *const *q, const vo
             }
             x->m = mt;
         }
-        lm__attn_weights(sh, x->m, wh, n);
-        float l = x->l;
-        for (int i = 0; i < n; i++) l += wh[i];
-        x->l = l;
+        for (int i = 0; i < PT; i++) wh[i] = lm__exp_neg(sh[i] - x->m); /* -inf: 0 */
+        x->l += lm__tile_sum(wh);
         acc[h] = x->acc;
     }
     if (j->v->type == LM_TYPE_F16)
-        kern->attn_pv_f16(acc, (const uint16_t *const *)v, n, w, LM__ATTN_PT, nh, D);
+        kern->attn_pv_f16(acc, (const uint16_t *const *)v, n, w + o, PT, nh, D);
     else
-        kern->attn_pv(acc, (const float *const *)v, n, w, LM__ATTN_PT, nh, D);
+        kern->attn_pv(acc, (const float *const *)v, n, w + o, PT, nh, D);
 }
 
 static int32_t lm__attn_lo(const lm__attn_job *j, int32_t pos) {
@@ -203,7 +216,7 @@ static void lm__attn_span(const lm__attn_job *j, int64_t t0, int nt, int64_t h0,
             const float *q[LM__ATTN_NH];
             for (int i = 0; i < nh; i++)
                 q[i] = (const float *)lm__cpu_row(j->q, h0 + i, t0 + ti, 0);
-            lm__attn_tile(j, q, k + (a - p0), v + (a - p0), b - a + 1, D, &st[ti * nh], nh);
+            lm__attn_tile(j, q, k + (a - p0), v + (a - p0), a - p0, b - a + 1, D, &st[ti * nh], nh);
         }
     }
 }

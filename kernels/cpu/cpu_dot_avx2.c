@@ -906,8 +906,14 @@ LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
                 for (int j = 0; j < n; j++) s[h * ss + j] = one(k[j], q[h], d);                    \
             return;                                                                                \
         }                                                                                          \
+        int j0 = 0;                                                                                \
+        {                                                                                          \
+            int j = 0;                                                                             \
+            LM__QK_ROWS8(T)                                                                        \
+            j0 = j;                                                                                \
+        }                                                                                          \
         for (int h0 = 0; h0 < nh; h0 += 4)                                                         \
-            for (int j = 0; j < n; j++) {                                                          \
+            for (int j = j0; j < n; j++) {                                                         \
                 float *o = s + h0 * ss + j;                                                        \
                 switch (nh - h0 < 4 ? nh - h0 : 4) {                                               \
                 case 1:                                                                            \
@@ -925,8 +931,89 @@ LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
                 }                                                                                  \
             }                                                                                      \
     }
+#ifdef LM__VNNI
+/* the 16 partial sums in one zmm: the same lanes, half the steps */
+#define LM__LD16_F32(p) _mm512_loadu_ps(p)
+#define LM__LD16_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+LM__AVX2 LM__INLINE __m256 lm__zhi(__m512 a) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+}
+#define LM__ATTN_QK_ROW16(T, LOAD16)                                                               \
+    LM__AVX2 LM__INLINE void lm__qk_row_##T(const T *k, const float *const *q, int64_t d,          \
+                                            float *s, int ss, const int HN) {                      \
+        __m512 a[4];                                                                               \
+        for (int h = 0; h < HN; h++) a[h] = _mm512_setzero_ps();                                   \
+        for (int64_t i = 0; i < d; i += 16) {                                                      \
+            const __m512 kk = LOAD16(k + i);                                                       \
+            for (int h = 0; h < HN; h++)                                                           \
+                a[h] = _mm512_add_ps(a[h], _mm512_mul_ps(kk, _mm512_loadu_ps(q[h] + i)));          \
+        }                                                                                          \
+        for (int h = 0; h < HN; h++)                                                               \
+            s[h * ss] = lm__tree16(_mm512_castps512_ps256(a[h]), lm__zhi(a[h]));                   \
+    }
+LM__ATTN_QK_ROW16(float, LM__LD16_F32)
+LM__ATTN_QK_ROW16(uint16_t, LM__LD16_F16)
+/* 8 rows' 16 partial sums a[r] -> their dots into s[0..8): lm__tree16's pairs (lanes j and
+ * j + 8, then + 4, + 2, + 1 of one row), added for all rows at once by shuffling two rows'
+ * halves into one vector (short chains instead of 8 horizontal reductions) */
+LM__AVX2 LM__INLINE void lm__tree16x8(const __m512 *a, float *s) {
+    __m512 t8[4], t4[2];
+    for (int r = 0; r < 4; r++) /* [row 2r | row 2r + 1], 8 lanes each */
+        t8[r] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * r], a[2 * r + 1], 0x44),
+                              _mm512_shuffle_f32x4(a[2 * r], a[2 * r + 1], 0xee));
+    for (int r = 0; r < 2; r++) /* rows 4r .. 4r + 3, 4 lanes each */
+        t4[r] = _mm512_add_ps(_mm512_shuffle_f32x4(t8[2 * r], t8[2 * r + 1], 0x88),
+                              _mm512_shuffle_f32x4(t8[2 * r], t8[2 * r + 1], 0xdd));
+    /* in 128-bit lane q: row q (from t4[0]) then row 4 + q (t4[1]), 2 lanes each */
+    const __m512 t2 =
+        _mm512_add_ps(_mm512_shuffle_ps(t4[0], t4[1], 0x44), _mm512_shuffle_ps(t4[0], t4[1], 0xee));
+    const __m512 t1 =
+        _mm512_add_ps(_mm512_shuffle_ps(t2, t2, 0x88), _mm512_shuffle_ps(t2, t2, 0xdd));
+    const __m512 o = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), t1);
+    _mm256_storeu_ps(s, _mm512_castps512_ps256(o));
+}
+/* 8 rows with HN (<= 3) heads, each K chunk converted once */
+#define LM__ATTN_QK_ROWS8(T, LOAD16)                                                               \
+    LM__AVX2 LM__INLINE void lm__qk_rows8_##T(const T *const *k, const float *const *q, int64_t d, \
+                                              float *s, int ss, const int HN) {                    \
+        __m512 a[3][8];                                                                            \
+        for (int h = 0; h < HN; h++)                                                               \
+            for (int r = 0; r < 8; r++) a[h][r] = _mm512_setzero_ps();                             \
+        for (int64_t i = 0; i < d; i += 16) {                                                      \
+            __m512 qv[3];                                                                          \
+            for (int h = 0; h < HN; h++) qv[h] = _mm512_loadu_ps(q[h] + i);                        \
+            for (int r = 0; r < 8; r++) {                                                          \
+                const __m512 kk = LOAD16(k[r] + i);                                                \
+                for (int h = 0; h < HN; h++)                                                       \
+                    a[h][r] = _mm512_add_ps(a[h][r], _mm512_mul_ps(kk, qv[h]));                    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int h = 0; h < HN; h++) lm__tree16x8(a[h], s + h * ss);                               \
+    }
+LM__ATTN_QK_ROWS8(float, LM__LD16_F32)
+LM__ATTN_QK_ROWS8(uint16_t, LM__LD16_F16)
+#define LM__QK_ROWS8(T)                                                                            \
+    for (; j + 8 <= n; j += 8)                                                                     \
+        for (int h0 = 0; h0 < nh; h0 += 3) {                                                       \
+            float *o = s + h0 * ss + j;                                                            \
+            switch (nh - h0 < 3 ? nh - h0 : 3) {                                                   \
+            case 1:                                                                                \
+                lm__qk_rows8_##T(k + j, q + h0, d, o, ss, 1);                                      \
+                break;                                                                             \
+            case 2:                                                                                \
+                lm__qk_rows8_##T(k + j, q + h0, d, o, ss, 2);                                      \
+                break;                                                                             \
+            default:                                                                               \
+                lm__qk_rows8_##T(k + j, q + h0, d, o, ss, 3);                                      \
+                break;                                                                             \
+            }                                                                                      \
+        }
+#else
+#define LM__QK_ROWS8(T)
 LM__ATTN_QK_ROW(float, LM__LD_F32)
 LM__ATTN_QK_ROW(uint16_t, LM__LD_F16)
+#endif
 LM__ATTN_QK_X(lm__attn_qk_x, float, lm__fdot_f32_x)
 LM__ATTN_QK_X(lm__attn_qk_f16_x, uint16_t, lm__fdot_f16_x)
 
@@ -982,18 +1069,49 @@ LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n
     LM__AVX2 LM__INLINE void lm__pv_heads_##T(float *const *a, const T *const *v, int n,           \
                                               const float *w, int ws, int64_t d, const int HN) {   \
         int64_t i = 0;                                                                             \
+        LM__PV16(T)                                                                                \
         for (; i + 16 <= d; i += 16) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 2);                   \
         for (; i + 8 <= d; i += 8) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 1);                     \
         for (; i < d; i++)                                                                         \
             for (int h = 0; h < HN; h++)                                                           \
                 for (int j = 0; j < n; j++) a[h][i] += w[h * ws + j] * lm__pv_conv_##T(v[j][i]);   \
     }
+#ifdef LM__VNNI
+#define LM__PV16(T)                                                                                \
+    for (; i + 64 <= d; i += 64) lm__pv_chunk16_##T(a, v, n, w, ws, i, HN, 4);
+#else
+#define LM__PV16(T)
+#endif
 LM__INLINE float lm__pv_conv_float(float x) {
     return x;
 }
 LM__INLINE float lm__pv_conv_uint16_t(uint16_t x) {
     return lm_fp16_to_fp32(x);
 }
+#ifdef LM__VNNI
+/* U x 16 lanes: the same per-element steps in zmm */
+#define LM__ATTN_PV_CHUNK16(T, LOAD16)                                                             \
+    LM__AVX2 LM__INLINE void lm__pv_chunk16_##T(float *const *a, const T *const *v, int n,         \
+                                                const float *w, int ws, int64_t i, const int HN,   \
+                                                const int U) {                                     \
+        __m512 x[4][4];                                                                            \
+        for (int h = 0; h < HN; h++)                                                               \
+            for (int u = 0; u < U; u++) x[h][u] = _mm512_loadu_ps(a[h] + i + 16 * u);              \
+        for (int j = 0; j < n; j++) {                                                              \
+            __m512 vv[4];                                                                          \
+            for (int u = 0; u < U; u++) vv[u] = LOAD16(v[j] + i + 16 * u);                         \
+            for (int h = 0; h < HN; h++) {                                                         \
+                const __m512 ww = _mm512_set1_ps(w[h * ws + j]);                                   \
+                for (int u = 0; u < U; u++)                                                        \
+                    x[h][u] = _mm512_add_ps(x[h][u], _mm512_mul_ps(ww, vv[u]));                    \
+            }                                                                                      \
+        }                                                                                          \
+        for (int h = 0; h < HN; h++)                                                               \
+            for (int u = 0; u < U; u++) _mm512_storeu_ps(a[h] + i + 16 * u, x[h][u]);              \
+    }
+LM__ATTN_PV_CHUNK16(float, LM__LD16_F32)
+LM__ATTN_PV_CHUNK16(uint16_t, LM__LD16_F16)
+#endif
 LM__ATTN_PV_CHUNK(float, LM__LD_F32)
 LM__ATTN_PV_CHUNK(uint16_t, LM__LD_F16)
 #define LM__ATTN_PV_X(name, T)                                                                     \
