@@ -113,8 +113,8 @@ static inline float lm__tile_sum(const float *x) {
 }
 
 /* The positions a token sees in one tile, slots [o, o + n) of it (rows k[i], v[i] of slot
- * o + i), into the states of the nh heads whose query rows are q[h]. A token's tiles are
- * the cache's runs of LM__ATTN_PT positions from multiples of it, so neither blocking tokens
+ * o + i), into the states of the nh (token, head) pairs whose query rows are q[h]. A token's tiles
+ * are the cache's runs of LM__ATTN_PT positions from multiples of it, so neither blocking tokens
  * nor the threads change a result. Per head: the scores, their max; when it grows, what the
  * state holds is rescaled once (e^(s - m) <= 1 keeps exp in range); then the weights, their
  * sum added to l, and the weighted V rows added in order by attn_pv, each row read once for
@@ -124,8 +124,8 @@ static void lm__attn_tile(const lm__attn_job *j, const float *const *q, const vo
                           int nh) {
     const lm__cpu_kernels *kern = j->c->kern;
     enum { PT = LM__ATTN_PT };
-    float s[LM__ATTN_NH * PT], w[LM__ATTN_NH * PT];
-    float *acc[LM__ATTN_NH];
+    float s[LM__ATTN_TB * LM__ATTN_NH * PT], w[LM__ATTN_TB * LM__ATTN_NH * PT];
+    float *acc[LM__ATTN_TB * LM__ATTN_NH];
     /* F16 rows are read in place, the others are floats (F32, converted Q8_0); K and V
      * may differ */
     if (j->k->type == LM_TYPE_F16)
@@ -208,12 +208,21 @@ static void lm__attn_span(const lm__attn_job *j, int64_t t0, int nt, int64_t h0,
             k[i] = lm__attn_row(j->k, kvh, p0 + i, seq, kb + i * D);
             v[i] = lm__attn_row(j->v, kvh, p0 + i, seq, vb + i * D);
         }
+        const float *q[LM__ATTN_TB * LM__ATTN_NH];
+        /* every token sees all of it (not a diagonal or window edge): one call for all
+         * (token, head) pairs, so each row is read once for the block */
+        if (lm__attn_lo(j, j->pos[t0 + nt - 1]) <= p0 + i0 && j->pos[t0] >= p0 + np - 1) {
+            for (int ti = 0; ti < nt; ti++)
+                for (int i = 0; i < nh; i++)
+                    q[ti * nh + i] = (const float *)lm__cpu_row(j->q, h0 + i, t0 + ti, 0);
+            lm__attn_tile(j, q, k + i0, v + i0, i0, np - i0, D, st, nt * nh);
+            continue;
+        }
         for (int ti = 0; ti < nt; ti++) {
             const int32_t pos = j->pos[t0 + ti], lo = lm__attn_lo(j, pos);
             const int32_t a = lo > p0 + i0 ? lo : p0 + i0,
                           b = pos < p0 + np - 1 ? pos : p0 + np - 1;
             if (a > b) continue;
-            const float *q[LM__ATTN_NH];
             for (int i = 0; i < nh; i++)
                 q[i] = (const float *)lm__cpu_row(j->q, h0 + i, t0 + ti, 0);
             lm__attn_tile(j, q, k + (a - p0), v + (a - p0), a - p0, b - a + 1, D, &st[ti * nh], nh);

@@ -159,7 +159,8 @@ typedef struct lm__cpu_kernels_s {
     /* lm_fp32_to_fp16 bit for bit (round to nearest even; a NaN becomes sign | 0x7e00) */
     void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
     /* attention's scores: s[h * ss + j] = fdot[F32](k[j], q[h], d) for h < nh, j < n, bit
-     * for bit, each K row read once for the nh (<= 8) query heads of its kv group */
+     * for bit, each K row read once for the nh query rows (a kv group's heads, of one or more
+     * tokens) */
     void (*attn_qk)(const float *const *k, int n, const float *const *q, int nh, int64_t d,
                     float *s, int ss);
     /* attention's P.V steps: for h < nh, i < d, then j < n in order,
