@@ -5,7 +5,9 @@ llama.cpp is measured through llama-cpp-python, installed from PyPI into a throw
 environment (built from source for this CPU: GGML_NATIVE, no GPU backends; nothing of it is
 committed). It is driven through its C API as llama-bench does: pp = one llama_decode of p
 random tokens into an empty KV cache; tg = a 4-token prompt (untimed), then n timed
-llama_decode calls of one token. `lumen bench` does exactly the same (tools/cmd_bench.c).
+llama_decode calls of one token; with -d D both start from D random tokens already in the
+cache (decoded untimed), as llama-bench's -d. `lumen bench` does exactly the same
+(tools/cmd_bench.c).
 Both get the same model file, threads, p, n and repetitions, and run alternately so a change
 in machine load hits both. Prints a Markdown table with the ratio Lumen / llama.cpp.
 
@@ -48,8 +50,8 @@ def llama_worker(a):
     if not model:
         sys.exit(f"llama.cpp could not load {a.model}")
     cp = L.llama_context_default_params()
-    cp.n_ctx = max(a.p, TG_PROMPT + a.n) + 16
-    cp.n_batch = max(a.p, TG_PROMPT)
+    cp.n_ctx = a.d + max(a.p, TG_PROMPT + a.n) + 16
+    cp.n_batch = max(a.p, TG_PROMPT, min(a.d, 512))
     cp.n_ubatch = cp.n_batch
     cp.n_threads = a.t
     cp.n_threads_batch = a.t
@@ -70,7 +72,7 @@ def llama_worker(a):
         else:
             L.llama_kv_cache_clear(ctx)
 
-    batch = L.llama_batch_init(max(a.p, TG_PROMPT), 0, 1)
+    batch = L.llama_batch_init(cp.n_batch, 0, 1)
     rng = random.Random(1234)
 
     def decode(tokens, pos0):
@@ -88,20 +90,25 @@ def llama_worker(a):
     def toks(k):
         return [rng.randrange(n_vocab) for _ in range(k)]
 
-    def pp_rep():
+    def fill():  # the depth: untimed, in batches the context takes
         clear()
+        for p0 in range(0, a.d, cp.n_batch):
+            decode(toks(min(cp.n_batch, a.d - p0)), p0)
+
+    def pp_rep():
+        fill()
         t = toks(a.p)
         t0 = time.perf_counter()
-        decode(t, 0)
+        decode(t, a.d)
         return a.p / (time.perf_counter() - t0)
 
     def tg_rep(n):
-        clear()
-        decode(toks(TG_PROMPT), 0)
+        fill()
+        decode(toks(TG_PROMPT), a.d)
         t = toks(n)
         t0 = time.perf_counter()
         for i in range(n):
-            decode([t[i]], TG_PROMPT + i)
+            decode([t[i]], a.d + TG_PROMPT + i)
         return n / (time.perf_counter() - t0)
 
     out = {"llama_cpp_python": L.__version__,
@@ -140,18 +147,18 @@ def ensure_venv(venv):
 
 # ---- one measurement of each side --------------------------------------------------------------
 
-def run_llama(py, model, t, p, n, r):
+def run_llama(py, model, t, p, n, r, d):
     cmd = [py, os.path.abspath(__file__), "--llama-worker", "-m", model, "-t", str(t),
-           "-p", str(p), "-n", str(n), "-r", str(r)]
+           "-p", str(p), "-n", str(n), "-r", str(r), "-d", str(d)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"llama.cpp worker failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def run_lumen(lumen, model, t, p, n, r):
+def run_lumen(lumen, model, t, p, n, r, d):
     cmd = [lumen, "bench", "-m", model, "-t", str(t), "-p", str(p), "-n", str(n), "-r", str(r),
-           "-o", "json", "-q"]
+           "-d", str(d), "-o", "json", "-q"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"lumen bench failed: {' '.join(cmd)}\n{res.stderr[-3000:]}")
@@ -179,6 +186,8 @@ def main():
     ap.add_argument("-p", default="128", help="prompt lengths, comma-separated (default 128)")
     ap.add_argument("-n", type=int, default=64, help="generated tokens (default 64)")
     ap.add_argument("-r", type=int, default=5, help="repetitions per measurement (default 5)")
+    ap.add_argument("-d", type=int, default=0,
+                    help="KV-cache depth: tokens already cached before each test (default 0)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternate llama.cpp and Lumen this many times (samples pooled)")
     ap.add_argument("--lumen", default=os.environ.get("LUMEN_BIN",
@@ -205,15 +214,15 @@ def main():
             lumen = {"pp": [], "tg": []}
             lrec = None
             for rnd in range(a.rounds):
-                log(f"{os.path.basename(model)} p={p} n={a.n} t={a.t}: round {rnd + 1}")
-                lc = run_llama(py, model, a.t, p, a.n, a.r)
-                lu = run_lumen(a.lumen, model, a.t, p, a.n, a.r)
+                log(f"{os.path.basename(model)} p={p} n={a.n} d={a.d} t={a.t}: round {rnd + 1}")
+                lc = run_llama(py, model, a.t, p, a.n, a.r, a.d)
+                lu = run_lumen(a.lumen, model, a.t, p, a.n, a.r, a.d)
                 info = {k: lc[k] for k in ("llama_cpp_python", "system_info")}
                 for k in ("pp", "tg"):
                     llama[k] += lc[k]
                     lumen[k] += lu[k]["samples_tok_per_s"]
                 lrec = lu
-            dump.append({"model": model, "threads": a.t, "p": p, "n": a.n, "llama_cpp": llama,
+            dump.append({"model": model, "threads": a.t, "p": p, "n": a.n, "d": a.d, "llama_cpp": llama,
                          "lumen": lumen})
             for k, size in (("pp", p), ("tg", a.n)):
                 if k == "tg" and p != pps[0]:
@@ -223,11 +232,13 @@ def main():
                 bw = ""
                 if k == "tg":
                     r = lrec["tg"]
-                    bw = (f"{r['bandwidth_gb_per_s'] * um / r['avg_tok_per_s']:.2f} GB/s = "
-                          f"{r['bandwidth_pct_of_peak'] * um / r['avg_tok_per_s']:.0f}% of "
-                          f"{r['peak_bandwidth_gb_per_s']:.2f}")
+                    kv = "_kv" if a.d else ""  # at depth: weights + the KV rows read
+                    bw = (f"{r[f'bandwidth{kv}_gb_per_s'] * um / r['avg_tok_per_s']:.2f} GB/s = "
+                          f"{r[f'bandwidth{kv}_pct_of_peak'] * um / r['avg_tok_per_s']:.0f}% of "
+                          f"{r['peak_bandwidth_gb_per_s']:.2f}{' (+KV)' if a.d else ''}")
+                depth = f" @ d{a.d}" if a.d else ""
                 rows.append((lrec["pp" if k == "pp" else "tg"]["model_desc"], a.t,
-                             f"{k}{size}", ls, us, um / lm, bw))
+                             f"{k}{size}{depth}", ls, us, um / lm, bw))
     log(f"load average after: {loadavg()}")
     print(f"llama-cpp-python {info.get('llama_cpp_python')} | {info.get('system_info')}")
     print(f"Lumen: {a.lumen} | load average (1/5/15 min) at the end: {loadavg()}\n")
