@@ -34,15 +34,12 @@ typedef struct {
  * can then run on different threads and give the same numbers as a batch token's. */
 #define LM__ATTN_CH 256
 
-/* Cache row (kv head h, position p, sequence s) for the kernels: F32 and F16 rows in place
- * (the F16 kernels convert as they read), Q8_0 rows converted (exactly) into buf. */
-static const void *lm__attn_row(const lm_tensor *cache, int64_t h, int64_t p, int64_t s,
-                                float *buf) {
-    const void *r = lm__cpu_row(cache, h, p, s);
-    if (cache->type != LM_TYPE_Q8_0) return r;
-    /* Q8_0, as lm_dequant_q8_0_block, inline so the compiler vectorises the 32 products */
+/* A Q8_0 cache row converted (exactly) into buf for the kernels, as lm_dequant_q8_0_block,
+ * inline so the compiler vectorises the 32 products; F32 and F16 rows are read in place
+ * (the F16 kernels convert as they read) */
+static const float *lm__attn_q8_row(const void *r, int64_t D, float *buf) {
     const lm_block_q8_0 *b = r;
-    for (int64_t i = 0; i < cache->ne[0] / LM_QK8_0; i++) {
+    for (int64_t i = 0; i < D / LM_QK8_0; i++) {
         const float d = lm_fp16_to_fp32(b[i].d);
         float *o = buf + i * LM_QK8_0;
         for (int k = 0; k < LM_QK8_0; k++) o[k] = (float)b[i].qs[k] * d;
@@ -54,9 +51,7 @@ static const void *lm__attn_row(const lm_tensor *cache, int64_t h, int64_t p, in
  * after a decode step streamed the weights they are no longer cached: fetch the next
  * tile's rows while this one is computed, into L2 (prefetches into L1 fill its few miss
  * buffers and stall: ctx 4096 decode, one thread, 632 -> 492 us). */
-static inline void lm__attn_prefetch(const lm_tensor *cache, int64_t h, int64_t p, int64_t s,
-                                     size_t row_bytes) {
-    const char *r = lm__cpu_row(cache, h, p, s);
+static inline void lm__attn_prefetch(const char *r, size_t row_bytes) {
     for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(r + o, 0, 2);
 }
 
@@ -196,17 +191,24 @@ static void lm__attn_span(const lm__attn_job *j, int64_t t0, int nt, int64_t h0,
     const int32_t seq = j->seq[t0];
     const size_t rbk = lm_row_size(j->k->type, D),
                  rbv = lm_row_size(j->v->type, D); /* a row's bytes */
+    /* position p's rows: a position stride apart from position 0's */
+    const char *k0 = lm__cpu_row(j->k, kvh, 0, seq), *v0 = lm__cpu_row(j->v, kvh, 0, seq);
+    const size_t ks = j->k->nb[2], vs = j->v->nb[2];
+    const bool kq = j->k->type == LM_TYPE_Q8_0, vq = j->v->type == LM_TYPE_Q8_0;
     for (int32_t p0 = p_lo - p_lo % LM__ATTN_PT; p0 <= p_hi; p0 += LM__ATTN_PT) {
         const int np = p_hi - p0 + 1 < LM__ATTN_PT ? p_hi - p0 + 1 : LM__ATTN_PT;
         const int i0 = p0 < p_lo ? p_lo - p0 : 0;
         const void *k[LM__ATTN_PT], *v[LM__ATTN_PT];
         for (int i = i0; i < np; i++) {
+            const size_t p = (size_t)(p0 + i);
             if (p0 + i + LM__ATTN_PT <= pf_hi) { /* into the next chunk too */
-                lm__attn_prefetch(j->k, kvh, p0 + i + LM__ATTN_PT, seq, rbk);
-                lm__attn_prefetch(j->v, kvh, p0 + i + LM__ATTN_PT, seq, rbv);
+                lm__attn_prefetch(k0 + (p + LM__ATTN_PT) * ks, rbk);
+                lm__attn_prefetch(v0 + (p + LM__ATTN_PT) * vs, rbv);
             }
-            k[i] = lm__attn_row(j->k, kvh, p0 + i, seq, kb + i * D);
-            v[i] = lm__attn_row(j->v, kvh, p0 + i, seq, vb + i * D);
+            k[i] = kq ? (const void *)lm__attn_q8_row(k0 + p * ks, D, kb + i * D)
+                      : (const void *)(k0 + p * ks);
+            v[i] = vq ? (const void *)lm__attn_q8_row(v0 + p * vs, D, vb + i * D)
+                      : (const void *)(v0 + p * vs);
         }
         const float *q[LM__ATTN_TB * LM__ATTN_NH];
         /* every token sees all of it (not a diagonal or window edge): one call for all
