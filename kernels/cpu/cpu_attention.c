@@ -92,19 +92,22 @@ static inline float lm__exp_neg(float x) {
 /* A tile's 16 slots (one per position, from its multiple of 16; -inf / 0 where the token
  * sees no position): the max and the sum as fixed trees, x[k] with x[k + 8], then + 4, + 2,
  * + 1 (short dependency chains; the Vulkan kernel sums in the same tree) */
+#define LM__MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LM__ADD(a, b) ((a) + (b))
+/* in scalars, not an array: the compiler's partial vector loads of one made the stores
+ * feeding them stall */
+#define LM__TREE16(OP, x)                                                                          \
+    const float a0 = OP(x[0], x[8]), a1 = OP(x[1], x[9]), a2 = OP(x[2], x[10]),                    \
+                a3 = OP(x[3], x[11]), a4 = OP(x[4], x[12]), a5 = OP(x[5], x[13]),                  \
+                a6 = OP(x[6], x[14]), a7 = OP(x[7], x[15]);                                        \
+    const float b0 = OP(a0, a4), b1 = OP(a1, a5), b2 = OP(a2, a6), b3 = OP(a3, a7);                \
+    const float c0 = OP(b0, b2), c1 = OP(b1, b3);                                                  \
+    return OP(c0, c1);
 static inline float lm__tile_max(const float *x) {
-    float t[8];
-    for (int k = 0; k < 8; k++) t[k] = x[k] > x[k + 8] ? x[k] : x[k + 8];
-    for (int w = 4; w >= 1; w /= 2)
-        for (int k = 0; k < w; k++) t[k] = t[k] > t[k + w] ? t[k] : t[k + w];
-    return t[0];
+    LM__TREE16(LM__MAX, x)
 }
 static inline float lm__tile_sum(const float *x) {
-    float t[8];
-    for (int k = 0; k < 8; k++) t[k] = x[k] + x[k + 8];
-    for (int w = 4; w >= 1; w /= 2)
-        for (int k = 0; k < w; k++) t[k] = t[k] + t[k + w];
-    return t[0];
+    LM__TREE16(LM__ADD, x)
 }
 
 /* The positions a token sees in one tile, slots [o, o + n) of it (rows k[i], v[i] of slot
