@@ -624,66 +624,90 @@ Test(ops, attention_mixed_cache_types) {
 
 /* A token's attention is the same bits whether it runs alone (decode: its position
  * chunks on the threads, then merged) or in a batch of tokens (each token's chunks in
- * order), on 1 and 3 threads: contexts across several chunks, with and without a window
- * that starts inside one, in a cache whose unused rows are NaN. */
+ * order), on 1 and 3 threads: F16, F32 and Q8_0 caches (head sizes 64, 40, 96), contexts
+ * across several chunks, with and without a window that starts inside one, in caches whose
+ * rows past the context, and below the window, are NaN (never read). */
+static void *attn_cache_rows(lm_type t, const float *f, int64_t D, int64_t rows, int64_t nan_lo,
+                             int64_t nan_hi, int64_t per_pos) {
+    void *c = lm_test_encode(t, f, D, rows);
+    const size_t rs = lm_row_size(t, D);
+    if (nan_hi > nan_lo)
+        memset((char *)c + (size_t)(nan_lo * per_pos) * rs, 0xff,
+               (size_t)((nan_hi - nan_lo) * per_pos) * rs);
+    return c;
+}
+
 Test(ops, attention_decode_equals_batch) {
     lm_test_rng r = {lm_test_seed()};
-    enum { D = 64, HK = 2, H = 6, C = 1100, T = 37 };
-    const size_t n = (size_t)D * HK * C;
-    float *kf = lm_test_randn(&r, n, 1.0f), *vf = lm_test_randn(&r, n, 1.0f);
-    float *q = lm_test_randn(&r, (size_t)D * H * T, 1.0f);
-    uint16_t *kh = malloc(n * 2), *vh = malloc(n * 2);
-    for (size_t i = 0; i < n; i++) kh[i] = lm_fp32_to_fp16(kf[i]), vh[i] = lm_fp32_to_fp16(vf[i]);
-    const int32_t p_last = C - 60; /* rows past it: NaN */
-    memset(kh + (size_t)(p_last + 1) * D * HK, 0xff, (size_t)(C - p_last - 1) * D * HK * 2);
-    memset(vh + (size_t)(p_last + 1) * D * HK, 0xff, (size_t)(C - p_last - 1) * D * HK * 2);
+    enum { HK = 2, H = 6, C = 1100, T = 37 };
+    const lm_type types[3] = {LM_TYPE_F16, LM_TYPE_F32, LM_TYPE_Q8_0};
+    const int64_t dims[3] = {64, 40, 96};
+    const int32_t p_last = C - 60, windows[2] = {0, 300};
     int32_t pos[T], seq[T] = {0};
     for (int t = 0; t < T; t++) pos[t] = p_last - T + 1 + t;
-    const int32_t windows[2] = {0, 300};
-    for (int wi = 0; wi < 2; wi++) {
-        lm_attn_params p = {0.125f, windows[wi], 0};
-        float *batch = NULL;
-        for (int b = 0; b < 2; b++) {
-            lm_backend *be = g_be[b];
-            lm_test_dt kc = lm_test_dt_new(be, LM_TYPE_F16, D, HK, C, 1, kh);
-            lm_test_dt vc = lm_test_dt_new(be, LM_TYPE_F16, D, HK, C, 1, vh);
-            lm_test_dt tq = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, q);
-            lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos);
-            lm_test_dt ts = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
-            lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
-            cr_assert_eq(be->ops->attention(be, &tq.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t),
-                         LM_OK, "%s", lm_last_error());
-            float *all = lm_test_dt_read(&td);
-            for (int i = 0; i < D * H * T; i++) cr_assert(isfinite(all[i]), "NaN row read");
-            if (!batch)
-                batch = all;
-            else {
-                cr_assert(memcmp(all, batch, sizeof(float) * D * H * T) == 0,
-                          "window %d: the batch differs on 1 and 3 threads", windows[wi]);
-                free(all);
-            }
-            for (int t = 0; t < T; t += 6) { /* tokens alone */
-                lm_test_dt q1 = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1, q + (size_t)t * D * H);
-                lm_test_dt p1 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &pos[t]);
-                lm_test_dt s1 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &seq[t]);
-                lm_test_dt o1 = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
-                cr_assert_eq(be->ops->attention(be, &q1.t, &kc.t, &vc.t, &p1.t, &s1.t, &p, &o1.t),
+    for (int ty = 0; ty < 3; ty++) {
+        const int64_t D = dims[ty];
+        const size_t n = (size_t)D * HK * C;
+        float *kf = lm_test_randn(&r, n, 1.0f), *vf = lm_test_randn(&r, n, 1.0f);
+        float *q = lm_test_randn(&r, (size_t)D * H * T, 1.0f);
+        for (int wi = 0; wi < 2; wi++) {
+            /* NaN: past the context, and below the first token's window */
+            const int64_t below = windows[wi] ? pos[0] - windows[wi] + 1 : 0;
+            void *kc0 = attn_cache_rows(types[ty], kf, D, HK * C, p_last + 1, C, HK);
+            void *vc0 = attn_cache_rows(types[ty], vf, D, HK * C, p_last + 1, C, HK);
+            const size_t rs = lm_row_size(types[ty], D);
+            memset(kc0, 0xff, (size_t)(below * HK) * rs),
+                memset(vc0, 0xff, (size_t)(below * HK) * rs);
+            lm_attn_params p = {0.125f, windows[wi], 0};
+            float *batch = NULL;
+            for (int b = 0; b < 2; b++) {
+                lm_backend *be = g_be[b];
+                lm_test_dt kc = lm_test_dt_new(be, types[ty], D, HK, C, 1, kc0);
+                lm_test_dt vc = lm_test_dt_new(be, types[ty], D, HK, C, 1, vc0);
+                lm_test_dt tq = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, q);
+                lm_test_dt tp = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, pos);
+                lm_test_dt ts = lm_test_dt_new(be, LM_TYPE_I32, T, 1, 1, 1, seq);
+                lm_test_dt td = lm_test_dt_new(be, LM_TYPE_F32, D, H, T, 1, NULL);
+                cr_assert_eq(be->ops->attention(be, &tq.t, &kc.t, &vc.t, &tp.t, &ts.t, &p, &td.t),
                              LM_OK, "%s", lm_last_error());
-                float *one = lm_test_dt_read(&o1);
-                cr_assert(memcmp(one, batch + (size_t)t * D * H, sizeof(float) * D * H) == 0,
-                          "window %d, %d threads: token %d (position %d) alone differs from "
-                          "the batch",
-                          windows[wi], b ? 3 : 1, t, pos[t]);
-                free(one);
-                lm_test_dt_free(&q1), lm_test_dt_free(&p1), lm_test_dt_free(&s1),
-                    lm_test_dt_free(&o1);
+                float *all = lm_test_dt_read(&td);
+                for (size_t i = 0; i < (size_t)D * H * T; i++)
+                    cr_assert(isfinite(all[i]), "%s, window %d: a NaN row was read",
+                              lm_type_get(types[ty]).name, windows[wi]);
+                if (!batch)
+                    batch = all;
+                else {
+                    cr_assert(memcmp(all, batch, sizeof(float) * (size_t)(D * H * T)) == 0,
+                              "%s, window %d: the batch differs on 1 and 3 threads",
+                              lm_type_get(types[ty]).name, windows[wi]);
+                    free(all);
+                }
+                for (int t = 0; t < T; t += 6) { /* tokens alone */
+                    lm_test_dt q1 = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1,
+                                                   q + (size_t)t * (size_t)(D * H));
+                    lm_test_dt p1 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &pos[t]);
+                    lm_test_dt s1 = lm_test_dt_new(be, LM_TYPE_I32, 1, 1, 1, 1, &seq[t]);
+                    lm_test_dt o1 = lm_test_dt_new(be, LM_TYPE_F32, D, H, 1, 1, NULL);
+                    cr_assert_eq(
+                        be->ops->attention(be, &q1.t, &kc.t, &vc.t, &p1.t, &s1.t, &p, &o1.t), LM_OK,
+                        "%s", lm_last_error());
+                    float *one = lm_test_dt_read(&o1);
+                    cr_assert(memcmp(one, batch + (size_t)t * (size_t)(D * H),
+                                     sizeof(float) * (size_t)(D * H)) == 0,
+                              "%s, window %d, %d threads: token %d (position %d) alone differs "
+                              "from the batch",
+                              lm_type_get(types[ty]).name, windows[wi], b ? 3 : 1, t, pos[t]);
+                    free(one);
+                    lm_test_dt_free(&q1), lm_test_dt_free(&p1), lm_test_dt_free(&s1),
+                        lm_test_dt_free(&o1);
+                }
+                lm_test_dt_free(&kc), lm_test_dt_free(&vc), lm_test_dt_free(&tq),
+                    lm_test_dt_free(&tp), lm_test_dt_free(&ts), lm_test_dt_free(&td);
             }
-            lm_test_dt_free(&kc), lm_test_dt_free(&vc), lm_test_dt_free(&tq), lm_test_dt_free(&tp),
-                lm_test_dt_free(&ts), lm_test_dt_free(&td);
+            free(batch), free(kc0), free(vc0);
         }
-        free(batch);
+        free(kf), free(vf), free(q);
     }
-    free(kf), free(vf), free(q), free(kh), free(vh);
 }
 
 Test(ops, swiglu) {

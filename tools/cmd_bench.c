@@ -371,7 +371,9 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
     lm_context_params cp = lm_context_default_params();
     cp.n_ctx = max_d + (max_pp > BENCH_TG_PROMPT + max_tg ? max_pp : BENCH_TG_PROMPT + max_tg);
     const int32_t n_train = lm_model_n_ctx_train(m);
-    if (n_train > 0 && cp.n_ctx > n_train) { /* a model runs past its training length badly */
+    /* a depth past the training length measures a model running badly (without -d the
+     * context's own warning stays the only word) */
+    if (max_d > 0 && n_train > 0 && cp.n_ctx > n_train) {
         lm_model_free(m);
         fprintf(stderr,
                 "lumen bench: error: the longest test needs %d positions (depth, prompt and "
@@ -379,7 +381,10 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
                 cp.n_ctx, n_train);
         return 1;
     }
+    /* the depth is filled in batches of up to 512, as llama_compare.py fills llama.cpp's */
+    const int32_t fill = max_d < 512 ? max_d : 512;
     cp.n_batch = max_pp > BENCH_TG_PROMPT ? max_pp : BENCH_TG_PROMPT;
+    if (fill > cp.n_batch) cp.n_batch = fill;
     lm_context *ctx = NULL;
     s = lm_context_create(m, &cp, &ctx);
     if (s != LM_OK) {

@@ -26,7 +26,7 @@ typedef struct {
     float *part;
 } lm__attn_job;
 
-#define LM__ATTN_TB 8 /* tokens per block: 8 x 4 heads x 256 floats of output stay in L2 */
+#define LM__ATTN_TB 8 /* tokens per block: 2 states x 8 x 4 heads x 256 floats stay in L2 */
 #define LM__ATTN_NH 8
 #define LM__ATTN_PT 16 /* cache positions per tile, from multiples of 16: K and V rows in L1 */
 /* A token's positions are taken in chunks of this many, from multiples of it, each from a
@@ -378,22 +378,22 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
     const int32_t *sq = (const int32_t *)lm__cpu_data(seq);
     LM_TRY(lm__attn_check_ids(q, k_cache, ps, sq));
     lm__cpu *c = lm__cpu_ctx(be);
-    /* as many heads of a group per task, and tokens per block, as still leave ~4 tasks per
-     * thread; one for a single token, whose cost is reading the cache rows from memory, so
-     * that a group's heads share each row's read rather than balance the threads */
-    const int64_t H = q->ne[1], T = q->ne[2], group = H / k_cache->ne[1];
-    const int64_t want = (T == 1 ? 1 : 4) * (int64_t)c->n_threads;
-    int64_t nh = group < LM__ATTN_NH ? group : LM__ATTN_NH;
-    while (nh > 1 && (group % nh != 0 || T * (H / nh) < want)) nh--;
-    int64_t tb = LM__ATTN_TB;
-    while (tb > 1 && ((T + tb - 1) / tb) * (H / nh) < want) tb /= 2;
-    const int64_t D = q->ne[0];
-    LM_TRY(lm__cpu_reserve(c, (size_t)(2 * tb * nh + 2 * LM__ATTN_PT) * (size_t)D));
-    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, (int)nh, (int)tb, 0, NULL};
+    const int64_t H = q->ne[1], T = q->ne[2], group = H / k_cache->ne[1], D = q->ne[0];
+    lm__attn_job j = {c, q, k_cache, v_cache, dst, ps, sq, *p, 1, 1, 0, NULL};
     /* a decode token over more than one chunk: its chunks on the threads, then the merge */
     j.c0 = lm__attn_lo(&j, ps[0]) / LM__ATTN_CH;
-    const int64_t chunks = ps[0] / LM__ATTN_CH - j.c0 + 1;
-    if (T == 1 && chunks > 1) {
+    const int64_t chunks = T == 1 ? ps[0] / LM__ATTN_CH - j.c0 + 1 : 1;
+    /* as many heads of a group per task, and tokens per block, as still leave ~4 tasks per
+     * thread; for a single token one (its chunks count), whose cost is reading the cache
+     * rows, so that a group's heads share each row's read rather than balance the threads */
+    const int64_t want = (T == 1 ? 1 : 4) * (int64_t)c->n_threads;
+    int64_t nh = group < LM__ATTN_NH ? group : LM__ATTN_NH;
+    while (nh > 1 && (group % nh != 0 || chunks * T * (H / nh) < want)) nh--;
+    int64_t tb = LM__ATTN_TB;
+    while (tb > 1 && ((T + tb - 1) / tb) * (H / nh) < want) tb /= 2;
+    j.nh = (int)nh, j.tb = (int)tb;
+    LM_TRY(lm__cpu_reserve(c, (size_t)(2 * tb * nh + 2 * LM__ATTN_PT) * (size_t)D));
+    if (chunks > 1) {
         const size_t need = (size_t)(chunks * H) * (size_t)(D + 2);
         if (need > c->attn_part_size) {
             float *np = LM_MALLOC(need * sizeof(float));
