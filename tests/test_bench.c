@@ -355,16 +355,6 @@ Test(bench, depth_runs_each_test_from_a_filled_cache) {
     free(out);
 }
 
-Test(bench, markdown_depth_columns) {
-    int rc;
-    char *out = bench(&rc, true, "-m %s -p 0 -n 4 -d 8 -r 1 -t 1 --probe-mib 64 -q", g_model);
-    cr_assert_eq(rc, 0, "%s", out);
-    cr_expect(strstr(out, "| GB/s +KV | % +KV |"), "%s", out);
-    cr_expect(strstr(out, "| tg4 @ d8 |"), "%s", out);
-    cr_expect(strstr(out, "+KV adds the KV-cache rows"), "%s", out);
-    free(out);
-}
-
 /* Lists of values give one record per (threads, test), threads outermost. */
 Test(bench, lists_give_one_record_each) {
     int rc;
@@ -420,10 +410,14 @@ Test(bench, csv_has_the_json_keys_as_header) {
 
 Test(bench, markdown_table_and_progress) {
     int rc;
-    char *out = bench(&rc, false, "-m %s -p 16 -n 8 -r 2 -t 2 --probe-mib 64", g_model);
+    char *out = bench(&rc, false, "-m %s -p 16 -n 8 -d 0,8 -r 2 -t 2 --probe-mib 64", g_model);
     cr_assert_eq(rc, 0, "%s", out);
     cr_expect(strstr(out, "| model | size | params | backend | threads | test | t/s |"), "%s", out);
     cr_expect(strstr(out, "| pp16 |") && strstr(out, "| tg8 |"), "%s", out);
+    /* with a depth: its tests, and the KV reads in two more columns */
+    cr_expect(strstr(out, "| pp16 @ d8 |") && strstr(out, "| tg8 @ d8 |"), "%s", out);
+    cr_expect(strstr(out, "| GB/s +KV | % +KV |"), "%s", out);
+    cr_expect(strstr(out, "+KV adds the KV-cache rows"), "%s", out);
     cr_expect(strstr(out, "memory bandwidth probe:"), "%s", out);
     cr_expect(strstr(out, "rep 2 of 2"), "progress on stderr: %s", out);
     free(out);

@@ -882,6 +882,23 @@ LM__FDOT_X(lm__fdot_f32_x, float, LM__LD_F32, LM__ID)
 LM__FDOT_X(lm__fdot_f16_x, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
 LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
 
+/* F(args..., n) with n in 1..4 a constant, so F's loops over n unroll */
+#define LM__SWITCH4(n, F, ...)                                                                     \
+    switch (n) {                                                                                   \
+    case 1:                                                                                        \
+        F(__VA_ARGS__, 1);                                                                         \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        F(__VA_ARGS__, 2);                                                                         \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        F(__VA_ARGS__, 3);                                                                         \
+        break;                                                                                     \
+    default:                                                                                       \
+        F(__VA_ARGS__, 4);                                                                         \
+        break;                                                                                     \
+    }
+
 /* Scores of one K row with HN (<= 4) query heads: its chunks converted once for all */
 #define LM__ATTN_QK_ROW(T, LOAD8)                                                                  \
     LM__AVX2 LM__INLINE void lm__qk_row_##T(const T *k, const float *const *q, int64_t d,          \
@@ -915,20 +932,7 @@ LM__FDOT_X(lm__fdot_bf16_x, uint16_t, LM__LD_BF16, lm_bf16_to_fp32)
         for (int h0 = 0; h0 < nh; h0 += 4)                                                         \
             for (int j = j0; j < n; j++) {                                                         \
                 float *o = s + h0 * ss + j;                                                        \
-                switch (nh - h0 < 4 ? nh - h0 : 4) {                                               \
-                case 1:                                                                            \
-                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 1);                                     \
-                    break;                                                                         \
-                case 2:                                                                            \
-                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 2);                                     \
-                    break;                                                                         \
-                case 3:                                                                            \
-                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 3);                                     \
-                    break;                                                                         \
-                default:                                                                           \
-                    lm__qk_row_##T(k[j], q + h0, d, o, ss, 4);                                     \
-                    break;                                                                         \
-                }                                                                                  \
+                LM__SWITCH4(nh - h0 < 4 ? nh - h0 : 4, lm__qk_row_##T, k[j], q + h0, d, o, ss)     \
             }                                                                                      \
     }
 #ifdef LM__VNNI
@@ -1119,20 +1123,7 @@ LM__ATTN_PV_CHUNK(uint16_t, LM__LD_F16)
                               int nh, int64_t d) {                                                 \
         for (int h0 = 0; h0 < nh; h0 += 4) {                                                       \
             const float *wh = w + h0 * ws;                                                         \
-            switch (nh - h0 < 4 ? nh - h0 : 4) {                                                   \
-            case 1:                                                                                \
-                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 1);                                      \
-                break;                                                                             \
-            case 2:                                                                                \
-                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 2);                                      \
-                break;                                                                             \
-            case 3:                                                                                \
-                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 3);                                      \
-                break;                                                                             \
-            default:                                                                               \
-                lm__pv_heads_##T(a + h0, v, n, wh, ws, d, 4);                                      \
-                break;                                                                             \
-            }                                                                                      \
+            LM__SWITCH4(nh - h0 < 4 ? nh - h0 : 4, lm__pv_heads_##T, a + h0, v, n, wh, ws, d)      \
         }                                                                                          \
     }
 LM__ATTN_PV_X(lm__attn_pv_x, float)
