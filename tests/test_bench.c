@@ -355,6 +355,34 @@ Test(bench, depth_runs_each_test_from_a_filled_cache) {
     free(out);
 }
 
+/* The KV bytes a decode step reads: every layer's K and V rows of the positions it attends
+ * to, at most the window on a sliding layer (Gemma 3: layers 0-4 and 6 slide, 5 is global). */
+Test(bench, kv_read_bytes_counts_windows) {
+    char path[] = "/tmp/lumen_kvread_XXXXXX.gguf";
+    int fd = mkstemps(path, 5);
+    cr_assert(fd >= 0);
+    close(fd);
+    lm_tiny_spec spec = lm_tiny_default_spec();
+    spec.arch = "gemma3", spec.n_layer = 7, spec.n_head_kv = 1, spec.head_dim = 32, spec.n_swa = 8;
+    cr_assert(lm_tiny_write(&spec, path), "cannot write %s", path);
+    lm_model_params mp = lm_model_default_params();
+    mp.n_threads = 1;
+    lm_model *m = NULL;
+    cr_assert_eq(lm_model_load(path, &mp, &m), LM_OK, "%s", lm_last_error());
+    lm_context_params cp = lm_context_default_params();
+    cp.n_ctx = 64;
+    lm_context *ctx = NULL;
+    cr_assert_eq(lm_context_create(m, &cp, &ctx), LM_OK, "%s", lm_last_error());
+    const uint64_t row = 1 * 2 * 32 * 2; /* a position of one layer: F16 K and V, 1 kv head */
+    cr_expect_eq(lm_kv_read_bytes(ctx, 3), 7 * 4 * row, "4 positions on every layer");
+    cr_expect_eq(lm_kv_read_bytes(ctx, 40), (6 * 8 + 41) * row, "the window on 6 layers");
+    cr_expect_eq(lm_kv_read_bytes(ctx, -1), 0);
+    cr_expect_eq(lm_kv_read_bytes(NULL, 3), 0);
+    lm_context_free(ctx);
+    lm_model_free(m);
+    unlink(path);
+}
+
 /* Lists of values give one record per (threads, test), threads outermost. */
 Test(bench, lists_give_one_record_each) {
     int rc;
