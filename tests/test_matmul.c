@@ -24,10 +24,12 @@
 #include <criterion/criterion.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -975,4 +977,44 @@ Test(matmul, weights_relayout_in_place) {
     be->ops->buffer_free(be, wbuf);
     munmap(map, size);
     free(img);
+}
+
+/* ---- the thread pool: after its workers went to sleep, a job still runs every task
+ * exactly once and wakes them to share it ---- */
+
+typedef struct {
+    _Atomic int64_t done;
+    _Atomic int by_worker;
+} pool_probe;
+
+static double pool_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void pool_probe_task(void *ctx, int64_t b, int64_t e, int ith) {
+    pool_probe *p = ctx;
+    for (int64_t i = b; i < e; i++) {
+        const double t0 = pool_now();
+        while (pool_now() - t0 < 100e-6) { /* ~0.1 ms of work per task */
+        }
+        atomic_fetch_add(&p->done, 1);
+    }
+    if (ith != 0) atomic_store(&p->by_worker, 1);
+}
+
+Test(matmul, pool_wakes_sleeping_workers) {
+    lm__pool *pool = lm__pool_create(3);
+    cr_assert(pool && lm__pool_threads(pool) == 3);
+    int shared = 0;
+    for (int round = 0; round < 5; round++) {
+        usleep(30000); /* far past the workers' spin: they sleep on the condition variable */
+        pool_probe p = {0, 0};
+        lm__pool_run(pool, pool_probe_task, &p, 96);
+        cr_assert_eq(atomic_load(&p.done), 96, "every task once");
+        shared += atomic_load(&p.by_worker);
+    }
+    cr_expect_gt(shared, 0, "no worker woke to share a job in 5 tries");
+    lm__pool_destroy(pool);
 }

@@ -22,7 +22,7 @@ struct lm__pool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t wake; /* sleeping workers wait here for a new generation */
-    int sleepers;        /* guarded by mu */
+    atomic_int sleepers; /* changed under mu; read without it by the caller (see run) */
     int quit;            /* guarded by mu */
     uint32_t gen;        /* the caller's last generation */
     /* Jobs alternate between two slots. Work is claimed from `word` = generation << 32 |
@@ -81,11 +81,10 @@ static bool lm__pool_wait(lm__pool *p, uint32_t seen, uint32_t *g) {
         lm__cpu_relax();
     }
     pthread_mutex_lock(&p->mu);
-    p->sleepers++;
-    while (!p->quit &&
-           (*g = lm__word_gen(atomic_load_explicit(&p->word, memory_order_acquire))) == seen)
+    atomic_fetch_add(&p->sleepers, 1); /* before the check below: see lm__pool_run_chunks */
+    while (!p->quit && (*g = lm__word_gen(atomic_load(&p->word))) == seen)
         pthread_cond_wait(&p->wake, &p->mu);
-    p->sleepers--;
+    atomic_fetch_sub(&p->sleepers, 1);
     const bool quit = p->quit;
     pthread_mutex_unlock(&p->mu);
     return !quit;
@@ -109,6 +108,7 @@ lm__pool *lm__pool_create(int n_threads) {
     if (!p) return NULL;
     p->n_threads = 1;
     atomic_init(&p->word, 0);
+    atomic_init(&p->sleepers, 0);
     atomic_init(&p->job[0].done, 0);
     atomic_init(&p->job[1].done, 0);
     pthread_mutex_init(&p->mu, NULL);
@@ -167,10 +167,16 @@ void lm__pool_run_chunks(lm__pool *p, lm__pool_fn fn, void *ctx, int64_t n_tasks
     j->n_tasks = n_tasks;
     j->chunk = chunk > 0 ? chunk : 1;
     atomic_store_explicit(&j->done, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->word, (uint64_t)g << 32, memory_order_release);
-    pthread_mutex_lock(&p->mu); /* workers past their spin sleep: wake them */
-    if (p->sleepers) pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    /* Workers past their spin sleep: wake them. Without the lock on every region (decode
+     * runs ~150 a token): the store and a worker's count-then-check are sequentially
+     * consistent, so either this load sees the worker counted (and the broadcast, under the
+     * lock, finds it waiting or about to recheck) or the worker's check sees the new word. */
+    atomic_store(&p->word, (uint64_t)g << 32);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
 
     lm__pool_work(p, g, 0);
 
