@@ -403,7 +403,7 @@ lm_status lm__cpu_attention(lm_backend *be, const lm_tensor *q, const lm_tensor 
         }
         j.part = c->attn_part;
         lm__pool_run(c->pool, lm__attn_chunk_task, &j, chunks * (H / nh));
-        lm__pool_run(c->pool, lm__attn_merge_task, &j, H);
+        lm__attn_merge_task(&j, 0, H, 0); /* a few vectors a head: not worth a hand-off */
         return LM_OK;
     }
     lm__pool_run(c->pool, lm__attn_task, &j, ((T + tb - 1) / tb) * (H / nh));
