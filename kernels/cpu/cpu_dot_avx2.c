@@ -1049,38 +1049,36 @@ LM__AVX2 static void lm__f16_to_f32_x(const uint16_t *src, float *dst, int64_t n
     for (; i < n; i++) dst[i] = lm_fp16_to_fp32(src[i]);
 }
 
-/* HN (<= 4) heads x U x 8 lanes of their outputs per step, each V chunk converted once for
- * all heads: independent add chains hide the latency */
-#define LM__ATTN_PV_CHUNK(T, LOAD8)                                                                \
-    LM__AVX2 LM__INLINE void lm__pv_chunk_##T(float *const *a, const T *const *v, int n,           \
-                                              const float *w, int ws, int64_t i, const int HN,     \
-                                              const int U) {                                       \
-        __m256 x[4][2];                                                                            \
+/* HN (<= 4) heads x U vectors of W lanes of their outputs per step, each V chunk converted
+ * once for all heads: independent add chains hide the latency. One body for ymm and zmm. */
+#define LM__PV_CHUNK_V(name, T, VT, W, UMAX, LOADV, LOADU, STOREU, SET1, ADD, MUL)                 \
+    LM__AVX2 LM__INLINE void name(float *const *a, const T *const *v, int n, const float *w,       \
+                                  int ws, int64_t i, const int HN, const int U) {                  \
+        VT x[4][UMAX];                                                                             \
         for (int h = 0; h < HN; h++)                                                               \
-            for (int u = 0; u < U; u++) x[h][u] = _mm256_loadu_ps(a[h] + i + 8 * u);               \
+            for (int u = 0; u < U; u++) x[h][u] = LOADU(a[h] + i + (W)*u);                         \
         for (int j = 0; j < n; j++) {                                                              \
-            __m256 vv[2];                                                                          \
-            for (int u = 0; u < U; u++) vv[u] = LOAD8(v[j] + i + 8 * u);                           \
+            VT vv[UMAX];                                                                           \
+            for (int u = 0; u < U; u++) vv[u] = LOADV(v[j] + i + (W)*u);                           \
             for (int h = 0; h < HN; h++) {                                                         \
-                const __m256 ww = _mm256_set1_ps(w[h * ws + j]);                                   \
-                for (int u = 0; u < U; u++)                                                        \
-                    x[h][u] = _mm256_add_ps(x[h][u], _mm256_mul_ps(ww, vv[u]));                    \
+                const VT ww = SET1(w[h * ws + j]);                                                 \
+                for (int u = 0; u < U; u++) x[h][u] = ADD(x[h][u], MUL(ww, vv[u]));                \
             }                                                                                      \
         }                                                                                          \
         for (int h = 0; h < HN; h++)                                                               \
-            for (int u = 0; u < U; u++) _mm256_storeu_ps(a[h] + i + 8 * u, x[h][u]);               \
-    }                                                                                              \
-    LM__AVX2 LM__INLINE void lm__pv_heads_##T(float *const *a, const T *const *v, int n,           \
-                                              const float *w, int ws, int64_t d, const int HN) {   \
-        int64_t i = 0;                                                                             \
-        LM__PV16(T)                                                                                \
-        for (; i + 16 <= d; i += 16) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 2);                   \
-        for (; i + 8 <= d; i += 8) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 1);                     \
-        for (; i < d; i++)                                                                         \
-            for (int h = 0; h < HN; h++)                                                           \
-                for (int j = 0; j < n; j++) a[h][i] += w[h * ws + j] * lm__pv_conv_##T(v[j][i]);   \
+            for (int u = 0; u < U; u++) STOREU(a[h] + i + (W)*u, x[h][u]);                         \
     }
-#ifdef LM__VNNI
+#define LM__PV_CHUNK8(T, LOAD8)                                                                    \
+    LM__PV_CHUNK_V(lm__pv_chunk_##T, T, __m256, 8, 2, LOAD8, _mm256_loadu_ps, _mm256_storeu_ps,    \
+                   _mm256_set1_ps, _mm256_add_ps, _mm256_mul_ps)
+LM__PV_CHUNK8(float, LM__LD_F32)
+LM__PV_CHUNK8(uint16_t, LM__LD_F16)
+#ifdef LM__VNNI /* 64 lanes a step in zmm first */
+#define LM__PV_CHUNK16(T, LOAD16)                                                                  \
+    LM__PV_CHUNK_V(lm__pv_chunk16_##T, T, __m512, 16, 4, LOAD16, _mm512_loadu_ps,                  \
+                   _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_mul_ps)
+LM__PV_CHUNK16(float, LM__LD16_F32)
+LM__PV_CHUNK16(uint16_t, LM__LD16_F16)
 #define LM__PV16(T)                                                                                \
     for (; i + 64 <= d; i += 64) lm__pv_chunk16_##T(a, v, n, w, ws, i, HN, 4);
 #else
@@ -1092,32 +1090,19 @@ LM__INLINE float lm__pv_conv_float(float x) {
 LM__INLINE float lm__pv_conv_uint16_t(uint16_t x) {
     return lm_fp16_to_fp32(x);
 }
-#ifdef LM__VNNI
-/* U x 16 lanes: the same per-element steps in zmm */
-#define LM__ATTN_PV_CHUNK16(T, LOAD16)                                                             \
-    LM__AVX2 LM__INLINE void lm__pv_chunk16_##T(float *const *a, const T *const *v, int n,         \
-                                                const float *w, int ws, int64_t i, const int HN,   \
-                                                const int U) {                                     \
-        __m512 x[4][4];                                                                            \
-        for (int h = 0; h < HN; h++)                                                               \
-            for (int u = 0; u < U; u++) x[h][u] = _mm512_loadu_ps(a[h] + i + 16 * u);              \
-        for (int j = 0; j < n; j++) {                                                              \
-            __m512 vv[4];                                                                          \
-            for (int u = 0; u < U; u++) vv[u] = LOAD16(v[j] + i + 16 * u);                         \
-            for (int h = 0; h < HN; h++) {                                                         \
-                const __m512 ww = _mm512_set1_ps(w[h * ws + j]);                                   \
-                for (int u = 0; u < U; u++)                                                        \
-                    x[h][u] = _mm512_add_ps(x[h][u], _mm512_mul_ps(ww, vv[u]));                    \
-            }                                                                                      \
-        }                                                                                          \
-        for (int h = 0; h < HN; h++)                                                               \
-            for (int u = 0; u < U; u++) _mm512_storeu_ps(a[h] + i + 16 * u, x[h][u]);              \
+#define LM__ATTN_PV_HEADS(T)                                                                       \
+    LM__AVX2 LM__INLINE void lm__pv_heads_##T(float *const *a, const T *const *v, int n,           \
+                                              const float *w, int ws, int64_t d, const int HN) {   \
+        int64_t i = 0;                                                                             \
+        LM__PV16(T)                                                                                \
+        for (; i + 16 <= d; i += 16) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 2);                   \
+        for (; i + 8 <= d; i += 8) lm__pv_chunk_##T(a, v, n, w, ws, i, HN, 1);                     \
+        for (; i < d; i++)                                                                         \
+            for (int h = 0; h < HN; h++)                                                           \
+                for (int j = 0; j < n; j++) a[h][i] += w[h * ws + j] * lm__pv_conv_##T(v[j][i]);   \
     }
-LM__ATTN_PV_CHUNK16(float, LM__LD16_F32)
-LM__ATTN_PV_CHUNK16(uint16_t, LM__LD16_F16)
-#endif
-LM__ATTN_PV_CHUNK(float, LM__LD_F32)
-LM__ATTN_PV_CHUNK(uint16_t, LM__LD_F16)
+LM__ATTN_PV_HEADS(float)
+LM__ATTN_PV_HEADS(uint16_t)
 #define LM__ATTN_PV_X(name, T)                                                                     \
     LM__AVX2 static void name(float *const *a, const T *const *v, int n, const float *w, int ws,   \
                               int nh, int64_t d) {                                                 \
