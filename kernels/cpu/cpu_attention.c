@@ -243,6 +243,12 @@ static void lm__attn_out(const lm__attn_job *j, int64_t t, int64_t h, const lm__
     for (int64_t d = 0; d < D; d++) out[d] = x->acc[d] * inv;
 }
 
+/* Chunk c's positions within [first, last] */
+static void lm__attn_chunk(int32_t c, int32_t first, int32_t last, int32_t *lo, int32_t *hi) {
+    *lo = c * LM__ATTN_CH > first ? c * LM__ATTN_CH : first;
+    *hi = c * LM__ATTN_CH + LM__ATTN_CH - 1 < last ? c * LM__ATTN_CH + LM__ATTN_CH - 1 : last;
+}
+
 /* A block of tokens and heads (as lm__attn_span's) over all their positions, chunk by
  * chunk. scr: two tiles of rows, then the running and the chunk states' outputs. */
 static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0, int nh,
@@ -253,10 +259,8 @@ static void lm__attn_block(const lm__attn_job *j, int64_t t0, int nt, int64_t h0
     float *kb = scr, *vb = kb + LM__ATTN_PT * D, *acc = vb + LM__ATTN_PT * D;
     lm__attn_fresh(tot, nt * nh, acc, D);
     for (int32_t c = first / LM__ATTN_CH; c <= last / LM__ATTN_CH; c++) {
-        const int32_t lo = c * LM__ATTN_CH > first ? c * LM__ATTN_CH : first,
-                      hi = c * LM__ATTN_CH + LM__ATTN_CH - 1 < last
-                               ? c * LM__ATTN_CH + LM__ATTN_CH - 1
-                               : last;
+        int32_t lo, hi;
+        lm__attn_chunk(c, first, last, &lo, &hi);
         lm__attn_fresh(st, nt * nh, acc + nt * nh * D, D);
         lm__attn_span(j, t0, nt, h0, nh, lo, hi, last, st, kb, vb);
         for (int i = 0; i < nt * nh; i++) lm__attn_merge(&tot[i], &st[i], D);
@@ -298,10 +302,8 @@ static void lm__attn_chunk_task(void *ctx, int64_t b, int64_t e, int ith) {
     float *kb = lm__cpu_scratch(j->c, ith), *vb = kb + LM__ATTN_PT * D;
     for (int64_t i = b; i < e; i++) {
         const int32_t c = j->c0 + (int32_t)(i % chunks), h0 = (int32_t)(i / chunks) * j->nh;
-        const int32_t lo = c * LM__ATTN_CH > first ? c * LM__ATTN_CH : first,
-                      hi = c * LM__ATTN_CH + LM__ATTN_CH - 1 < last
-                               ? c * LM__ATTN_CH + LM__ATTN_CH - 1
-                               : last;
+        int32_t lo, hi;
+        lm__attn_chunk(c, first, last, &lo, &hi);
         float *slot = j->part + (size_t)((c - j->c0) * H + h0) * (size_t)(D + 2);
         lm__attn_state st[LM__ATTN_NH];
         for (int h = 0; h < j->nh; h++) {
