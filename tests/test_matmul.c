@@ -564,6 +564,98 @@ Test(matmul, attention_kernels_every_level) {
     }
 }
 
+/* bits equal, or both NaN (which NaN an add passes on is the CPU's choice) */
+static bool same_float(float a, float b) {
+    return memcmp(&a, &b, sizeof a) == 0 || (a != a && b != b);
+}
+
+/* Attention's online-softmax step at every level = the scalar one, bit for bit: partial tiles
+ * (unset slots hold NaN garbage that must be ignored), fresh and running states, a max that
+ * grows or not, scores down in exp's underflow, -inf and NaN scores, scales of either sign,
+ * any head size for the rescaled outputs. */
+Test(matmul, attention_softmax_every_level) {
+    lm_test_rng r = {lm_test_seed()};
+    lm__cpu_level lv[LM__CPU_LEVEL_COUNT];
+    const int nlv = levels(lv);
+    enum { PT = LM__ATTN_PT, NH = 24, D = 300 };
+    static float s0[NH * PT], s[NH * PT], w[NH * PT], acc0[NH][D], acc[NH][D];
+    const lm__cpu_kernels *ks = lm__cpu_kernels_get(LM__CPU_SCALAR);
+    for (int rep = 0; rep < 200; rep++) {
+        const int nh = 1 + (int)(lm_test_rng_u64(&r) % NH);
+        const int o = rep % 3 ? 0 : (int)(lm_test_rng_u64(&r) % PT);
+        const int n = rep % 3 ? PT - (int)(lm_test_rng_u64(&r) % 2)
+                              : 1 + (int)(lm_test_rng_u64(&r) % (uint64_t)(PT - o));
+        const int64_t d = 1 + (int64_t)(lm_test_rng_u64(&r) % D);
+        const float scale = rep % 7 == 3   ? -0.3f
+                            : rep % 5 == 1 ? 1.0f
+                                           : 0.05f + lm_test_rng_uniform(&r);
+        lm__attn_state st0[NH], st[NH];
+        for (int h = 0; h < nh; h++) {
+            for (int i = 0; i < PT; i++) {
+                const float u = lm_test_rng_uniform(&r);
+                s0[h * PT + i] = i < o || i >= o + n ? NAN /* unset */
+                                 : u < 0.02f         ? -INFINITY
+                                 : u < 0.03f         ? NAN
+                                 : u < 0.1f          ? -200.0f * lm_test_rng_uniform(&r)
+                                                     : 8.0f * lm_test_rng_normal(&r);
+            }
+            const bool fresh = lm_test_rng_u64(&r) % 3 == 0;
+            st0[h] =
+                (lm__attn_state){fresh ? -INFINITY : 8.0f * lm_test_rng_normal(&r),
+                                 fresh ? 0.0f : 1.0f + 10.0f * lm_test_rng_uniform(&r), acc0[h]};
+            if (fresh)
+                memset(acc0[h], 0, sizeof acc0[h]);
+            else
+                lm_test_fill_normal(&r, acc0[h], D, 1.0f);
+        }
+        lm__attn_state ref_st[NH];
+        static float ref_acc[NH][D], ref_w[NH * PT];
+        memcpy(s, s0, sizeof s), memcpy(ref_acc, acc0, sizeof acc0),
+            memcpy(ref_st, st0, sizeof st0);
+        for (int h = 0; h < nh; h++) ref_st[h].acc = ref_acc[h];
+        ks->attn_soft(ref_st, s, ref_w, nh, o, n, scale, d);
+        /* the oracle itself, where no score is NaN: the new max, e^(s - m) within 1.7 units of
+         * the last place of a float (3e-7 relative), 0 outside the slots */
+        for (int h = 0; h < nh; h++) {
+            float mx = st0[h].m;
+            bool nan = false;
+            for (int i = o; i < o + n; i++) {
+                const float x = s0[h * PT + i] * scale;
+                nan |= x != x;
+                mx = x > mx ? x : mx;
+            }
+            if (nan || isinf(mx)) continue; /* +inf: a -inf score times a negative scale */
+            cr_assert(memcmp(&mx, &ref_st[h].m, 4) == 0, "rep %d pair %d: m %.9g, expected %.9g",
+                      rep, h, ref_st[h].m, mx);
+            for (int i = 0; i < PT; i++) {
+                const double e =
+                    i < o || i >= o + n ? 0.0 : exp((double)(s0[h * PT + i] * scale - mx));
+                cr_assert(fabs(ref_w[h * PT + i] - e) <= 3e-7 * e + 1e-37,
+                          "rep %d slot %d: %.9g vs %.9g", rep, i, ref_w[h * PT + i], e);
+            }
+        }
+        for (int l = 1; l < nlv; l++) {
+            const char *name = lm__cpu_level_name(lv[l]);
+            memcpy(s, s0, sizeof s), memcpy(acc, acc0, sizeof acc0), memcpy(st, st0, sizeof st0);
+            memset(w, 0, sizeof w);
+            for (int h = 0; h < nh; h++) st[h].acc = acc[h];
+            lm__cpu_kernels_get(lv[l])->attn_soft(st, s, w, nh, o, n, scale, d);
+            for (int h = 0; h < nh; h++) {
+                cr_assert(same_float(st[h].m, ref_st[h].m) && same_float(st[h].l, ref_st[h].l),
+                          "%s rep %d pair %d: m %.9g l %.9g, scalar m %.9g l %.9g", name, rep, h,
+                          st[h].m, st[h].l, ref_st[h].m, ref_st[h].l);
+                for (int i = 0; i < PT; i++)
+                    cr_assert(same_float(w[h * PT + i], ref_w[h * PT + i]),
+                              "%s rep %d pair %d slot %d (o %d n %d): w %.9g != %.9g", name, rep, h,
+                              i, o, n, w[h * PT + i], ref_w[h * PT + i]);
+                for (int64_t i = 0; i < d; i++)
+                    cr_assert(same_float(acc[h][i], ref_acc[h][i]), "%s rep %d pair %d acc[%lld]",
+                              name, rep, h, (long long)i);
+            }
+        }
+    }
+}
+
 /* Activation quantization of every level = the scalar one, byte for byte: normal values,
  * outliers, exact halves (amax 32767: d = 1, so x = k + 0.5 is a tie), zeros, +-inf, NaN. */
 Test(matmul, quantize_every_level) {

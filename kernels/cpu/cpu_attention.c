@@ -28,7 +28,6 @@ typedef struct {
 
 #define LM__ATTN_TB 8 /* tokens per block: 2 states x 8 x 4 heads x 256 floats stay in L2 */
 #define LM__ATTN_NH 8
-#define LM__ATTN_PT 16 /* cache positions per tile, from multiples of 16: K and V rows in L1 */
 /* A token's positions are taken in chunks of this many, from multiples of it, each from a
  * fresh softmax state, and the chunks' states merged in order: a decode token's chunks
  * can then run on different threads and give the same numbers as a batch token's. */
@@ -55,61 +54,6 @@ static inline void lm__attn_prefetch(const char *r, size_t row_bytes) {
     for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(r + o, 0, 2);
 }
 
-/* The running state of one (token, head): max m, sum l, output acc. */
-typedef struct {
-    float m, l;
-    float *acc;
-} lm__attn_state;
-
-/* e^x for x <= 0, within 2 units of its last place (1.7 at worst, all floats): Cody-Waite reduction
- * by ln 2, a degree-7 Taylor polynomial on |r| <= ln2 / 2, 2^n by the exponent bits; below -87.33
- * (under FLT_MIN) 0, a NaN stays NaN (through p). Branch-free float operations, so the compiler's
- * vector form of a loop of them gives the same bits as one at a time (every level runs this same
- * code). */
-static inline float lm__exp_neg(float x) {
-    const float xc = x < -87.33f ? -87.33f : x;
-    /* t's low mantissa bits hold n = round(xc / ln 2) (1.5 x 2^23 fixes the exponent) */
-    const float t = xc * 1.44269504088896341f + 12582912.0f;
-    const float n = t - 12582912.0f;
-    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f; /* ln 2 = hi + lo */
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t tb, eb;
-    memcpy(&tb, &t, 4);
-    eb = (tb - 0x4b400000u + 127u) << 23; /* 2^n; a NaN x gives a NaN p */
-    float e;
-    memcpy(&e, &eb, 4);
-    const float y = p * e;
-    return x < -87.33f ? 0.0f : y;
-}
-
-/* A tile's 16 slots (one per position, from its multiple of 16; -inf / 0 where the token
- * sees no position): the max and the sum as fixed trees, x[k] with x[k + 8], then + 4, + 2,
- * + 1 (short dependency chains; the Vulkan kernel sums in the same tree) */
-#define LM__MAX(a, b) ((a) > (b) ? (a) : (b))
-#define LM__ADD(a, b) ((a) + (b))
-/* in scalars, not an array: the compiler's partial vector loads of one made the stores
- * feeding them stall */
-#define LM__TREE16(OP, x)                                                                          \
-    const float a0 = OP(x[0], x[8]), a1 = OP(x[1], x[9]), a2 = OP(x[2], x[10]),                    \
-                a3 = OP(x[3], x[11]), a4 = OP(x[4], x[12]), a5 = OP(x[5], x[13]),                  \
-                a6 = OP(x[6], x[14]), a7 = OP(x[7], x[15]);                                        \
-    const float b0 = OP(a0, a4), b1 = OP(a1, a5), b2 = OP(a2, a6), b3 = OP(a3, a7);                \
-    const float c0 = OP(b0, b2), c1 = OP(b1, b3);                                                  \
-    return OP(c0, c1);
-static inline float lm__tile_max(const float *x) {
-    LM__TREE16(LM__MAX, x)
-}
-static inline float lm__tile_sum(const float *x) {
-    LM__TREE16(LM__ADD, x)
-}
-
 /* The positions a token sees in one tile, slots [o, o + n) of it (rows k[i], v[i] of slot
  * o + i), into the states of the nh (token, head) pairs whose query rows are q[h]. A token's tiles
  * are the cache's runs of LM__ATTN_PT positions from multiples of it, so neither blocking tokens
@@ -130,27 +74,18 @@ static void lm__attn_tile(const lm__attn_job *j, const float *const *q, const vo
         kern->attn_qk_f16((const uint16_t *const *)k, n, q, nh, D, s + o, PT);
     else
         kern->attn_qk((const float *const *)k, n, q, nh, D, s + o, PT);
-    for (int h = 0; h < nh; h++) {
-        lm__attn_state *x = &st[h];
-        float *sh = s + h * PT, *wh = w + h * PT;
-        for (int i = 0; i < PT; i++)
-            if (i < o || i >= o + n) sh[i] = -INFINITY;
-        for (int i = o; i < o + n; i++) sh[i] *= j->p.scale;
-        if (j->p.softcap > 0.0f)
-            for (int i = o; i < o + n; i++) sh[i] = j->p.softcap * tanhf(sh[i] / j->p.softcap);
-        const float mt = lm__tile_max(sh);
-        if (mt > x->m) {
-            if (x->m != -INFINITY) { /* else l and acc are still 0 */
-                const float c = lm__exp_neg(x->m - mt);
-                x->l *= c;
-                for (int64_t d = 0; d < D; d++) x->acc[d] *= c;
-            }
-            x->m = mt;
+    if (j->p.softcap > 0.0f) { /* capped here; the kernel then takes the slots as they are */
+        const float cap = j->p.softcap;
+        for (int h = 0; h < nh; h++) {
+            float *sh = s + h * PT;
+            for (int i = 0; i < PT; i++)
+                sh[i] = i < o || i >= o + n ? -INFINITY : cap * tanhf(sh[i] * j->p.scale / cap);
         }
-        for (int i = 0; i < PT; i++) wh[i] = lm__exp_neg(sh[i] - x->m); /* -inf: 0 */
-        x->l += lm__tile_sum(wh);
-        acc[h] = x->acc;
+        kern->attn_soft(st, s, w, nh, 0, PT, 1.0f, D);
+    } else {
+        kern->attn_soft(st, s, w, nh, o, n, j->p.scale, D);
     }
+    for (int h = 0; h < nh; h++) acc[h] = st[h].acc;
     if (j->v->type == LM_TYPE_F16)
         kern->attn_pv_f16(acc, (const uint16_t *const *)v, n, w + o, PT, nh, D);
     else

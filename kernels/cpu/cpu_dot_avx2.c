@@ -24,6 +24,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(LM_NO_AVX2)
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* cpu_dot_avx512.c compiles this file again with LM__VNNI: the same kernels with AVX-512 VL
@@ -1114,6 +1115,79 @@ LM__ATTN_PV_HEADS(uint16_t)
 LM__ATTN_PV_X(lm__attn_pv_x, float)
 LM__ATTN_PV_X(lm__attn_pv_f16_x, uint16_t)
 
+/* ---- attention's online softmax: lm__attn_soft (cpu_dot_scalar.c), 8 slots a vector ---- */
+
+/* lm__exp_neg on 8 lanes, operation for operation (max(lo, x) is x < lo ? lo : x, a NaN x
+ * kept; the bits of t as the scalar form's integer) */
+LM__AVX2 LM__INLINE __m256 lm__exp_neg8(__m256 x) {
+    static const float poly[8] = LM__EXP_POLY;
+    const __m256 lo = _mm256_set1_ps(LM__EXP_MIN), big = _mm256_set1_ps(LM__EXP_BIG);
+    const __m256 xc = _mm256_max_ps(lo, x);
+    const __m256 t = _mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(LM__EXP_L2E)), big);
+    const __m256 n = _mm256_sub_ps(t, big);
+    const __m256 r =
+        _mm256_sub_ps(_mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(LM__EXP_LNHI))),
+                      _mm256_mul_ps(n, _mm256_set1_ps(LM__EXP_LNLO)));
+    __m256 p = _mm256_set1_ps(poly[0]);
+    for (int i = 1; i < 8; i++) p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(poly[i]));
+    const __m256i eb = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4b400000)),
+                         _mm256_set1_epi32(127)),
+        23);
+    const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(eb));
+    return _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+}
+
+/* lm__tile_max / lm__tile_sum's tree on slots 0-7 (a) and 8-15 (b): the same pairs, max(x, y)
+ * being x > y ? x : y */
+#define LM__TREE16_X(name, OP8, OP4)                                                               \
+    LM__AVX2 LM__INLINE float name(__m256 a, __m256 b) {                                           \
+        const __m256 t = OP8(a, b);                                                                \
+        const __m128 u = OP4(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));              \
+        const __m128 v = OP4(u, _mm_movehl_ps(u, u));                                              \
+        return _mm_cvtss_f32(OP4(v, _mm_shuffle_ps(v, v, 1)));                                     \
+    }
+LM__TREE16_X(lm__tile_max_x, _mm256_max_ps, _mm_max_ps)
+LM__TREE16_X(lm__tile_sum_x, _mm256_add_ps, _mm_add_ps)
+
+LM__AVX2 static void lm__attn_soft_x(lm__attn_state *st, float *s, float *w, int nh, int o, int n,
+                                     float scale, int64_t d) {
+    enum { PT = LM__ATTN_PT };
+    const __m256i i0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                  i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(8));
+    const __m256i lo = _mm256_set1_epi32(o - 1), hi = _mm256_set1_epi32(o + n);
+    const __m256 in0 = _mm256_castsi256_ps(
+                     _mm256_and_si256(_mm256_cmpgt_epi32(i0, lo), _mm256_cmpgt_epi32(hi, i0))),
+                 in1 = _mm256_castsi256_ps(
+                     _mm256_and_si256(_mm256_cmpgt_epi32(i1, lo), _mm256_cmpgt_epi32(hi, i1)));
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), sc = _mm256_set1_ps(scale);
+    for (int h = 0; h < nh; h++) {
+        lm__attn_state *x = &st[h];
+        float *sh = s + h * PT, *wh = w + h * PT;
+        for (int i = 0; i < o; i++) sh[i] = -INFINITY; /* never read unset slots */
+        for (int i = o + n; i < PT; i++) sh[i] = -INFINITY;
+        const __m256 a = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_loadu_ps(sh), sc), in0),
+                     b = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_loadu_ps(sh + 8), sc), in1);
+        const float mt = lm__tile_max_x(a, b);
+        if (mt > x->m) {
+            if (x->m != -INFINITY) { /* else l and acc are still 0 */
+                const float c = lm__exp_neg(x->m - mt);
+                const __m256 cv = _mm256_set1_ps(c);
+                int64_t i = 0;
+                x->l *= c;
+                for (; i + 8 <= d; i += 8)
+                    _mm256_storeu_ps(x->acc + i, _mm256_mul_ps(_mm256_loadu_ps(x->acc + i), cv));
+                for (; i < d; i++) x->acc[i] *= c;
+            }
+            x->m = mt;
+        }
+        const __m256 m = _mm256_set1_ps(x->m);
+        const __m256 e0 = lm__exp_neg8(_mm256_sub_ps(a, m)), e1 = lm__exp_neg8(_mm256_sub_ps(b, m));
+        _mm256_storeu_ps(wh, e0), _mm256_storeu_ps(wh + 8, e1);
+        x->l += lm__tile_sum_x(e0, e1);
+    }
+}
+
 /* ---- activation quantization: lm__quantize_16's operations, 8 lanes at a time ---- */
 
 /* q[j] = round half away from zero (x[j] / d), d = amax / 32767; n a multiple of 16 */
@@ -1186,6 +1260,7 @@ bool LM__KTABLE(lm__cpu_kernels *k) {
     k->attn_qk = lm__attn_qk_x;
     k->attn_pv_f16 = lm__attn_pv_f16_x;
     k->attn_qk_f16 = lm__attn_qk_f16_x;
+    k->attn_soft = lm__attn_soft_x;
     k->quantize_q16a = lm__quantize_q16a_x;
     k->quantize_q16k = lm__quantize_q16k_x;
     k->level = LM__KLEVEL;

@@ -29,6 +29,7 @@
 #include "../common/lm_quant_math.h"
 
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 #define LM__INLINE static inline __attribute__((always_inline))
@@ -129,6 +130,87 @@ static void lm__n_attn_qk_f16(const uint16_t *const *k, int n, const float *cons
     }
 LM__ATTN_PV_N(lm__n_attn_pv, float, LM__LD_F32, LM__ID)
 LM__ATTN_PV_N(lm__n_attn_pv_f16, uint16_t, LM__LD_F16, lm_fp16_to_fp32)
+
+/* ---- attention's online softmax: lm__attn_soft's operations, 4 slots a vector ---- */
+
+/* lm__exp_neg on 4 lanes, operation for operation */
+LM__INLINE float32x4_t lm__n_exp_neg4(float32x4_t x) {
+    static const float poly[8] = LM__EXP_POLY;
+    const float32x4_t lo = vdupq_n_f32(LM__EXP_MIN), big = vdupq_n_f32(LM__EXP_BIG);
+    const uint32x4_t under = vcltq_f32(x, lo); /* false for a NaN, which is kept */
+    const float32x4_t xc = vbslq_f32(under, lo, x);
+    const float32x4_t t = vaddq_f32(vmulq_f32(xc, vdupq_n_f32(LM__EXP_L2E)), big);
+    const float32x4_t n = vsubq_f32(t, big);
+    const float32x4_t r = vsubq_f32(vsubq_f32(xc, vmulq_f32(n, vdupq_n_f32(LM__EXP_LNHI))),
+                                    vmulq_f32(n, vdupq_n_f32(LM__EXP_LNLO)));
+    float32x4_t p = vdupq_n_f32(poly[0]);
+    for (int i = 1; i < 8; i++) p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(poly[i]));
+    const uint32x4_t eb = vshlq_n_u32(
+        vaddq_u32(vsubq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(0x4b400000u)), vdupq_n_u32(127u)),
+        23);
+    return vbslq_f32(under, vdupq_n_f32(0.0f), vmulq_f32(p, vreinterpretq_f32_u32(eb)));
+}
+
+/* the oracle's max (x > y ? x : y, not fmax) and sum, on 4 and 2 lanes */
+LM__INLINE float32x4_t lm__n_max4(float32x4_t a, float32x4_t b) {
+    return vbslq_f32(vcgtq_f32(a, b), a, b);
+}
+LM__INLINE float32x2_t lm__n_max2(float32x2_t a, float32x2_t b) {
+    return vbsl_f32(vcgt_f32(a, b), a, b);
+}
+LM__INLINE float lm__n_max1(float a, float b) {
+    return a > b ? a : b;
+}
+LM__INLINE float lm__n_add1(float a, float b) {
+    return a + b;
+}
+/* lm__tile_max / lm__tile_sum's tree on the slots 0-3, 4-7, 8-11, 12-15 in x[0..3] */
+#define LM__TREE16_N(name, OP4, OP2, OP1)                                                          \
+    LM__INLINE float name(const float32x4_t *x) {                                                  \
+        const float32x4_t b = OP4(OP4(x[0], x[2]), OP4(x[1], x[3]));                               \
+        const float32x2_t c = OP2(vget_low_f32(b), vget_high_f32(b));                              \
+        return OP1(vget_lane_f32(c, 0), vget_lane_f32(c, 1));                                      \
+    }
+LM__TREE16_N(lm__n_tile_max, lm__n_max4, lm__n_max2, lm__n_max1)
+LM__TREE16_N(lm__n_tile_sum, vaddq_f32, vadd_f32, lm__n_add1)
+
+static void lm__n_attn_soft(lm__attn_state *st, float *s, float *w, int nh, int o, int n,
+                            float scale, int64_t d) {
+    enum { PT = LM__ATTN_PT };
+    static const int32_t first[4] = {0, 1, 2, 3};
+    uint32x4_t in[4];
+    for (int u = 0; u < 4; u++) {
+        const int32x4_t idx = vaddq_s32(vld1q_s32(first), vdupq_n_s32(4 * u));
+        in[u] = vandq_u32(vcgeq_s32(idx, vdupq_n_s32(o)), vcltq_s32(idx, vdupq_n_s32(o + n)));
+    }
+    for (int h = 0; h < nh; h++) {
+        lm__attn_state *x = &st[h];
+        float *sh = s + h * PT, *wh = w + h * PT;
+        for (int i = 0; i < o; i++) sh[i] = -INFINITY; /* never read unset slots */
+        for (int i = o + n; i < PT; i++) sh[i] = -INFINITY;
+        float32x4_t v[4], e[4];
+        for (int u = 0; u < 4; u++)
+            v[u] =
+                vbslq_f32(in[u], vmulq_n_f32(vld1q_f32(sh + 4 * u), scale), vdupq_n_f32(-INFINITY));
+        const float mt = lm__n_tile_max(v);
+        if (mt > x->m) {
+            if (x->m != -INFINITY) { /* else l and acc are still 0 */
+                const float c = lm__exp_neg(x->m - mt);
+                int64_t i = 0;
+                x->l *= c;
+                for (; i + 4 <= d; i += 4)
+                    vst1q_f32(x->acc + i, vmulq_n_f32(vld1q_f32(x->acc + i), c));
+                for (; i < d; i++) x->acc[i] *= c;
+            }
+            x->m = mt;
+        }
+        for (int u = 0; u < 4; u++) {
+            e[u] = lm__n_exp_neg4(vsubq_f32(v[u], vdupq_n_f32(x->m)));
+            vst1q_f32(wh + 4 * u, e[u]);
+        }
+        x->l += lm__n_tile_sum(e);
+    }
+}
 
 /* ---- activation quantization: lm__quantize_16's operations, 4 lanes at a time ---- */
 
@@ -482,6 +564,7 @@ bool lm__cpu_kernels_neon(lm__cpu_kernels *k) {
     k->attn_qk = lm__n_attn_qk;
     k->attn_pv_f16 = lm__n_attn_pv_f16;
     k->attn_qk_f16 = lm__n_attn_qk_f16;
+    k->attn_soft = lm__n_attn_soft;
     k->quantize_q16a = lm__n_quantize_q16a;
     k->quantize_q16k = lm__n_quantize_q16k;
     return true;

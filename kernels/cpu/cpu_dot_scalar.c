@@ -361,6 +361,49 @@ static void lm__attn_qk_f16(const uint16_t *const *k, int n, const float *const 
 LM__ATTN_PV(lm__attn_pv, float, LM__SAME)
 LM__ATTN_PV(lm__attn_pv_f16, uint16_t, lm_fp16_to_fp32)
 
+/* A tile's 16 slots: the max and the sum as fixed trees, x[k] with x[k + 8], then + 4, + 2,
+ * + 1 (short dependency chains; the SIMD levels and the Vulkan kernel combine the same pairs) */
+#define LM__MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LM__ADD(a, b) ((a) + (b))
+/* in scalars, not an array: the compiler's partial vector loads of one made the stores
+ * feeding them stall */
+#define LM__TREE16(OP, x)                                                                          \
+    const float a0 = OP(x[0], x[8]), a1 = OP(x[1], x[9]), a2 = OP(x[2], x[10]),                    \
+                a3 = OP(x[3], x[11]), a4 = OP(x[4], x[12]), a5 = OP(x[5], x[13]),                  \
+                a6 = OP(x[6], x[14]), a7 = OP(x[7], x[15]);                                        \
+    const float b0 = OP(a0, a4), b1 = OP(a1, a5), b2 = OP(a2, a6), b3 = OP(a3, a7);                \
+    const float c0 = OP(b0, b2), c1 = OP(b1, b3);                                                  \
+    return OP(c0, c1);
+static inline float lm__tile_max(const float *x) {
+    LM__TREE16(LM__MAX, x)
+}
+static inline float lm__tile_sum(const float *x) {
+    LM__TREE16(LM__ADD, x)
+}
+
+static void lm__attn_soft(lm__attn_state *st, float *s, float *w, int nh, int o, int n, float scale,
+                          int64_t d) {
+    enum { PT = LM__ATTN_PT };
+    for (int h = 0; h < nh; h++) {
+        lm__attn_state *x = &st[h];
+        float *sh = s + h * PT, *wh = w + h * PT;
+        for (int i = 0; i < PT; i++)
+            if (i < o || i >= o + n) sh[i] = -INFINITY;
+        for (int i = o; i < o + n; i++) sh[i] *= scale;
+        const float mt = lm__tile_max(sh);
+        if (mt > x->m) {
+            if (x->m != -INFINITY) { /* else l and acc are still 0 */
+                const float c = lm__exp_neg(x->m - mt);
+                x->l *= c;
+                for (int64_t i = 0; i < d; i++) x->acc[i] *= c;
+            }
+            x->m = mt;
+        }
+        for (int i = 0; i < PT; i++) wh[i] = lm__exp_neg(sh[i] - x->m); /* -inf: 0 */
+        x->l += lm__tile_sum(wh);
+    }
+}
+
 void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     memset(k, 0, sizeof *k);
     k->level = LM__CPU_SCALAR;
@@ -383,6 +426,7 @@ void lm__cpu_kernels_scalar(lm__cpu_kernels *k) {
     k->attn_qk = lm__attn_qk;
     k->attn_pv_f16 = lm__attn_pv_f16;
     k->attn_qk_f16 = lm__attn_qk_f16;
+    k->attn_soft = lm__attn_soft;
     k->glu = lm__glu;
     k->quantize_q16a = lm__quantize_q16a;
     k->quantize_q16k = lm__quantize_q16k;

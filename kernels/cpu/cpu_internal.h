@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A CPU buffer: aligned host memory we own, host memory we wrap (mmapped weights), or
  * wrapped memory copied into huge pages (weights, see cpu_backend.c). */
@@ -148,6 +149,49 @@ typedef void (*lm__qdot_fn)(const void *w, size_t w_stride, size_t w_block, int 
  * half-precision inputs are converted exactly, so they equal lm__cpu_dot on floats. */
 typedef float (*lm__fdot_fn)(const void *w, const float *x, int64_t n);
 
+/* ---- attention's online softmax, shared by cpu_attention.c and the kernels ---- */
+
+#define LM__ATTN_PT 16 /* cache positions per tile, from multiples of 16: K and V rows in L1 */
+
+/* The running state of one (token, head): max m, sum l, output acc. */
+typedef struct {
+    float m, l;
+    float *acc;
+} lm__attn_state;
+
+/* e^x's constants: the clamp (under it the result is 0, below FLT_MIN), the reduction by
+ * ln 2 = hi + lo, the degree-7 Taylor coefficients from x^7 / 7! down; every level uses
+ * these, operation for operation, and so does the Vulkan kernel (lm_common.glsl) */
+#define LM__EXP_MIN  (-87.33f)
+#define LM__EXP_L2E  1.44269504088896341f
+#define LM__EXP_BIG  12582912.0f /* 1.5 x 2^23 */
+#define LM__EXP_LNHI 0.693359375f
+#define LM__EXP_LNLO (-2.12194440e-4f)
+#define LM__EXP_POLY                                                                               \
+    { 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f }
+
+/* e^x for x <= 0, within 2 units of its last place (1.7 at worst, all floats): Cody-Waite
+ * reduction by ln 2, a degree-7 Taylor polynomial on |r| <= ln2 / 2, 2^n by the exponent
+ * bits; below LM__EXP_MIN 0, a NaN stays NaN (through p). Branch-free float operations, so a
+ * vector form of the same operations gives the same bits lane by lane. */
+static inline float lm__exp_neg(float x) {
+    static const float poly[8] = LM__EXP_POLY;
+    const float xc = x < LM__EXP_MIN ? LM__EXP_MIN : x;
+    /* t's low mantissa bits hold n = round(xc / ln 2) (LM__EXP_BIG fixes the exponent) */
+    const float t = xc * LM__EXP_L2E + LM__EXP_BIG;
+    const float n = t - LM__EXP_BIG;
+    const float r = (xc - n * LM__EXP_LNHI) - n * LM__EXP_LNLO;
+    float p = poly[0];
+    for (int i = 1; i < 8; i++) p = p * r + poly[i];
+    uint32_t tb, eb;
+    memcpy(&tb, &t, 4);
+    eb = (tb - 0x4b400000u + 127u) << 23; /* 2^n; a NaN x gives a NaN p */
+    float e;
+    memcpy(&e, &eb, 4);
+    const float y = p * e;
+    return x < LM__EXP_MIN ? 0.0f : y;
+}
+
 typedef struct lm__cpu_kernels_s {
     lm__cpu_level level;
     lm__qdot_fn qdot[LM_TYPE_COUNT]; /* NULL: no integer dot for that type */
@@ -173,6 +217,14 @@ typedef struct lm__cpu_kernels_s {
                         float *s, int ss);
     void (*attn_pv_f16)(float *const *a, const uint16_t *const *v, int n, const float *w, int ws,
                         int nh, int64_t d);
+    /* one tile's online-softmax step for nh (token, head) pairs: pair h's LM__ATTN_PT scores
+     * s[h * LM__ATTN_PT + i], slots i outside [o, o + n) taken as -inf and the others times
+     * scale; their max m_t (the tree x[k] with x[k + 8], then + 4, + 2, + 1); when m_t > m,
+     * l and acc (d floats) times e^(m - m_t) unless m is -inf, and m = m_t; then the weights
+     * w[h * LM__ATTN_PT + i] = e^(s_i - m) (0 outside), their sum (the same tree) added to
+     * l. s is scratch (it may be changed) */
+    void (*attn_soft)(lm__attn_state *st, float *s, float *w, int nh, int o, int n, float scale,
+                      int64_t d);
     /* lm__quantize_q16a / q16k, bit for bit */
     void (*quantize_q16a)(const float *restrict x, lm__q16a *restrict y, int64_t n);
     void (*quantize_q16k)(const float *restrict x, lm__q16k *restrict y, int64_t n);

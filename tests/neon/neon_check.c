@@ -2,10 +2,10 @@
  * qemu-aarch64 by scripts/check_neon.sh; no Criterion there). Every kernel gets fresh
  * random inputs (the seed is printed; LUMEN_TEST_SEED=<seed> or argv[1] replays it):
  * activation quantization, half -> float on all 65536 halves, the float dots, attn_qk,
- * attn_pv (and their F16 forms), and the quantized dots of all ten weight types on odd shapes
- * (nr 1..8, nc 1, 3, 17, 64, several blocks), with quantized and with raw random weight bytes.
- * Outputs are compared as bits, including what lies between the rows a call may write (sentinels),
- * and the first mismatch is printed. Exit 0 only when all agree. */
+ * attn_pv (and their F16 forms), attention's softmax step, and the quantized dots of all ten weight
+ * types on odd shapes (nr 1..8, nc 1, 3, 17, 64, several blocks), with quantized and with raw
+ * random weight bytes. Outputs are compared as bits, including what lies between the rows a call
+ * may write (sentinels), and the first mismatch is printed. Exit 0 only when all agree. */
 #include "../../kernels/cpu/cpu_internal.h"
 #include "../../runtime/quant.h"
 
@@ -236,6 +236,55 @@ static void check_float_ops(void) {
     }
 }
 
+/* attention's online-softmax step: partial tiles with NaN in the unset slots, fresh and
+ * running states, -inf, NaN and far-negative scores, either sign of scale, odd head sizes */
+static void check_attn_soft(void) {
+    enum { PT = LM__ATTN_PT, NH = 12, D = 77 };
+    static float s0[NH * PT], sa[NH * PT], sb[NH * PT], wa[NH * PT], wb[NH * PT];
+    static float acc0[NH][D], acca[NH][D], accb[NH][D];
+    char what[96];
+    for (int rep = 0; rep < 300; rep++) {
+        const int nh = 1 + rep % NH, o = rep % 3 ? 0 : rep % PT,
+                  n = rep % 3 ? PT : 1 + rep % (PT - o);
+        const int64_t d = 1 + rep % D;
+        const float scale = rep % 7 == 3 ? -0.3f : (float)(0.05 + uni());
+        lm__attn_state a[NH], b[NH];
+        for (int h = 0; h < nh; h++) {
+            for (int i = 0; i < PT; i++) {
+                const double u = uni();
+                s0[h * PT + i] = i < o || i >= o + n ? NAN
+                                 : u < 0.02          ? -INFINITY
+                                 : u < 0.03          ? NAN
+                                 : u < 0.1           ? (float)(-200 * uni())
+                                                     : (float)(16 * (uni() - 0.5));
+            }
+            const int fresh = rep % 4 == h % 4;
+            fill_normal(acc0[h], D, 1);
+            if (fresh) memset(acc0[h], 0, sizeof acc0[h]);
+            a[h] = (lm__attn_state){fresh ? -INFINITY : (float)(8 * (uni() - 0.5)),
+                                    fresh ? 0.0f : (float)(1 + 10 * uni()), acca[h]};
+            b[h] = a[h], b[h].acc = accb[h];
+        }
+        memcpy(sa, s0, sizeof s0), memcpy(sb, s0, sizeof s0);
+        memcpy(acca, acc0, sizeof acc0), memcpy(accb, acc0, sizeof acc0);
+        g_neon.attn_soft(a, sa, wa, nh, o, n, scale, d);
+        g_ref.attn_soft(b, sb, wb, nh, o, n, scale, d);
+        for (int h = 0; h < nh; h++) {
+            const float ml[2] = {a[h].m, a[h].l}, rl[2] = {b[h].m, b[h].l};
+            snprintf(what, sizeof what, "attn_soft m, l (rep %d, pair %d)", rep, h);
+            same_floats_nan(ml, rl, 2, what, 1);
+            snprintf(what, sizeof what, "attn_soft w (rep %d, pair %d)", rep, h);
+            same_floats_nan(wa + h * PT, wb + h * PT, PT, what, 1);
+            snprintf(what, sizeof what, "attn_soft acc (rep %d, pair %d)", rep, h);
+            same_floats(acca[h], accb[h], (size_t)d, what);
+        }
+    }
+    if (g_neon.attn_soft == g_ref.attn_soft) {
+        printf("MISMATCH: the NEON table holds the scalar attn_soft\n");
+        exit(1);
+    }
+}
+
 /* ---- quantized dots ---- */
 
 static const lm_type g_qtypes[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1,
@@ -360,9 +409,10 @@ int main(int argc, char **argv) {
     check_quantize();
     check_f16();
     check_float_ops();
+    check_attn_soft();
     check_qdots();
     printf("neon_check: OK, %ld values bit-identical to the scalar oracle (%ld more NaN on both "
-           "sides with other payloads, from raw weight bytes)\n",
+           "sides with other payloads, from raw weight bytes and NaN scores)\n",
            g_checked - g_nan_pairs, g_nan_pairs);
     return 0;
 }
