@@ -251,6 +251,9 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg,
     cr_expect_eq(jnum(r, "peak_bandwidth_threads"), 2, "the probe runs with the run's threads");
     cr_expect_eq(jnum(r, "peak_bandwidth_buffer_bytes"), 64 << 20);
     cr_expect_gt(jnum(r, "peak_bandwidth_gb_per_s"), 0);
+    cr_expect_gt(jnum(r, "peak_bandwidth_min_gb_per_s"), 0);
+    cr_expect_leq(jnum(r, "peak_bandwidth_min_gb_per_s"), jnum(r, "peak_bandwidth_gb_per_s"));
+    cr_expect_geq(jnum(r, "peak_bandwidth_probes"), 2, "before the tests and after each");
     cr_expect_gt(jnum(r, "model_n_params"), 0);
     char test[48];
     int k = snprintf(test, sizeof test, pp ? "pp%d" : "tg%d", pp ? pp : tg);
@@ -396,6 +399,14 @@ Test(bench, lists_give_one_record_each) {
         cr_expect_str_eq(jstr(&v.items[i], "test"), tests[i % 3]);
         cr_expect_eq(jnum(&v.items[i], "n_threads"), i < 3 ? 1 : 2);
         cr_expect_eq(jnum(&v.items[i], "peak_bandwidth_threads"), i < 3 ? 1 : 2);
+        /* one probe before a thread count's tests and one after each; its records share
+         * the highest and the lowest */
+        cr_expect_eq(jnum(&v.items[i], "peak_bandwidth_probes"), 4);
+        const jval *f = &v.items[i < 3 ? 0 : 3];
+        cr_expect_eq(jnum(&v.items[i], "peak_bandwidth_gb_per_s"),
+                     jnum(f, "peak_bandwidth_gb_per_s"));
+        cr_expect_eq(jnum(&v.items[i], "peak_bandwidth_min_gb_per_s"),
+                     jnum(f, "peak_bandwidth_min_gb_per_s"));
     }
     jfree(&v);
     free(out);
@@ -411,6 +422,22 @@ static int csv_fields(const char *line, size_t len) {
     return n;
 }
 
+/* Lines of a CSV output, each asserted to have the header's number of fields */
+static int csv_lines(const char *out) {
+    const char *nl0 = strchr(out, '\n');
+    cr_assert(nl0, "no header: %s", out);
+    int lines = 0, want = csv_fields(out, (size_t)(nl0 - out));
+    for (const char *p = out; *p;) {
+        const char *nl = strchr(p, '\n');
+        cr_assert(nl, "unterminated line: %s", p);
+        cr_expect_eq(csv_fields(p, (size_t)(nl - p)), want, "line %d: %.*s", lines, (int)(nl - p),
+                     p);
+        lines++;
+        p = nl + 1;
+    }
+    return lines;
+}
+
 Test(bench, csv_has_the_json_keys_as_header) {
     int rc;
     char *out = bench(&rc, true, "-m %s -p 16 -n 8 -r 2 -t 2 -o csv --probe-mib 64 -q", g_model);
@@ -420,19 +447,18 @@ Test(bench, csv_has_the_json_keys_as_header) {
         "n_threads,test,n_prompt,n_gen,n_depth,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
         "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
         "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
-        "peak_bandwidth_gb_per_s,peak_bandwidth_threads,peak_bandwidth_buffer_bytes\n";
+        "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,"
+        "peak_bandwidth_threads,peak_bandwidth_buffer_bytes\n";
     cr_assert(!strncmp(out, header, strlen(header)), "%s", out);
-    int lines = 0, want = csv_fields(header, strlen(header) - 1);
-    for (const char *p = out; *p;) {
-        const char *nl = strchr(p, '\n');
-        cr_assert(nl, "unterminated line: %s", p);
-        cr_expect_eq(csv_fields(p, (size_t)(nl - p)), want, "line %d: %.*s", lines, (int)(nl - p),
-                     p);
-        lines++;
-        p = nl + 1;
-    }
-    cr_expect_eq(lines, 3, "header + pp16 + tg8: %s", out);
+    cr_expect_eq(csv_lines(out), 3, "header + pp16 + tg8: %s", out);
     cr_expect(strstr(out, ",\"pp16\",") && strstr(out, ",\"tg8\","), "%s", out);
+    free(out);
+    /* --ops: its own keys, as many fields on every line as in the header */
+    out = bench(&rc, true, "--ops-filter rms_norm --ops-time 0.02 -t 2 -o csv --probe-mib 64 -q");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(!strncmp(out, "lumen_version,backend,device,n_threads,case,", 44), "%s", out);
+    cr_expect(strstr(out, ",peak_bandwidth_probes,") != NULL, "%s", out);
+    cr_expect_gt(csv_lines(out), 1, "%s", out);
     free(out);
 }
 
@@ -447,6 +473,7 @@ Test(bench, markdown_table_and_progress) {
     cr_expect(strstr(out, "| GB/s +KV | % +KV |"), "%s", out);
     cr_expect(strstr(out, "+KV adds the KV-cache rows"), "%s", out);
     cr_expect(strstr(out, "memory bandwidth probe:"), "%s", out);
+    cr_expect(strstr(out, "the highest of 5 probes, before the tests and after each"), "%s", out);
     cr_expect(strstr(out, "rep 2 of 2"), "progress on stderr: %s", out);
     free(out);
 }

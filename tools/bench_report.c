@@ -74,6 +74,8 @@ static void rec_i(rec *w, const char *key, long long v) {
 
 static void peak_fields(rec *w, const bench_peak *p, bool flops) {
     rec_d(w, "peak_bandwidth_gb_per_s", p->bw_bytes_s / 1e9);
+    rec_d(w, "peak_bandwidth_min_gb_per_s", p->bw_min_bytes_s / 1e9);
+    rec_i(w, "peak_bandwidth_probes", p->n_probes);
     rec_i(w, "peak_bandwidth_threads", p->n_threads);
     rec_i(w, "peak_bandwidth_buffer_bytes", (long long)p->bw_buffer);
     if (flops) {
@@ -127,7 +129,8 @@ static const char *const model_keys =
     "n_threads,test,n_prompt,n_gen,n_depth,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
     "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
     "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
-    "peak_bandwidth_gb_per_s,peak_bandwidth_threads,peak_bandwidth_buffer_bytes";
+    "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,peak_bandwidth_"
+    "threads,peak_bandwidth_buffer_bytes";
 
 static void print_records(FILE *f, bench_format fmt, const void *recs, size_t size, int n,
                           const char *keys, void (*fields)(rec *, const void *)) {
@@ -171,9 +174,12 @@ static void model_md(FILE *f, const bench_record *r, int n) {
         depth |= r[i].n_depth > 0;
         if (r[i].peak.n_threads == last_threads) continue;
         last_threads = r[i].peak.n_threads;
-        fprintf(f, "memory bandwidth probe: %.2f GB/s (%d threads, best of 6 passes over %s)\n",
+        fprintf(f,
+                "memory bandwidth probe: %.2f GB/s (%d threads, best of 6 passes over %s; the "
+                "highest of %d probes, before the tests and after each, the lowest %.2f GB/s)\n",
                 r[i].peak.bw_bytes_s / 1e9, r[i].peak.n_threads,
-                human_bytes((double)r[i].peak.bw_buffer, b1, sizeof b1));
+                human_bytes((double)r[i].peak.bw_buffer, b1, sizeof b1), r[i].peak.n_probes,
+                r[i].peak.bw_min_bytes_s / 1e9);
     }
     if (n > 0) fprintf(f, "device: %s\n\n", r[0].device);
     fprintf(f, "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak |%s\n",
@@ -254,6 +260,7 @@ static void op_fields(rec *w, const void *p) {
 static const char *const op_keys =
     "lumen_version,backend,device,n_threads,case,op,type,k,n,m,n_calls,avg_us,sd_us,bytes,flops,"
     "gb_per_s,gflop_per_s,flops_per_byte,bound,roofline_pct,n_copies,peak_bandwidth_gb_per_s,"
+    "peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,"
     "peak_bandwidth_threads,peak_bandwidth_buffer_bytes,peak_gflop_per_s,peak_flops_isa";
 
 void bench_print_ops(FILE *f, bench_format fmt, const bench_op_record *r, int n) {

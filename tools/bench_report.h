@@ -9,10 +9,15 @@
 
 typedef enum { BENCH_MD, BENCH_JSON, BENCH_CSV } bench_format;
 
-/* The machine's ceilings, measured once per thread count. */
+/* The machine's ceilings per thread count. The bandwidth probe runs before the model tests and
+ * again after each one, and the peak is the highest it measured: a machine whose bandwidth
+ * drifts (shared hosts) is then judged against what it reached during the run, never against
+ * a low moment that a test may have missed. */
 typedef struct bench_peak {
     int32_t n_threads;
-    double bw_bytes_s;  /* lm_bench_mem_bandwidth */
+    double bw_bytes_s;     /* lm_bench_mem_bandwidth, the highest of n_probes */
+    double bw_min_bytes_s; /* the lowest of them */
+    int32_t n_probes;
     uint64_t bw_buffer; /* bytes the probe read per pass */
     double flops;       /* lm_bench_flops_peak (0: not measured) */
     const char *isa;

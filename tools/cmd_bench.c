@@ -42,7 +42,8 @@ static void bench_help(void) {
            "       lumen bench --ops [options]\n\n"
            "Measure prefill (pp) and decode (tg) tokens/s as llama-bench does: mean ± standard\n"
            "deviation over repetitions after a warm-up. Decode's memory bandwidth (weight bytes\n"
-           "read per token x tokens/s) is compared with a read-bandwidth probe of this machine.\n"
+           "read per token x tokens/s) is compared with a read-bandwidth probe of this machine,\n"
+           "run before the tests and after each: the highest it measured is the peak.\n"
            "--ops times each backend op over the op-case table the op tests check.\n\n"
            "options:\n");
     static const char *rows[][2] = {
@@ -219,7 +220,24 @@ static int probe(const bench_opts *o, int32_t threads, bool flops, bench_peak *p
         cli_error(s);
         return 1;
     }
+    p->bw_min_bytes_s = p->bw_bytes_s;
+    p->n_probes = 1;
     p->bw_buffer = bytes;
+    return 0;
+}
+
+/* The bandwidth probe once more (after a test): p keeps the highest and the lowest */
+static int reprobe(bench_peak *p) {
+    size_t bytes = p->bw_buffer;
+    double bw = 0;
+    lm_status s = lm_bench_mem_bandwidth(p->n_threads, &bytes, &bw);
+    if (s != LM_OK) {
+        cli_error(s);
+        return 1;
+    }
+    p->bw_bytes_s = bw > p->bw_bytes_s ? bw : p->bw_bytes_s;
+    p->bw_min_bytes_s = bw < p->bw_min_bytes_s ? bw : p->bw_min_bytes_s;
+    p->n_probes++;
     return 0;
 }
 
@@ -405,12 +423,18 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
     proto.n_threads = threads;
     model_weights(m, &proto.weight_bytes_per_token, &proto.n_params);
     int rc = 0;
+    const int first = br->n_recs;
     for (int d = 0; !rc && d < o->depth.n; d++) {
         for (int i = 0; !rc && i < o->pp.n; i++)
-            if (o->pp.v[i] > 0) rc = run_test(br, ctx, m, &proto, o->depth.v[d], o->pp.v[i], 0);
+            if (o->pp.v[i] > 0)
+                rc = run_test(br, ctx, m, &proto, o->depth.v[d], o->pp.v[i], 0) ||
+                     reprobe(&proto.peak);
         for (int i = 0; !rc && i < o->tg.n; i++)
-            if (o->tg.v[i] > 0) rc = run_test(br, ctx, m, &proto, o->depth.v[d], 0, o->tg.v[i]);
+            if (o->tg.v[i] > 0)
+                rc = run_test(br, ctx, m, &proto, o->depth.v[d], 0, o->tg.v[i]) ||
+                     reprobe(&proto.peak);
     }
+    for (int i = first; i < br->n_recs; i++) br->recs[i].peak = proto.peak; /* all probes' */
     lm_context_free(ctx);
     lm_model_free(m);
     return rc;
