@@ -54,7 +54,7 @@ uint lm_f2bf(float f) {
 }
 
 // e^x for x <= 0 as the CPU's attention computes it (lm__exp_neg, kernels/cpu/
-// cpu_attention.c), bit for bit: the same float operations, one rounding each (precise),
+// cpu_internal.h), bit for bit: the same float operations, one rounding each (precise),
 // constants by their bits. Below -87.33 0; a NaN stays NaN.
 float lm_exp_neg(float x) {
     const float lo = uintBitsToFloat(0xc2aea8f6u); // -87.33

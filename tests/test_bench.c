@@ -517,6 +517,29 @@ Test(bench, ops_json_reduced_set) {
     free(out);
 }
 
+/* A decode mul_mat's weights are cycled over copies so that each call reads them from memory;
+ * --ops-warm keeps one copy (in cache) */
+Test(bench, ops_warm_keeps_one_copy) {
+    for (int warm = 0; warm < 2; warm++) {
+        int rc;
+        char *out =
+            bench(&rc, true,
+                  "--ops-filter 'mul_mat Q4_1 k=576 n=1536 m=1' --ops-time 0.02 -t 2 -o json "
+                  "--probe-mib 64 %s",
+                  warm ? "--ops-warm" : "--ops");
+        cr_assert_eq(rc, 0, "%s", out);
+        jval v = jparse_all(out);
+        cr_assert_geq(v.n, 1, "%s", out); /* m=1 and m=128 */
+        for (int i = 0; i < v.n; i++)
+            if (warm)
+                cr_expect_eq(jnum(&v.items[i], "n_copies"), 1, "%s", out);
+            else
+                cr_expect_gt(jnum(&v.items[i], "n_copies"), 100, "weights from memory: %s", out);
+        jfree(&v);
+        free(out);
+    }
+}
+
 /* Every bench op case is a row the op tests run: the filter selects from lm_op_bench_cases,
  * which test_ops iterates. Its count matches the library's. */
 Test(bench, ops_count_and_library_errors) {

@@ -32,7 +32,7 @@ typedef struct {
     int_list pp, tg, depth, threads;
     int32_t reps;
     bench_format fmt;
-    bool ops, quiet;
+    bool ops, quiet, ops_warm;
     double ops_time;
     int32_t probe_mib;
 } bench_opts;
@@ -61,6 +61,8 @@ static void bench_help(void) {
         {"    --ops", "per-op microbenchmarks with their roofline instead of a model"},
         {"    --ops-filter TEXT", "only op cases whose description contains TEXT (implies --ops)"},
         {"    --ops-time S", "seconds to time each op case (default 0.25)"},
+        {"    --ops-warm",
+         "one copy of each operand, so it stays in cache: the kernels' compute rate"},
         {"    --probe-mib N", "bandwidth probe buffer in MiB (default max(256, 8 x LLC))"},
         {"-q, --quiet", "no progress on stderr"},
         {"-h, --help", "show this help"},
@@ -122,6 +124,10 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
         }
         if (!strcmp(a, "--ops")) {
             o->ops = true;
+            continue;
+        }
+        if (!strcmp(a, "--ops-warm")) {
+            o->ops = o->ops_warm = true;
             continue;
         }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -505,6 +511,7 @@ static int bench_ops(const bench_opts *o) {
     p.device = o->device_index;
     p.filter = o->ops_filter;
     p.min_time_s = o->ops_time;
+    if (o->ops_warm) p.cold_bytes = 1; /* one copy */
     cli_install_sigint();
     lm_status s = lm_bench_ops(&p, on_op, &run);
     if (!o->quiet) cli_progress_end();
