@@ -338,7 +338,8 @@ typedef struct lm_bench_ops_params {
     const char *filter;  /* run cases whose desc contains this (NULL or "" = all) */
     double min_time_s;   /* time each case for at least this long (<= 0: 0.25 s) */
     size_t cold_bytes;   /* weights/caches are cycled over copies filling this many bytes,
-                            so each call reads them from memory (0 = max(128 MiB, 4 x LLC)) */
+                            so each call reads them from memory (0 = max(128 MiB, 4 x LLC));
+                            less than one operand's size (1): a single copy, kept in cache */
     int32_t device;      /* the backend's device index; -1 = its default (as lm_model_params) */
 } lm_bench_ops_params;
 

@@ -1,5 +1,6 @@
 #version 450
-// Causal GQA attention computed exactly as the CPU oracle (kernels/cpu/cpu_attention.c),
+// Causal GQA attention computed exactly as the CPU oracle (kernels/cpu/cpu_attention.c and
+// its softmax step, lm__attn_soft in cpu_dot_scalar.c),
 // so results are bit-equal to it. Per (token, head), the positions it sees in chunks of
 // 256 from multiples of 256, each from a fresh online-softmax state (max m, sum l, output
 // acc) merged in order into the total; in a chunk, tiles of 16 from multiples of 16: the

@@ -636,6 +636,8 @@ Test(matmul, attention_softmax_every_level) {
         }
         for (int l = 1; l < nlv; l++) {
             const char *name = lm__cpu_level_name(lv[l]);
+            cr_assert(lm__cpu_kernels_get(lv[l])->attn_soft != ks->attn_soft,
+                      "%s runs the scalar attn_soft", name);
             memcpy(s, s0, sizeof s), memcpy(acc, acc0, sizeof acc0), memcpy(st, st0, sizeof st0);
             memset(w, 0, sizeof w);
             for (int h = 0; h < nh; h++) st[h].acc = acc[h];

@@ -129,8 +129,8 @@ static const char *const model_keys =
     "n_threads,test,n_prompt,n_gen,n_depth,n_reps,avg_tok_per_s,sd_tok_per_s,avg_ms,sd_ms,"
     "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
     "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
-    "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,peak_bandwidth_"
-    "threads,peak_bandwidth_buffer_bytes";
+    "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,"
+    "peak_bandwidth_threads,peak_bandwidth_buffer_bytes";
 
 static void print_records(FILE *f, bench_format fmt, const void *recs, size_t size, int n,
                           const char *keys, void (*fields)(rec *, const void *)) {

@@ -62,7 +62,7 @@ static void bench_help(void) {
         {"    --ops-filter TEXT", "only op cases whose description contains TEXT (implies --ops)"},
         {"    --ops-time S", "seconds to time each op case (default 0.25)"},
         {"    --ops-warm",
-         "one copy of each operand, so it stays in cache: the kernels' compute rate"},
+         "as --ops with one copy of each operand, which stays in cache: the kernels' compute rate"},
         {"    --probe-mib N", "bandwidth probe buffer in MiB (default max(256, 8 x LLC))"},
         {"-q, --quiet", "no progress on stderr"},
         {"-h, --help", "show this help"},
@@ -238,6 +238,7 @@ static int reprobe(bench_peak *p) {
     double bw = 0;
     lm_status s = lm_bench_mem_bandwidth(p->n_threads, &bytes, &bw);
     if (s != LM_OK) {
+        cli_progress_end();
         cli_error(s);
         return 1;
     }

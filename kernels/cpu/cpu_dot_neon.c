@@ -16,15 +16,16 @@
  *    (fcvtl would set the quiet bit of a signalling NaN);
  *  - no fused multiply-add anywhere: GCC's vmulq_f32/vaddq_f32 are plain C operators that
  *    -ffp-contract=fast would fuse, so contraction is switched off for this file. */
+/* before any include: cpu_internal.h's inline lm__exp_neg is compiled here too */
+#if defined(__aarch64__) && defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__aarch64__) && defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "cpu_internal.h"
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
-
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 #include "../common/lm_quant_math.h"
 

@@ -221,8 +221,8 @@ typedef struct lm__cpu_kernels_s {
      * s[h * LM__ATTN_PT + i], slots i outside [o, o + n) taken as -inf and the others times
      * scale; their max m_t (the tree x[k] with x[k + 8], then + 4, + 2, + 1); when m_t > m,
      * l and acc (d floats) times e^(m - m_t) unless m is -inf, and m = m_t; then the weights
-     * w[h * LM__ATTN_PT + i] = e^(s_i - m) (0 outside), their sum (the same tree) added to
-     * l. s is scratch (it may be changed) */
+     * w[h * LM__ATTN_PT + i] = e^(s_i - m) (0 outside, m finite), their sum (the same tree) added
+     * to l. s is scratch (it may be changed) */
     void (*attn_soft)(lm__attn_state *st, float *s, float *w, int nh, int o, int n, float scale,
                       int64_t d);
     /* lm__quantize_q16a / q16k, bit for bit */
