@@ -1168,19 +1168,7 @@ LM__AVX2 static void lm__attn_soft_x(lm__attn_state *st, float *s, float *w, int
         for (int i = o + n; i < PT; i++) sh[i] = -INFINITY;
         const __m256 a = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_loadu_ps(sh), sc), in0),
                      b = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_loadu_ps(sh + 8), sc), in1);
-        const float mt = lm__tile_max_x(a, b);
-        if (mt > x->m) {
-            if (x->m != -INFINITY) { /* else l and acc are still 0 */
-                const float c = lm__exp_neg(x->m - mt);
-                const __m256 cv = _mm256_set1_ps(c);
-                int64_t i = 0;
-                x->l *= c;
-                for (; i + 8 <= d; i += 8)
-                    _mm256_storeu_ps(x->acc + i, _mm256_mul_ps(_mm256_loadu_ps(x->acc + i), cv));
-                for (; i < d; i++) x->acc[i] *= c;
-            }
-            x->m = mt;
-        }
+        lm__attn_rescale(x, lm__tile_max_x(a, b), d);
         const __m256 m = _mm256_set1_ps(x->m);
         const __m256 e0 = lm__exp_neg8(_mm256_sub_ps(a, m)), e1 = lm__exp_neg8(_mm256_sub_ps(b, m));
         _mm256_storeu_ps(wh, e0), _mm256_storeu_ps(wh + 8, e1);

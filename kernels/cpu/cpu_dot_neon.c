@@ -193,18 +193,7 @@ static void lm__n_attn_soft(lm__attn_state *st, float *s, float *w, int nh, int 
         for (int u = 0; u < 4; u++)
             v[u] =
                 vbslq_f32(in[u], vmulq_n_f32(vld1q_f32(sh + 4 * u), scale), vdupq_n_f32(-INFINITY));
-        const float mt = lm__n_tile_max(v);
-        if (mt > x->m) {
-            if (x->m != -INFINITY) { /* else l and acc are still 0 */
-                const float c = lm__exp_neg(x->m - mt);
-                int64_t i = 0;
-                x->l *= c;
-                for (; i + 4 <= d; i += 4)
-                    vst1q_f32(x->acc + i, vmulq_n_f32(vld1q_f32(x->acc + i), c));
-                for (; i < d; i++) x->acc[i] *= c;
-            }
-            x->m = mt;
-        }
+        lm__attn_rescale(x, lm__n_tile_max(v), d);
         for (int u = 0; u < 4; u++) {
             e[u] = lm__n_exp_neg4(vsubq_f32(v[u], vdupq_n_f32(x->m)));
             vst1q_f32(wh + 4 * u, e[u]);

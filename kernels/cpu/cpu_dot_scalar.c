@@ -390,15 +390,7 @@ static void lm__attn_soft(lm__attn_state *st, float *s, float *w, int nh, int o,
         for (int i = 0; i < PT; i++)
             if (i < o || i >= o + n) sh[i] = -INFINITY;
         for (int i = o; i < o + n; i++) sh[i] *= scale;
-        const float mt = lm__tile_max(sh);
-        if (mt > x->m) {
-            if (x->m != -INFINITY) { /* else l and acc are still 0 */
-                const float c = lm__exp_neg(x->m - mt);
-                x->l *= c;
-                for (int64_t i = 0; i < d; i++) x->acc[i] *= c;
-            }
-            x->m = mt;
-        }
+        lm__attn_rescale(x, lm__tile_max(sh), d);
         for (int i = 0; i < PT; i++) wh[i] = lm__exp_neg(sh[i] - x->m); /* -inf: 0 */
         x->l += lm__tile_sum(wh);
     }

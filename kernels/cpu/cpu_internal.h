@@ -8,6 +8,7 @@
 #include "threadpool.h"
 #include "../common/lm_quant_blocks.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -190,6 +191,19 @@ static inline float lm__exp_neg(float x) {
     memcpy(&e, &eb, 4);
     const float y = p * e;
     return x < LM__EXP_MIN ? 0.0f : y;
+}
+
+/* A state's step once its tile's max mt is known: when mt is larger, l and acc (d floats)
+ * times e^(m - mt) (unless m is -inf: l and acc are still 0), and m = mt. Every level's
+ * attn_soft calls this one (element-wise products: any vector form has the same bits). */
+static inline void lm__attn_rescale(lm__attn_state *x, float mt, int64_t d) {
+    if (!(mt > x->m)) return;
+    if (x->m != -INFINITY) {
+        const float c = lm__exp_neg(x->m - mt);
+        x->l *= c;
+        for (int64_t i = 0; i < d; i++) x->acc[i] *= c;
+    }
+    x->m = mt;
 }
 
 typedef struct lm__cpu_kernels_s {
