@@ -458,7 +458,20 @@ static lm_status lm__relayout_weights(lm_model *m) {
 }
 
 static void lm__ftype_name(lm_model *m) {
-    /* The most common weight type among 2-D tensors names the file's type. */
+    /* The file's own type (general.file_type: llama.cpp's, which lm_quantize_types names)
+     * when it is one we know: a Q4_K_M file of a narrow model holds mostly Q5_0 tensors
+     * (k-quant rows need multiples of 256); else the most common type of its 2-D tensors. */
+    uint32_t ft;
+    if (lm_gguf_get(m->gguf, "general.file_type") &&
+        lm_gguf_get_u32(m->gguf, "general.file_type", &ft) == LM_OK) {
+        int32_t n;
+        const lm_quantize_type *q = lm_quantize_types(&n);
+        for (int32_t i = 0; i < n; i++)
+            if ((uint32_t)q[i].ftype == ft) {
+                snprintf(m->ftype_name, sizeof m->ftype_name, "%s", q[i].name);
+                return;
+            }
+    }
     int counts[LM_TYPE_COUNT] = {0};
     for (int64_t i = 0; i < lm_gguf_n_tensors(m->gguf); i++) {
         const lm_gguf_tensor *t = lm_gguf_tensor_at(m->gguf, i);

@@ -602,6 +602,10 @@ Test(quantize, cli_quantizes_and_summarises) {
     free(out);
     lm_model *m = NULL;
     cr_assert_eq(lm_model_load(dst, NULL, &m), LM_OK, "%s", lm_last_error());
+    /* named by its file type, though most of its narrow tensors fell back to Q5_0 / Q8_0 */
+    char desc[128];
+    cr_assert_gt(lm_model_desc(m, desc, sizeof desc), 0);
+    cr_assert(strstr(desc, " Q4_K_M") != NULL, "%s", desc);
     lm_model_free(m);
     /* wrong type, missing arguments, a quantized input without the flag */
     snprintf(args, sizeof args, "'%s' '%s.2' Q9_9", src, dst);
