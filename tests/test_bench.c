@@ -254,6 +254,11 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg,
     cr_expect_gt(jnum(r, "peak_bandwidth_min_gb_per_s"), 0);
     cr_expect_leq(jnum(r, "peak_bandwidth_min_gb_per_s"), jnum(r, "peak_bandwidth_gb_per_s"));
     cr_expect_geq(jnum(r, "peak_bandwidth_probes"), 2, "before the tests and after each");
+    /* the compute roof runs with each probe when the run decodes */
+    cr_expect_eq(jnum(r, "decode_roof_runs"), jnum(r, "peak_bandwidth_probes"));
+    cr_expect_gt(jnum(r, "decode_roof_gb_per_s"), 0);
+    cr_expect_gt(jnum(r, "decode_roof_min_gb_per_s"), 0);
+    cr_expect_leq(jnum(r, "decode_roof_min_gb_per_s"), jnum(r, "decode_roof_gb_per_s"));
     cr_expect_gt(jnum(r, "model_n_params"), 0);
     char test[48];
     int k = snprintf(test, sizeof test, pp ? "pp%d" : "tg%d", pp ? pp : tg);
@@ -295,6 +300,8 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg,
         jget(r, "kv_bytes_per_token", J_NULL);
         jget(r, "bandwidth_kv_gb_per_s", J_NULL);
         jget(r, "bandwidth_kv_pct_of_peak", J_NULL);
+        jget(r, "bandwidth_pct_of_roofline", J_NULL);
+        cr_expect_str_eq(jstr(r, "decode_bound"), "");
         return;
     }
     const double bw = jnum(r, "bandwidth_gb_per_s");
@@ -309,6 +316,11 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg,
     expect_near(bwkv, (wb + kv / tg) * avg / 1e9, "bandwidth +KV = (weights + KV) x tok/s");
     expect_near(jnum(r, "bandwidth_kv_pct_of_peak"),
                 100 * bwkv / jnum(r, "peak_bandwidth_gb_per_s"), "% +KV = bandwidth +KV / probe");
+    /* the roofline is the lower of the probe and the compute roof, and names it */
+    const double peak = jnum(r, "peak_bandwidth_gb_per_s"), roof = jnum(r, "decode_roof_gb_per_s");
+    cr_expect_str_eq(jstr(r, "decode_bound"), peak <= roof ? "memory" : "compute");
+    expect_near(jnum(r, "bandwidth_pct_of_roofline"), 100 * bw / fmin(peak, roof),
+                "% of roofline = bandwidth / min(probe, compute roof)");
 }
 
 Test(bench, json_records_are_complete_and_consistent) {
@@ -386,6 +398,77 @@ Test(bench, kv_read_bytes_counts_windows) {
     unlink(path);
 }
 
+/* The compute roof times every distinct matrix of a decode step: the bytes it counts are the
+ * projections of every layer and the head (token_embd when tied), from the model's own table,
+ * and it times one tensor of each (type, K, N). */
+Test(bench, decode_roof_counts_the_step_matrices) {
+    static const char *proj[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                 "ffn_gate", "ffn_up", "ffn_down"};
+    const char *models[2] = {g_model, g_model_untied};
+    for (int k = 0; k < 2; k++) {
+        lm_model_params mp = lm_model_default_params();
+        mp.n_threads = 2;
+        lm_model *m = NULL;
+        cr_assert_eq(lm_model_load(models[k], &mp, &m), LM_OK, "%s", lm_last_error());
+        bool tied = true;
+        for (int32_t i = 0; i < lm_model_tensor_count(m); i++) {
+            lm_tensor_desc d;
+            cr_assert_eq(lm_model_tensor_info(m, i, &d), LM_OK);
+            tied &= strcmp(d.name, "output.weight") != 0;
+        }
+        cr_assert_eq(tied, k == 0, "the first model ties its head");
+        double want = 0;
+        char seen[64][48];
+        int n_seen = 0;
+        for (int32_t i = 0; i < lm_model_tensor_count(m); i++) {
+            lm_tensor_desc d;
+            cr_assert_eq(lm_model_tensor_info(m, i, &d), LM_OK);
+            /* the head: output.weight, or the embedding when tied */
+            bool mat = !strcmp(d.name, tied ? "token_embd.weight" : "output.weight");
+            for (size_t p = 0; p < sizeof proj / sizeof proj[0]; p++) {
+                char suffix[32];
+                snprintf(suffix, sizeof suffix, ".%s.weight", proj[p]);
+                const size_t ln = strlen(d.name), ls = strlen(suffix);
+                mat |= ln > ls && !strcmp(d.name + ln - ls, suffix);
+            }
+            if (!mat) continue;
+            want += (double)d.n_bytes;
+            char key[48];
+            snprintf(key, sizeof key, "%s %lld %lld", d.type, (long long)d.ne[0],
+                     (long long)d.ne[1]);
+            bool dup = false;
+            for (int j = 0; j < n_seen; j++) dup |= !strcmp(seen[j], key);
+            if (!dup) snprintf(seen[n_seen++], sizeof seen[0], "%s", key);
+        }
+        lm_bench_roof r;
+        cr_assert_eq(lm_bench_decode_roof(m, 0.01, &r), LM_OK, "%s", lm_last_error());
+        cr_expect_eq((double)r.step_bytes, want, "%s: %llu bytes, expected %.0f", models[k],
+                     (unsigned long long)r.step_bytes, want);
+        cr_expect_eq(r.n_shapes, n_seen, "distinct (type, K, N): %d, expected %d", r.n_shapes,
+                     n_seen);
+        cr_expect(r.bytes_per_s > 0 && isfinite(r.bytes_per_s), "%g", r.bytes_per_s);
+        lm_model_free(m);
+    }
+    lm_bench_roof r;
+    cr_expect_eq(lm_bench_decode_roof(NULL, 0.01, &r), LM_ERR_INVALID_ARG);
+    cr_expect(strstr(lm_last_error(), "NULL") != NULL, "%s", lm_last_error());
+}
+
+/* Prefill alone: no decode, so no compute roof (its fields null, none measured). */
+Test(bench, prefill_only_measures_no_roof) {
+    int rc;
+    char *out = bench(&rc, true, "-m %s -p 16 -n 0 -r 1 -t 2 -o json --probe-mib 64 -q", g_model);
+    cr_assert_eq(rc, 0, "%s", out);
+    jval v = jparse_all(out);
+    cr_assert_eq(v.n, 1, "%s", out);
+    cr_expect_eq(jnum(&v.items[0], "decode_roof_runs"), 0);
+    jget(&v.items[0], "decode_roof_gb_per_s", J_NULL);
+    jget(&v.items[0], "bandwidth_pct_of_roofline", J_NULL);
+    cr_expect_str_eq(jstr(&v.items[0], "decode_bound"), "");
+    jfree(&v);
+    free(out);
+}
+
 /* Lists of values give one record per (threads, test), threads outermost. */
 Test(bench, lists_give_one_record_each) {
     int rc;
@@ -448,7 +531,8 @@ Test(bench, csv_has_the_json_keys_as_header) {
         "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
         "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
         "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,"
-        "peak_bandwidth_threads,peak_bandwidth_buffer_bytes\n";
+        "peak_bandwidth_threads,peak_bandwidth_buffer_bytes,decode_roof_gb_per_s,"
+        "decode_roof_min_gb_per_s,decode_roof_runs,decode_bound,bandwidth_pct_of_roofline\n";
     cr_assert(!strncmp(out, header, strlen(header)), "%s", out);
     cr_expect_eq(csv_lines(out), 3, "header + pp16 + tg8: %s", out);
     cr_expect(strstr(out, ",\"pp16\",") && strstr(out, ",\"tg8\","), "%s", out);
@@ -498,6 +582,9 @@ Test(bench, markdown_table_and_progress) {
     cr_expect(strstr(out, "+KV adds the KV-cache rows"), "%s", out);
     cr_expect(strstr(out, "memory bandwidth probe:"), "%s", out);
     cr_expect(strstr(out, "the highest of 5 probes, before the tests and after each"), "%s", out);
+    cr_expect(strstr(out, "decode compute roof:") && strstr(out, "the highest of 5 runs"), "%s",
+              out);
+    cr_expect(strstr(out, "| % of peak | bound | % of roofline |"), "%s", out);
     cr_expect(strstr(out, "rep 2 of 2"), "progress on stderr: %s", out);
     free(out);
 }

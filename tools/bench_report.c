@@ -86,6 +86,14 @@ static void peak_fields(rec *w, const bench_peak *p, bool flops) {
 
 /* ---- model records ---- */
 
+/* Decode's roofline: the lower of the bandwidth probe and the compute roof, and which it is */
+static double roofline(const bench_peak *p) {
+    return p->bw_bytes_s <= p->roof_bytes_s ? p->bw_bytes_s : p->roof_bytes_s;
+}
+static const char *decode_bound(const bench_peak *p) {
+    return p->bw_bytes_s <= p->roof_bytes_s ? "memory" : "compute";
+}
+
 static void model_fields(rec *w, const bench_record *r) {
     rec_s(w, "lumen_version", LM_VERSION_STRING);
     rec_s(w, "model_file", r->model_file);
@@ -122,6 +130,13 @@ static void model_fields(rec *w, const bench_record *r) {
     rec_d(w, "bandwidth_kv_pct_of_peak",
           bw && r->peak.bw_bytes_s > 0 ? 100 * r->bw_kv_bytes_s / r->peak.bw_bytes_s : NAN);
     peak_fields(w, &r->peak, false);
+    const bench_peak *p = &r->peak;
+    const bool roofed = p->n_roofs > 0 && p->roof_bytes_s > 0;
+    rec_d(w, "decode_roof_gb_per_s", roofed ? p->roof_bytes_s / 1e9 : NAN);
+    rec_d(w, "decode_roof_min_gb_per_s", roofed ? p->roof_min_bytes_s / 1e9 : NAN);
+    rec_i(w, "decode_roof_runs", p->n_roofs);
+    rec_s(w, "decode_bound", bw && roofed ? decode_bound(p) : "");
+    rec_d(w, "bandwidth_pct_of_roofline", bw && roofed ? 100 * r->bw_bytes_s / roofline(p) : NAN);
 }
 
 static const char *const model_keys =
@@ -130,7 +145,8 @@ static const char *const model_keys =
     "samples_tok_per_s,weight_bytes_per_token,bandwidth_gb_per_s,bandwidth_pct_of_peak,"
     "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
     "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,"
-    "peak_bandwidth_threads,peak_bandwidth_buffer_bytes";
+    "peak_bandwidth_threads,peak_bandwidth_buffer_bytes,decode_roof_gb_per_s,"
+    "decode_roof_min_gb_per_s,decode_roof_runs,decode_bound,bandwidth_pct_of_roofline";
 
 static void print_records(FILE *f, bench_format fmt, const void *recs, size_t size, int n,
                           const char *keys, void (*fields)(rec *, const void *)) {
@@ -180,19 +196,31 @@ static void model_md(FILE *f, const bench_record *r, int n) {
                 r[i].peak.bw_bytes_s / 1e9, r[i].peak.n_threads,
                 human_bytes((double)r[i].peak.bw_buffer, b1, sizeof b1), r[i].peak.n_probes,
                 r[i].peak.bw_min_bytes_s / 1e9);
+        if (r[i].peak.n_roofs > 0)
+            fprintf(f,
+                    "decode compute roof: %.2f GB/s (the model's %d matrix shapes multiplied in "
+                    "cache; the highest of %d runs, the lowest %.2f GB/s)\n",
+                    r[i].peak.roof_bytes_s / 1e9, r[i].peak.roof_shapes, r[i].peak.n_roofs,
+                    r[i].peak.roof_min_bytes_s / 1e9);
     }
     if (n > 0) fprintf(f, "device: %s\n\n", r[0].device);
-    fprintf(f, "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak |%s\n",
+    fprintf(f,
+            "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak | bound "
+            "| %% of roofline |%s\n",
             depth ? " GB/s +KV | % +KV |" : "");
-    fprintf(f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |%s\n",
+    fprintf(f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |%s\n",
             depth ? " ---: | ---: |" : "");
     for (int i = 0; i < n; i++) {
-        char bw[32], pct[32], kbw[32], kpct[32];
+        char bw[32], pct[32], kbw[32], kpct[32], rpct[32] = "";
         bw_cells(&r[i], r[i].bw_bytes_s, bw, pct, sizeof bw);
         bw_cells(&r[i], r[i].bw_kv_bytes_s, kbw, kpct, sizeof kbw);
-        fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s |", r[i].model_desc,
-                human_bytes((double)r[i].model_size, b1, sizeof b1), (double)r[i].n_params / 1e6,
-                r[i].backend, r[i].n_threads, r[i].test, r[i].avg_ts, r[i].sd_ts, bw, pct);
+        const bool roofed = r[i].bw_bytes_s >= 0 && r[i].peak.roof_bytes_s > 0;
+        if (roofed)
+            snprintf(rpct, sizeof rpct, "%.1f", 100 * r[i].bw_bytes_s / roofline(&r[i].peak));
+        fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s | %s | %s |",
+                r[i].model_desc, human_bytes((double)r[i].model_size, b1, sizeof b1),
+                (double)r[i].n_params / 1e6, r[i].backend, r[i].n_threads, r[i].test, r[i].avg_ts,
+                r[i].sd_ts, bw, pct, roofed ? decode_bound(&r[i].peak) : "", rpct);
         if (depth) fprintf(f, " %s | %s |", kbw, kpct);
         fputc('\n', f);
     }
@@ -200,7 +228,8 @@ static void model_md(FILE *f, const bench_record *r, int n) {
         fprintf(f,
                 "\nGB/s (decode) = %s of weights read per token x tokens/s: every weight tensor "
                 "once, the token embedding as the output head when it is tied (else one row); "
-                "%s\n",
+                "%s Bound: memory where the probe is below the compute roof, else compute; %% of "
+                "roofline is GB/s against the lower of the two.\n",
                 human_bytes((double)r[0].weight_bytes_per_token, b2, sizeof b2),
                 depth ? "+KV adds the KV-cache rows each step attends to."
                       : "KV-cache reads not counted.");

@@ -21,6 +21,10 @@ typedef struct bench_peak {
     uint64_t bw_buffer; /* bytes the probe read per pass */
     double flops;       /* lm_bench_flops_peak (0: not measured) */
     const char *isa;
+    /* decode's compute roof (lm_bench_decode_roof), measured with each probe when the run
+     * has decode tests: the highest and lowest, n_roofs times (0: not measured) */
+    double roof_bytes_s, roof_min_bytes_s;
+    int32_t n_roofs, roof_shapes;
 } bench_peak;
 
 /* One model test: pp<N> (prefill N tokens in one batch) or tg<N> (N single-token steps),

@@ -43,7 +43,9 @@ static void bench_help(void) {
            "Measure prefill (pp) and decode (tg) tokens/s as llama-bench does: mean ± standard\n"
            "deviation over repetitions after a warm-up. Decode's memory bandwidth (weight bytes\n"
            "read per token x tokens/s) is compared with a read-bandwidth probe of this machine,\n"
-           "run before the tests and after each: the highest it measured is the peak.\n"
+           "run before the tests and after each: the highest it measured is the peak; and with\n"
+           "decode's compute roof, measured with each probe: the model's matrices multiplied in\n"
+           "cache. Decode is bandwidth-bound where the probe is the lower of the two.\n"
            "--ops times each backend op over the op-case table the op tests check.\n\n"
            "options:\n");
     static const char *rows[][2] = {
@@ -199,6 +201,12 @@ static int parse_opts(int argc, char **argv, bench_opts *o, bool *done) {
 
 /* ---- statistics and probes ---- */
 
+static int max_of(const int_list *l) {
+    int32_t mx = 0;
+    for (int i = 0; i < l->n; i++) mx = l->v[i] > mx ? l->v[i] : mx;
+    return mx;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -229,6 +237,25 @@ static int probe(const bench_opts *o, int32_t threads, bool flops, bench_peak *p
     p->bw_min_bytes_s = p->bw_bytes_s;
     p->n_probes = 1;
     p->bw_buffer = bytes;
+    return 0;
+}
+
+/* Decode's compute roof of m (with each probe when the run decodes): p keeps the highest and
+ * the lowest, as it does the probe's */
+static int roof(const bench_opts *o, lm_model *m, bench_peak *p) {
+    if (max_of(&o->tg) == 0) return 0;
+    lm_bench_roof r;
+    lm_status s = lm_bench_decode_roof(m, 0.05, &r);
+    if (s != LM_OK) {
+        cli_progress_end();
+        cli_error(s);
+        return 1;
+    }
+    p->roof_min_bytes_s =
+        p->n_roofs && p->roof_min_bytes_s < r.bytes_per_s ? p->roof_min_bytes_s : r.bytes_per_s;
+    p->roof_bytes_s = r.bytes_per_s > p->roof_bytes_s ? r.bytes_per_s : p->roof_bytes_s;
+    p->roof_shapes = r.n_shapes;
+    p->n_roofs++;
     return 0;
 }
 
@@ -371,12 +398,6 @@ static int run_test(bench_run *br, lm_context *ctx, const lm_model *m, const ben
     return 0;
 }
 
-static int max_of(const int_list *l) {
-    int32_t mx = 0;
-    for (int i = 0; i < l->n; i++) mx = l->v[i] > mx ? l->v[i] : mx;
-    return mx;
-}
-
 /* Load the model with `threads`, then every pp and tg test. */
 static int bench_threads(bench_run *br, int32_t threads, const char *path) {
     const bench_opts *o = br->o;
@@ -417,7 +438,7 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
         lm_model_free(m);
         return 1;
     }
-    if (probe(o, threads, false, &proto.peak)) {
+    if (probe(o, threads, false, &proto.peak) || roof(o, m, &proto.peak)) {
         lm_context_free(ctx);
         lm_model_free(m);
         return 1;
@@ -435,11 +456,11 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
         for (int i = 0; !rc && i < o->pp.n; i++)
             if (o->pp.v[i] > 0)
                 rc = run_test(br, ctx, m, &proto, o->depth.v[d], o->pp.v[i], 0) ||
-                     reprobe(&proto.peak);
+                     reprobe(&proto.peak) || roof(o, m, &proto.peak);
         for (int i = 0; !rc && i < o->tg.n; i++)
             if (o->tg.v[i] > 0)
                 rc = run_test(br, ctx, m, &proto, o->depth.v[d], 0, o->tg.v[i]) ||
-                     reprobe(&proto.peak);
+                     reprobe(&proto.peak) || roof(o, m, &proto.peak);
     }
     for (int i = first; i < br->n_recs; i++) br->recs[i].peak = proto.peak; /* all probes' */
     lm_context_free(ctx);
