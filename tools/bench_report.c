@@ -202,8 +202,9 @@ static void model_md(FILE *f, const bench_record *r, int n) {
                     "cache; the highest of %d runs, the lowest %.2f GB/s)\n",
                     r[i].peak.roof_bytes_s / 1e9, r[i].peak.roof_shapes, r[i].peak.n_roofs,
                     r[i].peak.roof_min_bytes_s / 1e9);
+        fprintf(f, "device: %s\n", r[i].device); /* its thread count is in the name */
     }
-    if (n > 0) fprintf(f, "device: %s\n\n", r[0].device);
+    if (n > 0) fputc('\n', f);
     fprintf(f,
             "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak | bound "
             "| %% of roofline |%s\n",
