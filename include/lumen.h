@@ -313,21 +313,24 @@ lm_status lm_bench_mem_bandwidth(int32_t n_threads, size_t *bytes, double *bytes
  * *isa (optional) names the unit used ("avx512f", "avx2+fma", "sse2", "scalar"). */
 lm_status lm_bench_flops_peak(int32_t n_threads, double *flops_per_s, const char **isa);
 
-/* Decode's compute roof: the rate, in weight bytes/s, at which the model's backend multiplies
- * one column by the model's own decode weights (every layer's projections and the output
- * head, with their types, shapes and layouts) while they are in cache, so that memory is not
- * what bounds it. Each distinct (type, K, N) is timed on one of its tensors (its first rows
- * when it is larger than a quarter of the last-level cache: a row group costs the same
- * whatever N is), in batches of calls for at least min_time_s (<= 0: 0.05 s) after a warm-up,
- * the best batch; the roof is one step's weight bytes over their summed times. Decode is
- * bandwidth-bound where lm_bench_mem_bandwidth is the lower of the two. Errors:
- * LM_ERR_INVALID_ARG (NULL), LM_ERR_NOMEM, the backend's own. */
+/* Decode's compute roof: the rate, in weight bytes/s, at which the model's backend runs a
+ * decode step's matrix ops as the forward pass calls them (q, k, v as one op, wo, gate and up
+ * as one, down, the output head; one column) while their weights are in cache, so that
+ * memory is not what bounds them. Each distinct op (its weights' types and shapes) is timed on
+ * one layer's tensors (their first rows when the op's weights pass a quarter of the host's
+ * last-level cache: a row group costs the same whatever N is), in batches of calls for at least
+ * min_time_s (<= 0: 0.05 s) after a warm-up, the best batch; the roof is one step's matrix
+ * bytes over their summed times. It includes what a call costs besides its kernels (x's
+ * quantization, the threads' start and finish), and none of the step's other ops. Decode is
+ * bandwidth-bound where lm_bench_mem_bandwidth is the lower of the two. Not while a context
+ * of the model decodes (they share the backend). Errors: LM_ERR_INVALID_ARG (NULL, a
+ * vocab_only model), LM_ERR_NOMEM, the backend's own. */
 typedef struct lm_bench_roof {
     double bytes_per_s;  /* one step's matrix weight bytes over their in-cache time */
     uint64_t step_bytes; /* those bytes: every projection of every layer, and the head */
-    int32_t n_shapes;    /* distinct (type, K, N) timed */
+    int32_t n_ops;       /* distinct matrix ops timed */
 } lm_bench_roof;
-lm_status lm_bench_decode_roof(lm_model *model, double min_time_s, lm_bench_roof *out);
+lm_status lm_bench_decode_roof(const lm_model *model, double min_time_s, lm_bench_roof *out);
 
 /* One timed op case of `lumen bench --ops`: a row of the op-case table shared with the op
  * tests (runtime/op_cases.c), run on a backend with random inputs. */

@@ -63,6 +63,13 @@ const char *const *lm_backend_names(void) {
     return names;
 }
 
+lm_status lm_backend_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
+                               lm_tensor *const *dst) {
+    if (be->ops->mul_mat_n) return be->ops->mul_mat_n(be, n, w, x, dst);
+    for (int i = 0; i < n; i++) LM_TRY(be->ops->mul_mat(be, w[i], x, dst[i]));
+    return LM_OK;
+}
+
 lm_status lm_backend_create(const char *name, const lm_backend_config *cfg, lm_backend **out) {
     if (!out) return lm__error(LM_ERR_INVALID_ARG, "lm_backend_create: out is NULL");
     *out = NULL;

@@ -150,6 +150,11 @@ struct lm_backend {
     void *ctx; /* backend state */
 };
 
+/* n mul_mats sharing x (q, k, v; gate, up): the backend's mul_mat_n where it has one, else
+ * n mul_mat calls */
+lm_status lm_backend_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
+                               lm_tensor *const *dst);
+
 typedef struct lm_backend_config {
     int32_t n_threads; /* CPU: 0 = cores */
     int32_t device;    /* GPU index; -1 = the backend's default (its environment variable,

@@ -1,8 +1,9 @@
 /* Decode's compute roof for `lumen bench` (lm_bench_decode_roof): how fast the model's backend
- * multiplies one column by the model's own decode weights while they sit in cache. With the
- * bandwidth probe it gives decode's roofline: the probe bounds a step that waits on memory,
- * this bounds one that waits on the kernels, and decode is bandwidth-bound only where the
- * probe is the lower of the two (a few cores against a wide memory system are not). */
+ * runs a decode step's matrix ops (the forward pass's own calls: q, k, v as one mul_mat_n, wo,
+ * gate and up as one, down, the head) while their weights sit in cache. With the bandwidth
+ * probe it gives decode's roofline: the probe bounds a step that waits on memory, this bounds
+ * one that waits on its matrix calls, and decode is bandwidth-bound only where the probe is
+ * the lower of the two (a few cores against a wide memory system are not). */
 #include "backend.h"
 #include "bench.h"
 #include "model.h"
@@ -12,59 +13,106 @@
 
 #include <string.h>
 
-enum { LM__ROOF_MAX = 64, LM__ROOF_BATCH = 8 };
+enum { LM__ROOF_BATCH = 8, LM__ROOF_PARTS = 3 };
 
-/* One distinct (type, K, N) decode weight: a tensor of it and the bytes of all of them. */
+/* One distinct matrix op of a decode step: its weights (q, k, v; gate, up; or one), by type
+ * and shape, and the bytes of every op like it in the step. */
 typedef struct {
-    const lm_tensor *w;
+    const lm_tensor *w[LM__ROOF_PARTS];
+    int n;
     uint64_t step_bytes;
-} lm__roof_shape;
+} lm__roof_op;
 
-static void lm__roof_add(lm__roof_shape *s, int *n, const lm_tensor *w) {
-    for (int i = 0; i < *n; i++)
-        if (s[i].w->type == w->type && s[i].w->ne[0] == w->ne[0] && s[i].w->ne[1] == w->ne[1]) {
-            s[i].step_bytes += lm_tensor_nbytes(w);
-            return;
-        }
-    if (*n < LM__ROOF_MAX) s[(*n)++] = (lm__roof_shape){w, lm_tensor_nbytes(w)};
+static bool lm__roof_same(const lm__roof_op *a, const lm_tensor *const *w, int n) {
+    if (a->n != n) return false;
+    for (int i = 0; i < n; i++)
+        if (a->w[i]->type != w[i]->type || a->w[i]->ne[0] != w[i]->ne[0] ||
+            a->w[i]->ne[1] != w[i]->ne[1])
+            return false;
+    return true;
 }
 
-/* The decode step's matrix weights: every layer's projections, then the output head. */
-static int lm__roof_shapes(const lm_model *m, lm__roof_shape *s) {
+static void lm__roof_add(lm__roof_op *ops, int *n_ops, const lm_tensor *const *w, int n) {
+    uint64_t bytes = 0;
+    for (int i = 0; i < n; i++) bytes += lm_tensor_nbytes(w[i]);
+    for (int i = 0; i < *n_ops; i++)
+        if (lm__roof_same(&ops[i], w, n)) {
+            ops[i].step_bytes += bytes;
+            return;
+        }
+    lm__roof_op *o = &ops[(*n_ops)++];
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < n; i++) o->w[i] = w[i];
+    o->n = n;
+    o->step_bytes = bytes;
+}
+
+/* The step's matrix ops as lm_forward calls them (ops holds 4 n_layer + 1). */
+static int lm__roof_ops(const lm_model *m, lm__roof_op *ops) {
     int n = 0;
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
         const lm_layer *L = &m->layers[l];
-        const lm_tensor *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < 7; i++) lm__roof_add(s, &n, w[i]);
+        const lm_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+        const lm_tensor *wo = &L->wo, *down = &L->w_down;
+        lm__roof_add(ops, &n, qkv, 3);
+        lm__roof_add(ops, &n, &wo, 1);
+        lm__roof_add(ops, &n, gu, 2);
+        lm__roof_add(ops, &n, &down, 1);
     }
-    lm__roof_add(s, &n, &m->output);
+    const lm_tensor *head = &m->output;
+    lm__roof_add(ops, &n, &head, 1);
     return n;
 }
 
-/* Rows of w to time: all of it, or its first row groups when it would not fit in a quarter
- * of the last-level cache (a row group costs the same whatever N is). */
-static int64_t lm__roof_rows(const lm_tensor *w) {
+/* Rows of w to time: all, or its first row groups when they would pass `budget` bytes (a row
+ * group costs the same whatever N is; the multiples of 64 keep every 8-row group whole). */
+static int64_t lm__roof_rows(const lm_tensor *w, size_t budget) {
     const size_t row = lm_row_size(w->type, w->ne[0]); /* every layout holds a row's bytes */
-    const int64_t fit = (int64_t)(lm__bench_llc_bytes() / 4 / row) & ~(int64_t)63;
+    const int64_t fit = (int64_t)(budget / row) & ~(int64_t)63;
     return w->ne[1] <= fit || fit < 64 ? w->ne[1] : fit;
 }
 
-/* Seconds per call of x through w's first `rows` rows: the best batch of LM__ROOF_BATCH calls
- * (one submission on a GPU) after a warm-up batch that brings the weights into cache. */
-static lm_status lm__roof_time(lm_backend *be, const lm_tensor *w, int64_t rows, lm_buffer *xb,
-                               lm_buffer *db, double min_time_s, double *t_call) {
-    const lm_backend_ops *o = be->ops;
-    lm_tensor v = *w, x, d;
-    v.ne[1] = rows;
-    lm_tensor_init(&x, xb, 0, LM_TYPE_F32, w->ne[0], 1, 1, 1);
-    lm_tensor_init(&d, db, 0, LM_TYPE_F32, rows, 1, 1, 1);
+typedef struct {
+    lm_backend *be;
+    lm_buffer *xb, *db;
+    size_t x_step; /* two copies of x, alternated, so that no call reuses a quantized x */
+    int64_t nmax;  /* dst floats per part */
+    size_t budget; /* bytes of weights an op may keep in cache */
+} lm__roof_env;
+
+/* Seconds per call of op o on its weights' first rows (timed bytes in *bytes): the best batch
+ * of LM__ROOF_BATCH calls (one submission on a GPU) after a warm-up batch that brings the
+ * weights into cache. */
+static lm_status lm__roof_time(const lm__roof_env *e, const lm__roof_op *o, double min_time_s,
+                               double *t_call, double *bytes) {
+    const lm_backend_ops *ops = e->be->ops;
+    lm_tensor v[LM__ROOF_PARTS], d[LM__ROOF_PARTS], x[2];
+    const lm_tensor *vp[LM__ROOF_PARTS];
+    lm_tensor *dp[LM__ROOF_PARTS];
+    *bytes = 0;
+    for (int i = 0; i < o->n; i++) {
+        v[i] = *o->w[i];
+        v[i].ne[1] = lm__roof_rows(o->w[i], e->budget / (size_t)o->n);
+        *bytes += (double)lm_row_size(v[i].type, v[i].ne[0]) * (double)v[i].ne[1];
+        lm_tensor_init(&d[i], e->db, (size_t)i * (size_t)e->nmax * sizeof(float), LM_TYPE_F32,
+                       v[i].ne[1], 1, 1, 1);
+        vp[i] = &v[i], dp[i] = &d[i];
+    }
+    for (int k = 0; k < 2; k++)
+        lm_tensor_init(&x[k], e->xb, (size_t)k * e->x_step, LM_TYPE_F32, v[0].ne[0], 1, 1, 1);
     double best = 1e30, t_start = lm__time_ms();
     for (int b = 0; b < 3 || (b < 100000 && lm__time_ms() - t_start < min_time_s * 1e3); b++) {
         const double t0 = lm__time_ms();
-        if (o->begin) LM_TRY(o->begin(be));
-        for (int i = 0; i < LM__ROOF_BATCH; i++) LM_TRY(o->mul_mat(be, &v, &x, &d));
-        if (o->end) LM_TRY(o->end(be));
-        if (o->sync) LM_TRY(o->sync(be));
+        lm_status s = ops->begin ? ops->begin(e->be) : LM_OK;
+        for (int i = 0; s == LM_OK && i < LM__ROOF_BATCH; i++)
+            s = lm_backend_mul_mat_n(e->be, o->n, vp, &x[i & 1], dp);
+        if (s == LM_OK && ops->end) s = ops->end(e->be);
+        if (s == LM_OK && ops->sync) s = ops->sync(e->be);
+        if (s != LM_OK) { /* finish what was submitted before the buffers go */
+            if (ops->end) (void)ops->end(e->be);
+            if (ops->sync) (void)ops->sync(e->be);
+            return s;
+        }
         const double dt = (lm__time_ms() - t0) * 1e-3 / LM__ROOF_BATCH;
         if (b > 0 && dt < best) best = dt;
     }
@@ -72,48 +120,59 @@ static lm_status lm__roof_time(lm_backend *be, const lm_tensor *w, int64_t rows,
     return LM_OK;
 }
 
-lm_status lm_bench_decode_roof(lm_model *m, double min_time_s, lm_bench_roof *out) {
+/* x's two copies: activation-like values, every quantization level in use */
+static lm_status lm__roof_x(const lm__roof_env *e, int64_t k) {
+    float *x = LM_MALLOC((size_t)k * sizeof *x);
+    if (!x) return lm__error(LM_ERR_NOMEM, "bench: decode roof: out of memory");
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    for (int64_t i = 0; i < k; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        x[i] = (float)((double)(r >> 40) / 8388608.0 - 1.0);
+    }
+    lm_status s = e->be->ops->upload(e->be, e->xb, 0, x, (size_t)k * sizeof *x);
+    if (s == LM_OK) s = e->be->ops->upload(e->be, e->xb, e->x_step, x, (size_t)k * sizeof *x);
+    LM_FREE(x);
+    return s;
+}
+
+lm_status lm_bench_decode_roof(const lm_model *m, double min_time_s, lm_bench_roof *out) {
     if (!m || !out)
         return lm__error(LM_ERR_INVALID_ARG, "bench: decode roof: model or out is NULL");
     memset(out, 0, sizeof *out);
+    if (!m->be || !m->layers || m->hp.n_layer < 1)
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "bench: decode roof: the model was loaded with vocab_only: no weights");
     if (min_time_s <= 0) min_time_s = 0.05;
-    lm__roof_shape s[LM__ROOF_MAX];
-    const int n = lm__roof_shapes(m, s);
-    int64_t kmax = 1, nmax = 1;
-    for (int i = 0; i < n; i++) {
-        kmax = s[i].w->ne[0] > kmax ? s[i].w->ne[0] : kmax;
-        const int64_t r = lm__roof_rows(s[i].w);
-        nmax = r > nmax ? r : nmax;
-    }
-    lm_backend *be = m->be;
-    lm_buffer *xb = NULL, *db = NULL;
-    lm_status st = be->ops->buffer_alloc(be, (size_t)kmax * sizeof(float), &xb);
-    if (st == LM_OK) st = be->ops->buffer_alloc(be, (size_t)nmax * sizeof(float), &db);
-    float *x = st == LM_OK ? LM_MALLOC((size_t)kmax * sizeof *x) : NULL;
-    if (st == LM_OK && !x) st = lm__error(LM_ERR_NOMEM, "bench: decode roof: out of memory");
-    if (st == LM_OK) { /* activation-like values: every quantization level in use */
-        uint64_t r = 0x9e3779b97f4a7c15ull;
-        for (int64_t i = 0; i < kmax; i++) {
-            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-            x[i] = (float)((double)(r >> 40) / 8388608.0 - 1.0);
+    lm__roof_op *ops = LM_MALLOC(((size_t)m->hp.n_layer * 4 + 1) * sizeof *ops);
+    if (!ops) return lm__error(LM_ERR_NOMEM, "bench: decode roof: out of memory");
+    const int n = lm__roof_ops(m, ops);
+    lm__roof_env e = {m->be, NULL, NULL, 0, 1, lm__bench_llc_bytes() / 4};
+    int64_t kmax = 1;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < ops[i].n; p++) {
+            const int64_t r = lm__roof_rows(ops[i].w[p], e.budget / (size_t)ops[i].n);
+            kmax = ops[i].w[p]->ne[0] > kmax ? ops[i].w[p]->ne[0] : kmax;
+            e.nmax = r > e.nmax ? r : e.nmax;
         }
-        st = be->ops->upload(be, xb, 0, x, (size_t)kmax * sizeof *x);
-    }
+    e.x_step = ((size_t)kmax * sizeof(float) + 255) & ~(size_t)255;
+    const lm_backend_ops *bo = e.be->ops;
+    lm_status st = bo->buffer_alloc(e.be, 2 * e.x_step, &e.xb);
+    if (st == LM_OK)
+        st = bo->buffer_alloc(e.be, (size_t)LM__ROOF_PARTS * (size_t)e.nmax * sizeof(float), &e.db);
+    if (st == LM_OK) st = lm__roof_x(&e, kmax);
     double bytes = 0, secs = 0;
     for (int i = 0; st == LM_OK && i < n; i++) {
-        const int64_t rows = lm__roof_rows(s[i].w);
-        double t = 0;
-        st = lm__roof_time(be, s[i].w, rows, xb, db, min_time_s, &t);
-        const double timed = (double)lm_row_size(s[i].w->type, s[i].w->ne[0]) * (double)rows;
-        bytes += (double)s[i].step_bytes;
-        secs += t * (double)s[i].step_bytes / timed;
+        double t = 0, timed = 0;
+        st = lm__roof_time(&e, &ops[i], min_time_s, &t, &timed);
+        bytes += (double)ops[i].step_bytes;
+        secs += t * (double)ops[i].step_bytes / timed;
     }
-    LM_FREE(x);
-    if (db) be->ops->buffer_free(be, db);
-    if (xb) be->ops->buffer_free(be, xb);
+    if (e.db) bo->buffer_free(e.be, e.db);
+    if (e.xb) bo->buffer_free(e.be, e.xb);
+    LM_FREE(ops);
     if (st != LM_OK) return st;
     out->bytes_per_s = secs > 0 ? bytes / secs : 0;
     out->step_bytes = (uint64_t)bytes;
-    out->n_shapes = n;
+    out->n_ops = n;
     return LM_OK;
 }

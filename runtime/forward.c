@@ -44,14 +44,6 @@ static lm_status lm__rope_qk(lm_context *c, int il, lm_tensor *q3, lm_tensor *k3
     return LM_OK;
 }
 
-/* n mul_mats sharing x: one op where the backend has it */
-static lm_status lm__mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
-                               lm_tensor *const *dst) {
-    if (be->ops->mul_mat_n) return be->ops->mul_mat_n(be, n, w, x, dst);
-    for (int i = 0; i < n; i++) LM_TRY(be->ops->mul_mat(be, w[i], x, dst[i]));
-    return LM_OK;
-}
-
 static lm_status lm__attention_block(lm_context *c, const lm_layer *L, int il, int32_t T) {
     const lm_hparams *hp = &c->model->hp;
     const lm_arch *A = hp->arch;
@@ -69,7 +61,7 @@ static lm_status lm__attention_block(lm_context *c, const lm_layer *L, int il, i
               v = lm__view(&s->v, nkv, T, 1);
     const lm_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
     lm_tensor *qkv[3] = {&q, &k, &v};
-    LM_TRY(lm__mul_mat_n(be, 3, wqkv, &xn, qkv));
+    LM_TRY(lm_backend_mul_mat_n(be, 3, wqkv, &xn, qkv));
     if (A->qkv_bias) {
         LM_TRY(op->add(be, &q, &L->bq, &q));
         LM_TRY(op->add(be, &k, &L->bk, &k));
@@ -115,7 +107,7 @@ static lm_status lm__ffn_block(lm_context *c, const lm_layer *L, int32_t T) {
     lm_tensor g = lm__view(&s->g, hp->n_ff, T, 1), u = lm__view(&s->u, hp->n_ff, T, 1);
     const lm_tensor *wgu[2] = {&L->w_gate, &L->w_up};
     lm_tensor *gu[2] = {&g, &u};
-    LM_TRY(lm__mul_mat_n(be, 2, wgu, &xn, gu));
+    LM_TRY(lm_backend_mul_mat_n(be, 2, wgu, &xn, gu));
     if (hp->arch->act == LM_ACT_GELU)
         LM_TRY(op->geglu(be, &g, &u, &g));
     else

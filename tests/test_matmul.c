@@ -819,6 +819,21 @@ Test(matmul, packed_group_block_layout) {
 /* w in rows, wi its interleaved bytes: packed, mul_mat and get_rows give the rows' bits
  * where the backend's level has packed kernels, and mul_mat refuses them (naming the level)
  * where it has none, the scalar level's case. */
+/* w's first 16 rows (whole 8-row groups, a view with ne[1] = 16, as lm_bench_decode_roof
+ * times a large head) give the first 16 outputs of the whole w, for one column */
+static void check_row_view(lm_backend *be, const lm_tensor *w, const lm_tensor *x,
+                           const float *full, const char *what) {
+    lm_tensor v = *w, x1 = *x;
+    v.ne[1] = 16;
+    x1.ne[1] = 1;
+    dt d = dt_new(be, LM_TYPE_F32, 16, 1, NULL);
+    cr_assert_eq(be->ops->mul_mat(be, &v, &x1, &d.t), LM_OK, "%s", lm_last_error());
+    cr_assert(memcmp(lm_cpu_buffer_ptr(d.buf), full, 16 * sizeof(float)) == 0,
+              "%s %s: a 16-row view differs from the whole weight's first rows",
+              lm_type_get(w->type).name, what);
+    dt_free(&d);
+}
+
 static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, const lm_tensor *x,
                          const lm_tensor *ids, const lm_tensor *want_rows) {
     const lm_type ty = w->type;
@@ -845,6 +860,7 @@ static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, con
             cr_assert(memcmp(lm_cpu_buffer_ptr(da.buf), lm_cpu_buffer_ptr(db.buf),
                              sizeof(float) * (size_t)(N * m)) == 0,
                       "%s packed mul_mat differs, M=%lld", lm_type_get(ty).name, (long long)m);
+            if (m == 1) check_row_view(be, &tp.t, x, lm_cpu_buffer_ptr(db.buf), "packed");
         }
     } else {
         cr_log_info("the %s level has no packed %s kernel", lm__cpu_level_name(lv),
@@ -868,7 +884,8 @@ static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, con
 
 /* The interleaved weight layout (LM_LAYOUT_CPU_R8, cpu_relayout.c) at the op level: the
  * same bytes permuted by 8-row group give mul_mat (decode and prefill shapes) and get_rows
- * the same bits as rows, a last group of fewer rows included; every other op refuses it.
+ * the same bits as rows, a last group of fewer rows included, and a view of its first groups
+ * their rows' outputs; every other op refuses it.
  * The packed layout of the types that have one likewise (check_packed). */
 Test(matmul, interleaved_layout_ops) {
     lm_test_rng r = {lm_test_seed()};
@@ -908,6 +925,7 @@ Test(matmul, interleaved_layout_ops) {
             cr_assert(memcmp(lm_cpu_buffer_ptr(da.buf), lm_cpu_buffer_ptr(db.buf),
                              sizeof(float) * N * m) == 0,
                       "%s interleaved mul_mat differs, M=%d", tr.name, m);
+            if (m == 1) check_row_view(be, &ti.t, &tx.t, lm_cpu_buffer_ptr(db.buf), "interleaved");
         }
         cr_assert_eq(be->ops->get_rows(be, &tw.t, &tid.t, &ga.t), LM_OK, "%s", lm_last_error());
         cr_assert_eq(be->ops->get_rows(be, &ti.t, &tid.t, &gb.t), LM_OK, "%s", lm_last_error());

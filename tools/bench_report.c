@@ -86,6 +86,13 @@ static void peak_fields(rec *w, const bench_peak *p, bool flops) {
 
 /* ---- model records ---- */
 
+/* A decode record's roofline is defined: a roof was measured, and the probe reads the memory
+ * the weights are in (the host's: the CPU backend; a GPU's weights are in device memory,
+ * which the host probe does not measure) */
+static bool has_roofline(const bench_record *r) {
+    return r->bw_bytes_s >= 0 && r->peak.n_roofs > 0 && r->peak.roof_bytes_s > 0 && r->backend &&
+           !strcmp(r->backend, "cpu");
+}
 /* Decode's roofline: the lower of the bandwidth probe and the compute roof, and which it is */
 static double roofline(const bench_peak *p) {
     return p->bw_bytes_s <= p->roof_bytes_s ? p->bw_bytes_s : p->roof_bytes_s;
@@ -135,8 +142,9 @@ static void model_fields(rec *w, const bench_record *r) {
     rec_d(w, "decode_roof_gb_per_s", roofed ? p->roof_bytes_s / 1e9 : NAN);
     rec_d(w, "decode_roof_min_gb_per_s", roofed ? p->roof_min_bytes_s / 1e9 : NAN);
     rec_i(w, "decode_roof_runs", p->n_roofs);
-    rec_s(w, "decode_bound", bw && roofed ? decode_bound(p) : "");
-    rec_d(w, "bandwidth_pct_of_roofline", bw && roofed ? 100 * r->bw_bytes_s / roofline(p) : NAN);
+    rec_s(w, "decode_bound", has_roofline(r) ? decode_bound(p) : "");
+    rec_d(w, "bandwidth_pct_of_roofline",
+          has_roofline(r) ? 100 * r->bw_bytes_s / roofline(p) : NAN);
 }
 
 static const char *const model_keys =
@@ -198,9 +206,9 @@ static void model_md(FILE *f, const bench_record *r, int n) {
                 r[i].peak.bw_min_bytes_s / 1e9);
         if (r[i].peak.n_roofs > 0)
             fprintf(f,
-                    "decode compute roof: %.2f GB/s (the model's %d matrix shapes multiplied in "
-                    "cache; the highest of %d runs, the lowest %.2f GB/s)\n",
-                    r[i].peak.roof_bytes_s / 1e9, r[i].peak.roof_shapes, r[i].peak.n_roofs,
+                    "decode compute roof: %.2f GB/s (the model's %d distinct matrix ops run with "
+                    "their weights in cache; the highest of %d runs, the lowest %.2f GB/s)\n",
+                    r[i].peak.roof_bytes_s / 1e9, r[i].peak.roof_ops, r[i].peak.n_roofs,
                     r[i].peak.roof_min_bytes_s / 1e9);
         fprintf(f, "device: %s\n", r[i].device); /* its thread count is in the name */
     }
@@ -211,11 +219,13 @@ static void model_md(FILE *f, const bench_record *r, int n) {
             depth ? " GB/s +KV | % +KV |" : "");
     fprintf(f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |%s\n",
             depth ? " ---: | ---: |" : "");
+    bool any_roof = false;
     for (int i = 0; i < n; i++) {
         char bw[32], pct[32], kbw[32], kpct[32], rpct[32] = "";
         bw_cells(&r[i], r[i].bw_bytes_s, bw, pct, sizeof bw);
         bw_cells(&r[i], r[i].bw_kv_bytes_s, kbw, kpct, sizeof kbw);
-        const bool roofed = r[i].bw_bytes_s >= 0 && r[i].peak.roof_bytes_s > 0;
+        const bool roofed = has_roofline(&r[i]);
+        any_roof |= roofed;
         if (roofed)
             snprintf(rpct, sizeof rpct, "%.1f", 100 * r[i].bw_bytes_s / roofline(&r[i].peak));
         fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s | %s | %s |",
@@ -229,11 +239,14 @@ static void model_md(FILE *f, const bench_record *r, int n) {
         fprintf(f,
                 "\nGB/s (decode) = %s of weights read per token x tokens/s: every weight tensor "
                 "once, the token embedding as the output head when it is tied (else one row); "
-                "%s Bound: memory where the probe is below the compute roof, else compute; %% of "
-                "roofline is GB/s against the lower of the two.\n",
+                "%s%s\n",
                 human_bytes((double)r[0].weight_bytes_per_token, b2, sizeof b2),
                 depth ? "+KV adds the KV-cache rows each step attends to."
-                      : "KV-cache reads not counted.");
+                      : "KV-cache reads not counted.",
+                any_roof ? " Bound: memory where the probe is at or below the compute roof (the "
+                           "step's matrix ops alone), else compute; % of roofline is GB/s "
+                           "against the lower of the two."
+                         : "");
 }
 
 void bench_print_model(FILE *f, bench_format fmt, const bench_record *r, int n) {

@@ -24,7 +24,7 @@ typedef struct bench_peak {
     /* decode's compute roof (lm_bench_decode_roof), measured with each probe when the run
      * has decode tests: the highest and lowest, n_roofs times (0: not measured) */
     double roof_bytes_s, roof_min_bytes_s;
-    int32_t n_roofs, roof_shapes;
+    int32_t n_roofs, roof_ops;
 } bench_peak;
 
 /* One model test: pp<N> (prefill N tokens in one batch) or tg<N> (N single-token steps),

@@ -43,9 +43,9 @@ static void bench_help(void) {
            "Measure prefill (pp) and decode (tg) tokens/s as llama-bench does: mean ± standard\n"
            "deviation over repetitions after a warm-up. Decode's memory bandwidth (weight bytes\n"
            "read per token x tokens/s) is compared with a read-bandwidth probe of this machine,\n"
-           "run before the tests and after each: the highest it measured is the peak; and with\n"
-           "decode's compute roof, measured with each probe: the model's matrices multiplied in\n"
-           "cache. Decode is bandwidth-bound where the probe is the lower of the two.\n"
+           "run before the tests and after each: the highest it measured is the peak. With each\n"
+           "probe, decode's compute roof is measured too: how fast the step's matrix ops run\n"
+           "with the weights in cache. Decode is bandwidth-bound where the probe is the lower.\n"
            "--ops times each backend op over the op-case table the op tests check.\n\n"
            "options:\n");
     static const char *rows[][2] = {
@@ -242,8 +242,10 @@ static int probe(const bench_opts *o, int32_t threads, bool flops, bench_peak *p
 
 /* Decode's compute roof of m (with each probe when the run decodes): p keeps the highest and
  * the lowest, as it does the probe's */
-static int roof(const bench_opts *o, lm_model *m, bench_peak *p) {
+static int roof(const bench_opts *o, const lm_model *m, bench_peak *p) {
     if (max_of(&o->tg) == 0) return 0;
+    if (!o->quiet && p->n_roofs == 0)
+        fprintf(stderr, "lumen bench: decode compute roof, %d threads\n", p->n_threads);
     lm_bench_roof r;
     lm_status s = lm_bench_decode_roof(m, 0.05, &r);
     if (s != LM_OK) {
@@ -254,7 +256,7 @@ static int roof(const bench_opts *o, lm_model *m, bench_peak *p) {
     p->roof_min_bytes_s =
         p->n_roofs && p->roof_min_bytes_s < r.bytes_per_s ? p->roof_min_bytes_s : r.bytes_per_s;
     p->roof_bytes_s = r.bytes_per_s > p->roof_bytes_s ? r.bytes_per_s : p->roof_bytes_s;
-    p->roof_shapes = r.n_shapes;
+    p->roof_ops = r.n_ops;
     p->n_roofs++;
     return 0;
 }
