@@ -317,9 +317,9 @@ lm_status lm_bench_flops_peak(int32_t n_threads, double *flops_per_s, const char
  * decode step's matrix ops as the forward pass calls them (q, k, v as one op, wo, gate and up
  * as one, down, the output head; one column) while their weights are in cache, so that
  * memory is not what bounds them. Each distinct op (its weights' types and shapes) is timed on
- * one layer's tensors (their first rows when the op's weights pass a quarter of the host's
- * last-level cache: a row group costs the same whatever N is), in batches of calls for at least
- * min_time_s (<= 0: 0.05 s) after a warm-up, the best batch; the roof is one step's matrix
+ * one layer's tensors (a weight's first rows when it passes its share of a quarter of the
+ * host's last-level cache: a row group costs the same whatever N is), in batches of calls for at
+ * least min_time_s (<= 0: 0.05 s) after a warm-up, the best batch; the roof is one step's matrix
  * bytes over their summed times. It includes what a call costs besides its kernels (x's
  * quantization, the threads' start and finish), and none of the step's other ops. Decode is
  * bandwidth-bound where lm_bench_mem_bandwidth is the lower of the two. Not while a context

@@ -430,9 +430,10 @@ static double best_step_s(lm_model *m) {
 /* The compute roof runs a decode step's matrix ops as the forward pass calls them: the bytes
  * it counts are the projections of every layer and the head (token_embd when tied), from the
  * model's own table, and it times one of each distinct op (q, k, v together; wo; gate and up
- * together; down; the head). Those ops alone, in cache, cannot take longer than whole decode
- * steps of the same (cache-sized) model: the roof is at least the step's matrix bytes over its
- * fastest step (half of it: the machine is shared). */
+ * together; down; the head), ops alike in their weights' types and shapes timed once. Those ops
+ * alone, in cache, cannot take longer than whole decode steps of the same (cache-sized) model: the
+ * roof is at least the step's matrix bytes over its fastest step (half of it: the machine is
+ * shared). */
 Test(bench, decode_roof_counts_the_step_matrices) {
     static const char *ops[4][3] = {
         {"attn_q", "attn_k", "attn_v"}, {"attn_output"}, {"ffn_gate", "ffn_up"}, {"ffn_down"}};
@@ -458,8 +459,8 @@ Test(bench, decode_roof_counts_the_step_matrices) {
                     cr_assert(tensor_named(m, name, &d), "%s", name);
                     want += (double)d.n_bytes;
                     const size_t at = strlen(sig);
-                    snprintf(sig + at, sizeof sig - at, "%d %s %lld %lld;", o, d.type,
-                             (long long)d.ne[0], (long long)d.ne[1]);
+                    snprintf(sig + at, sizeof sig - at, "%s %lld %lld;", d.type, (long long)d.ne[0],
+                             (long long)d.ne[1]);
                 }
                 bool dup = false;
                 for (int j = 0; j < n_seen; j++) dup |= !strcmp(seen[j], sig);

@@ -816,9 +816,6 @@ Test(matmul, packed_group_block_layout) {
               !lm__cpu_p8_type(LM_TYPE_BF16));
 }
 
-/* w in rows, wi its interleaved bytes: packed, mul_mat and get_rows give the rows' bits
- * where the backend's level has packed kernels, and mul_mat refuses them (naming the level)
- * where it has none, the scalar level's case. */
 /* w's first 16 rows (whole 8-row groups, a view with ne[1] = 16, as lm_bench_decode_roof
  * times a large head) give the first 16 outputs of the whole w, for one column */
 static void check_row_view(lm_backend *be, const lm_tensor *w, const lm_tensor *x,
@@ -834,6 +831,9 @@ static void check_row_view(lm_backend *be, const lm_tensor *w, const lm_tensor *
     dt_free(&d);
 }
 
+/* w in rows, wi its interleaved bytes: packed, mul_mat and get_rows give the rows' bits
+ * where the backend's level has packed kernels, and mul_mat refuses them (naming the level)
+ * where it has none, the scalar level's case. */
 static void check_packed(lm_backend *be, const lm_tensor *w, const char *wi, const lm_tensor *x,
                          const lm_tensor *ids, const lm_tensor *want_rows) {
     const lm_type ty = w->type;
