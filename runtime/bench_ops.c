@@ -31,19 +31,6 @@ typedef struct {
     void *host; /* the host bytes of wrapped weights (lm__bop_weights) */
 } lm__bop;
 
-typedef struct {
-    uint64_t s;
-} lm__brng;
-
-static uint64_t lm__brng_u64(lm__brng *r) { /* xorshift64 */
-    r->s ^= r->s << 13, r->s ^= r->s >> 7, r->s ^= r->s << 17;
-    return r->s;
-}
-
-static float lm__brng_f(lm__brng *r) { /* uniform in [-1, 1) */
-    return (float)((lm__brng_u64(r) >> 40) * (2.0 / 16777216.0) - 1.0);
-}
-
 static lm_status lm__bop_buf(lm__bop *b, size_t size, lm_buffer **out) {
     if (b->n_bufs == LM__BOP_MAX_BUFS)
         return lm__error(LM_ERR_INVALID_ARG, "bench: too many buffers");

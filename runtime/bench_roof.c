@@ -124,11 +124,8 @@ static lm_status lm__roof_time(const lm__roof_env *e, const lm__roof_op *o, doub
 static lm_status lm__roof_x(const lm__roof_env *e, int64_t k) {
     float *x = LM_MALLOC((size_t)k * sizeof *x);
     if (!x) return lm__error(LM_ERR_NOMEM, "bench: decode roof: out of memory");
-    uint64_t r = 0x9e3779b97f4a7c15ull;
-    for (int64_t i = 0; i < k; i++) {
-        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-        x[i] = (float)((double)(r >> 40) / 8388608.0 - 1.0);
-    }
+    lm__brng r = {0x9e3779b97f4a7c15ull};
+    for (int64_t i = 0; i < k; i++) x[i] = lm__brng_f(&r);
     lm_status s = e->be->ops->upload(e->be, e->xb, 0, x, (size_t)k * sizeof *x);
     if (s == LM_OK) s = e->be->ops->upload(e->be, e->xb, e->x_step, x, (size_t)k * sizeof *x);
     LM_FREE(x);
