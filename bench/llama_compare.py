@@ -236,8 +236,9 @@ def main():
                     bw = (f"{r[f'bandwidth{kv}_gb_per_s'] * um / r['avg_tok_per_s']:.2f} GB/s = "
                           f"{r[f'bandwidth{kv}_pct_of_peak'] * um / r['avg_tok_per_s']:.0f}% of "
                           f"{r['peak_bandwidth_gb_per_s']:.2f}{' (+KV)' if a.d else ''}"
-                          f"; {r['decode_bound']}-bound, compute roof "
-                          f"{r['decode_roof_gb_per_s']:.2f}")
+                          f"; {r['decode_bound']}-bound, step roof "
+                          f"{r['decode_step_roof_gb_per_s']:.2f} (matrix ops "
+                          f"{r['decode_roof_gb_per_s']:.2f})")
                 depth = f" @ d{a.d}" if a.d else ""
                 rows.append((lrec["pp" if k == "pp" else "tg"]["model_desc"], a.t,
                              f"{k}{size}{depth}", ls, us, um / lm, bw))

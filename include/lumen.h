@@ -332,6 +332,28 @@ typedef struct lm_bench_roof {
 } lm_bench_roof;
 lm_status lm_bench_decode_roof(const lm_model *model, double min_time_s, lm_bench_roof *out);
 
+/* Decode's step roof: the seconds a whole decode step takes when its weights come from cache,
+ * all of it (attention over n_past + i cached positions, norms, the threads' hand-offs, the
+ * logits' download), so that memory is the only thing left out. The model's step runs on a
+ * copy whose layers read the weights of the first layer with the same tensor types, shapes and
+ * layouts (a few layers' weights, which stay in cache) and whose head is its first rows; the
+ * head's time is then scaled to all its rows from a timing of those rows in cache. n_gen
+ * single-token steps after n_past positions are filled (as a tg test after its depth and
+ * prompt), in a context like *cp (NULL: defaults; n_ctx and n_seq_max are set here), for at
+ * least min_time_s (<= 0: 0.2 s) after a warm-up run; the best run's mean step. Weight bytes
+ * per token over step_s bound decode where memory does not; the matrix ops' roof
+ * (lm_bench_decode_roof) is above it by the step's other work. Not while a context of the
+ * model decodes. Errors: LM_ERR_INVALID_ARG (NULL, vocab_only, n_past < 0, n_gen < 1),
+ * LM_ERR_NOMEM, the backend's own. */
+typedef struct lm_bench_step_roof {
+    double step_s;       /* seconds per decode step, weights in cache */
+    int32_t layer_kinds; /* distinct layers (tensor types and shapes) whose weights were read */
+    int64_t head_rows;   /* the head's rows in the timed step (all: the head fits the cache) */
+} lm_bench_step_roof;
+lm_status lm_bench_decode_step_roof(const lm_model *model, const lm_context_params *cp,
+                                    int32_t n_past, int32_t n_gen, double min_time_s,
+                                    lm_bench_step_roof *out);
+
 /* One timed op case of `lumen bench --ops`: a row of the op-case table shared with the op
  * tests (runtime/op_cases.c), run on a backend with random inputs. */
 typedef struct lm_bench_op_result {

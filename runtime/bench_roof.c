@@ -132,31 +132,51 @@ static lm_status lm__roof_x(const lm__roof_env *e, int64_t k) {
     return s;
 }
 
-lm_status lm_bench_decode_roof(const lm_model *m, double min_time_s, lm_bench_roof *out) {
+/* The buffers for timing ops[0 .. n): x's two copies, dst for the largest row cut. */
+static lm_status lm__roof_env_open(const lm_model *m, const lm__roof_op *ops, int n,
+                                   lm__roof_env *e) {
+    *e = (lm__roof_env){m->be, NULL, NULL, 0, 1, lm__bench_llc_bytes() / 4};
+    int64_t kmax = 1;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < ops[i].n; p++) {
+            const int64_t r = lm__roof_rows(ops[i].w[p], e->budget / (size_t)ops[i].n);
+            kmax = ops[i].w[p]->ne[0] > kmax ? ops[i].w[p]->ne[0] : kmax;
+            e->nmax = r > e->nmax ? r : e->nmax;
+        }
+    e->x_step = ((size_t)kmax * sizeof(float) + 255) & ~(size_t)255;
+    const lm_backend_ops *bo = e->be->ops;
+    lm_status st = bo->buffer_alloc(e->be, 2 * e->x_step, &e->xb);
+    if (st == LM_OK)
+        st = bo->buffer_alloc(e->be, (size_t)LM__ROOF_PARTS * (size_t)e->nmax * sizeof(float),
+                              &e->db);
+    if (st == LM_OK) st = lm__roof_x(e, kmax);
+    return st;
+}
+
+static void lm__roof_env_close(lm__roof_env *e) {
+    if (e->db) e->be->ops->buffer_free(e->be, e->db);
+    if (e->xb) e->be->ops->buffer_free(e->be, e->xb);
+    e->db = e->xb = NULL;
+}
+
+static lm_status lm__roof_check(const lm_model *m, const void *out) {
     if (!m || !out)
         return lm__error(LM_ERR_INVALID_ARG, "bench: decode roof: model or out is NULL");
-    memset(out, 0, sizeof *out);
     if (!m->be || !m->layers || m->hp.n_layer < 1)
         return lm__error(LM_ERR_INVALID_ARG,
                          "bench: decode roof: the model was loaded with vocab_only: no weights");
+    return LM_OK;
+}
+
+lm_status lm_bench_decode_roof(const lm_model *m, double min_time_s, lm_bench_roof *out) {
+    LM_TRY(lm__roof_check(m, out));
+    memset(out, 0, sizeof *out);
     if (min_time_s <= 0) min_time_s = 0.05;
     lm__roof_op *ops = LM_MALLOC(((size_t)m->hp.n_layer * 4 + 1) * sizeof *ops);
     if (!ops) return lm__error(LM_ERR_NOMEM, "bench: decode roof: out of memory");
     const int n = lm__roof_ops(m, ops);
-    lm__roof_env e = {m->be, NULL, NULL, 0, 1, lm__bench_llc_bytes() / 4};
-    int64_t kmax = 1;
-    for (int i = 0; i < n; i++)
-        for (int p = 0; p < ops[i].n; p++) {
-            const int64_t r = lm__roof_rows(ops[i].w[p], e.budget / (size_t)ops[i].n);
-            kmax = ops[i].w[p]->ne[0] > kmax ? ops[i].w[p]->ne[0] : kmax;
-            e.nmax = r > e.nmax ? r : e.nmax;
-        }
-    e.x_step = ((size_t)kmax * sizeof(float) + 255) & ~(size_t)255;
-    const lm_backend_ops *bo = e.be->ops;
-    lm_status st = bo->buffer_alloc(e.be, 2 * e.x_step, &e.xb);
-    if (st == LM_OK)
-        st = bo->buffer_alloc(e.be, (size_t)LM__ROOF_PARTS * (size_t)e.nmax * sizeof(float), &e.db);
-    if (st == LM_OK) st = lm__roof_x(&e, kmax);
+    lm__roof_env e;
+    lm_status st = lm__roof_env_open(m, ops, n, &e);
     double bytes = 0, secs = 0;
     for (int i = 0; st == LM_OK && i < n; i++) {
         double t = 0, timed = 0;
@@ -164,12 +184,126 @@ lm_status lm_bench_decode_roof(const lm_model *m, double min_time_s, lm_bench_ro
         bytes += (double)ops[i].step_bytes;
         secs += t * (double)ops[i].step_bytes / timed;
     }
-    if (e.db) bo->buffer_free(e.be, e.db);
-    if (e.xb) bo->buffer_free(e.be, e.xb);
+    lm__roof_env_close(&e);
     LM_FREE(ops);
     if (st != LM_OK) return st;
     out->bytes_per_s = secs > 0 ? bytes / secs : 0;
     out->step_bytes = (uint64_t)bytes;
     out->n_ops = n;
+    return LM_OK;
+}
+
+/* ---- the whole step ---------------------------------------------------------------- */
+
+/* Same types, shapes and layouts in every tensor: a layer like this one costs what it does */
+static bool lm__roof_layer_like(const lm_layer *a, const lm_layer *b) {
+    const lm_tensor *x = (const lm_tensor *)a, *y = (const lm_tensor *)b;
+    for (size_t i = 0; i < sizeof(lm_layer) / sizeof(lm_tensor); i++)
+        if (x[i].type != y[i].type || x[i].layout != y[i].layout ||
+            memcmp(x[i].ne, y[i].ne, sizeof x[i].ne) != 0)
+            return false;
+    return true;
+}
+
+/* m with its weights in cache: every layer reads the tensors of the first layer like it, and
+ * the head is its first head_rows rows (the vocabulary those ids). Layers index their own
+ * cache and window still, so a step does the real step's work on a few layers' weights. */
+static lm_status lm__roof_alias(const lm_model *m, int64_t head_rows, lm_model *a, int32_t *kinds) {
+    *a = *m;
+    a->layers = LM_MALLOC((size_t)m->hp.n_layer * sizeof *a->layers);
+    if (!a->layers) return lm__error(LM_ERR_NOMEM, "bench: decode step roof: out of memory");
+    *kinds = 0;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        int32_t j = 0;
+        while (!lm__roof_layer_like(&m->layers[j], &m->layers[l])) j++; /* stops at l */
+        *kinds += j == l;
+        a->layers[l] = m->layers[j];
+    }
+    a->output.ne[1] = head_rows;
+    a->hp.n_vocab = (int32_t)head_rows;
+    return LM_OK;
+}
+
+/* Fill n_past positions of c, n_batch at a time. */
+static lm_status lm__roof_fill(lm_context *c, int32_t n_past, int32_t n_batch, lm_token *tok) {
+    for (int32_t p = 0; p < n_past; p += n_batch) {
+        lm_batch b = lm_batch_simple(tok + p, n_past - p < n_batch ? n_past - p : n_batch);
+        LM_TRY(lm_decode(c, &b));
+    }
+    return LM_OK;
+}
+
+/* Best mean seconds a step of n_gen single-token steps from n_past cached positions, after a
+ * warm-up run that brings the weights into cache. */
+static lm_status lm__roof_steps(lm_context *c, int32_t n_past, int32_t n_gen, double min_time_s,
+                                const lm_token *tok, double *step_s) {
+    double best = 1e30;
+    const double t_start = lm__time_ms();
+    for (int r = 0; r < 3 || (r < 1000 && lm__time_ms() - t_start < min_time_s * 1e3); r++) {
+        LM_TRY(lm_kv_seq_trim(c, 0, n_past));
+        const double t0 = lm__time_ms();
+        for (int32_t i = 0; i < n_gen; i++) {
+            lm_batch b = lm_batch_simple(tok + n_past + i, 1);
+            LM_TRY(lm_decode(c, &b));
+        }
+        const double dt = (lm__time_ms() - t0) * 1e-3 / n_gen;
+        if (r > 0 && dt < best) best = dt;
+    }
+    *step_s = best;
+    return LM_OK;
+}
+
+/* The head's in-cache seconds per call, whole (from its first rows), and those rows */
+static lm_status lm__roof_head(const lm_model *m, double min_time_s, double *t_rows,
+                               double *t_whole, int64_t *rows) {
+    lm__roof_op head = {{&m->output}, 1, lm_tensor_nbytes(&m->output)};
+    lm__roof_env e;
+    lm_status st = lm__roof_env_open(m, &head, 1, &e);
+    double timed = 0;
+    if (st == LM_OK) st = lm__roof_time(&e, &head, min_time_s, t_rows, &timed);
+    lm__roof_env_close(&e);
+    if (st != LM_OK) return st;
+    *rows = lm__roof_rows(&m->output, e.budget);
+    *t_whole = *t_rows * (double)head.step_bytes / timed;
+    return LM_OK;
+}
+
+lm_status lm_bench_decode_step_roof(const lm_model *m, const lm_context_params *cp, int32_t n_past,
+                                    int32_t n_gen, double min_time_s, lm_bench_step_roof *out) {
+    LM_TRY(lm__roof_check(m, out));
+    memset(out, 0, sizeof *out);
+    if (n_past < 0 || n_gen < 1 || n_past > (1 << 24) || n_gen > (1 << 24))
+        return lm__error(LM_ERR_INVALID_ARG,
+                         "bench: decode step roof: n_past = %d, n_gen = %d (need n_past >= 0, "
+                         "n_gen >= 1)",
+                         n_past, n_gen);
+    if (min_time_s <= 0) min_time_s = 0.2;
+    double t_rows = 0, t_whole = 0;
+    int64_t rows = 0;
+    LM_TRY(lm__roof_head(m, 0.05, &t_rows, &t_whole, &rows));
+    lm_model a;
+    int32_t kinds = 0;
+    LM_TRY(lm__roof_alias(m, rows, &a, &kinds));
+    lm_context_params p = cp ? *cp : lm_context_default_params();
+    p.n_ctx = n_past + n_gen;
+    p.n_seq_max = 1;
+    if (p.n_batch < 1) p.n_batch = 512;
+    lm_context *c = NULL;
+    lm_token *tok = LM_MALLOC((size_t)(n_past + n_gen) * sizeof *tok);
+    lm_status st = tok ? lm_context_create(&a, &p, &c)
+                       : lm__error(LM_ERR_NOMEM, "bench: decode step roof: out of memory");
+    lm__brng r = {0x2545f4914f6cdd1dull};
+    for (int32_t i = 0; tok && i < n_past + n_gen; i++)
+        tok[i] = (lm_token)(lm__brng_u64(&r) % (uint64_t)rows);
+    double step = 0;
+    if (st == LM_OK) st = lm__roof_fill(c, n_past, p.n_batch, tok);
+    if (st == LM_OK) st = lm__roof_steps(c, n_past, n_gen, min_time_s, tok, &step);
+    lm_context_free(c);
+    LM_FREE(tok);
+    LM_FREE(a.layers);
+    if (st != LM_OK) return st;
+    out->step_s = step - t_rows + t_whole;
+    out->layer_kinds = kinds;
+    out->head_rows = rows;
     return LM_OK;
 }

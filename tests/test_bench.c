@@ -296,6 +296,8 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg,
     cr_expect_eq(jnum(r, "model_size_bytes"), size);
     cr_expect_eq(jnum(r, "weight_bytes_per_token"), wb);
     if (pp) { /* bandwidth is a decode figure */
+        jget(r, "decode_step_roof_gb_per_s", J_NULL);
+        cr_expect_eq(jnum(r, "decode_step_roof_layer_kinds"), 0);
         jget(r, "bandwidth_gb_per_s", J_NULL);
         jget(r, "bandwidth_pct_of_peak", J_NULL);
         jget(r, "kv_bytes_per_token", J_NULL);
@@ -317,11 +319,15 @@ static void check_model_record(const jval *r, const char *model, int pp, int tg,
     expect_near(bwkv, (wb + kv / tg) * avg / 1e9, "bandwidth +KV = (weights + KV) x tok/s");
     expect_near(jnum(r, "bandwidth_kv_pct_of_peak"),
                 100 * bwkv / jnum(r, "peak_bandwidth_gb_per_s"), "% +KV = bandwidth +KV / probe");
-    /* the roofline is the lower of the probe and the compute roof, and names it */
-    const double peak = jnum(r, "peak_bandwidth_gb_per_s"), roof = jnum(r, "decode_roof_gb_per_s");
+    /* the roofline is the lower of the probe and the step roof (the whole step in cache; the
+     * tiny model's layers are all alike), and names it */
+    const double peak = jnum(r, "peak_bandwidth_gb_per_s"),
+                 roof = jnum(r, "decode_step_roof_gb_per_s");
+    cr_expect_gt(roof, 0);
+    cr_expect_eq(jnum(r, "decode_step_roof_layer_kinds"), 1);
     cr_expect_str_eq(jstr(r, "decode_bound"), peak <= roof ? "memory" : "compute");
     expect_near(jnum(r, "bandwidth_pct_of_roofline"), 100 * bw / fmin(peak, roof),
-                "% of roofline = bandwidth / min(probe, compute roof)");
+                "% of roofline = bandwidth / min(probe, step roof)");
 }
 
 Test(bench, json_records_are_complete_and_consistent) {
@@ -491,6 +497,95 @@ Test(bench, decode_roof_counts_the_step_matrices) {
     lm_model_free(m);
 }
 
+/* Distinct layers of m by the types and shapes of their tensors, from the tensor table */
+static int layer_kinds(const lm_model *m, int n_layer) {
+    char sig[64][512];
+    int kinds = 0;
+    for (int l = 0; l < n_layer && l < 64; l++) {
+        char pre[32], *o = sig[kinds];
+        size_t at = 0;
+        snprintf(pre, sizeof pre, "blk.%d.", l);
+        o[0] = '\0';
+        lm_tensor_desc d;
+        for (int32_t i = 0; i < lm_model_tensor_count(m); i++)
+            if (lm_model_tensor_info(m, i, &d) == LM_OK && !strncmp(d.name, pre, strlen(pre)))
+                at += (size_t)snprintf(o + at, sizeof sig[0] - at, "%s %s %lld %lld;",
+                                       d.name + strlen(pre), d.type, (long long)d.ne[0],
+                                       (long long)d.ne[1]);
+        bool seen = false;
+        for (int j = 0; j < kinds; j++) seen |= !strcmp(sig[j], o);
+        kinds += !seen;
+    }
+    return kinds;
+}
+
+/* The step roof runs the model's whole decode step with its weights in cache. A tiny model is
+ * in cache anyway and its head fits the budget whole, so the step it times is the real step's
+ * work: its mean step lies near the fastest real step (within [0.5, 4] x: the machine is shared
+ * and a mean is not a minimum; a roof that skipped or repeated the layers would leave it). */
+Test(bench, decode_step_roof_runs_the_whole_step) {
+    const char *models[2] = {g_model, g_model_untied};
+    for (int k = 0; k < 2; k++) {
+        lm_model_params mp = lm_model_default_params();
+        mp.n_threads = 2;
+        lm_model *m = NULL;
+        cr_assert_eq(lm_model_load(models[k], &mp, &m), LM_OK, "%s", lm_last_error());
+        lm_bench_step_roof r;
+        cr_assert_eq(lm_bench_decode_step_roof(m, NULL, 4, 12, 0.05, &r), LM_OK, "%s",
+                     lm_last_error());
+        cr_expect_eq(r.layer_kinds, 1, "the tiny model's layers are alike");
+        cr_expect_eq(r.head_rows, LM_TINY_N_VOCAB, "a head that fits is timed whole");
+        const double best = best_step_s(m);
+        cr_expect(r.step_s >= 0.5 * best && r.step_s <= 4 * best,
+                  "%s: step roof %.3g s against the fastest real step %.3g s", models[k], r.step_s,
+                  best);
+        lm_model_free(m);
+    }
+}
+
+/* Layers that differ (Q4_K_M gives attn_v and ffn_down more bits in some) are each run on
+ * their own weights: the kinds the roof counts are those of the tensor table. Bad arguments
+ * are errors that say what is wrong. */
+Test(bench, decode_step_roof_keeps_each_kind_of_layer) {
+    char f32[64] = "/tmp/lumen_steproof_XXXXXX.gguf", q[64] = "/tmp/lumen_steproof_XXXXXX.gguf";
+    int fd = mkstemps(f32, 5), fq = mkstemps(q, 5);
+    cr_assert(fd >= 0 && fq >= 0);
+    close(fd), close(fq);
+    lm_tiny_spec spec = lm_tiny_default_spec();
+    spec.n_embd = 256, spec.n_ff = 512, spec.n_layer = 4, spec.n_head = 4, spec.n_head_kv = 2;
+    spec.wtype = LM_TYPE_F32;
+    cr_assert(lm_tiny_write(&spec, f32));
+    lm_quantize_params qp = lm_quantize_default_params();
+    qp.type = "Q4_K_M";
+    cr_assert_eq(lm_quantize_file(f32, q, &qp, NULL), LM_OK, "%s", lm_last_error());
+    lm_model_params mp = lm_model_default_params();
+    mp.n_threads = 2;
+    lm_model *m = NULL;
+    cr_assert_eq(lm_model_load(q, &mp, &m), LM_OK, "%s", lm_last_error());
+    const int want = layer_kinds(m, spec.n_layer);
+    cr_assert_gt(want, 1, "Q4_K_M mixes the layers' types");
+    lm_bench_step_roof r;
+    cr_assert_eq(lm_bench_decode_step_roof(m, NULL, 0, 4, 0.01, &r), LM_OK, "%s", lm_last_error());
+    cr_expect_eq(r.layer_kinds, want, "%d kinds, the table has %d", r.layer_kinds, want);
+    cr_expect(isfinite(r.step_s) && r.step_s > 0);
+
+    cr_expect_eq(lm_bench_decode_step_roof(m, NULL, 4, 0, 0.01, &r), LM_ERR_INVALID_ARG);
+    cr_expect(strstr(lm_last_error(), "n_gen = 0") != NULL, "%s", lm_last_error());
+    cr_expect_eq(lm_bench_decode_step_roof(m, NULL, -1, 4, 0.01, &r), LM_ERR_INVALID_ARG);
+    cr_expect(strstr(lm_last_error(), "n_past = -1") != NULL, "%s", lm_last_error());
+    cr_expect_eq(lm_bench_decode_step_roof(m, NULL, 4, 4, 0.01, NULL), LM_ERR_INVALID_ARG);
+    cr_expect(strstr(lm_last_error(), "NULL") != NULL, "%s", lm_last_error());
+    cr_expect_eq(lm_bench_decode_step_roof(NULL, NULL, 4, 4, 0.01, &r), LM_ERR_INVALID_ARG);
+    lm_model_free(m);
+    mp.vocab_only = true;
+    cr_assert_eq(lm_model_load(q, &mp, &m), LM_OK, "%s", lm_last_error());
+    cr_expect_eq(lm_bench_decode_step_roof(m, NULL, 4, 4, 0.01, &r), LM_ERR_INVALID_ARG);
+    cr_expect(strstr(lm_last_error(), "vocab_only") != NULL, "%s", lm_last_error());
+    lm_model_free(m);
+    unlink(f32);
+    unlink(q);
+}
+
 /* On a GPU backend the weights are in device memory, which the host's probe does not read:
  * the compute roof is reported, the bound and % of roofline are not (lavapipe in CI). */
 Test(bench, no_roofline_where_the_probe_misses_the_weights) {
@@ -506,6 +601,7 @@ Test(bench, no_roofline_where_the_probe_misses_the_weights) {
     cr_assert_eq(v.n, 1, "%s", out);
     cr_expect_str_eq(jstr(&v.items[0], "backend"), "vulkan");
     cr_expect_gt(jnum(&v.items[0], "decode_roof_gb_per_s"), 0);
+    cr_expect_gt(jnum(&v.items[0], "decode_step_roof_gb_per_s"), 0);
     cr_expect_str_eq(jstr(&v.items[0], "decode_bound"), "");
     jget(&v.items[0], "bandwidth_pct_of_roofline", J_NULL);
     jfree(&v);
@@ -524,6 +620,7 @@ Test(bench, prefill_only_measures_no_roof) {
     cr_assert_eq(v.n, 1, "%s", out);
     cr_expect_eq(jnum(&v.items[0], "decode_roof_runs"), 0);
     jget(&v.items[0], "decode_roof_gb_per_s", J_NULL);
+    jget(&v.items[0], "decode_step_roof_gb_per_s", J_NULL);
     jget(&v.items[0], "bandwidth_pct_of_roofline", J_NULL);
     cr_expect_str_eq(jstr(&v.items[0], "decode_bound"), "");
     jfree(&v);
@@ -593,7 +690,8 @@ Test(bench, csv_has_the_json_keys_as_header) {
         "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
         "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,"
         "peak_bandwidth_threads,peak_bandwidth_buffer_bytes,decode_roof_gb_per_s,"
-        "decode_roof_min_gb_per_s,decode_roof_runs,decode_bound,bandwidth_pct_of_roofline\n";
+        "decode_roof_min_gb_per_s,decode_roof_runs,decode_step_roof_gb_per_s,"
+        "decode_step_roof_layer_kinds,decode_bound,bandwidth_pct_of_roofline\n";
     cr_assert(!strncmp(out, header, strlen(header)), "%s", out);
     cr_expect_eq(csv_lines(out), 3, "header + pp16 + tg8: %s", out);
     cr_expect(strstr(out, ",\"pp16\",") && strstr(out, ",\"tg8\","), "%s", out);
@@ -645,7 +743,8 @@ Test(bench, markdown_table_and_progress) {
     cr_expect(strstr(out, "the highest of 5 probes, before the tests and after each"), "%s", out);
     cr_expect(strstr(out, "decode compute roof:") && strstr(out, "the highest of 5 runs"), "%s",
               out);
-    cr_expect(strstr(out, "| % of peak | bound | % of roofline |"), "%s", out);
+    cr_expect(strstr(out, "| % of peak | step roof | bound | % of roofline |"), "%s", out);
+    cr_expect(strstr(out, "Step roof: the weight bytes over a decode step's time"), "%s", out);
     cr_expect(strstr(out, "rep 2 of 2"), "progress on stderr: %s", out);
     free(out);
 }

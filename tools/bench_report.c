@@ -86,19 +86,19 @@ static void peak_fields(rec *w, const bench_peak *p, bool flops) {
 
 /* ---- model records ---- */
 
-/* A decode record's roofline is defined: a roof was measured, and the probe reads the memory
- * the weights are in (the host's: the CPU backend; a GPU's weights are in device memory,
- * which the host probe does not measure) */
+/* A decode record's roofline is defined: its step roof was measured, and the probe reads the
+ * memory the weights are in (the host's: the CPU backend; a GPU's weights are in device
+ * memory, which the host probe does not measure) */
 static bool has_roofline(const bench_record *r) {
-    return r->bw_bytes_s >= 0 && r->peak.n_roofs > 0 && r->peak.roof_bytes_s > 0 && r->backend &&
+    return r->bw_bytes_s >= 0 && r->step_roof_bytes_s > 0 && r->peak.bw_bytes_s > 0 && r->backend &&
            !strcmp(r->backend, "cpu");
 }
-/* Decode's roofline: the lower of the bandwidth probe and the compute roof, and which it is */
-static double roofline(const bench_peak *p) {
-    return p->bw_bytes_s <= p->roof_bytes_s ? p->bw_bytes_s : p->roof_bytes_s;
+/* Decode's roofline: the lower of the bandwidth probe and the step roof, and which it is */
+static double roofline(const bench_record *r) {
+    return r->peak.bw_bytes_s <= r->step_roof_bytes_s ? r->peak.bw_bytes_s : r->step_roof_bytes_s;
 }
-static const char *decode_bound(const bench_peak *p) {
-    return p->bw_bytes_s <= p->roof_bytes_s ? "memory" : "compute";
+static const char *decode_bound(const bench_record *r) {
+    return r->peak.bw_bytes_s <= r->step_roof_bytes_s ? "memory" : "compute";
 }
 
 static void model_fields(rec *w, const bench_record *r) {
@@ -142,9 +142,12 @@ static void model_fields(rec *w, const bench_record *r) {
     rec_d(w, "decode_roof_gb_per_s", roofed ? p->roof_bytes_s / 1e9 : NAN);
     rec_d(w, "decode_roof_min_gb_per_s", roofed ? p->roof_min_bytes_s / 1e9 : NAN);
     rec_i(w, "decode_roof_runs", p->n_roofs);
-    rec_s(w, "decode_bound", has_roofline(r) ? decode_bound(p) : "");
+    const bool step = r->step_roof_bytes_s > 0;
+    rec_d(w, "decode_step_roof_gb_per_s", step ? r->step_roof_bytes_s / 1e9 : NAN);
+    rec_i(w, "decode_step_roof_layer_kinds", step ? r->step_roof_layer_kinds : 0);
+    rec_s(w, "decode_bound", has_roofline(r) ? decode_bound(r) : "");
     rec_d(w, "bandwidth_pct_of_roofline",
-          has_roofline(r) ? 100 * r->bw_bytes_s / roofline(p) : NAN);
+          has_roofline(r) ? 100 * r->bw_bytes_s / roofline(r) : NAN);
 }
 
 static const char *const model_keys =
@@ -154,7 +157,8 @@ static const char *const model_keys =
     "kv_bytes_per_token,bandwidth_kv_gb_per_s,bandwidth_kv_pct_of_peak,"
     "peak_bandwidth_gb_per_s,peak_bandwidth_min_gb_per_s,peak_bandwidth_probes,"
     "peak_bandwidth_threads,peak_bandwidth_buffer_bytes,decode_roof_gb_per_s,"
-    "decode_roof_min_gb_per_s,decode_roof_runs,decode_bound,bandwidth_pct_of_roofline";
+    "decode_roof_min_gb_per_s,decode_roof_runs,decode_step_roof_gb_per_s,"
+    "decode_step_roof_layer_kinds,decode_bound,bandwidth_pct_of_roofline";
 
 static void print_records(FILE *f, bench_format fmt, const void *recs, size_t size, int n,
                           const char *keys, void (*fields)(rec *, const void *)) {
@@ -214,24 +218,26 @@ static void model_md(FILE *f, const bench_record *r, int n) {
     }
     if (n > 0) fputc('\n', f);
     fprintf(f,
-            "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak | bound "
-            "| %% of roofline |%s\n",
+            "| model | size | params | backend | threads | test | t/s | GB/s | %% of peak | step "
+            "roof | bound | %% of roofline |%s\n",
             depth ? " GB/s +KV | % +KV |" : "");
-    fprintf(f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |%s\n",
-            depth ? " ---: | ---: |" : "");
-    bool any_roof = false;
+    fprintf(
+        f, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |%s\n",
+        depth ? " ---: | ---: |" : "");
+    bool any_step = false;
     for (int i = 0; i < n; i++) {
-        char bw[32], pct[32], kbw[32], kpct[32], rpct[32] = "";
+        char bw[32], pct[32], kbw[32], kpct[32], rpct[32] = "", sroof[32] = "";
         bw_cells(&r[i], r[i].bw_bytes_s, bw, pct, sizeof bw);
         bw_cells(&r[i], r[i].bw_kv_bytes_s, kbw, kpct, sizeof kbw);
         const bool roofed = has_roofline(&r[i]);
-        any_roof |= roofed;
-        if (roofed)
-            snprintf(rpct, sizeof rpct, "%.1f", 100 * r[i].bw_bytes_s / roofline(&r[i].peak));
-        fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s | %s | %s |",
+        any_step |= r[i].step_roof_bytes_s > 0;
+        if (roofed) snprintf(rpct, sizeof rpct, "%.1f", 100 * r[i].bw_bytes_s / roofline(&r[i]));
+        if (r[i].step_roof_bytes_s > 0)
+            snprintf(sroof, sizeof sroof, "%.2f", r[i].step_roof_bytes_s / 1e9);
+        fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s | %s | %s | %s |",
                 r[i].model_desc, human_bytes((double)r[i].model_size, b1, sizeof b1),
                 (double)r[i].n_params / 1e6, r[i].backend, r[i].n_threads, r[i].test, r[i].avg_ts,
-                r[i].sd_ts, bw, pct, roofed ? decode_bound(&r[i].peak) : "", rpct);
+                r[i].sd_ts, bw, pct, sroof, roofed ? decode_bound(&r[i]) : "", rpct);
         if (depth) fprintf(f, " %s | %s |", kbw, kpct);
         fputc('\n', f);
     }
@@ -243,9 +249,11 @@ static void model_md(FILE *f, const bench_record *r, int n) {
                 human_bytes((double)r[0].weight_bytes_per_token, b2, sizeof b2),
                 depth ? "+KV adds the KV-cache rows each step attends to."
                       : "KV-cache reads not counted.",
-                any_roof ? " Bound: memory where the probe is at or below the compute roof (the "
-                           "step's matrix ops alone), else compute; % of roofline is GB/s "
-                           "against the lower of the two."
+                any_step ? " Step roof: the weight bytes over a decode step's time with its "
+                           "weights in cache (the whole step; the compute roof above is its "
+                           "matrix ops alone). Bound: memory where the probe is at or below the "
+                           "step roof, else compute; % of roofline is GB/s against the lower of "
+                           "the two."
                          : "");
 }
 

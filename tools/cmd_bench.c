@@ -45,7 +45,9 @@ static void bench_help(void) {
            "read per token x tokens/s) is compared with a read-bandwidth probe of this machine,\n"
            "run before the tests and after each: the highest it measured is the peak. With each\n"
            "probe, decode's compute roof is measured too: how fast the step's matrix ops run\n"
-           "with the weights in cache. Decode is bandwidth-bound where the probe is the lower.\n"
+           "with the weights in cache; after each decode test, its step roof: the whole step\n"
+           "with the weights in cache. Decode is bandwidth-bound where the probe is at or below\n"
+           "the step roof.\n"
            "--ops times each backend op over the op-case table the op tests check.\n\n"
            "options:\n");
     static const char *rows[][2] = {
@@ -346,8 +348,21 @@ typedef struct {
     const bench_opts *o;
     bench_record *recs;
     int n_recs, cap;
-    int step, n_steps; /* progress over all repetitions */
+    int step, n_steps;           /* progress over all repetitions */
+    const lm_context_params *cp; /* the tests' context, which the step roof copies */
 } bench_run;
+
+/* tg: decode's step roof at the test's positions (the weights in cache) as weight bytes/s */
+static lm_status step_roof(const bench_run *br, const lm_model *m, bench_record *r) {
+    if (!br->o->quiet)
+        cli_progress((double)br->step / br->n_steps, false, "%s, %d threads: step roof", r->test,
+                     r->n_threads);
+    lm_bench_step_roof sr;
+    TRY(lm_bench_decode_step_roof(m, br->cp, r->n_depth + BENCH_TG_PROMPT, r->n_gen, 0.2, &sr));
+    r->step_roof_bytes_s = sr.step_s > 0 ? (double)r->weight_bytes_per_token / sr.step_s : -1;
+    r->step_roof_layer_kinds = sr.layer_kinds;
+    return LM_OK;
+}
 
 /* Warm-up, then o->reps timed repetitions of one test into a new record. */
 static int run_test(bench_run *br, lm_context *ctx, const lm_model *m, const bench_record *proto,
@@ -378,6 +393,8 @@ static int run_test(bench_run *br, lm_context *ctx, const lm_model *m, const ben
         br->step++;
     }
     free(buf);
+    r->step_roof_bytes_s = -1;
+    if (s == LM_OK && tg > 0) s = step_roof(br, m, r);
     if (s != LM_OK) {
         free(r->samples), free(ms);
         cli_progress_end();
@@ -433,6 +450,7 @@ static int bench_threads(bench_run *br, int32_t threads, const char *path) {
     const int32_t fill = max_d < 512 ? max_d : 512;
     cp.n_batch = max_pp > BENCH_TG_PROMPT ? max_pp : BENCH_TG_PROMPT;
     if (fill > cp.n_batch) cp.n_batch = fill;
+    br->cp = &cp;
     lm_context *ctx = NULL;
     s = lm_context_create(m, &cp, &ctx);
     if (s != LM_OK) {
