@@ -332,23 +332,28 @@ typedef struct lm_bench_roof {
 } lm_bench_roof;
 lm_status lm_bench_decode_roof(const lm_model *model, double min_time_s, lm_bench_roof *out);
 
-/* Decode's step roof: the seconds a whole decode step takes when its weights come from cache,
- * all of it (attention over n_past + i cached positions, norms, the threads' hand-offs, the
- * logits' download), so that memory is the only thing left out. The model's step runs on a
- * copy whose layers read the weights of the first layer with the same tensor types, shapes and
- * layouts (a few layers' weights, which stay in cache) and whose head is its first rows; the
- * head's time is then scaled to all its rows from a timing of those rows in cache. n_gen
+/* Decode's step roof: the seconds a whole decode step takes when its weights come from cache:
+ * all of its work (attention over n_past + i cached positions, norms, the threads' hand-offs,
+ * the logits' download) but the weights' memory traffic. The model's step runs on a copy
+ * whose layers read the weights of the first layer with the same tensor types, shapes and
+ * layouts (a few layers' weights, which stay in cache where cached_bytes fits the host's
+ * last-level cache: see fits) and whose head is its first rows (the compute roof's cut); the
+ * rest of the head's rows are added from the slope between a timing of those rows in cache
+ * and of half of them. Still in the step: the KV cache's reads (their memory traffic too, at
+ * depth), and the logits' download and final soft-cap of the head rows only. n_gen
  * single-token steps after n_past positions are filled (as a tg test after its depth and
  * prompt), in a context like *cp (NULL: defaults; n_ctx and n_seq_max are set here), for at
  * least min_time_s (<= 0: 0.2 s) after a warm-up run; the best run's mean step. Weight bytes
  * per token over step_s bound decode where memory does not; the matrix ops' roof
  * (lm_bench_decode_roof) is above it by the step's other work. Not while a context of the
- * model decodes. Errors: LM_ERR_INVALID_ARG (NULL, vocab_only, n_past < 0, n_gen < 1),
- * LM_ERR_NOMEM, the backend's own. */
+ * model decodes. Errors: LM_ERR_INVALID_ARG (NULL, vocab_only, n_past < 0, n_gen < 1, either
+ * above 2^24), LM_ERR_NOMEM, lm_context_create's and the backend's own. */
 typedef struct lm_bench_step_roof {
-    double step_s;       /* seconds per decode step, weights in cache */
-    int32_t layer_kinds; /* distinct layers (tensor types and shapes) whose weights were read */
-    int64_t head_rows;   /* the head's rows in the timed step (all: the head fits the cache) */
+    double step_s;         /* seconds per decode step, weights in cache */
+    int32_t layer_kinds;   /* distinct layers (tensor types and shapes) whose weights were read */
+    int64_t head_rows;     /* the head's rows in the timed step (all: the head fits the cache) */
+    uint64_t cached_bytes; /* the distinct layers' and the head rows' weight bytes */
+    bool fits;             /* cached_bytes <= the host's last-level cache: else not a roof */
 } lm_bench_step_roof;
 lm_status lm_bench_decode_step_roof(const lm_model *model, const lm_context_params *cp,
                                     int32_t n_past, int32_t n_gen, double min_time_s,

@@ -24,4 +24,12 @@ static inline float lm__brng_f(lm__brng *r) {
     return (float)((lm__brng_u64(r) >> 40) * (2.0 / 16777216.0) - 1.0);
 }
 
+/* The decode step roof's copy of m (bench_roof.c; exposed for tests): every layer reads the
+ * tensors of the first layer with the same types, shapes and layouts, the head its first
+ * head_rows rows. *kinds distinct layers, *layer_bytes their tensors' bytes; a->layers is
+ * the caller's to free. */
+struct lm_model;
+lm_status lm__roof_alias(const struct lm_model *m, int64_t head_rows, struct lm_model *a,
+                         int32_t *kinds, uint64_t *layer_bytes);
+
 #endif

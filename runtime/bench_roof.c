@@ -159,17 +159,16 @@ static void lm__roof_env_close(lm__roof_env *e) {
     e->db = e->xb = NULL;
 }
 
-static lm_status lm__roof_check(const lm_model *m, const void *out) {
-    if (!m || !out)
-        return lm__error(LM_ERR_INVALID_ARG, "bench: decode roof: model or out is NULL");
+static lm_status lm__roof_check(const char *what, const lm_model *m, const void *out) {
+    if (!m || !out) return lm__error(LM_ERR_INVALID_ARG, "bench: %s: model or out is NULL", what);
     if (!m->be || !m->layers || m->hp.n_layer < 1)
         return lm__error(LM_ERR_INVALID_ARG,
-                         "bench: decode roof: the model was loaded with vocab_only: no weights");
+                         "bench: %s: the model was loaded with vocab_only: no weights", what);
     return LM_OK;
 }
 
 lm_status lm_bench_decode_roof(const lm_model *m, double min_time_s, lm_bench_roof *out) {
-    LM_TRY(lm__roof_check(m, out));
+    LM_TRY(lm__roof_check("decode roof", m, out));
     memset(out, 0, sizeof *out);
     if (min_time_s <= 0) min_time_s = 0.05;
     lm__roof_op *ops = LM_MALLOC(((size_t)m->hp.n_layer * 4 + 1) * sizeof *ops);
@@ -208,16 +207,21 @@ static bool lm__roof_layer_like(const lm_layer *a, const lm_layer *b) {
 /* m with its weights in cache: every layer reads the tensors of the first layer like it, and
  * the head is its first head_rows rows (the vocabulary those ids). Layers index their own
  * cache and window still, so a step does the real step's work on a few layers' weights. */
-static lm_status lm__roof_alias(const lm_model *m, int64_t head_rows, lm_model *a, int32_t *kinds) {
+lm_status lm__roof_alias(const lm_model *m, int64_t head_rows, lm_model *a, int32_t *kinds,
+                         uint64_t *layer_bytes) {
     *a = *m;
     a->layers = LM_MALLOC((size_t)m->hp.n_layer * sizeof *a->layers);
     if (!a->layers) return lm__error(LM_ERR_NOMEM, "bench: decode step roof: out of memory");
-    *kinds = 0;
+    *kinds = 0, *layer_bytes = 0;
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
         int32_t j = 0;
         while (!lm__roof_layer_like(&m->layers[j], &m->layers[l])) j++; /* stops at l */
-        *kinds += j == l;
         a->layers[l] = m->layers[j];
+        if (j < l) continue;
+        const lm_tensor *t = (const lm_tensor *)&m->layers[l];
+        for (size_t i = 0; i < sizeof(lm_layer) / sizeof(lm_tensor); i++)
+            if (t[i].buf) *layer_bytes += lm_tensor_nbytes(&t[i]);
+        ++*kinds;
     }
     a->output.ne[1] = head_rows;
     a->hp.n_vocab = (int32_t)head_rows;
@@ -253,37 +257,47 @@ static lm_status lm__roof_steps(lm_context *c, int32_t n_past, int32_t n_gen, do
     return LM_OK;
 }
 
-/* The head's in-cache seconds per call, whole (from its first rows), and those rows */
-static lm_status lm__roof_head(const lm_model *m, double min_time_s, double *t_rows,
-                               double *t_whole, int64_t *rows) {
+/* The head in cache: the seconds of a call on its first *rows rows, and the seconds the rest
+ * of its rows add, from the slope between those rows and half of them, so that a call's fixed
+ * cost (the threads' start, a launch) is not scaled with the rows (a plain ratio where the
+ * halves do not differ). */
+static lm_status lm__roof_head(const lm_model *m, double min_time_s, double *t_rows, double *t_rest,
+                               int64_t *rows) {
     lm__roof_op head = {{&m->output}, 1, lm_tensor_nbytes(&m->output)};
     lm__roof_env e;
     lm_status st = lm__roof_env_open(m, &head, 1, &e);
-    double timed = 0;
+    double timed = 0, t_half = 0, timed_half = 0;
     if (st == LM_OK) st = lm__roof_time(&e, &head, min_time_s, t_rows, &timed);
+    *rows = lm__roof_rows(&m->output, e.budget);
+    const bool cut = *rows < m->output.ne[1];
+    e.budget /= 2;
+    if (st == LM_OK && cut && lm__roof_rows(&m->output, e.budget) < *rows)
+        st = lm__roof_time(&e, &head, min_time_s, &t_half, &timed_half);
     lm__roof_env_close(&e);
     if (st != LM_OK) return st;
-    *rows = lm__roof_rows(&m->output, e.budget);
-    *t_whole = *t_rows * (double)head.step_bytes / timed;
+    double slope = *t_rows / timed; /* seconds a byte */
+    if (timed_half > 0 && *t_rows > t_half) slope = (*t_rows - t_half) / (timed - timed_half);
+    *t_rest = cut ? slope * ((double)head.step_bytes - timed) : 0;
     return LM_OK;
 }
 
 lm_status lm_bench_decode_step_roof(const lm_model *m, const lm_context_params *cp, int32_t n_past,
                                     int32_t n_gen, double min_time_s, lm_bench_step_roof *out) {
-    LM_TRY(lm__roof_check(m, out));
+    LM_TRY(lm__roof_check("decode step roof", m, out));
     memset(out, 0, sizeof *out);
     if (n_past < 0 || n_gen < 1 || n_past > (1 << 24) || n_gen > (1 << 24))
         return lm__error(LM_ERR_INVALID_ARG,
-                         "bench: decode step roof: n_past = %d, n_gen = %d (need n_past >= 0, "
-                         "n_gen >= 1)",
+                         "bench: decode step roof: n_past = %d, n_gen = %d (need 0 <= n_past and "
+                         "1 <= n_gen, each at most 2^24)",
                          n_past, n_gen);
     if (min_time_s <= 0) min_time_s = 0.2;
-    double t_rows = 0, t_whole = 0;
+    double t_rows = 0, t_rest = 0;
     int64_t rows = 0;
-    LM_TRY(lm__roof_head(m, 0.05, &t_rows, &t_whole, &rows));
+    LM_TRY(lm__roof_head(m, 0.05, &t_rows, &t_rest, &rows));
     lm_model a;
     int32_t kinds = 0;
-    LM_TRY(lm__roof_alias(m, rows, &a, &kinds));
+    uint64_t layer_bytes = 0;
+    LM_TRY(lm__roof_alias(m, rows, &a, &kinds, &layer_bytes));
     lm_context_params p = cp ? *cp : lm_context_default_params();
     p.n_ctx = n_past + n_gen;
     p.n_seq_max = 1;
@@ -302,8 +316,11 @@ lm_status lm_bench_decode_step_roof(const lm_model *m, const lm_context_params *
     LM_FREE(tok);
     LM_FREE(a.layers);
     if (st != LM_OK) return st;
-    out->step_s = step - t_rows + t_whole;
+    out->step_s = step + t_rest;
     out->layer_kinds = kinds;
     out->head_rows = rows;
+    out->cached_bytes =
+        layer_bytes + (uint64_t)lm_row_size(m->output.type, m->output.ne[0]) * (uint64_t)rows;
+    out->fits = out->cached_bytes <= lm__bench_llc_bytes();
     return LM_OK;
 }

@@ -76,6 +76,7 @@ typedef struct lm_layer {
     lm_tensor w_gate, w_up, w_down;
     lm_tensor ffn_post_norm; /* when arch->post_norms */
 } lm_layer;
+_Static_assert(sizeof(lm_layer) % sizeof(lm_tensor) == 0, "lm_layer holds lm_tensors only");
 
 struct lm_model {
     char *path;

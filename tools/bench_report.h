@@ -45,8 +45,10 @@ typedef struct bench_record {
     double kv_bytes;      /* tg: KV-cache bytes a timed step reads, their mean; pp: < 0 */
     double bw_kv_bytes_s; /* tg: (weight_bytes_per_token + kv_bytes) x avg_ts; pp: < 0 */
     /* tg: weight_bytes_per_token over the step's time with its weights in cache
-     * (lm_bench_decode_step_roof), what bounds decode where memory does not; pp: < 0 */
-    double step_roof_bytes_s;
+     * (lm_bench_decode_step_roof), what bounds decode where memory does not, measured before
+     * the repetitions and after them: the highest and the lowest (< 0: not measured) */
+    double step_roof_bytes_s, step_roof_min_bytes_s;
+    int32_t step_roof_runs;        /* 0: none (pp; or it could not be measured) */
     int32_t step_roof_layer_kinds; /* layers of distinct types and shapes it read */
     bench_peak peak;
 } bench_record;
