@@ -412,6 +412,16 @@ Test(bench, kv_read_bytes_counts_windows) {
     unlink(path);
 }
 
+/* A model of the tests' files, run on 2 threads (a tokenizer alone when vocab_only) */
+static lm_model *load_2_threads(const char *path, bool vocab_only) {
+    lm_model_params mp = lm_model_default_params();
+    mp.n_threads = 2;
+    mp.vocab_only = vocab_only;
+    lm_model *m = NULL;
+    cr_assert_eq(lm_model_load(path, &mp, &m), LM_OK, "%s: %s", path, lm_last_error());
+    return m;
+}
+
 static bool tensor_named(const lm_model *m, const char *name, lm_tensor_desc *out) {
     for (int32_t i = 0; i < lm_model_tensor_count(m); i++)
         if (lm_model_tensor_info(m, i, out) == LM_OK && !strcmp(out->name, name)) return true;
@@ -452,10 +462,7 @@ Test(bench, decode_roof_counts_the_step_matrices) {
         {"attn_q", "attn_k", "attn_v"}, {"attn_output"}, {"ffn_gate", "ffn_up"}, {"ffn_down"}};
     const char *models[2] = {g_model, g_model_untied};
     for (int k = 0; k < 2; k++) {
-        lm_model_params mp = lm_model_default_params();
-        mp.n_threads = 2;
-        lm_model *m = NULL;
-        cr_assert_eq(lm_model_load(models[k], &mp, &m), LM_OK, "%s", lm_last_error());
+        lm_model *m = load_2_threads(models[k], false);
         lm_tensor_desc d;
         const bool tied = !tensor_named(m, "output.weight", &d);
         cr_assert_eq(tied, k == 0, "the first model ties its head");
@@ -534,10 +541,7 @@ static int layer_kinds(const lm_model *m, int n_layer) {
 Test(bench, decode_step_roof_runs_the_whole_step) {
     const char *models[2] = {g_model, g_model_untied};
     for (int k = 0; k < 2; k++) {
-        lm_model_params mp = lm_model_default_params();
-        mp.n_threads = 2;
-        lm_model *m = NULL;
-        cr_assert_eq(lm_model_load(models[k], &mp, &m), LM_OK, "%s", lm_last_error());
+        lm_model *m = load_2_threads(models[k], false);
         lm_bench_step_roof r;
         cr_assert_eq(lm_bench_decode_step_roof(m, NULL, 4, 12, 0.05, &r), LM_OK, "%s",
                      lm_last_error());
@@ -566,10 +570,7 @@ Test(bench, decode_step_roof_keeps_each_kind_of_layer) {
     lm_quantize_params qp = lm_quantize_default_params();
     qp.type = "Q4_K_M";
     cr_assert_eq(lm_quantize_file(f32, q, &qp, NULL), LM_OK, "%s", lm_last_error());
-    lm_model_params mp = lm_model_default_params();
-    mp.n_threads = 2;
-    lm_model *m = NULL;
-    cr_assert_eq(lm_model_load(q, &mp, &m), LM_OK, "%s", lm_last_error());
+    lm_model *m = load_2_threads(q, false);
     const int want = layer_kinds(m, spec.n_layer);
     cr_assert_gt(want, 1, "Q4_K_M mixes the layers' types");
     lm_bench_step_roof r;
@@ -616,8 +617,7 @@ Test(bench, decode_step_roof_keeps_each_kind_of_layer) {
     cr_expect(strstr(lm_last_error(), "NULL") != NULL, "%s", lm_last_error());
     cr_expect_eq(lm_bench_decode_step_roof(NULL, NULL, 4, 4, 0.01, &r), LM_ERR_INVALID_ARG);
     lm_model_free(m);
-    mp.vocab_only = true;
-    cr_assert_eq(lm_model_load(q, &mp, &m), LM_OK, "%s", lm_last_error());
+    m = load_2_threads(q, true);
     cr_expect_eq(lm_bench_decode_step_roof(m, NULL, 4, 4, 0.01, &r), LM_ERR_INVALID_ARG);
     cr_expect(strstr(lm_last_error(), "vocab_only") != NULL, "%s", lm_last_error());
     lm_model_free(m);
