@@ -86,12 +86,17 @@ static void peak_fields(rec *w, const bench_peak *p, bool flops) {
 
 /* ---- model records ---- */
 
+/* The record's step roof was measured (tg, and it could be) */
+static bool has_step_roof(const bench_record *r) {
+    return r->step_roof_runs > 0 && r->step_roof_bytes_s > 0;
+}
+
 /* A decode record's roofline is defined: its step roof was measured, and the probe reads the
  * memory the weights are in (the host's: the CPU backend; a GPU's weights are in device
  * memory, which the host probe does not measure) */
 static bool has_roofline(const bench_record *r) {
-    return r->bw_bytes_s >= 0 && r->step_roof_runs > 0 && r->step_roof_bytes_s > 0 &&
-           r->peak.bw_bytes_s > 0 && r->backend && !strcmp(r->backend, "cpu");
+    return r->bw_bytes_s >= 0 && has_step_roof(r) && r->peak.bw_bytes_s > 0 && r->backend &&
+           !strcmp(r->backend, "cpu");
 }
 /* Decode's roofline: the lower of the bandwidth probe and the step roof, and which it is */
 static double roofline(const bench_record *r) {
@@ -142,7 +147,7 @@ static void model_fields(rec *w, const bench_record *r) {
     rec_d(w, "decode_roof_gb_per_s", roofed ? p->roof_bytes_s / 1e9 : NAN);
     rec_d(w, "decode_roof_min_gb_per_s", roofed ? p->roof_min_bytes_s / 1e9 : NAN);
     rec_i(w, "decode_roof_runs", p->n_roofs);
-    const bool step = r->step_roof_runs > 0 && r->step_roof_bytes_s > 0;
+    const bool step = has_step_roof(r);
     rec_d(w, "decode_step_roof_gb_per_s", step ? r->step_roof_bytes_s / 1e9 : NAN);
     rec_d(w, "decode_step_roof_min_gb_per_s", step ? r->step_roof_min_bytes_s / 1e9 : NAN);
     rec_i(w, "decode_step_roof_runs", step ? r->step_roof_runs : 0);
@@ -233,9 +238,9 @@ static void model_md(FILE *f, const bench_record *r, int n) {
         bw_cells(&r[i], r[i].bw_bytes_s, bw, pct, sizeof bw);
         bw_cells(&r[i], r[i].bw_kv_bytes_s, kbw, kpct, sizeof kbw);
         const bool roofed = has_roofline(&r[i]);
-        any_step |= r[i].step_roof_runs > 0;
+        any_step |= has_step_roof(&r[i]);
         if (roofed) snprintf(rpct, sizeof rpct, "%.1f", 100 * r[i].bw_bytes_s / roofline(&r[i]));
-        if (r[i].step_roof_runs > 0)
+        if (has_step_roof(&r[i]))
             snprintf(sroof, sizeof sroof, "%.2f", r[i].step_roof_bytes_s / 1e9);
         fprintf(f, "| %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s | %s | %s | %s | %s |",
                 r[i].model_desc, human_bytes((double)r[i].model_size, b1, sizeof b1),
