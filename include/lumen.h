@@ -349,11 +349,11 @@ lm_status lm_bench_decode_roof(const lm_model *model, double min_time_s, lm_benc
  * model decodes. Errors: LM_ERR_INVALID_ARG (NULL, vocab_only, n_past < 0, n_gen < 1, either
  * above 2^24), LM_ERR_NOMEM, lm_context_create's and the backend's own. */
 typedef struct lm_bench_step_roof {
-    double step_s;         /* seconds per decode step, weights in cache */
+    double step_s;         /* seconds per decode step, weights in cache; 0 where !fits */
     int32_t layer_kinds;   /* distinct layers (tensor types and shapes) whose weights were read */
     int64_t head_rows;     /* the head's rows in the timed step (all: the head fits the cache) */
     uint64_t cached_bytes; /* the distinct layers' and the head rows' weight bytes */
-    bool fits;             /* cached_bytes <= the host's last-level cache: else not a roof */
+    bool fits; /* cached_bytes <= the host's last-level cache: else not a roof, and not timed */
 } lm_bench_step_roof;
 lm_status lm_bench_decode_step_roof(const lm_model *model, const lm_context_params *cp,
                                     int32_t n_past, int32_t n_gen, double min_time_s,

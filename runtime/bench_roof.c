@@ -72,6 +72,11 @@ static int64_t lm__roof_rows(const lm_tensor *w, size_t budget) {
     return w->ne[1] <= fit || fit < 64 ? w->ne[1] : fit;
 }
 
+/* The cache bytes one timed op may fill: a quarter of the LLC, for x, dst and the rest */
+static size_t lm__roof_budget(void) {
+    return lm__bench_llc_bytes() / 4;
+}
+
 typedef struct {
     lm_backend *be;
     lm_buffer *xb, *db;
@@ -135,7 +140,7 @@ static lm_status lm__roof_x(const lm__roof_env *e, int64_t k) {
 /* The buffers for timing ops[0 .. n): x's two copies, dst for the largest row cut. */
 static lm_status lm__roof_env_open(const lm_model *m, const lm__roof_op *ops, int n,
                                    lm__roof_env *e) {
-    *e = (lm__roof_env){m->be, NULL, NULL, 0, 1, lm__bench_llc_bytes() / 4};
+    *e = (lm__roof_env){m->be, NULL, NULL, 0, 1, lm__roof_budget()};
     int64_t kmax = 1;
     for (int i = 0; i < n; i++)
         for (int p = 0; p < ops[i].n; p++) {
@@ -257,21 +262,20 @@ static lm_status lm__roof_steps(lm_context *c, int32_t n_past, int32_t n_gen, do
     return LM_OK;
 }
 
-/* The head in cache: the seconds of a call on its first *rows rows, and the seconds the rest
- * of its rows add, from the slope between those rows and half of them, so that a call's fixed
- * cost (the threads' start, a launch) is not scaled with the rows (a plain ratio where the
- * halves do not differ). */
-static lm_status lm__roof_head(const lm_model *m, double min_time_s, double *t_rows, double *t_rest,
-                               int64_t *rows) {
+/* The head in cache: the seconds of a call on its first rows (lm__roof_rows of the budget),
+ * and the seconds the rest of its rows add, from the slope between those rows and half of
+ * them, so that a call's fixed cost (the threads' start, a launch) is not scaled with the rows
+ * (a plain ratio where the halves do not differ). */
+static lm_status lm__roof_head(const lm_model *m, double min_time_s, int64_t rows, double *t_rows,
+                               double *t_rest) {
     lm__roof_op head = {{&m->output}, 1, lm_tensor_nbytes(&m->output)};
     lm__roof_env e;
     lm_status st = lm__roof_env_open(m, &head, 1, &e);
     double timed = 0, t_half = 0, timed_half = 0;
     if (st == LM_OK) st = lm__roof_time(&e, &head, min_time_s, t_rows, &timed);
-    *rows = lm__roof_rows(&m->output, e.budget);
-    const bool cut = *rows < m->output.ne[1];
+    const bool cut = rows < m->output.ne[1];
     e.budget /= 2;
-    if (st == LM_OK && cut && lm__roof_rows(&m->output, e.budget) < *rows)
+    if (st == LM_OK && cut && lm__roof_rows(&m->output, e.budget) < rows)
         st = lm__roof_time(&e, &head, min_time_s, &t_half, &timed_half);
     lm__roof_env_close(&e);
     if (st != LM_OK) return st;
@@ -291,21 +295,29 @@ lm_status lm_bench_decode_step_roof(const lm_model *m, const lm_context_params *
                          "1 <= n_gen, each at most 2^24)",
                          n_past, n_gen);
     if (min_time_s <= 0) min_time_s = 0.2;
-    double t_rows = 0, t_rest = 0;
-    int64_t rows = 0;
-    LM_TRY(lm__roof_head(m, 0.05, &t_rows, &t_rest, &rows));
+    const int64_t rows = lm__roof_rows(&m->output, lm__roof_budget());
     lm_model a;
     int32_t kinds = 0;
     uint64_t layer_bytes = 0;
     LM_TRY(lm__roof_alias(m, rows, &a, &kinds, &layer_bytes));
+    const uint64_t cached =
+        layer_bytes + (uint64_t)lm_row_size(m->output.type, m->output.ne[0]) * (uint64_t)rows;
+    if (cached > lm__bench_llc_bytes()) { /* not a roof: nothing to time */
+        LM_FREE(a.layers);
+        *out = (lm_bench_step_roof){0, kinds, rows, cached, false};
+        return LM_OK;
+    }
+    double t_rows = 0, t_rest = 0;
+    lm_status st = lm__roof_head(m, 0.05, rows, &t_rows, &t_rest);
     lm_context_params p = cp ? *cp : lm_context_default_params();
     p.n_ctx = n_past + n_gen;
     p.n_seq_max = 1;
     if (p.n_batch < 1) p.n_batch = 512;
     lm_context *c = NULL;
     lm_token *tok = LM_MALLOC((size_t)(n_past + n_gen) * sizeof *tok);
-    lm_status st = tok ? lm_context_create(&a, &p, &c)
-                       : lm__error(LM_ERR_NOMEM, "bench: decode step roof: out of memory");
+    if (st == LM_OK)
+        st = tok ? lm_context_create(&a, &p, &c)
+                 : lm__error(LM_ERR_NOMEM, "bench: decode step roof: out of memory");
     lm__brng r = {0x2545f4914f6cdd1dull};
     for (int32_t i = 0; tok && i < n_past + n_gen; i++)
         tok[i] = (lm_token)(lm__brng_u64(&r) % (uint64_t)rows);
@@ -316,11 +328,6 @@ lm_status lm_bench_decode_step_roof(const lm_model *m, const lm_context_params *
     LM_FREE(tok);
     LM_FREE(a.layers);
     if (st != LM_OK) return st;
-    out->step_s = step + t_rest;
-    out->layer_kinds = kinds;
-    out->head_rows = rows;
-    out->cached_bytes =
-        layer_bytes + (uint64_t)lm_row_size(m->output.type, m->output.ne[0]) * (uint64_t)rows;
-    out->fits = out->cached_bytes <= lm__bench_llc_bytes();
+    *out = (lm_bench_step_roof){step + t_rest, kinds, rows, cached, true};
     return LM_OK;
 }

@@ -625,6 +625,34 @@ Test(bench, decode_step_roof_keeps_each_kind_of_layer) {
     unlink(q);
 }
 
+/* A model whose one layer passes the last-level cache has no step roof: fits is false, the
+ * bytes say why, and nothing is timed (step_s stays 0), so the bench spends no seconds on a
+ * roof it would discard. */
+Test(bench, decode_step_roof_times_nothing_past_the_cache) {
+    const size_t llc = lm__bench_llc_bytes();
+    int32_t n = 256; /* F32 layer, n_ff = 4 n, as many kv heads as heads: 64 n^2 bytes */
+    while ((size_t)64 * (size_t)n * (size_t)n <= llc + llc / 4) n += 256;
+    if (n > 4096) cr_skip_test("a last-level cache of %zu bytes: the model would be too big", llc);
+    char path[64] = "/tmp/lumen_steproof_XXXXXX.gguf";
+    int fd = mkstemps(path, 5);
+    cr_assert(fd >= 0);
+    close(fd);
+    lm_tiny_spec spec = lm_tiny_default_spec();
+    spec.n_embd = n, spec.n_ff = 4 * n, spec.n_layer = 2, spec.n_head = n / 64;
+    spec.n_head_kv = spec.n_head, spec.wtype = LM_TYPE_F32;
+    cr_assert(lm_tiny_write(&spec, path));
+    lm_model *m = load_2_threads(path, false);
+    lm_bench_step_roof r;
+    cr_assert_eq(lm_bench_decode_step_roof(m, NULL, 0, 4, 0.01, &r), LM_OK, "%s", lm_last_error());
+    cr_expect(!r.fits, "%llu cached bytes against a %zu-byte cache",
+              (unsigned long long)r.cached_bytes, llc);
+    cr_expect_gt(r.cached_bytes, llc);
+    cr_expect_eq(r.layer_kinds, 1, "both layers are of one kind");
+    cr_expect_eq(r.step_s, 0.0, "not timed: %g s", r.step_s);
+    lm_model_free(m);
+    unlink(path);
+}
+
 /* On a GPU backend the weights are in device memory, which the host's probe does not read:
  * the compute roof is reported, the bound and % of roofline are not (lavapipe in CI). */
 Test(bench, no_roofline_where_the_probe_misses_the_weights) {
