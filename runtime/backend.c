@@ -70,6 +70,14 @@ lm_status lm_backend_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w,
     return LM_OK;
 }
 
+lm_status lm_backend_norm_mul_mat_n(lm_backend *be, const lm_tensor *x, const lm_tensor *norm,
+                                    float eps, lm_tensor *xn, int n, const lm_tensor *const *w,
+                                    lm_tensor *const *dst) {
+    if (be->ops->norm_mul_mat_n) return be->ops->norm_mul_mat_n(be, x, norm, eps, xn, n, w, dst);
+    LM_TRY(be->ops->rms_norm(be, x, norm, eps, xn));
+    return lm_backend_mul_mat_n(be, n, w, xn, dst);
+}
+
 lm_status lm_backend_create(const char *name, const lm_backend_config *cfg, lm_backend **out) {
     if (!out) return lm__error(LM_ERR_INVALID_ARG, "lm_backend_create: out is NULL");
     *out = NULL;

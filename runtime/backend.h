@@ -143,6 +143,12 @@ typedef struct lm_backend_ops {
      * parallel region). */
     lm_status (*mul_mat_n)(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
                            lm_tensor *const *dst);
+    /* Optional (may be NULL): rms_norm(x, norm, eps) and then mul_mat_n of its result, with
+     * exactly the results of the two; xn (x's shape) is scratch the backend may write or not.
+     * The CPU normalizes each column straight into the matmul's quantized activations. */
+    lm_status (*norm_mul_mat_n)(lm_backend *be, const lm_tensor *x, const lm_tensor *norm,
+                                float eps, lm_tensor *xn, int n, const lm_tensor *const *w,
+                                lm_tensor *const *dst);
 } lm_backend_ops;
 
 struct lm_backend {
@@ -154,6 +160,10 @@ struct lm_backend {
  * n mul_mat calls */
 lm_status lm_backend_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
                                lm_tensor *const *dst);
+/* rms_norm of x (into xn) and mul_mat_n of it: the backend's norm_mul_mat_n where it has one */
+lm_status lm_backend_norm_mul_mat_n(lm_backend *be, const lm_tensor *x, const lm_tensor *norm,
+                                    float eps, lm_tensor *xn, int n, const lm_tensor *const *w,
+                                    lm_tensor *const *dst);
 
 typedef struct lm_backend_config {
     int32_t n_threads; /* CPU: 0 = cores */

@@ -52,16 +52,13 @@ static lm_status lm__attention_block(lm_context *c, const lm_layer *L, int il, i
     lm_scratch *s = &c->s;
     int64_t hd = hp->head_dim, nq = hd * hp->n_head, nkv = hd * hp->n_head_kv;
 
-    /* x [n_embd, T] -> xn [n_embd, T] */
+    /* x [n_embd, T] -> RMS norm (xn: scratch) -> q [nq, T], k [nkv, T], v [nkv, T] (+ bias) */
     lm_tensor x = lm__view(&s->x, hp->n_embd, T, 1), xn = lm__view(&s->xn, hp->n_embd, T, 1);
-    LM_TRY(op->rms_norm(be, &x, &L->attn_norm, hp->rms_eps, &xn));
-
-    /* xn -> q [nq, T], k [nkv, T], v [nkv, T] (+ bias) */
     lm_tensor q = lm__view(&s->q, nq, T, 1), k = lm__view(&s->k, nkv, T, 1),
               v = lm__view(&s->v, nkv, T, 1);
     const lm_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
     lm_tensor *qkv[3] = {&q, &k, &v};
-    LM_TRY(lm_backend_mul_mat_n(be, 3, wqkv, &xn, qkv));
+    LM_TRY(lm_backend_norm_mul_mat_n(be, &x, &L->attn_norm, hp->rms_eps, &xn, 3, wqkv, qkv));
     if (A->qkv_bias) {
         LM_TRY(op->add(be, &q, &L->bq, &q));
         LM_TRY(op->add(be, &k, &L->bk, &k));
@@ -103,11 +100,10 @@ static lm_status lm__ffn_block(lm_context *c, const lm_layer *L, int32_t T) {
     /* x -> xn -> gate, up [n_ff, T] -> act(gate) * up -> down [n_embd, T] (-> post-norm);
      * x += down */
     lm_tensor x = lm__view(&s->x, hp->n_embd, T, 1), xn = lm__view(&s->xn, hp->n_embd, T, 1);
-    LM_TRY(op->rms_norm(be, &x, &L->ffn_norm, hp->rms_eps, &xn));
     lm_tensor g = lm__view(&s->g, hp->n_ff, T, 1), u = lm__view(&s->u, hp->n_ff, T, 1);
     const lm_tensor *wgu[2] = {&L->w_gate, &L->w_up};
     lm_tensor *gu[2] = {&g, &u};
-    LM_TRY(lm_backend_mul_mat_n(be, 2, wgu, &xn, gu));
+    LM_TRY(lm_backend_norm_mul_mat_n(be, &x, &L->ffn_norm, hp->rms_eps, &xn, 2, wgu, gu));
     if (hp->arch->act == LM_ACT_GELU)
         LM_TRY(op->geglu(be, &g, &u, &g));
     else

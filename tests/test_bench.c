@@ -535,22 +535,27 @@ static int layer_kinds(const lm_model *m, int n_layer) {
 
 /* The step roof runs the model's whole decode step with its weights in cache. A tiny model is
  * in cache anyway and its head fits the budget whole, so the step it times is the real step's
- * work: its mean step lies near the fastest real step (within [0.3, 5] x: the tests share two
- * cores and a mean is not a minimum; an accounting error of 10 x leaves it). Which weights
+ * work: its mean step lies near the fastest real step (within [0.3, 5] x: a mean is not a
+ * minimum; an accounting error of 10 x leaves it). The tests share two cores, so a pair of
+ * timings that another test's burst skewed is taken again, up to three times. Which weights
  * each layer reads is checked exactly below. */
 Test(bench, decode_step_roof_runs_the_whole_step) {
     const char *models[2] = {g_model, g_model_untied};
     for (int k = 0; k < 2; k++) {
         lm_model *m = load_2_threads(models[k], false);
         lm_bench_step_roof r;
-        cr_assert_eq(lm_bench_decode_step_roof(m, NULL, 4, 12, 0.05, &r), LM_OK, "%s",
-                     lm_last_error());
+        double best = 0;
+        bool near = false;
+        for (int tries = 0; tries < 3 && !near; tries++) {
+            cr_assert_eq(lm_bench_decode_step_roof(m, NULL, 4, 12, 0.05, &r), LM_OK, "%s",
+                         lm_last_error());
+            best = fmin(best_step_s(m), best_step_s(m));
+            near = r.step_s >= 0.3 * best && r.step_s <= 5 * best;
+        }
         cr_expect_eq(r.layer_kinds, 1, "the tiny model's layers are alike");
         cr_expect_eq(r.head_rows, LM_TINY_N_VOCAB, "a head that fits is timed whole");
-        const double best = fmin(best_step_s(m), best_step_s(m));
-        cr_expect(r.step_s >= 0.3 * best && r.step_s <= 5 * best,
-                  "%s: step roof %.3g s against the fastest real step %.3g s", models[k], r.step_s,
-                  best);
+        cr_expect(near, "%s: step roof %.3g s against the fastest real step %.3g s", models[k],
+                  r.step_s, best);
         lm_model_free(m);
     }
 }

@@ -1006,6 +1006,88 @@ Test(matmul, shared_x_mul_mat_n) {
     }
 }
 
+/* norm_mul_mat_n: the RMS norm fused into the matmul's quantization gives exactly rms_norm
+ * then mul_mat_n, with norm weights and without, for one activation format and for mixed
+ * ones (the two ops then), in decode and prefill shapes, on 1 and 3 threads; it leaves the
+ * scratch alone where it fuses; bad arguments are refused with its name. */
+Test(matmul, norm_fused_into_mul_mat_n) {
+    lm_test_rng r = {lm_test_seed()};
+    enum { K = 512, M = 11, N0 = 40, N1 = 24 };
+    static const lm_type sets[][2] = {
+        {LM_TYPE_Q4_1, LM_TYPE_Q8_0}, {LM_TYPE_Q4_K, LM_TYPE_Q6_K}, {LM_TYPE_Q4_K, LM_TYPE_F16}};
+    static const int64_t Ns[2] = {N0, N1};
+    static float wf[K * N0], x[K * M], g[K], sentinel[K * M];
+    for (int b = 0; b < 2; b++) {
+        lm_backend *be = g_be[b];
+        for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
+            dt tw[2], da[2], db[2];
+            lm_test_fill_normal(&r, x, K * M, 1.0f);
+            for (int i = 0; i < K; i++) g[i] = 1.0f + 0.5f * lm_test_rng_normal(&r);
+            for (int i = 0; i < K * M; i++) sentinel[i] = 12345.0f;
+            dt tx = dt_new(be, LM_TYPE_F32, K, M, x), tg = dt_new(be, LM_TYPE_F32, K, 1, g);
+            dt txn = dt_new(be, LM_TYPE_F32, K, M, NULL),
+               tsc = dt_new(be, LM_TYPE_F32, K, M, sentinel);
+            for (int i = 0; i < 2; i++) {
+                const size_t rs = lm_row_size(sets[s][i], K);
+                char *w = malloc(rs * (size_t)Ns[i]);
+                lm_test_fill_normal(&r, wf, (size_t)(K * Ns[i]), 0.1f);
+                for (int64_t n = 0; n < Ns[i]; n++)
+                    lm_quantize_row(sets[s][i], wf + n * K, w + (size_t)n * rs, K);
+                tw[i] = dt_new(be, sets[s][i], K, Ns[i], w);
+                da[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
+                db[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
+                free(w);
+            }
+            const bool fuses = s < 2; /* the third set has a float weight */
+            for (int m = 1; m <= M; m += M - 1)
+                for (int with_g = 0; with_g < 2; with_g++) {
+                    const lm_tensor *w[2] = {&tw[0].t, &tw[1].t}, *nw = with_g ? &tg.t : NULL;
+                    lm_tensor xa = tx.t, xn = txn.t, sc = tsc.t, a[2], bb[2], *pa[2], *pb[2];
+                    xa.ne[1] = xn.ne[1] = sc.ne[1] = m;
+                    for (int i = 0; i < 2; i++) {
+                        a[i] = da[i].t, bb[i] = db[i].t, pa[i] = &a[i], pb[i] = &bb[i];
+                        a[i].ne[1] = bb[i].ne[1] = m;
+                    }
+                    cr_assert_eq(be->ops->rms_norm(be, &xa, nw, 1e-5f, &xn), LM_OK, "%s",
+                                 lm_last_error());
+                    cr_assert_eq(be->ops->mul_mat_n(be, 2, w, &xn, pb), LM_OK, "%s",
+                                 lm_last_error());
+                    cr_assert_eq(be->ops->norm_mul_mat_n(be, &xa, nw, 1e-5f, &sc, 2, w, pa), LM_OK,
+                                 "%s", lm_last_error());
+                    for (int i = 0; i < 2; i++)
+                        cr_assert(memcmp(lm_cpu_buffer_ptr(da[i].buf), lm_cpu_buffer_ptr(db[i].buf),
+                                         sizeof(float) * (size_t)(Ns[i] * m)) == 0,
+                                  "%d threads, set %zu weight %d (%s) M=%d norm %d differs from "
+                                  "rms_norm then mul_mat_n",
+                                  b ? 3 : 1, s, i, lm_type_get(sets[s][i]).name, m, with_g);
+                    const float *scp = lm_cpu_buffer_ptr(tsc.buf),
+                                *xnp = lm_cpu_buffer_ptr(txn.buf);
+                    cr_assert_eq(scp[0], fuses ? 12345.0f : xnp[0], "set %zu: the scratch %s", s,
+                                 fuses ? "untouched" : "normed");
+                }
+            lm_tensor *d1[1] = {&da[0].t};
+            const lm_tensor *w1[1] = {&tw[0].t};
+            cr_assert_eq(be->ops->norm_mul_mat_n(be, &tx.t, &tg.t, -1.0f, &tsc.t, 1, w1, d1),
+                         LM_ERR_INVALID_ARG);
+            cr_assert(strstr(lm_last_error(), "norm_mul_mat_n: eps = -1") != NULL, "%s",
+                      lm_last_error());
+            lm_tensor short_g = tg.t;
+            short_g.ne[0] = K / 2;
+            cr_assert_eq(be->ops->norm_mul_mat_n(be, &tx.t, &short_g, 1e-5f, &tsc.t, 1, w1, d1),
+                         LM_ERR_INVALID_ARG);
+            cr_assert(strstr(lm_last_error(), "norm_mul_mat_n: w has 256 x 1 elements") != NULL,
+                      "%s", lm_last_error());
+            cr_assert_eq(be->ops->norm_mul_mat_n(be, &tx.t, &tg.t, 1e-5f, &tsc.t, 4, w1, d1),
+                         LM_ERR_INVALID_ARG);
+            cr_assert(strstr(lm_last_error(), "norm_mul_mat_n: 4 weights") != NULL, "%s",
+                      lm_last_error());
+            dt *all[] = {&tx, &tg, &txn, &tsc};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(all[i]);
+            for (int i = 0; i < 2; i++) dt_free(&tw[i]), dt_free(&da[i]), dt_free(&db[i]);
+        }
+    }
+}
+
 /* weights_relayout itself (cpu_relayout.c), on weights wrapped from a 16 MiB file mapping
  * (so copied into huge pages): a tensor with a last group of 5 rows and its alias (tied
  * embeddings) are re-laid once and both marked, two overlapping views keep rows, a float

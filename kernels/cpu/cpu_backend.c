@@ -261,6 +261,7 @@ static const lm_backend_ops lm__cpu_ops = {
     .buffer_wrap_host = lm__cpu_buffer_wrap_host,
     .weights_relayout = lm__cpu_weights_relayout,
     .mul_mat_n = lm__cpu_mul_mat_n,
+    .norm_mul_mat_n = lm__cpu_norm_mul_mat_n,
     .begin = lm__cpu_nop,
     .end = lm__cpu_nop,
     .sync = lm__cpu_nop,

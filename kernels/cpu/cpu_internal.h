@@ -296,9 +296,15 @@ lm_status lm__cpu_level_from_env(lm__cpu_level *out);
 
 lm_status lm__cpu_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor *ids,
                            lm_tensor *dst);
+/* One row of rms_norm (also the fused norm_mul_mat_n's); the checks of its arguments */
+void lm__cpu_rms_row(const float *x, float *y, int64_t n, const float *w, float eps);
+lm_status lm__cpu_rms_check(const char *op, const lm_tensor *x, const lm_tensor *w, float eps);
 lm_status lm__cpu_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *w, float eps,
                            lm_tensor *dst);
 lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst);
+lm_status lm__cpu_norm_mul_mat_n(lm_backend *be, const lm_tensor *x, const lm_tensor *norm,
+                                 float eps, lm_tensor *xn, int n, const lm_tensor *const *w,
+                                 lm_tensor *const *dst);
 lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
                             lm_tensor *const *dst);
 lm_status lm__cpu_rope(lm_backend *be, lm_tensor *x, const lm_tensor *pos, const lm_rope_params *p);

@@ -43,6 +43,9 @@ typedef struct {
     int64_t tile;   /* columns per tile, <= LM__NC */
     int n_parts;
     lm__mm_part part[LM__MM_PARTS];
+    const float *norm; /* norm_mul_mat_n: x's columns are RMS-normed (times norm: NULL = 1) */
+    float eps;
+    bool normed;
 } lm__mm_job;
 
 static lm__mm_part lm__mm_part_of(const lm__cpu *c, const lm_tensor *w, const lm_tensor *dst) {
@@ -55,6 +58,11 @@ static void lm__mm_quantize_task(void *ctx, int64_t b, int64_t e, int ith) {
     const int64_t K = j->x->ne[0];
     for (int64_t m = b; m < e; m++) {
         const float *xc = (const float *)lm__cpu_row(j->x, m, 0, 0);
+        if (j->normed) { /* the normed column in this thread's scratch (K floats, reserved) */
+            float *t = lm__cpu_scratch(j->c, ith);
+            lm__cpu_rms_row(xc, t, K, j->norm, j->eps);
+            xc = t;
+        }
         void *out = (char *)j->c->act + (size_t)m * j->act_row;
         if (j->act_blck == LM_QK_K)
             j->c->kern->quantize_q16k(xc, out, K);
@@ -178,7 +186,7 @@ lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x
     lm__cpu *c = lm__cpu_ctx(be);
     LM_TRY(lm__mm_check(c, w, x, dst));
     const lm__qdot_fn qdot = c->kern->qdot[w->type];
-    lm__mm_job j = {c, w, x, dst, c->kern->fdot[w->type], 0, 0, 0, 0, 1, {{0}}};
+    lm__mm_job j = {c, w, x, dst, c->kern->fdot[w->type], 0, 0, 0, 0, 1, {{0}}, NULL, 0, false};
     j.part[0] = lm__mm_part_of(c, w, dst);
     if (!qdot) {
         if (!j.fdot || w->layout != LM_LAYOUT_ROWS) /* the tables disagree: a bug, not input */
@@ -190,22 +198,53 @@ lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x
     return lm__mm_quantized(c, &j);
 }
 
-lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
-                            lm_tensor *const *dst) {
+/* Check mul_mat_n's (or norm_mul_mat_n's) weights; *shared: one quantized x serves all
+ * (integer kernels, one activation format) */
+static lm_status lm__mm_check_n(const lm__cpu *c, const char *op, int n, const lm_tensor *const *w,
+                                const lm_tensor *x, lm_tensor *const *dst, bool *shared) {
     if (n < 1 || n > LM__MM_PARTS || !w || !dst)
-        return lm__error(LM_ERR_INVALID_ARG, "mul_mat_n: %d weights (1 to %d)", n, LM__MM_PARTS);
-    lm__cpu *c = lm__cpu_ctx(be);
-    bool shared = true; /* one quantized x serves all: integer kernels, one activation format */
+        return lm__error(LM_ERR_INVALID_ARG, "%s: %d weights (1 to %d)", op, n, LM__MM_PARTS);
+    *shared = true;
     for (int i = 0; i < n; i++) {
         LM_TRY(lm__mm_check(c, w[i], x, dst[i]));
-        shared &= c->kern->qdot[w[i]->type] != NULL &&
-                  lm__act_blck(w[i]->type) == lm__act_blck(w[0]->type);
+        *shared &= c->kern->qdot[w[i]->type] != NULL &&
+                   lm__act_blck(w[i]->type) == lm__act_blck(w[0]->type);
     }
+    return LM_OK;
+}
+
+lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, const lm_tensor *x,
+                            lm_tensor *const *dst) {
+    lm__cpu *c = lm__cpu_ctx(be);
+    bool shared;
+    LM_TRY(lm__mm_check_n(c, "mul_mat_n", n, w, x, dst, &shared));
     if (!shared || n == 1) {
         for (int i = 0; i < n; i++) LM_TRY(lm__cpu_mul_mat(be, w[i], x, dst[i]));
         return LM_OK;
     }
-    lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}};
+    lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}, NULL, 0, false};
+    for (int i = 0; i < n; i++) j.part[i] = lm__mm_part_of(c, w[i], dst[i]);
+    return lm__mm_quantized(c, &j);
+}
+
+/* RMS norm and mul_mat_n in one: each column normed into the thread's scratch as rms_norm
+ * does it, then quantized, so the results are those of the two ops and the normed x is never
+ * written (decode: one op a norm less; prefill: no pass over xn). Float or mixed weights take
+ * the two ops. */
+lm_status lm__cpu_norm_mul_mat_n(lm_backend *be, const lm_tensor *x, const lm_tensor *norm,
+                                 float eps, lm_tensor *xn, int n, const lm_tensor *const *w,
+                                 lm_tensor *const *dst) {
+    lm__cpu *c = lm__cpu_ctx(be);
+    bool shared;
+    LM_TRY(lm__cpu_rms_check("norm_mul_mat_n", x, norm, eps));
+    LM_TRY(lm__mm_check_n(c, "norm_mul_mat_n", n, w, x, dst, &shared));
+    if (!shared) {
+        LM_TRY(lm__cpu_rms_norm(be, x, norm, eps, xn));
+        return lm__cpu_mul_mat_n(be, n, w, xn, dst);
+    }
+    LM_TRY(lm__cpu_reserve(c, (size_t)x->ne[0]));
+    lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}, NULL, eps, true};
+    j.norm = norm ? (const float *)lm__cpu_data(norm) : NULL;
     for (int i = 0; i < n; i++) j.part[i] = lm__mm_part_of(c, w[i], dst[i]);
     return lm__mm_quantized(c, &j);
 }

@@ -64,40 +64,46 @@ typedef struct {
     float eps;
 } lm__rms_job;
 
+void lm__cpu_rms_row(const float *x, float *y, int64_t n, const float *w, float eps) {
+    /* double, as ggml: the mean of squares of thousands of values; 8 partial sums in a
+     * fixed order, so that the adds do not wait on each other */
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * x[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += (double)x[i] * x[i];
+    const double ss =
+        ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    const float s = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (i = 0; i < n; i++) y[i] = x[i] * s * (w ? w[i] : 1.0f);
+}
+
 static void lm__rms_task(void *ctx, int64_t b, int64_t e, int ith) {
     const lm__rms_job *j = ctx;
-    const int64_t n = j->x->ne[0];
-    for (int64_t r = b; r < e; r++) {
-        const float *x = (const float *)lm__cpu_row_flat(j->x, r);
-        float *y = (float *)lm__cpu_row_flat(j->dst, r);
-        /* double, as ggml: the mean of squares of thousands of values; 8 partial sums in a
-         * fixed order, so that the adds do not wait on each other */
-        double acc[8] = {0};
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * x[i + k];
-        for (int k = 0; i < n; i++, k++) acc[k] += (double)x[i] * x[i];
-        const double ss =
-            ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-        const float s = (float)(1.0 / sqrt(ss / (double)n + j->eps));
-        for (i = 0; i < n; i++) y[i] = x[i] * s * (j->w ? j->w[i] : 1.0f);
+    for (int64_t r = b; r < e; r++)
+        lm__cpu_rms_row((const float *)lm__cpu_row_flat(j->x, r),
+                        (float *)lm__cpu_row_flat(j->dst, r), j->x->ne[0], j->w, j->eps);
+}
+
+lm_status lm__cpu_rms_check(const char *op, const lm_tensor *x, const lm_tensor *w, float eps) {
+    LM_TRY(lm__cpu_check(op, "x", x, LM__F32));
+    if (w) {
+        LM_TRY(lm__cpu_check(op, "w", w, LM__F32));
+        if (w->ne[0] != x->ne[0] || lm__cpu_nrows(w) != 1)
+            return lm__error(LM_ERR_INVALID_ARG, "%s: w has %lld x %lld elements, expected [%lld]",
+                             op, (long long)w->ne[0], (long long)lm__cpu_nrows(w),
+                             (long long)x->ne[0]);
     }
+    if (!(eps >= 0)) return lm__error(LM_ERR_INVALID_ARG, "%s: eps = %g (must be >= 0)", op, eps);
+    return LM_OK;
 }
 
 lm_status lm__cpu_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *w, float eps,
                            lm_tensor *dst) {
     const char *op = "rms_norm";
-    LM_TRY(lm__cpu_check(op, "x", x, LM__F32));
+    LM_TRY(lm__cpu_rms_check(op, x, w, eps));
     LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
     LM_TRY(lm__cpu_check_same_shape(op, "x", x, "dst", dst));
-    if (w) {
-        LM_TRY(lm__cpu_check(op, "w", w, LM__F32));
-        if (w->ne[0] != x->ne[0] || lm__cpu_nrows(w) != 1)
-            return lm__error(LM_ERR_INVALID_ARG,
-                             "rms_norm: w has %lld x %lld elements, expected [%lld]",
-                             (long long)w->ne[0], (long long)lm__cpu_nrows(w), (long long)x->ne[0]);
-    }
-    if (!(eps >= 0)) return lm__error(LM_ERR_INVALID_ARG, "rms_norm: eps = %g (must be >= 0)", eps);
     lm__rms_job j = {x, dst, w ? (const float *)lm__cpu_data(w) : NULL, eps};
     lm__pool_run(lm__cpu_ctx(be)->pool, lm__rms_task, &j, lm__cpu_nrows(x));
     return LM_OK;

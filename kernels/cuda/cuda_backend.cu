@@ -340,6 +340,7 @@ static const lm_backend_ops lm__cu_ops = {
     lm__cu_copy,
     NULL, /* weights_relayout: the device kernels read rows */
     NULL, /* mul_mat_n */
+    NULL, /* norm_mul_mat_n */
 };
 
 /* ---- device selection ---- */
