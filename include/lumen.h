@@ -342,12 +342,13 @@ lm_status lm_bench_decode_roof(const lm_model *model, double min_time_s, lm_benc
  * and of half of them. Still in the step: the KV cache's reads (their memory traffic too, at
  * depth), and the logits' download and final soft-cap of the head rows only. n_gen
  * single-token steps after n_past positions are filled (as a tg test after its depth and
- * prompt), in a context like *cp (NULL: defaults; n_ctx and n_seq_max are set here), for at
- * least min_time_s (<= 0: 0.2 s) after a warm-up run; the best run's mean step. Weight bytes
- * per token over step_s bound decode where memory does not; the matrix ops' roof
- * (lm_bench_decode_roof) is above it by the step's other work. Not while a context of the
- * model decodes. Errors: LM_ERR_INVALID_ARG (NULL, vocab_only, n_past < 0, n_gen < 1, either
- * above 2^24), LM_ERR_NOMEM, lm_context_create's and the backend's own. */
+ * prompt), in a context like *cp (NULL: defaults; n_ctx and n_seq_max are set here; only
+ * created, and so checked, where the copy fits), for at least min_time_s (<= 0: 0.2 s) after a
+ * warm-up run; the best run's mean step. Weight bytes per token over step_s bound decode where
+ * memory does not; the matrix ops' roof (lm_bench_decode_roof) is above it by the step's other
+ * work. Not while a context of the model decodes. Errors: LM_ERR_INVALID_ARG (NULL, vocab_only,
+ * n_past < 0, n_gen < 1, either above 2^24), LM_ERR_NOMEM, lm_context_create's and the backend's
+ * own. */
 typedef struct lm_bench_step_roof {
     double step_s;         /* seconds per decode step, weights in cache; 0 where !fits */
     int32_t layer_kinds;   /* distinct layers (tensor types and shapes) whose weights were read */

@@ -1,6 +1,7 @@
 /* Decode's compute roof for `lumen bench` (lm_bench_decode_roof): how fast the model's backend
- * runs a decode step's matrix ops (the forward pass's own calls: q, k, v as one mul_mat_n, wo,
- * gate and up as one, down, the head) while their weights sit in cache. With the bandwidth
+ * runs a decode step's matrix ops (as the forward pass groups them: q, k, v as one mul_mat_n,
+ * wo, gate and up as one, down, the head; without the RMS norm the forward pass fuses into the
+ * first and third) while their weights sit in cache. With the bandwidth
  * probe it gives decode's roofline: the probe bounds a step that waits on memory, this bounds
  * one that waits on its matrix calls, and decode is bandwidth-bound only where the probe is
  * the lower of the two (a few cores against a wide memory system are not). */
@@ -262,10 +263,11 @@ static lm_status lm__roof_steps(lm_context *c, int32_t n_past, int32_t n_gen, do
     return LM_OK;
 }
 
-/* The head in cache: the seconds of a call on its first rows (lm__roof_rows of the budget),
- * and the seconds the rest of its rows add, from the slope between those rows and half of
- * them, so that a call's fixed cost (the threads' start, a launch) is not scaled with the rows
- * (a plain ratio where the halves do not differ). */
+/* The head in cache: the seconds of a call on its first rows (lm__roof_rows of the budget,
+ * which lm__roof_time cuts to as well: `rows` must be that count), and the seconds the rest of its
+ * rows add, from the slope between those rows and half of them, so that a call's fixed cost (the
+ * threads' start, a launch) is not scaled with the rows (a plain ratio where the halves do not
+ * differ). */
 static lm_status lm__roof_head(const lm_model *m, double min_time_s, int64_t rows, double *t_rows,
                                double *t_rest) {
     lm__roof_op head = {{&m->output}, 1, lm_tensor_nbytes(&m->output)};

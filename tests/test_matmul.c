@@ -1008,11 +1008,13 @@ Test(matmul, shared_x_mul_mat_n) {
 
 /* norm_mul_mat_n: the RMS norm fused into the matmul's quantization gives exactly rms_norm
  * then mul_mat_n, with norm weights and without, for one activation format and for mixed
- * ones (the two ops then), in decode and prefill shapes, on 1 and 3 threads; it leaves the
- * scratch alone where it fuses; bad arguments are refused with its name. */
+ * ones (the two ops then), in decode and prefill shapes (41 columns: more elements than the
+ * calling thread quantizes alone, so each thread norms into its own scratch), on 1 and 3
+ * threads; so does the generic fallback of a backend without the op; it leaves the scratch
+ * alone where it fuses; bad arguments are refused with its name. */
 Test(matmul, norm_fused_into_mul_mat_n) {
     lm_test_rng r = {lm_test_seed()};
-    enum { K = 512, M = 11, N0 = 40, N1 = 24 };
+    enum { K = 512, M = 41, N0 = 40, N1 = 24 };
     static const lm_type sets[][2] = {
         {LM_TYPE_Q4_1, LM_TYPE_Q8_0}, {LM_TYPE_Q4_K, LM_TYPE_Q6_K}, {LM_TYPE_Q4_K, LM_TYPE_F16}};
     static const int64_t Ns[2] = {N0, N1};
@@ -1052,6 +1054,18 @@ Test(matmul, norm_fused_into_mul_mat_n) {
                                  lm_last_error());
                     cr_assert_eq(be->ops->mul_mat_n(be, 2, w, &xn, pb), LM_OK, "%s",
                                  lm_last_error());
+                    /* the generic fallback first (it writes the scratch), then the op */
+                    lm_backend_ops plain = *be->ops;
+                    const lm_backend_ops *own = be->ops;
+                    plain.norm_mul_mat_n = NULL;
+                    be->ops = &plain;
+                    lm_status fs = lm_backend_norm_mul_mat_n(be, &xa, nw, 1e-5f, &xn, 2, w, pa);
+                    be->ops = own;
+                    cr_assert_eq(fs, LM_OK, "%s", lm_last_error());
+                    for (int i = 0; i < 2; i++)
+                        cr_assert(memcmp(lm_cpu_buffer_ptr(da[i].buf), lm_cpu_buffer_ptr(db[i].buf),
+                                         sizeof(float) * (size_t)(Ns[i] * m)) == 0,
+                                  "the generic fallback differs (set %zu weight %d)", s, i);
                     cr_assert_eq(be->ops->norm_mul_mat_n(be, &xa, nw, 1e-5f, &sc, 2, w, pa), LM_OK,
                                  "%s", lm_last_error());
                     for (int i = 0; i < 2; i++)
@@ -1075,7 +1089,14 @@ Test(matmul, norm_fused_into_mul_mat_n) {
             short_g.ne[0] = K / 2;
             cr_assert_eq(be->ops->norm_mul_mat_n(be, &tx.t, &short_g, 1e-5f, &tsc.t, 1, w1, d1),
                          LM_ERR_INVALID_ARG);
-            cr_assert(strstr(lm_last_error(), "norm_mul_mat_n: w has 256 x 1 elements") != NULL,
+            cr_assert(strstr(lm_last_error(), "norm_mul_mat_n: norm has 256 x 1 elements") != NULL,
+                      "%s", lm_last_error());
+            lm_tensor small_xn = tsc.t; /* the scratch is checked even where it fuses */
+            small_xn.ne[1] = 1;
+            cr_assert_eq(be->ops->norm_mul_mat_n(be, &tx.t, &tg.t, 1e-5f, &small_xn, 1, w1, d1),
+                         LM_ERR_INVALID_ARG);
+            cr_assert(strstr(lm_last_error(), "norm_mul_mat_n") != NULL &&
+                          strstr(lm_last_error(), "xn") != NULL,
                       "%s", lm_last_error());
             cr_assert_eq(be->ops->norm_mul_mat_n(be, &tx.t, &tg.t, 1e-5f, &tsc.t, 4, w1, d1),
                          LM_ERR_INVALID_ARG);

@@ -368,6 +368,9 @@ static void step_roof(const bench_run *br, const lm_model *m, bench_record *r) {
         if (s != LM_OK)
             fprintf(stderr, "lumen bench: warning: %s: no step roof: %s\n", r->test,
                     lm_last_error());
+        else if (sr.fits)
+            fprintf(stderr, "lumen bench: warning: %s: no step roof: a step of %g s\n", r->test,
+                    sr.step_s);
         else
             fprintf(stderr,
                     "lumen bench: warning: %s: no step roof: the model's %d distinct layers and "

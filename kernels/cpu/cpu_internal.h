@@ -298,7 +298,8 @@ lm_status lm__cpu_get_rows(lm_backend *be, const lm_tensor *src, const lm_tensor
                            lm_tensor *dst);
 /* One row of rms_norm (also the fused norm_mul_mat_n's); the checks of its arguments */
 void lm__cpu_rms_row(const float *x, float *y, int64_t n, const float *w, float eps);
-lm_status lm__cpu_rms_check(const char *op, const lm_tensor *x, const lm_tensor *w, float eps);
+lm_status lm__cpu_rms_check(const char *op, const char *wname, const lm_tensor *x,
+                            const lm_tensor *w, float eps);
 lm_status lm__cpu_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *w, float eps,
                            lm_tensor *dst);
 lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x, lm_tensor *dst);

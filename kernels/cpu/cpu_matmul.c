@@ -186,7 +186,8 @@ lm_status lm__cpu_mul_mat(lm_backend *be, const lm_tensor *w, const lm_tensor *x
     lm__cpu *c = lm__cpu_ctx(be);
     LM_TRY(lm__mm_check(c, w, x, dst));
     const lm__qdot_fn qdot = c->kern->qdot[w->type];
-    lm__mm_job j = {c, w, x, dst, c->kern->fdot[w->type], 0, 0, 0, 0, 1, {{0}}, NULL, 0, false};
+    lm__mm_job j = {
+        .c = c, .w = w, .x = x, .dst = dst, .fdot = c->kern->fdot[w->type], .n_parts = 1};
     j.part[0] = lm__mm_part_of(c, w, dst);
     if (!qdot) {
         if (!j.fdot || w->layout != LM_LAYOUT_ROWS) /* the tables disagree: a bug, not input */
@@ -222,7 +223,7 @@ lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, co
         for (int i = 0; i < n; i++) LM_TRY(lm__cpu_mul_mat(be, w[i], x, dst[i]));
         return LM_OK;
     }
-    lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}, NULL, 0, false};
+    lm__mm_job j = {.c = c, .w = w[0], .x = x, .dst = dst[0], .n_parts = n};
     for (int i = 0; i < n; i++) j.part[i] = lm__mm_part_of(c, w[i], dst[i]);
     return lm__mm_quantized(c, &j);
 }
@@ -230,21 +231,30 @@ lm_status lm__cpu_mul_mat_n(lm_backend *be, int n, const lm_tensor *const *w, co
 /* RMS norm and mul_mat_n in one: each column normed into the thread's scratch as rms_norm
  * does it, then quantized, so the results are those of the two ops and the normed x is never
  * written (decode: one op a norm less; prefill: no pass over xn). Float or mixed weights take
- * the two ops. */
+ * the two ops, through xn. */
 lm_status lm__cpu_norm_mul_mat_n(lm_backend *be, const lm_tensor *x, const lm_tensor *norm,
                                  float eps, lm_tensor *xn, int n, const lm_tensor *const *w,
                                  lm_tensor *const *dst) {
+    const char *op = "norm_mul_mat_n";
     lm__cpu *c = lm__cpu_ctx(be);
     bool shared;
-    LM_TRY(lm__cpu_rms_check("norm_mul_mat_n", x, norm, eps));
-    LM_TRY(lm__mm_check_n(c, "norm_mul_mat_n", n, w, x, dst, &shared));
+    LM_TRY(lm__cpu_rms_check(op, "norm", x, norm, eps));
+    LM_TRY(lm__cpu_check(op, "xn", xn, (int)LM_TYPE_F32)); /* the fallback's: checked always */
+    LM_TRY(lm__cpu_check_same_shape(op, "x", x, "xn", xn));
+    LM_TRY(lm__mm_check_n(c, op, n, w, x, dst, &shared));
     if (!shared) {
         LM_TRY(lm__cpu_rms_norm(be, x, norm, eps, xn));
         return lm__cpu_mul_mat_n(be, n, w, xn, dst);
     }
     LM_TRY(lm__cpu_reserve(c, (size_t)x->ne[0]));
-    lm__mm_job j = {c, w[0], x, dst[0], NULL, 0, 0, 0, 0, n, {{0}}, NULL, eps, true};
-    j.norm = norm ? (const float *)lm__cpu_data(norm) : NULL;
+    lm__mm_job j = {.c = c,
+                    .w = w[0],
+                    .x = x,
+                    .dst = dst[0],
+                    .n_parts = n,
+                    .norm = norm ? (const float *)lm__cpu_data(norm) : NULL,
+                    .eps = eps,
+                    .normed = true};
     for (int i = 0; i < n; i++) j.part[i] = lm__mm_part_of(c, w[i], dst[i]);
     return lm__mm_quantized(c, &j);
 }

@@ -85,13 +85,14 @@ static void lm__rms_task(void *ctx, int64_t b, int64_t e, int ith) {
                         (float *)lm__cpu_row_flat(j->dst, r), j->x->ne[0], j->w, j->eps);
 }
 
-lm_status lm__cpu_rms_check(const char *op, const lm_tensor *x, const lm_tensor *w, float eps) {
+lm_status lm__cpu_rms_check(const char *op, const char *wname, const lm_tensor *x,
+                            const lm_tensor *w, float eps) {
     LM_TRY(lm__cpu_check(op, "x", x, LM__F32));
     if (w) {
-        LM_TRY(lm__cpu_check(op, "w", w, LM__F32));
+        LM_TRY(lm__cpu_check(op, wname, w, LM__F32));
         if (w->ne[0] != x->ne[0] || lm__cpu_nrows(w) != 1)
-            return lm__error(LM_ERR_INVALID_ARG, "%s: w has %lld x %lld elements, expected [%lld]",
-                             op, (long long)w->ne[0], (long long)lm__cpu_nrows(w),
+            return lm__error(LM_ERR_INVALID_ARG, "%s: %s has %lld x %lld elements, expected [%lld]",
+                             op, wname, (long long)w->ne[0], (long long)lm__cpu_nrows(w),
                              (long long)x->ne[0]);
     }
     if (!(eps >= 0)) return lm__error(LM_ERR_INVALID_ARG, "%s: eps = %g (must be >= 0)", op, eps);
@@ -101,7 +102,7 @@ lm_status lm__cpu_rms_check(const char *op, const lm_tensor *x, const lm_tensor 
 lm_status lm__cpu_rms_norm(lm_backend *be, const lm_tensor *x, const lm_tensor *w, float eps,
                            lm_tensor *dst) {
     const char *op = "rms_norm";
-    LM_TRY(lm__cpu_rms_check(op, x, w, eps));
+    LM_TRY(lm__cpu_rms_check(op, "w", x, w, eps));
     LM_TRY(lm__cpu_check(op, "dst", dst, LM__F32));
     LM_TRY(lm__cpu_check_same_shape(op, "x", x, "dst", dst));
     lm__rms_job j = {x, dst, w ? (const float *)lm__cpu_data(w) : NULL, eps};
