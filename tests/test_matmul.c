@@ -89,6 +89,19 @@ static void dt_free(dt *d) {
     d->be->ops->buffer_free(d->be, d->buf);
 }
 
+/* A weight of type t, [K, N], quantized from normal floats (sd 0.1) drawn from r */
+static dt dt_weight(lm_backend *be, lm_test_rng *r, lm_type t, int64_t K, int64_t N) {
+    const size_t rs = lm_row_size(t, K);
+    float *wf = malloc(sizeof(float) * (size_t)(K * N));
+    char *w = malloc(rs * (size_t)N);
+    cr_assert(wf && w);
+    lm_test_fill_normal(r, wf, (size_t)(K * N), 0.1f);
+    for (int64_t n = 0; n < N; n++) lm_quantize_row(t, wf + n * K, w + (size_t)n * rs, K);
+    dt d = dt_new(be, t, K, N, w);
+    free(wf), free(w);
+    return d;
+}
+
 /* mul_mat on backend b: W [K, N] (bytes of `type`), x [K, M] -> out [N, M] (malloc'd) */
 static float *run_mul_mat(int b, lm_type type, const void *w, const float *x, int64_t K, int64_t N,
                           int64_t M) {
@@ -960,22 +973,16 @@ Test(matmul, shared_x_mul_mat_n) {
                                       {LM_TYPE_Q4_K, LM_TYPE_Q6_K, LM_TYPE_Q4_K},
                                       {LM_TYPE_Q4_K, LM_TYPE_Q8_0, LM_TYPE_F16}};
     static const int64_t Ns[3] = {40, 13, 21};
-    static float wf[K * 40], x[K * M];
+    static float x[K * M];
     lm_backend *be = g_be[1];
     for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
         dt tw[3], da[3], db[3];
         lm_test_fill_normal(&r, x, K * M, 1.0f);
         dt tx = dt_new(be, LM_TYPE_F32, K, M, x);
         for (int i = 0; i < 3; i++) {
-            const size_t rs = lm_row_size(sets[s][i], K);
-            char *w = malloc(rs * (size_t)Ns[i]);
-            lm_test_fill_normal(&r, wf, (size_t)(K * Ns[i]), 0.1f);
-            for (int64_t n = 0; n < Ns[i]; n++)
-                lm_quantize_row(sets[s][i], wf + n * K, w + (size_t)n * rs, K);
-            tw[i] = dt_new(be, sets[s][i], K, Ns[i], w);
+            tw[i] = dt_weight(be, &r, sets[s][i], K, Ns[i]);
             da[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
             db[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
-            free(w);
         }
         for (int m = 1; m <= M; m += M - 1) {
             const lm_tensor *w[3];
@@ -1018,7 +1025,7 @@ Test(matmul, norm_fused_into_mul_mat_n) {
     static const lm_type sets[][2] = {
         {LM_TYPE_Q4_1, LM_TYPE_Q8_0}, {LM_TYPE_Q4_K, LM_TYPE_Q6_K}, {LM_TYPE_Q4_K, LM_TYPE_F16}};
     static const int64_t Ns[2] = {N0, N1};
-    static float wf[K * N0], x[K * M], g[K], sentinel[K * M];
+    static float x[K * M], g[K], sentinel[K * M];
     for (int b = 0; b < 2; b++) {
         lm_backend *be = g_be[b];
         for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
@@ -1030,15 +1037,9 @@ Test(matmul, norm_fused_into_mul_mat_n) {
             dt txn = dt_new(be, LM_TYPE_F32, K, M, NULL),
                tsc = dt_new(be, LM_TYPE_F32, K, M, sentinel);
             for (int i = 0; i < 2; i++) {
-                const size_t rs = lm_row_size(sets[s][i], K);
-                char *w = malloc(rs * (size_t)Ns[i]);
-                lm_test_fill_normal(&r, wf, (size_t)(K * Ns[i]), 0.1f);
-                for (int64_t n = 0; n < Ns[i]; n++)
-                    lm_quantize_row(sets[s][i], wf + n * K, w + (size_t)n * rs, K);
-                tw[i] = dt_new(be, sets[s][i], K, Ns[i], w);
+                tw[i] = dt_weight(be, &r, sets[s][i], K, Ns[i]);
                 da[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
                 db[i] = dt_new(be, LM_TYPE_F32, Ns[i], M, NULL);
-                free(w);
             }
             const bool fuses = s < 2; /* the third set has a float weight */
             for (int m = 1; m <= M; m += M - 1)
